@@ -1,0 +1,225 @@
+//! Command-line interface: `serve`, `check-config`, `hosts …` (through the
+//! operator API) and `render …` (what a host would be served, for debugging).
+
+use crate::client::ApiClient;
+use crate::script::{self, Platform, Site};
+use crate::serve::{self, load_all};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use metalboot_spec::ImageRef;
+use std::path::PathBuf;
+
+/// metalboot: bare-metal bootstrap and netboot installer.
+#[derive(Parser, Debug)]
+#[command(name = "metalboot", version, about)]
+pub struct Cli {
+    /// Server configuration file (default: the embedded configuration).
+    #[arg(long, global = true, env = "METALBOOT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the netboot server.
+    Serve {
+        /// Override server.listen (e.g. 127.0.0.1:0).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Write the bound address to this file once listening.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
+    },
+    /// Validate the configuration and inventory; exit non-zero on error.
+    CheckConfig,
+    /// Inspect and change hosts through the operator API.
+    Hosts {
+        /// Server base URL (default: from the config's listen address).
+        #[arg(long, env = "METALBOOT_SERVER")]
+        server: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        action: HostsAction,
+    },
+    /// Print what a host would be served.
+    Render {
+        #[command(subcommand)]
+        what: RenderWhat,
+    },
+}
+
+/// `hosts` actions.
+#[derive(Subcommand, Debug)]
+pub enum HostsAction {
+    /// List hosts with their state.
+    List,
+    /// Show one host with its timeline.
+    Show {
+        /// Host name.
+        name: String,
+    },
+    /// Arm a host: install it at its next network boot.
+    Arm {
+        /// Host name.
+        name: String,
+    },
+    /// Disarm a host: it boots its local disk.
+    Disarm {
+        /// Host name.
+        name: String,
+    },
+}
+
+/// `render` targets.
+#[derive(Subcommand, Debug)]
+pub enum RenderWhat {
+    /// The installer iPXE script an armed host gets.
+    Ipxe {
+        /// Host name.
+        host: String,
+        /// Firmware platform.
+        #[arg(long, value_enum, default_value = "pcbios")]
+        platform: PlatformArg,
+        #[command(flatten)]
+        common: RenderArgs,
+    },
+    /// The Debian installer preseed.
+    Preseed {
+        /// Host name.
+        host: String,
+        #[command(flatten)]
+        common: RenderArgs,
+    },
+    /// The install plan (JSON).
+    Plan {
+        /// Host name.
+        host: String,
+        #[command(flatten)]
+        common: RenderArgs,
+    },
+}
+
+/// Options shared by `render` targets.
+#[derive(clap::Args, Debug)]
+pub struct RenderArgs {
+    /// Base URL to render with (default: server.public_url, else from listen).
+    #[arg(long)]
+    base_url: Option<String>,
+    /// Token to render with (default: a placeholder; real tokens are issued at boot).
+    #[arg(long, default_value = "RENDER-ONLY-TOKEN")]
+    token: String,
+}
+
+/// `--platform`.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum PlatformArg {
+    /// Legacy BIOS.
+    Pcbios,
+    /// UEFI.
+    Efi,
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let cfg_path = cli.config.as_deref();
+    match cli.command {
+        Command::Serve { listen, ready_file } => serve::run(cfg_path, listen, ready_file.as_deref()).await,
+        Command::CheckConfig => {
+            let (config, inv, _) = load_all(cfg_path)?;
+            let missing: Vec<&String> = config.assets.iter().filter(|(_, p)| !p.is_file()).map(|(n, _)| n).collect();
+            println!(
+                "{}: OK, {} host(s), {} asset(s) configured",
+                config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "embedded config".into()),
+                inv.hosts().len(),
+                config.assets.len()
+            );
+            if !missing.is_empty() {
+                println!(
+                    "note: asset files not present yet: {}",
+                    missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::Hosts { server, json, action } => {
+            let (config, _, _) = load_all(cfg_path)?;
+            let base = server.unwrap_or_else(|| local_base(&config));
+            let token = serve::api_token(&config, false)?;
+            let client = ApiClient::new(&base, &token);
+            tokio::task::spawn_blocking(move || crate::client::hosts_command(&client, action, json))
+                .await
+                .context("running hosts command")?
+        }
+        Command::Render { what } => render(cfg_path, what),
+    }
+}
+
+fn local_base(config: &crate::config::Config) -> String {
+    if let Some(u) = &config.public_url {
+        return u.clone();
+    }
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}")
+}
+
+fn render(cfg_path: Option<&std::path::Path>, what: RenderWhat) -> Result<()> {
+    let (config, inv, renderer) = load_all(cfg_path)?;
+    let (name, common) = match &what {
+        RenderWhat::Ipxe { host, common, .. }
+        | RenderWhat::Preseed { host, common }
+        | RenderWhat::Plan { host, common } => (host, common),
+    };
+    let host = inv.get(name).with_context(|| format!("no host {name:?} in the inventory"))?;
+    let base = match &common.base_url {
+        Some(b) => {
+            crate::config::check_base_url(b)?;
+            b.trim_end_matches('/').to_string()
+        }
+        None => local_base(&config),
+    };
+    let site = Site { base_url: &base, console: &config.console, debian: &config.debian_installer };
+    let out = match what {
+        RenderWhat::Ipxe { platform, .. } => {
+            let mac = host.macs.first().copied().with_context(|| format!("host {name:?} has no MAC to boot with"))?;
+            let p = match platform {
+                PlatformArg::Pcbios => Platform::Pcbios,
+                PlatformArg::Efi => Platform::Efi,
+            };
+            script::install_script(&renderer, &site, host, &mac, p, &common.token)?
+        }
+        RenderWhat::Preseed { .. } => script::preseed(&renderer, &site, host, &common.token)?,
+        RenderWhat::Plan { .. } => {
+            let assets = crate::assets::Assets::new(config.assets.clone());
+            let image = match assets.info(&host.image) {
+                Ok(i) => ImageRef { url: format!("{base}/assets/{}", host.image), sha256: i.sha256, size: i.size },
+                Err(e) => {
+                    eprintln!("warning: {e}; plan shows a zero checksum");
+                    ImageRef { url: format!("{base}/assets/{}", host.image), sha256: "0".repeat(64), size: 0 }
+                }
+            };
+            serde_json::to_string_pretty(&script::plan(&site, host, image))? + "\n"
+        }
+    };
+    print!("{out}");
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! A small blocking client for the operator API, used by `metalboot hosts`.
+
+use crate::cli::HostsAction;
+use crate::http::api_types::{HostDetail, HostView};
+use anyhow::{bail, Context, Result};
+
+/// Talks to one server with one bearer token.
+pub struct ApiClient {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl ApiClient {
+    /// A client for `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: &str, token: &str) -> ApiClient {
+        let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(30)).build();
+        ApiClient { base: base.trim_end_matches('/').to_string(), token: token.to_string(), agent }
+    }
+
+    fn call(&self, method: &str, path: &str) -> Result<String> {
+        let url = format!("{}{path}", self.base);
+        let resp = self.agent.request(method, &url).set("Authorization", &format!("Bearer {}", self.token)).call();
+        match resp {
+            Ok(r) => r.into_string().with_context(|| format!("reading response of {method} {url}")),
+            Err(ureq::Error::Status(code, r)) => {
+                let body = r.into_string().unwrap_or_default();
+                bail!("{method} {url}: HTTP {code}: {}", body.trim())
+            }
+            Err(e) => Err(e).with_context(|| format!("calling {method} {url}")),
+        }
+    }
+
+    /// All hosts.
+    pub fn list(&self) -> Result<Vec<HostView>> {
+        serde_json::from_str(&self.call("GET", "/v1/hosts")?).context("parsing host list")
+    }
+
+    /// One host with its timeline.
+    pub fn show(&self, name: &str) -> Result<HostDetail> {
+        serde_json::from_str(&self.call("GET", &format!("/v1/hosts/{name}"))?).context("parsing host")
+    }
+
+    /// Arms or disarms.
+    pub fn set_armed(&self, name: &str, arm: bool) -> Result<HostView> {
+        let verb = if arm { "arm" } else { "disarm" };
+        serde_json::from_str(&self.call("POST", &format!("/v1/hosts/{name}/{verb}"))?).context("parsing host")
+    }
+}
+
+fn printable(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+/// Runs one `metalboot hosts` action and prints the result.
+pub fn hosts_command(client: &ApiClient, action: HostsAction, json: bool) -> Result<()> {
+    match action {
+        HostsAction::List => {
+            let hosts = client.list()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&hosts)?);
+            } else {
+                println!("{:<20} {:<11} {:<18} {:<17} DISK", "NAME", "STATE", "METHOD", "MAC");
+                for h in hosts {
+                    let method = serde_json::to_value(h.method)?.as_str().unwrap_or("").to_string();
+                    println!(
+                        "{:<20} {:<11} {:<18} {:<17} {}",
+                        h.record.name,
+                        h.record.state,
+                        method,
+                        h.macs.first().map(String::as_str).unwrap_or("-"),
+                        printable(&h.disk)
+                    );
+                }
+            }
+        }
+        HostsAction::Show { name } => {
+            let d = client.show(&name)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                println!("host:   {}", d.host.record.name);
+                println!("state:  {}", d.host.record.state);
+                if let (Some(step), Some(err)) = (&d.host.record.failed_step, &d.host.record.failed_error) {
+                    println!("failed: step {} — {}", printable(step), printable(err));
+                }
+                println!("macs:   {}", d.host.macs.join(", "));
+                println!("disk:   {}", printable(&d.host.disk));
+                for k in &d.host.record.host_keys {
+                    println!("key:    {}", printable(k));
+                }
+                println!("timeline:");
+                for e in d.timeline {
+                    let what = match (&e.state, &e.step) {
+                        (Some(s), _) => format!("-> {s}"),
+                        (None, Some(step)) => {
+                            format!("   {}{}", printable(step), e.percent.map(|p| format!(" {p}%")).unwrap_or_default())
+                        }
+                        _ => "   ".into(),
+                    };
+                    println!("  {}  {:<24} {}", e.at, what, printable(&e.message));
+                }
+            }
+        }
+        HostsAction::Arm { name } => {
+            let h = client.set_armed(&name, true)?;
+            println!("{}: {}", h.record.name, h.record.state);
+        }
+        HostsAction::Disarm { name } => {
+            let h = client.set_armed(&name, false)?;
+            println!("{}: {}", h.record.name, h.record.state);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! The server's configuration file, `metalboot.toml`: where to listen, where
+//! state and assets live, where the inventory is. Loaded and validated once at
+//! start-up; an invalid file stops start-up with a message naming the file and
+//! the field. With no file at all, an embedded default is used.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The embedded default configuration (used when no `--config` is given).
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// Standard asset names the templates refer to.
+pub const ASSET_KERNEL: &str = "vmlinuz";
+/// The installer initramfs.
+pub const ASSET_INITRAMFS: &str = "initramfs.img";
+/// The default root filesystem image.
+pub const ASSET_ROOTFS: &str = "rootfs.tar.zst";
+/// Debian netboot installer kernel.
+pub const ASSET_DI_KERNEL: &str = "di-linux";
+/// Debian netboot installer initrd.
+pub const ASSET_DI_INITRD: &str = "di-initrd.gz";
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    assets: AssetsSection,
+    #[serde(default)]
+    debian_installer: DebianInstallerConfig,
+}
+
+/// Settings for hosts installed with `method = "debian-installer"`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DebianInstallerConfig {
+    /// Debian mirror URL, `http://host[:port]/path`; required for such hosts.
+    pub mirror: Option<String>,
+    /// HTTP proxy for the installer, optional.
+    pub proxy: Option<String>,
+    /// Suite to install.
+    #[serde(default = "default_suite")]
+    pub suite: String,
+}
+
+fn default_suite() -> String {
+    "bookworm".into()
+}
+
+impl Default for DebianInstallerConfig {
+    fn default() -> Self {
+        DebianInstallerConfig { mirror: None, proxy: None, suite: default_suite() }
+    }
+}
+
+impl DebianInstallerConfig {
+    /// The mirror split into host (with port) and directory.
+    pub fn mirror_parts(&self) -> Option<(&str, &str)> {
+        let m = self.mirror.as_deref()?;
+        let rest = m.strip_prefix("http://")?;
+        Some(match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        })
+    }
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    #[serde(default = "default_listen")]
+    listen: SocketAddr,
+    public_url: Option<String>,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    inventory: Option<PathBuf>,
+    templates: Option<PathBuf>,
+    api_token_file: Option<PathBuf>,
+    #[serde(default = "default_console")]
+    console: Vec<String>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: default_listen(),
+            public_url: None,
+            data_dir: default_data_dir(),
+            inventory: None,
+            templates: None,
+            api_token_file: None,
+            console: default_console(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    "0.0.0.0:8080".parse().expect("constant address parses")
+}
+fn default_data_dir() -> PathBuf {
+    "/var/lib/metalboot".into()
+}
+fn default_console() -> Vec<String> {
+    vec!["console=tty0".into(), "console=ttyS0,115200n8".into()]
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct AssetsSection {
+    dir: Option<PathBuf>,
+    #[serde(default)]
+    files: BTreeMap<String, PathBuf>,
+}
+
+/// The validated server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// File it came from (`None` for the embedded default).
+    pub source: Option<PathBuf>,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Base URL hosts reach the server at; `None`: taken from the request's Host.
+    pub public_url: Option<String>,
+    /// State database and generated secrets live here.
+    pub data_dir: PathBuf,
+    /// Inventory file or directory; `None`: no hosts.
+    pub inventory: Option<PathBuf>,
+    /// Template directory; `None`: the templates embedded in the binary.
+    pub templates: Option<PathBuf>,
+    /// File holding the operator API token; `None`: `METALBOOT_API_TOKEN` or a generated one.
+    pub api_token_file: Option<PathBuf>,
+    /// Console arguments for kernels we boot.
+    pub console: Vec<String>,
+    /// Whitelisted assets: URL name → file.
+    pub assets: BTreeMap<String, PathBuf>,
+    /// Debian installer settings.
+    pub debian_installer: DebianInstallerConfig,
+}
+
+impl Config {
+    /// Loads and validates `path`, or the embedded default when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
+                let base = p.parent().unwrap_or(Path::new(".")).to_path_buf();
+                Self::parse(&text, &base, Some(p.to_path_buf())).with_context(|| format!("in config {}", p.display()))
+            }
+            None => Self::parse(DEFAULT_CONFIG, Path::new("."), None).context("in the embedded default config"),
+        }
+    }
+
+    /// Parses config text; relative paths are taken from `base`.
+    pub fn parse(text: &str, base: &Path, source: Option<PathBuf>) -> Result<Config> {
+        let de = toml::Deserializer::new(text);
+        let file: ConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            anyhow::anyhow!("field `{path}`: {}", e.into_inner().message().trim())
+        })?;
+        let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let s = file.server;
+        if let Some(u) = &s.public_url {
+            check_base_url(u).with_context(|| "field `server.public_url`")?;
+        }
+        for (i, c) in s.console.iter().enumerate() {
+            metalboot_spec::safe::check_word(c, 128)
+                .map_err(|m| anyhow::anyhow!("field `server.console[{i}]`: {m}"))?;
+        }
+        let di = file.debian_installer;
+        if let Some(m) = &di.mirror {
+            check_base_url(m).context("field `debian_installer.mirror`")?;
+            if !m.starts_with("http://") {
+                bail!("field `debian_installer.mirror`: the Debian installer needs an http:// mirror");
+            }
+        }
+        if let Some(p) = &di.proxy {
+            check_base_url(p).context("field `debian_installer.proxy`")?;
+        }
+        metalboot_spec::safe::check_label(&di.suite)
+            .map_err(|m| anyhow::anyhow!("field `debian_installer.suite`: {m}"))?;
+        let data_dir = abs(&s.data_dir);
+        let asset_dir = abs(&file.assets.dir.unwrap_or_else(|| data_dir.join("assets")));
+        let mut assets = BTreeMap::new();
+        for name in [ASSET_KERNEL, ASSET_INITRAMFS, ASSET_ROOTFS, ASSET_DI_KERNEL, ASSET_DI_INITRD] {
+            assets.insert(name.to_string(), asset_dir.join(name));
+        }
+        for (name, path) in &file.assets.files {
+            check_asset_name(name).map_err(|m| anyhow::anyhow!("field `assets.files.{name}`: {m}"))?;
+            assets.insert(name.clone(), abs(path));
+        }
+        Ok(Config {
+            source,
+            listen: s.listen,
+            public_url: s.public_url.map(|u| u.trim_end_matches('/').to_string()),
+            data_dir,
+            inventory: s.inventory.map(|p| abs(&p)),
+            templates: s.templates.map(|p| abs(&p)),
+            api_token_file: s.api_token_file.map(|p| abs(&p)),
+            console: s.console,
+            assets,
+            debian_installer: di,
+        })
+    }
+}
+
+/// An asset's URL name: one safe path component.
+pub fn check_asset_name(name: &str) -> Result<(), String> {
+    metalboot_spec::safe::check_word(name, 128)?;
+    if name.contains('/') || name.starts_with('.') || name.contains(',') || name.contains('=') {
+        return Err(format!("{name:?} must be a plain file name"));
+    }
+    Ok(())
+}
+
+/// A base URL we put into scripts: `http(s)://host[:port][/path]`, safe characters only.
+pub fn check_base_url(u: &str) -> Result<()> {
+    let rest = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+        .with_context(|| format!("{u:?} must start with http:// or https://"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        bail!("{u:?} has no host");
+    }
+    if let Some(c) = rest.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-:/[]".contains(*c))) {
+        bail!("{u:?} contains {c:?}; only letters, digits and . _ - : / [ ] are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_loads() {
+        let c = Config::load(None).unwrap();
+        assert!(c.assets.contains_key("rootfs.tar.zst"));
+    }
+
+    #[test]
+    fn rejects_unknown_key_naming_it() {
+        let e = Config::parse("[server]\nlisten = \"0.0.0.0:1\"\nbogus = 1\n", Path::new("/"), None).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("bogus"), "{msg}");
+    }
+
+    #[test]
+    fn rejects_hostile_public_url() {
+        let e = Config::parse("[server]\npublic_url = \"http://x/\\nchain http://evil\"\n", Path::new("/"), None)
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("server.public_url"), "{e:#}");
+        assert!(check_base_url("http://10.0.0.1:8080").is_ok());
+        assert!(check_base_url("http://x/${evil}").is_err());
+        assert!(check_base_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let c = Config::parse("[server]\ndata_dir = \"state\"\ninventory = \"hosts\"\n", Path::new("/etc/mb"), None)
+            .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/etc/mb/state"));
+        assert_eq!(c.inventory.unwrap(), PathBuf::from("/etc/mb/hosts"));
+        assert_eq!(c.assets["vmlinuz"], PathBuf::from("/etc/mb/state/assets/vmlinuz"));
+    }
+}

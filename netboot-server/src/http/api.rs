@@ -1,0 +1,110 @@
+//! The operator API, behind a bearer token: list and show hosts with their
+//! state and timeline, arm (reinstall) and disarm.
+
+use super::{blocking, AppError, St};
+use crate::state::{hash_token, HostRecord, TimelineEntry};
+use axum::extract::Path;
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+fn authorize(st: &St, headers: &HeaderMap) -> Result<(), AppError> {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(AppError::Unauthorized)?;
+    if crate::state::hashes_equal(&hash_token(given.trim()), &st.0.api_token_hash) {
+        Ok(())
+    } else {
+        Err(AppError::Unauthorized)
+    }
+}
+
+/// A host as the API shows it: inventory facts plus state.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct HostView {
+    /// Stored state.
+    #[serde(flatten)]
+    pub record: HostRecord,
+    /// MACs from the inventory.
+    pub macs: Vec<String>,
+    /// Labels from the inventory.
+    pub labels: Vec<String>,
+    /// Install method.
+    pub method: metalboot_spec::Method,
+    /// Disk selector, in words.
+    pub disk: String,
+}
+
+/// `show` adds the timeline.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct HostDetail {
+    /// Host and state.
+    #[serde(flatten)]
+    pub host: HostView,
+    /// Every recorded transition and event.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+fn view(spec: &metalboot_spec::HostSpec, record: HostRecord) -> HostView {
+    HostView {
+        record,
+        macs: spec.macs.iter().map(|m| m.to_string()).collect(),
+        labels: spec.labels.clone(),
+        method: spec.method,
+        disk: spec.disk.describe(),
+    }
+}
+
+/// `GET /v1/hosts`
+pub async fn list_hosts(st: St, headers: HeaderMap) -> Result<Json<Vec<HostView>>, AppError> {
+    authorize(&st, &headers)?;
+    let s = st.0.clone();
+    let out = blocking(move || {
+        s.inventory.hosts().iter().map(|h| Ok(view(h, s.store.get(&h.name)?))).collect::<anyhow::Result<Vec<_>>>()
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+/// `GET /v1/hosts/{name}`
+pub async fn show_host(st: St, headers: HeaderMap, Path(name): Path<String>) -> Result<Json<HostDetail>, AppError> {
+    authorize(&st, &headers)?;
+    let spec =
+        st.0.inventory
+            .get(&name)
+            .ok_or_else(|| AppError::NotFound(format!("no host {name:?} in the inventory")))?
+            .clone();
+    let s = st.0.clone();
+    let (rec, timeline) = blocking(move || Ok((s.store.get(&name)?, s.store.timeline(&name)?))).await?;
+    Ok(Json(HostDetail { host: view(&spec, rec), timeline }))
+}
+
+/// `POST /v1/hosts/{name}/arm`
+pub async fn arm_host(st: St, headers: HeaderMap, Path(name): Path<String>) -> Result<Json<HostView>, AppError> {
+    authorize(&st, &headers)?;
+    let spec =
+        st.0.inventory
+            .get(&name)
+            .ok_or_else(|| AppError::NotFound(format!("no host {name:?} in the inventory")))?
+            .clone();
+    let s = st.0.clone();
+    let rec = blocking(move || s.store.arm(&name, "armed by operator")).await?;
+    tracing::info!(host = %spec.name, "armed");
+    Ok(Json(view(&spec, rec)))
+}
+
+/// `POST /v1/hosts/{name}/disarm`
+pub async fn disarm_host(st: St, headers: HeaderMap, Path(name): Path<String>) -> Result<Json<HostView>, AppError> {
+    authorize(&st, &headers)?;
+    let spec =
+        st.0.inventory
+            .get(&name)
+            .ok_or_else(|| AppError::NotFound(format!("no host {name:?} in the inventory")))?
+            .clone();
+    let s = st.0.clone();
+    let rec = blocking(move || s.store.disarm(&name, "disarmed by operator")).await?;
+    tracing::info!(host = %spec.name, "disarmed");
+    Ok(Json(view(&spec, rec)))
+}

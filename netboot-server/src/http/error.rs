@@ -1,0 +1,45 @@
+//! One error type for every handler: 4xx for bad client input, 5xx for our
+//! failures with the detail in the log, never in the body.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// A handler failure.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Malformed request.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Missing or wrong operator bearer token.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// Wrong, old or missing install token.
+    #[error("forbidden")]
+    Forbidden,
+    /// No such thing.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Our failure (render, database, I/O).
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, format!("{m}\n")).into_response(),
+            AppError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                "missing or wrong API token\n",
+            )
+                .into_response(),
+            AppError::Forbidden => (StatusCode::FORBIDDEN, "token not valid for this host\n").into_response(),
+            AppError::NotFound(m) => (StatusCode::NOT_FOUND, format!("{m}\n")).into_response(),
+            AppError::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log\n").into_response()
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Install-time endpoints, all guarded by the host's current install token:
+//! the plan and preseed it fetches, the progress events it posts, the
+//! installer's final report and the first boot's phone-home.
+
+use super::{base_url, blocking, known_host, AppError, St};
+use crate::config::ASSET_ROOTFS;
+use crate::script::{self, Site};
+use crate::state::{HostRecord, HostReport, ProgressEvent, TokenError};
+use axum::extract::{Path, Query};
+use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
+use axum::Json;
+use metalboot_spec::ImageRef;
+use serde::Deserialize;
+
+/// `?token=…`
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+fn token_result(r: Result<HostRecord, TokenError>) -> Result<HostRecord, AppError> {
+    r.map_err(|_| AppError::Forbidden)
+}
+
+async fn require_token(st: &St, name: &str, token: String) -> Result<HostRecord, AppError> {
+    let (s, n) = (st.0.clone(), name.to_string());
+    token_result(blocking(move || s.store.check_token(&n, &token)).await?)
+}
+
+/// `GET /v1/hosts/{name}/plan?token=…`
+#[tracing::instrument(skip_all, fields(host = %name))]
+pub async fn plan(
+    st: St,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let host = known_host(&st.0, &name)?.clone();
+    require_token(&st, &name, q.token).await?;
+    let base = base_url(&st.0, &headers)?;
+    let s = st.0.clone();
+    let image_name = host.image.clone();
+    let info = blocking(move || s.assets.info(&image_name).map_err(anyhow::Error::from)).await?;
+    let image = ImageRef { url: format!("{base}/assets/{}", host.image), sha256: info.sha256, size: info.size };
+    let _ = ASSET_ROOTFS;
+    let site = Site { base_url: &base, console: &st.0.config.console, debian: &st.0.config.debian_installer };
+    Ok(Json(script::plan(&site, &host, image)))
+}
+
+/// `GET /v1/hosts/{name}/preseed?token=…`
+#[tracing::instrument(skip_all, fields(host = %name))]
+pub async fn preseed(
+    st: St,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let host = known_host(&st.0, &name)?.clone();
+    let token = q.token.clone();
+    require_token(&st, &name, q.token).await?;
+    let base = base_url(&st.0, &headers)?;
+    let site = Site { base_url: &base, console: &st.0.config.console, debian: &st.0.config.debian_installer };
+    let body = script::preseed(&st.0.renderer, &site, &host, &token)?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body))
+}
+
+/// `POST /v1/hosts/{name}/events?token=…` with a [`ProgressEvent`].
+#[tracing::instrument(skip_all, fields(host = %name, step = %ev.step))]
+pub async fn event(
+    st: St,
+    Path(name): Path<String>,
+    Query(q): Query<TokenQuery>,
+    Json(ev): Json<ProgressEvent>,
+) -> Result<impl IntoResponse, AppError> {
+    known_host(&st.0, &name)?;
+    metalboot_spec::safe::check_word(&ev.step, 64).map_err(|m| AppError::BadRequest(format!("step: {m}")))?;
+    let mut ev = ev;
+    ev.message = clean_message(&ev.message);
+    let s = st.0.clone();
+    let rec = token_result(blocking(move || s.store.record_event(&name, &q.token, &ev)).await?)?;
+    Ok(Json(rec))
+}
+
+/// `POST /v1/hosts/{name}/report?token=…`: the installer is done, rebooting.
+#[tracing::instrument(skip_all, fields(host = %name))]
+pub async fn report(
+    st: St,
+    Path(name): Path<String>,
+    Query(q): Query<TokenQuery>,
+    Json(rep): Json<HostReport>,
+) -> Result<impl IntoResponse, AppError> {
+    known_host(&st.0, &name)?;
+    check_report(&rep)?;
+    let s = st.0.clone();
+    let rec = token_result(blocking(move || s.store.record_report(&name, &q.token, &rep)).await?)?;
+    Ok(Json(rec))
+}
+
+/// `POST /v1/hosts/{name}/installed?token=…`: first boot phoned home.
+#[tracing::instrument(skip_all, fields(host = %name))]
+pub async fn installed(
+    st: St,
+    Path(name): Path<String>,
+    Query(q): Query<TokenQuery>,
+    Json(rep): Json<HostReport>,
+) -> Result<impl IntoResponse, AppError> {
+    known_host(&st.0, &name)?;
+    check_report(&rep)?;
+    let s = st.0.clone();
+    let rec = token_result(blocking(move || s.store.record_installed(&name, &q.token, &rep)).await?)?;
+    tracing::info!("host installed");
+    Ok(Json(rec))
+}
+
+fn check_report(rep: &HostReport) -> Result<(), AppError> {
+    for (i, k) in rep.host_keys.iter().enumerate() {
+        metalboot_spec::safe::check_ssh_public_key(k.trim())
+            .map_err(|m| AppError::BadRequest(format!("host_keys[{i}]: {m}")))?;
+    }
+    for (i, a) in rep.addresses.iter().enumerate() {
+        let ok = a.parse::<std::net::IpAddr>().is_ok() || a.parse::<metalboot_spec::IpCidr>().is_ok();
+        if !ok {
+            return Err(AppError::BadRequest(format!("addresses[{i}]: {a:?} is not an IP address")));
+        }
+    }
+    if rep.host_keys.len() > 16 || rep.addresses.len() > 64 {
+        return Err(AppError::BadRequest("too many keys or addresses".into()));
+    }
+    Ok(())
+}
+
+/// Messages are shown on terminals: drop control characters, cap the length.
+fn clean_message(m: &str) -> String {
+    m.chars().map(|c| if c.is_control() { ' ' } else { c }).take(4096).collect()
+}

@@ -1,0 +1,110 @@
+//! The HTTP side of `metalboot serve` (axum): boot scripts, plans, preseeds,
+//! assets, install-time reports and the operator API. Handlers are thin: they
+//! parse, call the pure functions in `script` and the state store, and map
+//! errors through one [`AppError`].
+
+mod api;
+/// Types the operator API returns.
+pub mod api_types {
+    pub use super::api::{HostDetail, HostView};
+}
+mod assets;
+mod boot;
+mod error;
+mod install;
+
+pub use error::AppError;
+
+use crate::assets::Assets;
+use crate::config::Config;
+use crate::inventory::Inventory;
+use crate::render::Renderer;
+use crate::state::Store;
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+/// Everything a handler needs; loaded once at start-up.
+pub struct AppState {
+    /// Server configuration.
+    pub config: Config,
+    /// Validated inventory.
+    pub inventory: Inventory,
+    /// Template environment.
+    pub renderer: Renderer,
+    /// State database.
+    pub store: Store,
+    /// Asset whitelist.
+    pub assets: Assets,
+    /// sha256 (hex) of the operator API bearer token.
+    pub api_token_hash: String,
+}
+
+/// Shared state handle.
+pub type Shared = Arc<AppState>;
+
+/// The router with every route.
+pub fn app(state: Shared) -> Router {
+    Router::new()
+        .route("/boot.ipxe", get(boot::boot_script))
+        .route("/assets/{name}", get(assets::get_asset).head(assets::get_asset))
+        .route("/v1/hosts", get(api::list_hosts))
+        .route("/v1/hosts/{name}", get(api::show_host))
+        .route("/v1/hosts/{name}/arm", post(api::arm_host))
+        .route("/v1/hosts/{name}/disarm", post(api::disarm_host))
+        .route("/v1/hosts/{name}/plan", get(install::plan))
+        .route("/v1/hosts/{name}/preseed", get(install::preseed))
+        .route("/v1/hosts/{name}/events", post(install::event))
+        .route("/v1/hosts/{name}/report", post(install::report))
+        .route("/v1/hosts/{name}/installed", post(install::installed))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Logs each request by method and path only: query strings carry tokens.
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    tracing::info!(%method, %path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "http");
+    resp
+}
+
+/// The base URL a client should use: the configured public URL, or
+/// `http://` + the request's Host header when none is configured.
+pub fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, AppError> {
+    if let Some(u) = &state.config.public_url {
+        return Ok(u.clone());
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(|| AppError::BadRequest("no Host header and no server.public_url configured".into()))?;
+    let url = format!("http://{host}");
+    crate::config::check_base_url(&url).map_err(|e| AppError::BadRequest(format!("bad Host header: {e}")))?;
+    Ok(url)
+}
+
+/// Runs blocking work (SQLite, hashing) off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?
+        .map_err(AppError::Internal)
+}
+
+/// Only inventory hosts have install-time endpoints.
+pub fn known_host<'a>(state: &'a AppState, name: &str) -> Result<&'a metalboot_spec::HostSpec, AppError> {
+    state.inventory.get(name).ok_or(AppError::Forbidden)
+}
+
+/// Keeps `State` in scope for the submodules' signatures.
+pub type St = State<Shared>;

@@ -1,0 +1,14 @@
+//! metalboot's netboot server and operator CLI as a library, so that tests
+//! and the thin `main.rs` share one code path.
+
+pub mod assets;
+pub mod cli;
+pub mod client;
+pub mod cmdline;
+pub mod config;
+pub mod http;
+pub mod inventory;
+pub mod render;
+pub mod script;
+pub mod serve;
+pub mod state;

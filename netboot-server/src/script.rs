@@ -1,0 +1,223 @@
+//! What a host is served, as plain functions: which boot script (the
+//! install-once decision), and the contexts the templates render from. No
+//! HTTP and no database here, so the CLI's `render` and the tests use it
+//! directly.
+
+use crate::cmdline;
+use crate::config::{ASSET_DI_INITRD, ASSET_DI_KERNEL, ASSET_INITRAMFS, ASSET_KERNEL};
+use crate::render::{names, Renderer};
+use crate::state::HostState;
+use anyhow::{Context, Result};
+use metalboot_spec::{Endpoints, HostSpec, ImageRef, InstallPlan, MacAddr, Method, NetMode, PLAN_VERSION};
+use serde::Serialize;
+
+/// Firmware family, from iPXE's `${platform}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// Legacy BIOS (`pcbios`).
+    Pcbios,
+    /// UEFI (`efi`).
+    Efi,
+}
+
+impl Platform {
+    /// Parses iPXE's `${platform}`; unknown or missing means BIOS.
+    pub fn from_ipxe(s: Option<&str>) -> Result<Platform, String> {
+        match s {
+            None | Some("") | Some("pcbios") => Ok(Platform::Pcbios),
+            Some("efi") => Ok(Platform::Efi),
+            Some(other) => Err(format!("unknown platform {:?} (want pcbios or efi)", other.escape_debug().to_string())),
+        }
+    }
+}
+
+/// Where the server is reachable, and what consoles kernels get.
+pub struct Site<'a> {
+    /// Base URL without trailing slash.
+    pub base_url: &'a str,
+    /// Console kernel arguments.
+    pub console: &'a [String],
+    /// Debian installer settings.
+    pub debian: &'a crate::config::DebianInstallerConfig,
+}
+
+/// Which script a network-booting machine gets.
+#[derive(Debug, PartialEq)]
+pub enum BootDecision<'a> {
+    /// Boot the installer for this host.
+    Install(&'a HostSpec),
+    /// Boot the local disk, with the reason shown on the console.
+    Local(&'static str),
+}
+
+/// The install-once guard: only a known host whose state wants install gets
+/// the installer; everything else boots its disk.
+pub fn decide<'a>(host: Option<&'a HostSpec>, state: HostState) -> BootDecision<'a> {
+    match host {
+        None => BootDecision::Local("unknown machine"),
+        Some(h) if state.wants_install() => BootDecision::Install(h),
+        Some(_) => BootDecision::Local(match state {
+            HostState::Installed | HostState::Rebooting => "host is installed",
+            HostState::Failed => "last install failed; re-arm the host to retry",
+            HostState::Disarmed => "host is disarmed",
+            _ => "host is not armed",
+        }),
+    }
+}
+
+#[derive(Serialize)]
+struct InstallCtx<'a> {
+    host: &'a str,
+    mac: String,
+    platform: Platform,
+    kernel_url: String,
+    initrd_url: String,
+    initrd_name: &'a str,
+    cmdline: Vec<String>,
+}
+
+/// The iPXE script that installs `host`.
+pub fn install_script(
+    r: &Renderer,
+    site: &Site,
+    host: &HostSpec,
+    mac: &MacAddr,
+    platform: Platform,
+    token: &str,
+) -> Result<String> {
+    let base = site.base_url;
+    let mut cmdline: Vec<String> = site.console.to_vec();
+    let (tmpl, kernel, initrd) = match host.method {
+        Method::Image => {
+            cmdline.extend(cmdline::installer_args(host, base, token, mac));
+            (names::IPXE_INSTALL_IMAGE, ASSET_KERNEL, ASSET_INITRAMFS)
+        }
+        Method::DebianInstaller => {
+            cmdline.extend(cmdline::debian_installer_args(host, &preseed_url(base, &host.name, token), mac));
+            (names::IPXE_INSTALL_DEBIAN, ASSET_DI_KERNEL, ASSET_DI_INITRD)
+        }
+    };
+    let ctx = InstallCtx {
+        host: &host.name,
+        mac: mac.to_string(),
+        platform,
+        kernel_url: format!("{base}/assets/{kernel}"),
+        initrd_url: format!("{base}/assets/{initrd}"),
+        initrd_name: initrd,
+        cmdline,
+    };
+    r.render(tmpl, &ctx)
+}
+
+/// The iPXE script that boots the local disk.
+pub fn local_script(r: &Renderer, platform: Platform, reason: &str) -> Result<String> {
+    #[derive(Serialize)]
+    struct Ctx<'a> {
+        platform: Platform,
+        reason: &'a str,
+    }
+    r.render(names::IPXE_LOCAL, &Ctx { platform, reason })
+}
+
+/// URL of the host's preseed, with its token.
+pub fn preseed_url(base: &str, host: &str, token: &str) -> String {
+    format!("{base}/v1/hosts/{host}/preseed?token={token}")
+}
+
+fn endpoints(base: &str, host: &str) -> Endpoints {
+    Endpoints {
+        events: format!("{base}/v1/hosts/{host}/events"),
+        report: format!("{base}/v1/hosts/{host}/report"),
+        installed: format!("{base}/v1/hosts/{host}/installed"),
+    }
+}
+
+/// The install plan for `host`; `image` describes its root filesystem image.
+pub fn plan(site: &Site, host: &HostSpec, image: ImageRef) -> InstallPlan {
+    let mut network = host.network.clone();
+    if network.mac.is_none() {
+        network.mac = host.macs.first().copied();
+    }
+    InstallPlan {
+        version: PLAN_VERSION,
+        hostname: host.name.clone(),
+        macs: host.macs.clone(),
+        disk: host.disk.clone(),
+        layout: host.layout.clone(),
+        network,
+        image,
+        ssh_authorized_keys: host.ssh_authorized_keys.clone(),
+        root_password_hash: host.root_password_hash.clone(),
+        kernel_args: host.kernel_args.clone(),
+        on_failure: host.on_failure,
+        endpoints: endpoints(site.base_url, &host.name),
+    }
+}
+
+#[derive(Serialize)]
+struct PreseedCtx<'a> {
+    host: &'a str,
+    locale: &'a str,
+    keymap: &'a str,
+    timezone: &'a str,
+    suite: &'a str,
+    mirror: Mirror<'a>,
+    network: &'a metalboot_spec::NetworkSpec,
+    r#static: Option<StaticCtx>,
+    root_password_hash: Option<&'a str>,
+    disk_path: Option<&'a str>,
+    disk_description: String,
+    layout: &'a metalboot_spec::Layout,
+    packages: Vec<&'a str>,
+    ssh_authorized_keys: &'a [String],
+    events_url: String,
+}
+
+#[derive(Serialize)]
+struct Mirror<'a> {
+    host: &'a str,
+    directory: &'a str,
+    proxy: &'a str,
+}
+
+#[derive(Serialize)]
+struct StaticCtx {
+    address: String,
+    netmask: String,
+    gateway: Option<String>,
+    nameservers: String,
+}
+
+/// The Debian installer preseed for `host`.
+pub fn preseed(r: &Renderer, site: &Site, host: &HostSpec, token: &str) -> Result<String> {
+    let (mirror_host, mirror_dir) = site
+        .debian
+        .mirror_parts()
+        .context("no Debian mirror configured: set debian_installer.mirror in metalboot.toml")?;
+    let net = &host.network;
+    let static_ctx = (net.mode == NetMode::Static).then(|| net.ipv4()).flatten().map(|v4| StaticCtx {
+        address: v4.addr.to_string(),
+        netmask: v4.netmask_v4().map(|m| m.to_string()).unwrap_or_default(),
+        gateway: net.gateway.map(|g| g.to_string()),
+        nameservers: net.dns.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" "),
+    });
+    let ctx = PreseedCtx {
+        host: &host.name,
+        locale: "en_US.UTF-8",
+        keymap: "us",
+        timezone: "UTC",
+        suite: &site.debian.suite,
+        mirror: Mirror { host: mirror_host, directory: mirror_dir, proxy: site.debian.proxy.as_deref().unwrap_or("") },
+        network: net,
+        r#static: static_ctx,
+        root_password_hash: host.root_password_hash.as_deref(),
+        disk_path: host.disk.path.as_deref(),
+        disk_description: host.disk.describe(),
+        layout: &host.layout,
+        packages: vec!["openssh-server", "python3", "btrfs-progs", "curl"],
+        ssh_authorized_keys: &host.ssh_authorized_keys,
+        events_url: format!("{}?token={token}", endpoints(site.base_url, &host.name).events),
+    };
+    r.render(names::PRESEED, &ctx)
+}

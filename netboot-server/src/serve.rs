@@ -1,0 +1,118 @@
+//! `metalboot serve`: load everything once, open the state store, bind, and
+//! run until SIGINT/SIGTERM.
+
+use crate::assets::Assets;
+use crate::config::Config;
+use crate::http::{app, AppState};
+use crate::inventory::Inventory;
+use crate::render::Renderer;
+use crate::state::{hash_token, new_token, Store};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Loads config, inventory and templates, as `serve` and `check-config` do.
+pub fn load_all(config_path: Option<&Path>) -> Result<(Config, Inventory, Renderer)> {
+    let config = Config::load(config_path)?;
+    let inventory = match &config.inventory {
+        Some(p) => Inventory::load(p).with_context(|| format!("loading inventory {}", p.display()))?,
+        None => Inventory::default(),
+    };
+    let renderer = match &config.templates {
+        Some(dir) => Renderer::from_dir(dir)?,
+        None => Renderer::embedded()?,
+    };
+    Ok((config, inventory, renderer))
+}
+
+/// Where the operator API token comes from: the configured file, then
+/// `METALBOOT_API_TOKEN`, then `<data_dir>/api-token` (created 0600 with a
+/// random token on first start).
+pub fn api_token(config: &Config, create: bool) -> Result<String> {
+    if let Some(f) = &config.api_token_file {
+        let t = std::fs::read_to_string(f).with_context(|| format!("reading API token file {}", f.display()))?;
+        let t = t.trim().to_string();
+        anyhow::ensure!(!t.is_empty(), "API token file {} is empty", f.display());
+        return Ok(t);
+    }
+    if let Ok(t) = std::env::var("METALBOOT_API_TOKEN") {
+        if !t.trim().is_empty() {
+            return Ok(t.trim().to_string());
+        }
+    }
+    let path = default_token_path(config);
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+        _ if create => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating {}", config.data_dir.display()))?;
+            let t = new_token();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("creating API token file {}", path.display()))?;
+            writeln!(f, "{t}")?;
+            tracing::info!(path = %path.display(), "generated an operator API token");
+            Ok(t)
+        }
+        _ => anyhow::bail!(
+            "no API token: set METALBOOT_API_TOKEN, server.api_token_file, or start the server once to create {}",
+            path.display()
+        ),
+    }
+}
+
+fn default_token_path(config: &Config) -> PathBuf {
+    config.data_dir.join("api-token")
+}
+
+/// Runs the server. `ready_file`, if given, receives the bound address once
+/// the socket is listening (for tests and scripts: no sleeping).
+pub async fn run(
+    config_path: Option<&Path>,
+    listen: Option<std::net::SocketAddr>,
+    ready_file: Option<&Path>,
+) -> Result<()> {
+    let (mut config, inventory, renderer) = load_all(config_path)?;
+    if let Some(l) = listen {
+        config.listen = l;
+    }
+    let store = Store::open(&config.data_dir)?;
+    let to_arm: Vec<&str> = inventory.hosts().iter().filter(|h| h.arm).map(|h| h.name.as_str()).collect();
+    for name in store.arm_new_hosts(to_arm)? {
+        tracing::info!(host = %name, "armed new host from inventory");
+    }
+    let token = api_token(&config, true)?;
+    let assets = Assets::new(config.assets.clone());
+    for (name, path) in assets.files() {
+        if !path.is_file() {
+            tracing::warn!(asset = %name, path = %path.display(), "asset file missing; requests for it get 404");
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding HTTP to {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, hosts = inventory.hosts().len(), "metalboot listening");
+    let state = Arc::new(AppState { config, inventory, renderer, store, assets, api_token_hash: hash_token(&token) });
+    if let Some(f) = ready_file {
+        let tmp = f.with_extension("tmp");
+        std::fs::write(&tmp, format!("{addr}\n")).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, f).with_context(|| format!("writing {}", f.display()))?;
+    }
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await.context("serving HTTP")
+}
+
+async fn shutdown() {
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,306 @@
+//! The state store: an embedded SQLite database in WAL mode holding each
+//! host's state, its per-install token (hashed) and its timeline. Every change
+//! is one transaction, so the store survives `kill -9` at any point.
+
+mod model;
+mod schema;
+mod token;
+
+pub use model::{EventStatus, HostRecord, HostReport, HostState, ProgressEvent, TimelineEntry};
+pub use token::{hash_token, hashes_equal, new_token};
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Why an install-time call with a token was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// No record for the host, or the token does not match its current token.
+    #[error("token is not valid for this host")]
+    Invalid,
+}
+
+/// Handle to the state database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Formats unix milliseconds as RFC 3339 UTC.
+pub fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    t.format(&f).unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (creating if needed) `data_dir/state.db` and migrates it.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+        let path = data_dir.join("state.db");
+        let mut conn = Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL").context("enabling WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        schema::migrate(&mut conn).with_context(|| format!("migrating {}", path.display()))?;
+        Ok(Store { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    fn with_tx<T>(&self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit().context("committing state change")?;
+        Ok(out)
+    }
+
+    /// Records hosts that the inventory arms on first sight (`arm = true`) and
+    /// that the store has never seen. Returns the names armed.
+    pub fn arm_new_hosts<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>> {
+        self.with_tx(|tx| {
+            let mut armed = Vec::new();
+            for name in names {
+                if load(tx, name)?.is_none() {
+                    set_state(tx, name, HostState::Armed, "armed by inventory (arm = true)")?;
+                    armed.push(name.to_string());
+                }
+            }
+            Ok(armed)
+        })
+    }
+
+    /// The host's record; a host the store never saw is `absent`.
+    pub fn get(&self, name: &str) -> Result<HostRecord> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(load(&conn, name)?.unwrap_or_else(|| absent(name)))
+    }
+
+    /// Every host the store knows.
+    pub fn list(&self) -> Result<Vec<HostRecord>> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn.prepare(&format!("SELECT {COLS} FROM hosts ORDER BY name"))?;
+        let rows = stmt.query_map([], row_to_record)?;
+        rows.collect::<Result<Vec<_>, _>>().context("listing hosts")
+    }
+
+    /// The host's timeline, oldest first.
+    pub fn timeline(&self, name: &str) -> Result<Vec<TimelineEntry>> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn.prepare(
+            "SELECT at_ms, kind, state, step, percent, bytes, message FROM events WHERE host = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([name], |r| {
+            Ok(TimelineEntry {
+                at: rfc3339(r.get(0)?),
+                kind: r.get(1)?,
+                state: r.get(2)?,
+                step: r.get(3)?,
+                percent: r.get(4)?,
+                bytes: r.get(5)?,
+                message: r.get(6)?,
+            })
+        })?;
+        rows.collect::<Result<Vec<_>, _>>().context("reading timeline")
+    }
+
+    /// Arms the host for (re)install: any state → armed; the old token dies.
+    pub fn arm(&self, name: &str, why: &str) -> Result<HostRecord> {
+        self.with_tx(|tx| {
+            set_state(tx, name, HostState::Armed, why)?;
+            tx.execute(
+                "UPDATE hosts SET token_hash = NULL, failed_step = NULL, failed_error = NULL WHERE name = ?1",
+                [name],
+            )?;
+            Ok(load(tx, name)?.unwrap_or_else(|| absent(name)))
+        })
+    }
+
+    /// Disarms the host: it boots its local disk; the token dies.
+    pub fn disarm(&self, name: &str, why: &str) -> Result<HostRecord> {
+        self.with_tx(|tx| {
+            let cur = load(tx, name)?.map(|r| r.state).unwrap_or(HostState::Absent);
+            if cur != HostState::Installed {
+                set_state(tx, name, HostState::Disarmed, why)?;
+            }
+            tx.execute("UPDATE hosts SET token_hash = NULL WHERE name = ?1", [name])?;
+            Ok(load(tx, name)?.unwrap_or_else(|| absent(name)))
+        })
+    }
+
+    /// For a host that wants install: records a freshly issued token (given as
+    /// its hash, so the caller renders before anything is committed) and moves
+    /// it to `booting`. Returns false, changing nothing, if the host does not
+    /// want install (any more).
+    pub fn start_boot(&self, name: &str, token_hash: &str, method: &str, detail: &str) -> Result<bool> {
+        self.with_tx(|tx| {
+            let Some(rec) = load(tx, name)? else { return Ok(false) };
+            if !rec.state.wants_install() {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE hosts SET token_hash = ?2, token_issued_ms = ?3, method = ?4 WHERE name = ?1",
+                params![name, token_hash, now_ms(), method],
+            )?;
+            set_state(tx, name, HostState::Booting, &format!("installer served ({detail}); new install token issued"))?;
+            Ok(true)
+        })
+    }
+
+    /// Checks `token` against the host's current token.
+    pub fn check_token(&self, name: &str, token: &str) -> Result<Result<HostRecord, TokenError>> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        check(&conn, name, token)
+    }
+
+    /// Records a progress event. `booting → installing` on the first one;
+    /// a `failed` event moves the host to `failed` with the step and error.
+    pub fn record_event(&self, name: &str, token: &str, ev: &ProgressEvent) -> Result<Result<HostRecord, TokenError>> {
+        self.with_tx(|tx| {
+            let rec = match check(tx, name, token)? {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            };
+            tx.execute(
+                "INSERT INTO events (host, at_ms, kind, step, percent, bytes, message) VALUES (?1, ?2, 'progress', ?3, ?4, ?5, ?6)",
+                params![
+                    name,
+                    now_ms(),
+                    ev.step,
+                    ev.percent.map(i64::from),
+                    ev.bytes.map(|b| b as i64),
+                    format!("{}{}", match ev.status { EventStatus::Running => "", EventStatus::Done => "done: ", EventStatus::Failed => "failed: " }, ev.message)
+                ],
+            )?;
+            if ev.status == EventStatus::Failed {
+                set_state(tx, name, HostState::Failed, &format!("failed at step {}: {}", ev.step, ev.message))?;
+                tx.execute(
+                    "UPDATE hosts SET failed_step = ?2, failed_error = ?3 WHERE name = ?1",
+                    params![name, ev.step, ev.message],
+                )?;
+            } else if rec.state == HostState::Booting {
+                set_state(tx, name, HostState::Installing, &format!("installer started ({})", ev.step))?;
+            }
+            Ok(Ok(load(tx, name)?.unwrap_or_else(|| absent(name))))
+        })
+    }
+
+    /// The installer's final report: host keys recorded, `→ rebooting`.
+    pub fn record_report(&self, name: &str, token: &str, rep: &HostReport) -> Result<Result<HostRecord, TokenError>> {
+        self.with_tx(|tx| {
+            if let Err(e) = check(tx, name, token)? {
+                return Ok(Err(e));
+            }
+            store_report(tx, name, rep)?;
+            set_state(
+                tx,
+                name,
+                HostState::Rebooting,
+                &format!("installer finished; {} host key(s) reported", rep.host_keys.len()),
+            )?;
+            Ok(Ok(load(tx, name)?.unwrap_or_else(|| absent(name))))
+        })
+    }
+
+    /// First boot phoned home: `→ installed`, the token dies (install once).
+    pub fn record_installed(
+        &self,
+        name: &str,
+        token: &str,
+        rep: &HostReport,
+    ) -> Result<Result<HostRecord, TokenError>> {
+        self.with_tx(|tx| {
+            if let Err(e) = check(tx, name, token)? {
+                return Ok(Err(e));
+            }
+            store_report(tx, name, rep)?;
+            tx.execute(
+                "UPDATE hosts SET token_hash = NULL, installed_ms = ?2 WHERE name = ?1",
+                params![name, now_ms()],
+            )?;
+            set_state(tx, name, HostState::Installed, "first boot phoned home; host disarmed, token revoked")?;
+            Ok(Ok(load(tx, name)?.unwrap_or_else(|| absent(name))))
+        })
+    }
+}
+
+const COLS: &str = "name, state, failed_step, failed_error, host_keys, addresses, installed_ms, updated_ms";
+
+fn row_to_record(r: &rusqlite::Row) -> rusqlite::Result<HostRecord> {
+    let state: String = r.get(1)?;
+    let keys: String = r.get(4)?;
+    let addrs: String = r.get(5)?;
+    let bad = |e: String| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into());
+    Ok(HostRecord {
+        name: r.get(0)?,
+        state: state.parse().map_err(bad)?,
+        failed_step: r.get(2)?,
+        failed_error: r.get(3)?,
+        host_keys: serde_json::from_str(&keys).map_err(|e| bad(e.to_string()))?,
+        addresses: serde_json::from_str(&addrs).map_err(|e| bad(e.to_string()))?,
+        installed_at: r.get::<_, Option<i64>>(6)?.map(rfc3339),
+        updated_at: rfc3339(r.get(7)?),
+    })
+}
+
+fn absent(name: &str) -> HostRecord {
+    HostRecord {
+        name: name.to_string(),
+        state: HostState::Absent,
+        failed_step: None,
+        failed_error: None,
+        host_keys: vec![],
+        addresses: vec![],
+        installed_at: None,
+        updated_at: rfc3339(0),
+    }
+}
+
+fn load(conn: &Connection, name: &str) -> Result<Option<HostRecord>> {
+    conn.query_row(&format!("SELECT {COLS} FROM hosts WHERE name = ?1"), [name], row_to_record)
+        .optional()
+        .with_context(|| format!("reading host {name}"))
+}
+
+fn check(conn: &Connection, name: &str, token: &str) -> Result<Result<HostRecord, TokenError>> {
+    let row: Option<(Option<String>, String)> = conn
+        .query_row("SELECT token_hash, state FROM hosts WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((Some(stored), state)) = row else { return Ok(Err(TokenError::Invalid)) };
+    let state: HostState = state.parse().map_err(anyhow::Error::msg)?;
+    if !state.token_live() || !token::hashes_equal(&stored, &hash_token(token)) {
+        return Ok(Err(TokenError::Invalid));
+    }
+    Ok(Ok(load(conn, name)?.expect("row seen in this transaction")))
+}
+
+fn store_report(conn: &Connection, name: &str, rep: &HostReport) -> Result<()> {
+    conn.execute(
+        "UPDATE hosts SET host_keys = ?2, addresses = ?3 WHERE name = ?1",
+        params![name, serde_json::to_string(&rep.host_keys)?, serde_json::to_string(&rep.addresses)?],
+    )?;
+    Ok(())
+}
+
+fn set_state(conn: &Connection, name: &str, state: HostState, message: &str) -> Result<()> {
+    let now = now_ms();
+    conn.execute(
+        "INSERT INTO hosts (name, state, updated_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT(name) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms",
+        params![name, state.as_str(), now],
+    )?;
+    conn.execute(
+        "INSERT INTO events (host, at_ms, kind, state, message) VALUES (?1, ?2, 'state', ?3, ?4)",
+        params![name, now, state.as_str(), message],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

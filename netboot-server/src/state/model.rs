@@ -1,0 +1,173 @@
+//! Host states, records and timeline entries.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Where a host is in its install life cycle.
+///
+/// `absent → armed → booting → installing → rebooting → installed`, with
+/// `failed` reachable from booting/installing/rebooting and `disarmed` from any
+/// state by the operator. Only armed, booting and installing hosts get the
+/// installer when they network-boot: that is the install-once guard.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HostState {
+    /// In the inventory, never armed.
+    Absent,
+    /// Will be installed at its next network boot.
+    Armed,
+    /// Has been served the installer; token issued.
+    Booting,
+    /// The installer reported progress.
+    Installing,
+    /// The installer finished and reported host keys; waiting for first boot.
+    Rebooting,
+    /// First boot phoned home. Token dead.
+    Installed,
+    /// The install failed; see `failed_step`/`failed_error`.
+    Failed,
+    /// The operator stopped the install.
+    Disarmed,
+}
+
+impl HostState {
+    /// True when a network boot should start the installer.
+    pub fn wants_install(self) -> bool {
+        matches!(self, HostState::Armed | HostState::Booting | HostState::Installing)
+    }
+
+    /// True when install-time calls with the host's token are accepted.
+    pub fn token_live(self) -> bool {
+        matches!(self, HostState::Booting | HostState::Installing | HostState::Rebooting | HostState::Failed)
+    }
+
+    /// The lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostState::Absent => "absent",
+            HostState::Armed => "armed",
+            HostState::Booting => "booting",
+            HostState::Installing => "installing",
+            HostState::Rebooting => "rebooting",
+            HostState::Installed => "installed",
+            HostState::Failed => "failed",
+            HostState::Disarmed => "disarmed",
+        }
+    }
+}
+
+impl fmt::Display for HostState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for HostState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "absent" => HostState::Absent,
+            "armed" => HostState::Armed,
+            "booting" => HostState::Booting,
+            "installing" => HostState::Installing,
+            "rebooting" => HostState::Rebooting,
+            "installed" => HostState::Installed,
+            "failed" => HostState::Failed,
+            "disarmed" => HostState::Disarmed,
+            other => return Err(format!("unknown host state {other:?} in database")),
+        })
+    }
+}
+
+/// What the store knows about one host.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct HostRecord {
+    /// Host name.
+    pub name: String,
+    /// Current state.
+    pub state: HostState,
+    /// Step that failed, when `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<String>,
+    /// Error of the failed step, when `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_error: Option<String>,
+    /// SSH host public keys reported by the installer / first boot.
+    pub host_keys: Vec<String>,
+    /// Addresses reported by the first boot.
+    pub addresses: Vec<String>,
+    /// When the host phoned home (RFC 3339), if it has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installed_at: Option<String>,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+/// One timeline entry.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TimelineEntry {
+    /// When (RFC 3339, milliseconds).
+    pub at: String,
+    /// `state` for transitions, `progress` for installer steps, `log` otherwise.
+    pub kind: String,
+    /// New state, for transitions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Installer step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// Percent of the step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percent: Option<i64>,
+    /// Bytes done in the step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<i64>,
+    /// Human message.
+    pub message: String,
+}
+
+/// A progress event as the installer posts it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressEvent {
+    /// Step name (`partition`, `mkfs`, `unpack`, …).
+    pub step: String,
+    /// `running` (default), `done` or `failed`.
+    #[serde(default)]
+    pub status: EventStatus,
+    /// Percent done of this step.
+    #[serde(default)]
+    pub percent: Option<u8>,
+    /// Bytes done.
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    /// Message; for `failed`, the error.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// Status carried by a progress event.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// The step is under way.
+    #[default]
+    Running,
+    /// The step finished.
+    Done,
+    /// The step failed; the install stops.
+    Failed,
+}
+
+/// The installer's final report, or the first boot's phone-home.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HostReport {
+    /// SSH host public keys (`type base64`).
+    #[serde(default)]
+    pub host_keys: Vec<String>,
+    /// Addresses the host has.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}

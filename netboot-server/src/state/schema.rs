@@ -1,0 +1,53 @@
+//! Schema migrations for the state database, applied in order and recorded in
+//! SQLite's `user_version`, each in its own transaction.
+
+use anyhow::{Context, Result};
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: hosts and their timeline.
+    "CREATE TABLE hosts (
+        name TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        token_hash TEXT,
+        token_issued_ms INTEGER,
+        failed_step TEXT,
+        failed_error TEXT,
+        host_keys TEXT NOT NULL DEFAULT '[]',
+        addresses TEXT NOT NULL DEFAULT '[]',
+        method TEXT,
+        installed_ms INTEGER,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        host TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT,
+        step TEXT,
+        percent INTEGER,
+        bytes INTEGER,
+        message TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX events_host ON events(host, id);",
+];
+
+/// Brings the database schema up to date.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: usize =
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).context("reading schema version")? as usize;
+    if current > MIGRATIONS.len() {
+        anyhow::bail!(
+            "state database has schema version {current}, newer than this metalboot knows ({}); refusing to touch it",
+            MIGRATIONS.len()
+        );
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction().context("starting migration")?;
+        tx.execute_batch(sql).with_context(|| format!("applying schema migration {}", i + 1))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit().with_context(|| format!("committing schema migration {}", i + 1))?;
+    }
+    Ok(())
+}

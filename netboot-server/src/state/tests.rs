@@ -1,0 +1,86 @@
+use super::*;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path()).unwrap();
+    (d, s)
+}
+
+fn ev(step: &str, status: EventStatus) -> ProgressEvent {
+    ProgressEvent { step: step.into(), status, ..Default::default() }
+}
+
+#[test]
+fn install_once_lifecycle() {
+    let (_d, s) = store();
+    assert_eq!(s.get("web1").unwrap().state, HostState::Absent);
+    s.arm("web1", "test").unwrap();
+    let tok = new_token();
+    assert!(s.start_boot("web1", &hash_token(&tok), "image", "bios").unwrap());
+    assert_eq!(s.get("web1").unwrap().state, HostState::Booting);
+    let r = s.record_event("web1", &tok, &ev("partition", EventStatus::Running)).unwrap().unwrap();
+    assert_eq!(r.state, HostState::Installing);
+    let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![] };
+    assert_eq!(s.record_report("web1", &tok, &rep).unwrap().unwrap().state, HostState::Rebooting);
+    assert_eq!(s.record_installed("web1", &tok, &rep).unwrap().unwrap().state, HostState::Installed);
+    // token is dead now, and the host no longer wants install
+    assert_eq!(s.record_event("web1", &tok, &ev("x", EventStatus::Running)).unwrap(), Err(TokenError::Invalid));
+    assert!(!s.start_boot("web1", &hash_token(&new_token()), "image", "bios").unwrap());
+    let states: Vec<_> = s.timeline("web1").unwrap().into_iter().filter_map(|e| e.state).collect();
+    assert_eq!(states, ["armed", "booting", "installing", "rebooting", "installed"]);
+}
+
+#[test]
+fn wrong_or_old_token_changes_nothing() {
+    let (_d, s) = store();
+    s.arm("a", "t").unwrap();
+    let old = new_token();
+    s.start_boot("a", &hash_token(&old), "image", "bios").unwrap();
+    let new = new_token();
+    s.start_boot("a", &hash_token(&new), "image", "bios").unwrap();
+    let before = (s.get("a").unwrap(), s.timeline("a").unwrap());
+    assert_eq!(s.record_event("a", &old, &ev("x", EventStatus::Failed)).unwrap(), Err(TokenError::Invalid));
+    assert_eq!(s.record_event("a", "", &ev("x", EventStatus::Failed)).unwrap(), Err(TokenError::Invalid));
+    assert_eq!(s.record_installed("b", &new, &HostReport::default()).unwrap(), Err(TokenError::Invalid));
+    assert_eq!(before, (s.get("a").unwrap(), s.timeline("a").unwrap()));
+    assert!(s.record_event("a", &new, &ev("x", EventStatus::Running)).unwrap().is_ok());
+}
+
+#[test]
+fn failure_records_step_and_error() {
+    let (_d, s) = store();
+    s.arm("a", "t").unwrap();
+    let t = new_token();
+    s.start_boot("a", &hash_token(&t), "image", "bios").unwrap();
+    let mut e = ev("select-disk", EventStatus::Failed);
+    e.message = "2 disks match".into();
+    let r = s.record_event("a", &t, &e).unwrap().unwrap();
+    assert_eq!(r.state, HostState::Failed);
+    assert_eq!(r.failed_step.as_deref(), Some("select-disk"));
+    assert_eq!(r.failed_error.as_deref(), Some("2 disks match"));
+    assert!(!r.state.wants_install());
+    // re-arming clears the failure and kills the token
+    assert_eq!(s.arm("a", "retry").unwrap().failed_step, None);
+    assert_eq!(s.check_token("a", &t).unwrap(), Err(TokenError::Invalid));
+}
+
+#[test]
+fn inventory_arms_only_unseen_hosts() {
+    let (_d, s) = store();
+    assert_eq!(s.arm_new_hosts(["a", "b"]).unwrap(), ["a", "b"]);
+    s.disarm("a", "op").unwrap();
+    assert!(s.arm_new_hosts(["a", "b"]).unwrap().is_empty());
+    assert_eq!(s.get("a").unwrap().state, HostState::Disarmed);
+}
+
+#[test]
+fn state_survives_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open(d.path()).unwrap();
+        s.arm("a", "t").unwrap();
+    }
+    let s = Store::open(d.path()).unwrap();
+    assert_eq!(s.get("a").unwrap().state, HostState::Armed);
+    assert_eq!(s.timeline("a").unwrap().len(), 1);
+}

@@ -1,0 +1,21 @@
+//! The shared contract of metalboot: the host inventory the operator writes and
+//! the install plan the installer consumes, as serde types with validation.
+//!
+//! No I/O lives here. The server loads and validates the inventory, renders
+//! plans from it; the installer deserialises a plan and validates it again, so
+//! both sides agree on what a safe value is.
+
+pub mod error;
+pub mod host;
+pub mod mac;
+pub mod net;
+pub mod plan;
+pub mod safe;
+pub mod size;
+
+pub use error::SpecError;
+pub use host::{DiskSelector, HandoffSpec, HostSpec, Layout, Method, NetMode, NetworkSpec, Subvolume};
+pub use mac::MacAddr;
+pub use net::IpCidr;
+pub use plan::{Endpoints, ImageRef, InstallPlan, OnFailure, PLAN_VERSION};
+pub use size::ByteSize;
