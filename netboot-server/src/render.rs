@@ -87,12 +87,20 @@ fn base_env() -> Environment<'static> {
     env.set_formatter(|out, state, value| {
         let name = state.name();
         let text = if value.is_none() { String::new() } else { value.to_string() };
-        if name.starts_with("ipxe/") {
+        if value.is_safe() {
+            // produced by one of our own checking filters (`echo_text`)
+        } else if name.starts_with("ipxe/") {
             check_ipxe_value(&text)?;
         } else {
             check_line_value(&text)?;
         }
         out.write_str(&text).map_err(Error::from)
+    });
+    env.add_filter("echo_text", |v: String| -> Result<Value, Error> {
+        if let Some(c) = v.chars().find(|c| !(c.is_ascii_alphanumeric() || " .,:()_-".contains(*c))) {
+            return Err(Error::new(ErrorKind::InvalidOperation, format!("{c:?} is not allowed in iPXE echo text")));
+        }
+        Ok(Value::from_safe_string(v))
     });
     env.add_filter("shell", |v: String| -> Result<String, Error> {
         check_line_value(&v)?;
@@ -117,6 +125,9 @@ pub fn check_ipxe_value(s: &str) -> Result<(), Error> {
     }
     if s.contains("&&") {
         return Err(Error::new(ErrorKind::InvalidOperation, "value contains '&&' (iPXE command chaining)"));
+    }
+    if s.contains("..") {
+        return Err(Error::new(ErrorKind::InvalidOperation, "value contains '..' (path traversal)"));
     }
     Ok(())
 }

@@ -59,7 +59,7 @@ pub fn decide<'a>(host: Option<&'a HostSpec>, state: HostState) -> BootDecision<
         Some(h) if state.wants_install() => BootDecision::Install(h),
         Some(_) => BootDecision::Local(match state {
             HostState::Installed | HostState::Rebooting => "host is installed",
-            HostState::Failed => "last install failed; re-arm the host to retry",
+            HostState::Failed => "last install failed, re-arm the host to retry",
             HostState::Disarmed => "host is disarmed",
             _ => "host is not armed",
         }),

@@ -36,6 +36,9 @@ pub fn check_word(s: &str, max: usize) -> Result<(), String> {
     if let Some(c) = s.chars().find(|c| !is_word_char(*c)) {
         return Err(format!("{s:?} contains {c:?}; only letters, digits and . _ : + - @ / , = are allowed"));
     }
+    if s.contains("..") {
+        return Err(format!("{s:?} contains '..'"));
+    }
     Ok(())
 }
 
@@ -108,6 +111,9 @@ pub fn check_ssh_public_key(s: &str) -> Result<(), String> {
         return Err(format!(
             "key comment contains {c:?}; only letters, digits, spaces and . _ : + - @ / , = are allowed"
         ));
+    }
+    if comment.contains("..") {
+        return Err("key comment contains '..'".into());
     }
     Ok(())
 }

