@@ -1,0 +1,129 @@
+//! Choosing the install disk: the plan's selector must match exactly one
+//! eligible disk. Removable and read-only disks, and disks the installer is
+//! running from (or has mounted), are never eligible. A disk that already
+//! holds partitions is chosen only when the plan says `wipe = true`.
+
+use crate::probe::DiskFacts;
+use metalboot_spec::DiskSelector;
+
+/// Why no disk was chosen.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SelectError {
+    /// Nothing matched.
+    #[error("no disk matches {selector}; disks seen: {seen}")]
+    NoMatch {
+        /// The selector in words.
+        selector: String,
+        /// Each disk and why it was passed over.
+        seen: String,
+    },
+    /// More than one disk matched.
+    #[error("{count} disks match {selector}: {names}; refusing to guess")]
+    Ambiguous {
+        /// The selector in words.
+        selector: String,
+        /// How many matched.
+        count: usize,
+        /// Their paths.
+        names: String,
+    },
+    /// The one match holds partitions and the plan does not allow wiping.
+    #[error("{path} matches {selector} but holds partitions ({parts}); set disk.wipe = true to allow wiping it")]
+    HasPartitions {
+        /// The selector in words.
+        selector: String,
+        /// The disk.
+        path: String,
+        /// Its partitions.
+        parts: String,
+    },
+}
+
+fn norm_wwn(s: &str) -> String {
+    let l = s.trim().to_ascii_lowercase();
+    l.trim_start_matches("0x").trim_start_matches("naa.").trim_start_matches("eui.").to_string()
+}
+
+/// Why `d` does not satisfy `sel` (None: it does).
+pub fn mismatch(d: &DiskFacts, sel: &DiskSelector, excluded: &[String]) -> Option<String> {
+    if d.removable {
+        return Some("removable".into());
+    }
+    if d.read_only {
+        return Some("read-only".into());
+    }
+    if excluded.contains(&d.name) {
+        return Some("in use by the running system".into());
+    }
+    if let Some(p) = &sel.path {
+        if *p != d.path {
+            return Some(format!("path is {}", d.path));
+        }
+    }
+    if let Some(s) = &sel.serial {
+        if d.serial.as_deref() != Some(s.as_str()) {
+            return Some(format!("serial is {}", d.serial.as_deref().unwrap_or("unknown")));
+        }
+    }
+    if let Some(w) = &sel.wwn {
+        if d.wwn.as_deref().map(norm_wwn) != Some(norm_wwn(w)) {
+            return Some(format!("wwn is {}", d.wwn.as_deref().unwrap_or("unknown")));
+        }
+    }
+    if let Some(m) = &sel.model {
+        if d.model.as_deref() != Some(m.as_str()) {
+            return Some(format!("model is {}", d.model.as_deref().unwrap_or("unknown")));
+        }
+    }
+    if let Some(min) = sel.min_size {
+        if d.size < min.0 {
+            return Some(format!("{} bytes is below min_size {min}", d.size));
+        }
+    }
+    if let Some(max) = sel.max_size {
+        if d.size > max.0 {
+            return Some(format!("{} bytes is above max_size {max}", d.size));
+        }
+    }
+    None
+}
+
+/// Picks the one disk `sel` names among `disks`; `excluded` holds kernel
+/// names of disks in use (boot medium, mounted).
+pub fn select<'a>(
+    disks: &'a [DiskFacts],
+    sel: &DiskSelector,
+    excluded: &[String],
+) -> Result<&'a DiskFacts, SelectError> {
+    let selector = sel.describe();
+    let matches: Vec<&DiskFacts> = disks.iter().filter(|d| mismatch(d, sel, excluded).is_none()).collect();
+    match matches.as_slice() {
+        [] => Err(SelectError::NoMatch {
+            selector,
+            seen: if disks.is_empty() {
+                "none".into()
+            } else {
+                disks
+                    .iter()
+                    .map(|d| format!("{} ({})", d.path, mismatch(d, sel, excluded).unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        }),
+        [one] => {
+            if !one.partitions.is_empty() && !sel.wipe {
+                return Err(SelectError::HasPartitions {
+                    selector,
+                    path: one.path.clone(),
+                    parts: one.partitions.join(", "),
+                });
+            }
+            Ok(one)
+        }
+        many => Err(SelectError::Ambiguous {
+            selector,
+            count: many.len(),
+            names: many.iter().map(|d| d.path.as_str()).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
