@@ -169,7 +169,7 @@ fn add_modules(archive: &mut Archive, kernel: &Kernel, _mtime: u32, work: &Path)
     walk(&dst_root, &mut all)?;
     all.sort();
     for p in all {
-        let rel = p.strip_prefix(&stage.join("lib")).expect("walked under stage");
+        let rel = p.strip_prefix(stage.join("lib")).expect("walked under stage");
         let data = std::fs::read(&p)?;
         archive.file(&format!("usr/lib/{}", rel.display()), 0o644, data)?;
     }
