@@ -4,9 +4,11 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 # Debian packages the build and the test tiers use.
-APT_PACKAGES := build-essential pkg-config ca-certificates git curl
+APT_PACKAGES := build-essential pkg-config ca-certificates git curl cpio zstd tar kmod busybox-static \
+	btrfs-progs dosfstools util-linux fdisk openssh-client libbtrfsutil-dev libclang-dev clang \
+	qemu-system-x86 qemu-utils ovmf ipxe mmdebstrap
 
-.PHONY: all build deps test unit lint golden demo help
+.PHONY: all build deps test unit lint golden demo help initramfs rootfs assets
 
 all: build
 
@@ -32,8 +34,23 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+# every tier that runs on the build machine; root-only tests are marked
+# #[ignore] so a plain `cargo test` as a normal user still passes
 unit: deps
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --workspace --locked -- --include-ignored
+
+ASSETS ?= target/assets
+CACHE ?= target/assets-cache
+
+initramfs: deps
+	$(CARGO) build --release --locked -p metalboot-installer -p metalboot-initramfs
+	target/release/metalboot-initramfs initramfs --installer target/release/metalboot-installer --out $(ASSETS) --cache $(CACHE)
+
+rootfs: deps
+	$(CARGO) build --release --locked -p metalboot-initramfs
+	target/release/metalboot-initramfs rootfs --out $(ASSETS) --cache $(CACHE)
+
+assets: initramfs rootfs
 
 test: lint unit
 

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use metalboot_initramfs::{image, kernel};
+use metalboot_initramfs::{image, kernel, rootfs};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -33,6 +33,21 @@ enum Cmd {
         /// mtime for every archive entry (default: SOURCE_DATE_EPOCH or 0).
         #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
         mtime: u32,
+    },
+    /// Build rootfs.tar.zst (+ .sha256, manifest) into OUT with mmdebstrap.
+    Rootfs {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Build cache.
+        #[arg(long, default_value = "target/assets-cache")]
+        cache: PathBuf,
+        /// Debian suite.
+        #[arg(long, env = "METALBOOT_SUITE", default_value = "bookworm")]
+        suite: String,
+        /// mmdebstrap mirror (URL, sources line or file); default: this machine's apt sources.
+        #[arg(long, env = "METALBOOT_MIRROR")]
+        mirror: Option<String>,
     },
 }
 
@@ -77,6 +92,23 @@ fn run(cli: Cli) -> Result<()> {
                 report.compressed_bytes as f64 / 1048576.0
             );
             println!("time:       {:.1}s (kernel fetch {:.1}s)", t0.elapsed().as_secs_f64(), t_kernel.as_secs_f64());
+            Ok(())
+        }
+        Cmd::Rootfs { out, cache, suite, mirror } => {
+            let t0 = Instant::now();
+            std::fs::create_dir_all(&cache)?;
+            let spec = rootfs::RootfsSpec { suite, mirror: mirror.or_else(rootfs::default_mirror), out, cache };
+            let (img, cached) = rootfs::build(&spec)?;
+            let size = std::fs::metadata(&img)?.len();
+            let packages =
+                std::fs::read_to_string(spec.out.join("rootfs.manifest")).map(|m| m.lines().count()).unwrap_or(0);
+            println!(
+                "rootfs:     {} ({:.1} MiB, {packages} packages){} in {:.1}s",
+                img.display(),
+                size as f64 / 1048576.0,
+                if cached { " unchanged" } else { "" },
+                t0.elapsed().as_secs_f64()
+            );
             Ok(())
         }
     }

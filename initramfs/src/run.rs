@@ -8,7 +8,10 @@ pub fn output(cmd: &mut Command) -> Result<String> {
     let desc = format!("{cmd:?}");
     let out = cmd.output().with_context(|| format!("running {desc}"))?;
     if !out.status.success() {
-        bail!("{desc} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.trim().lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!("{desc} failed ({}): {}", out.status, tail.join("\n"));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -1,7 +1,18 @@
 //! metalboot-installer as a library: the pure parts (command line, disk
-//! facts, selection, planning, rendering) and the steps that carry a plan out.
+//! facts, selection, layout, rendering) and the steps that carry a plan out.
 
+pub mod bootloader;
+pub mod cmd;
 pub mod cmdline;
+pub mod configure;
+pub mod disk;
+pub mod fetch;
+pub mod fs;
+pub mod install;
+pub mod layout;
+pub mod net;
 pub mod probe;
+pub mod render;
+pub mod report;
 pub mod select;
 pub mod sysinit;

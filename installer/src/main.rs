@@ -1,17 +1,37 @@
 //! `metalboot-installer`: parse the command, run.
 
-use anyhow::{Context, Result};
-use metalboot_installer::{cmdline, probe, sysinit};
-use std::path::Path;
+use anyhow::{bail, Context, Result};
+use metalboot_installer::install::{self, Options};
+use metalboot_installer::report::Reporter;
+use metalboot_installer::{cmdline, fetch, net, probe, sysinit};
+use metalboot_spec::{InstallPlan, OnFailure};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const USAGE: &str = "usage: metalboot-installer init | probe [--json] | --version";
+const USAGE: &str = "usage:
+  metalboot-installer init                       run as the initramfs's installer (reads /proc/cmdline)
+  metalboot-installer probe [--json]             print the disks this machine has
+  metalboot-installer plan --dry-run --plan FILE [--loop-only]
+                                                 print what an install would do; touch nothing
+  metalboot-installer install --plan FILE [--token T] [--loop-only] [--no-bootloader] [--no-report]
+                                                 install from a local plan file
+  metalboot-installer --version";
+
+fn flag(args: &[String], name: &str) -> bool {
+    args.iter().any(|a| a == name)
+}
+
+fn value(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("init") => init(),
-        Some("probe") => probe_cmd(args.iter().any(|a| a == "--json")),
+        Some("probe") => probe_cmd(flag(&args, "--json")),
+        Some("plan") if flag(&args, "--dry-run") => plan_cmd(&args),
+        Some("install") => install_cmd(&args),
         Some("--version") | Some("version") => {
             println!("metalboot-installer {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -30,6 +50,24 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+fn read_plan(path: &str) -> Result<InstallPlan> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading plan {path}"))?;
+    let plan: InstallPlan = serde_json::from_str(&text).with_context(|| format!("parsing plan {path}"))?;
+    plan.validate().with_context(|| format!("validating plan {path}"))?;
+    Ok(plan)
+}
+
+fn options(args: &[String], token: &str) -> Options {
+    Options {
+        sys: PathBuf::from("/sys"),
+        loop_only: flag(args, "--loop-only"),
+        target: value(args, "--target").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/target")),
+        scratch: value(args, "--scratch").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/mnt/metalboot-top")),
+        token: token.to_string(),
+        bootloader: !flag(args, "--no-bootloader"),
+    }
+}
+
 fn probe_cmd(json: bool) -> Result<()> {
     let disks = probe::probe_disks(Path::new("/sys")).context("reading /sys/block")?;
     if json {
@@ -38,6 +76,26 @@ fn probe_cmd(json: bool) -> Result<()> {
         for d in &disks {
             println!("{}", probe::describe(d));
         }
+    }
+    Ok(())
+}
+
+fn plan_cmd(args: &[String]) -> Result<()> {
+    let plan = read_plan(&value(args, "--plan").context("--plan FILE is required")?)?;
+    let dry = install::dry_run(&plan, &options(args, ""))?;
+    println!("{}", serde_json::to_string_pretty(&dry)?);
+    Ok(())
+}
+
+fn install_cmd(args: &[String]) -> Result<()> {
+    let plan = read_plan(&value(args, "--plan").context("--plan FILE is required")?)?;
+    let token = value(args, "--token").unwrap_or_default();
+    let events = (!flag(args, "--no-report")).then(|| plan.endpoints.events.clone());
+    let mut rep = Reporter::new(events, &token);
+    let keys = install::install(&plan, &options(args, &token), &mut rep)?;
+    println!("metalboot: installed; host keys:");
+    for k in keys {
+        println!("  {k}");
     }
     Ok(())
 }
@@ -56,18 +114,67 @@ fn init() -> Result<()> {
     for d in &disks {
         println!("metalboot: disk {}", probe::describe(d));
     }
-    match args.action.as_deref() {
-        Some("probe") => {
-            println!("metalboot: probe done, powering off");
-            power_off();
+    if args.action.as_deref() == Some("probe") {
+        println!("metalboot: probe done, powering off");
+        power_off();
+    }
+    let token = args.token.clone().unwrap_or_default();
+    let mut rep = Reporter::new(None, &token);
+    let plan = match (&args.plan, &args.url, &args.host) {
+        (Some(p), _, _) => read_plan(p)?,
+        (None, Some(url), Some(host)) => {
+            rep.set_endpoint(&format!("{url}/v1/hosts/{host}/events"));
+            let iface = net::find_interface(args.bootif.as_ref(), Duration::from_secs(20))?;
+            let summary = net::bring_up(&iface, &args.net)?;
+            println!("metalboot: network: {summary}");
+            rep.step("network", &summary);
+            fetch::fetch_plan(url, host, &token, Duration::from_secs(120))?
         }
-        _ => anyhow::bail!("no install action available in this build"),
+        _ => bail!(
+            "nothing to do: the kernel command line has neither metalboot.url + metalboot.host nor metalboot.plan"
+        ),
+    };
+    rep.set_endpoint(&plan.endpoints.events);
+    let opts = Options {
+        sys: PathBuf::from("/sys"),
+        loop_only: false,
+        target: PathBuf::from("/target"),
+        scratch: PathBuf::from("/mnt/metalboot-top"),
+        token: token.clone(),
+        bootloader: true,
+    };
+    match install::install(&plan, &opts, &mut rep) {
+        Ok(keys) => {
+            rep.step("report", &format!("{} host keys", keys.len()));
+            let body = serde_json::json!({ "host_keys": keys });
+            if let Err(e) = fetch::post_json(&plan.endpoints.report, &token, &body) {
+                println!("metalboot: could not report host keys: {e:#}");
+            }
+            println!("metalboot: install finished in {:.1}s; rebooting", rep.elapsed());
+            reboot();
+        }
+        Err(e) => {
+            println!("metalboot: install failed: {e:#}");
+            if plan.on_failure == OnFailure::Reboot {
+                println!("metalboot: rebooting (on_failure = reboot)");
+                reboot();
+            }
+            Err(e)
+        }
     }
 }
 
 fn power_off() -> ! {
-    let _ = std::process::Command::new("/usr/bin/sync").status();
-    let _ = std::process::Command::new("/usr/bin/busybox").args(["poweroff", "-f"]).status();
+    nix::unistd::sync();
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+fn reboot() -> ! {
+    nix::unistd::sync();
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
     loop {
         std::thread::sleep(Duration::from_secs(60));
     }

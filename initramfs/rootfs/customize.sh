@@ -1,0 +1,16 @@
+#!/bin/sh
+# mmdebstrap customize hook for metalboot's root filesystem image. $1 is the
+# new root. Leaves no SSH host keys, no machine-id and no password: the
+# installer makes those per host.
+set -eu
+root="$1"
+rm -f "$root"/etc/ssh/ssh_host_*
+: > "$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id"
+chroot "$root" usermod -p '*' root
+chroot "$root" systemctl enable systemd-networkd.service systemd-resolved.service ssh.service >/dev/null
+chroot "$root" systemctl disable metalboot-phone-home.service >/dev/null 2>&1 || true
+rm -f "$root/etc/hostname"
+# the installer writes the per-host resolv.conf link, network files and fstab
+: > "$root/etc/fstab"
+rm -rf "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/* "$root"/var/log/*.log

@@ -1,0 +1,117 @@
+//! Making the unpacked image this host: fstab, hostname, network, root's
+//! keys and password, fresh SSH host keys, an empty machine-id, the
+//! first-boot phone-home unit, GRUB defaults, and `/dev/disk/by-uuid` links
+//! (no udev here; GRUB's config generator relies on them).
+
+use crate::cmd::in_target;
+use crate::render;
+use anyhow::{Context, Result};
+use metalboot_spec::InstallPlan;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+fn write(target: &Path, rel: &str, data: &str, mode: u32) -> Result<()> {
+    let p = target.join(rel.trim_start_matches('/'));
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let _ = std::fs::remove_file(&p);
+    std::fs::write(&p, data).with_context(|| format!("writing {rel}"))?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).with_context(|| format!("chmod {rel}"))?;
+    Ok(())
+}
+
+/// Replaces `user`'s password field in shadow text.
+pub fn set_shadow_hash(shadow: &str, user: &str, hash: &str) -> Option<String> {
+    let mut found = false;
+    let out: Vec<String> = shadow
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(':').collect();
+            if f.first() == Some(&user) && f.len() > 1 {
+                found = true;
+                f[1] = hash;
+            }
+            f.join(":")
+        })
+        .collect();
+    found.then(|| out.join("\n") + "\n")
+}
+
+/// Creates `/dev/disk/by-uuid/<uuid>` → the partition.
+pub fn by_uuid_link(uuid: &str, dev: &str) -> Result<()> {
+    let dir = Path::new("/dev/disk/by-uuid");
+    std::fs::create_dir_all(dir)?;
+    let link = dir.join(uuid);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(dev, &link).with_context(|| format!("linking {} to {dev}", link.display()))
+}
+
+/// Writes every per-host file. The chroot needs /dev etc. bound already.
+pub fn configure_system(target: &Path, plan: &InstallPlan, token: &str, root_uuid: &str, esp_uuid: &str) -> Result<()> {
+    write(target, "etc/fstab", &render::fstab(root_uuid, esp_uuid, &plan.layout), 0o644)?;
+    write(target, "etc/hostname", &format!("{}\n", plan.hostname), 0o644)?;
+    write(target, "etc/hosts", &render::hosts(&plan.hostname), 0o644)?;
+    write(target, "etc/systemd/network/10-metalboot.network", &render::networkd(&plan.network), 0o644)?;
+    let resolv = target.join("etc/resolv.conf");
+    let _ = std::fs::remove_file(&resolv);
+    std::os::unix::fs::symlink("../run/systemd/resolve/stub-resolv.conf", &resolv).context("linking resolv.conf")?;
+    let keys: String = plan.ssh_authorized_keys.iter().map(|k| format!("{k}\n")).collect();
+    std::fs::create_dir_all(target.join("root/.ssh"))?;
+    std::fs::set_permissions(target.join("root/.ssh"), std::fs::Permissions::from_mode(0o700))?;
+    write(target, "root/.ssh/authorized_keys", &keys, 0o600)?;
+    if let Some(hash) = &plan.root_password_hash {
+        let shadow = std::fs::read_to_string(target.join("etc/shadow")).context("reading /etc/shadow")?;
+        let new = set_shadow_hash(&shadow, "root", hash).context("no root entry in /etc/shadow")?;
+        write(target, "etc/shadow", &new, 0o640)?;
+    }
+    write(target, "etc/machine-id", "", 0o444)?;
+    for entry in std::fs::read_dir(target.join("etc/ssh")).context("reading /etc/ssh")?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    in_target(target, &["ssh-keygen", "-A"]).context("generating SSH host keys")?;
+    write(target, "etc/metalboot/phone-home.env", &render::phone_home_env(plan, token), 0o600)?;
+    let wants = target.join("etc/systemd/system/multi-user.target.wants");
+    std::fs::create_dir_all(&wants)?;
+    let link = wants.join("metalboot-phone-home.service");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("/etc/systemd/system/metalboot-phone-home.service", &link)
+        .context("enabling the phone-home unit")?;
+    write(target, "etc/default/grub.d/metalboot.cfg", &render::grub_defaults(plan), 0o644)?;
+    Ok(())
+}
+
+/// The new host's SSH host public keys (`type base64`).
+pub fn host_keys(target: &Path) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(target.join("etc/ssh"))?.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        let n = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        if n.starts_with("ssh_host_") && n.ends_with(".pub") {
+            let text = std::fs::read_to_string(&p)?;
+            let mut it = text.split_whitespace();
+            if let (Some(t), Some(b)) = (it.next(), it.next()) {
+                keys.push(format!("{t} {b}"));
+            }
+        }
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shadow_root_hash_is_replaced_only_for_root() {
+        let s = "root:*:19000:0:99999:7:::\nsshd:!:19000::::::\n";
+        assert_eq!(
+            set_shadow_hash(s, "root", "$6$x$y").unwrap(),
+            "root:$6$x$y:19000:0:99999:7:::\nsshd:!:19000::::::\n"
+        );
+        assert!(set_shadow_hash("daemon:*:1::::::\n", "root", "h").is_none());
+    }
+}

@@ -1,0 +1,144 @@
+//! HTTP from the installer: the plan (with retries while the network comes
+//! up), the final report, and the root filesystem image streamed into a
+//! consumer while its sha256 is computed, resuming with `Range` (guarded by
+//! `If-Range` on the ETag) after a dropped connection.
+
+use anyhow::{bail, Context, Result};
+use metalboot_spec::InstallPlan;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// Why an image transfer ended.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The bytes were received but their sha256 is not the plan's.
+    #[error("image checksum mismatch: got sha256 {got}, plan says {want}")]
+    Checksum {
+        /// Computed.
+        got: String,
+        /// Expected.
+        want: String,
+    },
+    /// Anything else.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(10)).timeout_read(Duration::from_secs(60)).build()
+}
+
+/// Fetches and validates the plan, retrying for up to `patience`.
+pub fn fetch_plan(base: &str, host: &str, token: &str, patience: Duration) -> Result<InstallPlan> {
+    let url = format!("{base}/v1/hosts/{host}/plan?token={token}");
+    let shown = format!("{base}/v1/hosts/{host}/plan");
+    let start = std::time::Instant::now();
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match agent().get(&url).call() {
+            Ok(r) => {
+                let plan: InstallPlan = r.into_json().with_context(|| format!("parsing plan from {shown}"))?;
+                plan.validate().context("validating plan")?;
+                return Ok(plan);
+            }
+            Err(ureq::Error::Status(403, _)) => {
+                bail!("{shown}: the server refused the install token (host re-armed or disarmed?)")
+            }
+            Err(ureq::Error::Status(code, r)) if code < 500 => {
+                bail!("{shown}: HTTP {code}: {}", r.into_string().unwrap_or_default().trim())
+            }
+            Err(e) if start.elapsed() < patience => {
+                println!("metalboot: fetching plan: {e}; retrying in {:.1}s", delay.as_secs_f64());
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e).with_context(|| format!("fetching plan from {shown}")),
+        }
+    }
+}
+
+/// POSTs JSON with a few retries.
+pub fn post_json(url: &str, token: &str, body: &serde_json::Value) -> Result<()> {
+    let mut last = None;
+    for i in 0..5 {
+        match agent().post(&format!("{url}?token={token}")).send_json(body.clone()) {
+            Ok(_) => return Ok(()),
+            Err(ureq::Error::Status(code, r)) => {
+                bail!("{url}: HTTP {code}: {}", r.into_string().unwrap_or_default().trim())
+            }
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_secs(1 << i));
+    }
+    Err(last.expect("loop ran")).with_context(|| format!("posting to {url}"))
+}
+
+/// Streams `url` into `sink`, verifying `size` and `sha256`. `progress` gets
+/// bytes so far. Resumes up to 10 times after a dropped connection.
+pub fn stream_image(
+    url: &str,
+    size: u64,
+    sha256: &str,
+    sink: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, FetchError> {
+    let mut hasher = Sha256::new();
+    let mut done: u64 = 0;
+    let mut etag: Option<String> = None;
+    let mut resumes = 0;
+    let mut buf = vec![0u8; 256 * 1024];
+    while done < size {
+        let mut req = agent().get(url);
+        if done > 0 {
+            req = req.set("Range", &format!("bytes={done}-"));
+            if let Some(e) = &etag {
+                req = req.set("If-Range", e);
+            }
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, _)) => return Err(anyhow::anyhow!("{url}: HTTP {code}").into()),
+            Err(e) if resumes < 10 => {
+                resumes += 1;
+                println!("metalboot: image: {e}; resuming at {done} bytes");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+            Err(e) => return Err(anyhow::Error::from(e).context(format!("fetching {url}")).into()),
+        };
+        if done > 0 && resp.status() != 206 {
+            return Err(anyhow::anyhow!("{url}: server did not resume (HTTP {}); image changed?", resp.status()).into());
+        }
+        if etag.is_none() {
+            etag = resp.header("ETag").map(str::to_string);
+        }
+        let mut body = resp.into_reader();
+        loop {
+            match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let n = n.min((size - done) as usize);
+                    hasher.update(&buf[..n]);
+                    sink.write_all(&buf[..n]).context("writing image to the unpacker")?;
+                    done += n as u64;
+                    progress(done);
+                    if done >= size {
+                        break;
+                    }
+                }
+                Err(e) if resumes < 10 => {
+                    resumes += 1;
+                    println!("metalboot: image: connection dropped ({e}); resuming at {done} bytes");
+                    break;
+                }
+                Err(e) => return Err(anyhow::Error::from(e).context("reading image").into()),
+            }
+        }
+    }
+    let got = hex::encode(hasher.finalize());
+    if got != sha256 {
+        return Err(FetchError::Checksum { got, want: sha256.to_string() });
+    }
+    Ok(done)
+}

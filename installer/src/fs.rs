@@ -1,0 +1,178 @@
+//! Filesystems on the new disk: vfat ESP, BTRFS root with its subvolumes
+//! (created with libbtrfsutil), `@` as default subvolume, and the mounts of
+//! the new system under the target directory.
+
+use crate::cmd::{run, tool};
+use anyhow::{bail, Context, Result};
+use metalboot_spec::Layout;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use std::path::{Path, PathBuf};
+
+/// Makes the ESP.
+pub fn make_esp(dev: &str) -> Result<()> {
+    let mkfs = tool(&["/usr/sbin/mkfs.fat", "/sbin/mkfs.fat", "/usr/sbin/mkfs.vfat"])?;
+    run(&mkfs, &["-F", "32", "-n", "EFI", dev]).with_context(|| format!("making vfat on {dev}"))?;
+    Ok(())
+}
+
+/// Makes the BTRFS root.
+pub fn make_btrfs(dev: &str, label: &str) -> Result<()> {
+    let mkfs = tool(&["/usr/sbin/mkfs.btrfs", "/sbin/mkfs.btrfs", "/usr/bin/mkfs.btrfs", "/bin/mkfs.btrfs"])?;
+    run(&mkfs, &["-f", "-q", "-L", label, dev]).with_context(|| format!("making btrfs on {dev}"))?;
+    Ok(())
+}
+
+/// The filesystem UUID of `dev`.
+pub fn fs_uuid(dev: &str) -> Result<String> {
+    let blkid = tool(&["/usr/sbin/blkid", "/sbin/blkid"])?;
+    let out =
+        run(&blkid, &["-p", "-s", "UUID", "-o", "value", dev]).with_context(|| format!("reading the UUID of {dev}"))?;
+    let u = out.trim().to_string();
+    if u.is_empty() {
+        bail!("{dev} has no filesystem UUID");
+    }
+    Ok(u)
+}
+
+/// Splits mount(8)-style options into VFS flags and filesystem data
+/// (`noatime` is a flag, `compress=zstd:1` is btrfs data).
+pub fn split_mount_options(opts: &str) -> (MsFlags, String) {
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "noatime" => flags |= MsFlags::MS_NOATIME,
+            "nodiratime" => flags |= MsFlags::MS_NODIRATIME,
+            "relatime" => flags |= MsFlags::MS_RELATIME,
+            "strictatime" => flags |= MsFlags::MS_STRICTATIME,
+            "lazytime" => flags |= MsFlags::MS_LAZYTIME,
+            "ro" => flags |= MsFlags::MS_RDONLY,
+            "nosuid" => flags |= MsFlags::MS_NOSUID,
+            "nodev" => flags |= MsFlags::MS_NODEV,
+            "noexec" => flags |= MsFlags::MS_NOEXEC,
+            "sync" => flags |= MsFlags::MS_SYNCHRONOUS,
+            "rw" | "defaults" | "atime" | "suid" | "dev" | "exec" | "async" => {}
+            other => data.push(other),
+        }
+    }
+    (flags, data.join(","))
+}
+
+fn mount_fs(src: &str, dst: &Path, fstype: &str, opts: &str) -> Result<()> {
+    std::fs::create_dir_all(dst).with_context(|| format!("creating {}", dst.display()))?;
+    let (flags, data) = split_mount_options(opts);
+    mount(Some(src), dst, Some(fstype), flags, Some(data.as_str()))
+        .with_context(|| format!("mounting {src} ({fstype}, {opts}) on {}", dst.display()))
+}
+
+/// Creates the layout's subvolumes at the top of the filesystem on `dev` and
+/// makes the root one the default. Returns the default subvolume's id.
+pub fn create_subvolumes(dev: &str, layout: &Layout, scratch: &Path) -> Result<u64> {
+    mount_fs(dev, scratch, "btrfs", "subvolid=5")?;
+    let result = (|| -> Result<u64> {
+        let mut root_id = 0;
+        for s in &layout.subvolumes {
+            let p = scratch.join(&s.name);
+            let sv = btrfsutil::subvolume::Subvolume::create(p.as_path(), None)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))
+                .with_context(|| format!("creating subvolume {}", s.name))?;
+            if s.mountpoint == "/" {
+                root_id = sv.id();
+                // libbtrfsutil hands back a path relative to the filesystem root
+                let cwd = std::env::current_dir()?;
+                std::env::set_current_dir(scratch)?;
+                let r = sv.set_default().map_err(|e| anyhow::anyhow!("{e:?}"));
+                std::env::set_current_dir(cwd)?;
+                r.with_context(|| format!("making {} the default subvolume", s.name))?;
+            }
+        }
+        let def = btrfsutil::subvolume::Subvolume::get_default(scratch).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        if def.id() != root_id {
+            bail!("default subvolume is {} after setting it to {root_id}", def.id());
+        }
+        Ok(root_id)
+    })();
+    umount2(scratch, MntFlags::empty()).with_context(|| format!("unmounting {}", scratch.display()))?;
+    result
+}
+
+/// Mounts the new system at `target`: the root subvolume, the others in
+/// parent-first order, and (when given) the ESP at /boot/efi.
+pub fn mount_target(root_dev: &str, esp_dev: Option<&str>, layout: &Layout, target: &Path) -> Result<()> {
+    let mut subs: Vec<_> = layout.subvolumes.iter().collect();
+    subs.sort_by_key(|s| (s.mountpoint != "/", s.mountpoint.matches('/').count(), s.mountpoint.clone()));
+    for s in subs {
+        let dst =
+            if s.mountpoint == "/" { target.to_path_buf() } else { target.join(s.mountpoint.trim_start_matches('/')) };
+        mount_fs(root_dev, &dst, "btrfs", &format!("subvol=/{},{}", s.name, layout.mount_options))?;
+    }
+    if let Some(esp) = esp_dev {
+        mount_fs(esp, &target.join("boot/efi"), "vfat", "umask=0077")?;
+    }
+    Ok(())
+}
+
+/// Mount points at or under `target`, deepest first.
+pub fn mounts_under(mounts: &str, target: &Path) -> Vec<PathBuf> {
+    let t = target.to_string_lossy();
+    let mut v: Vec<PathBuf> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| *m == t || m.starts_with(&format!("{t}/")))
+        .map(PathBuf::from)
+        .collect();
+    v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    v.dedup();
+    v
+}
+
+/// Unmounts everything under `target`.
+pub fn unmount_all(target: &Path) -> Result<()> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
+    for m in mounts_under(&mounts, target) {
+        if umount2(&m, MntFlags::empty()).is_err() {
+            umount2(&m, MntFlags::MNT_DETACH).with_context(|| format!("unmounting {}", m.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Bind-mounts the kernel filesystems a chroot needs.
+pub fn bind_system(target: &Path) -> Result<()> {
+    for d in ["dev", "dev/pts", "proc", "sys", "run"] {
+        let dst = target.join(d);
+        std::fs::create_dir_all(&dst)?;
+        mount(Some(Path::new("/").join(d).as_path()), &dst, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .with_context(|| format!("bind-mounting /{d} into the new system"))?;
+    }
+    let efivars = Path::new("/sys/firmware/efi/efivars");
+    if efivars.is_dir() {
+        let _ = mount(
+            Some(efivars),
+            &target.join("sys/firmware/efi/efivars"),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_options_split_into_flags_and_data() {
+        let (f, d) = split_mount_options("subvol=/@,compress=zstd:1,noatime");
+        assert_eq!(f, MsFlags::MS_NOATIME);
+        assert_eq!(d, "subvol=/@,compress=zstd:1");
+    }
+
+    #[test]
+    fn mounts_under_target_deepest_first() {
+        let m = "/dev/vda3 /target btrfs rw 0 0\n/dev/vda3 /target/home btrfs rw 0 0\n/dev/vda2 /target/boot/efi vfat rw 0 0\nproc /proc proc rw 0 0\n/dev/x /targetx ext4 rw 0 0\n";
+        let v = mounts_under(m, Path::new("/target"));
+        assert_eq!(v, [PathBuf::from("/target/boot/efi"), PathBuf::from("/target/home"), PathBuf::from("/target")]);
+    }
+}

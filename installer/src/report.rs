@@ -1,0 +1,83 @@
+//! Progress to the console and to the server. Every step prints one line and
+//! posts an event (`step`, `status`, `percent`, `bytes`, `message`) to the
+//! plan's events URL with the install token. Posting is best effort: a lost
+//! event never stops an install, but a lost failure report is retried.
+
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Sends progress events; without an endpoint it only prints.
+pub struct Reporter {
+    events: Option<String>,
+    token: String,
+    agent: ureq::Agent,
+    started: Instant,
+    last_post: Option<Instant>,
+}
+
+impl Reporter {
+    /// A reporter posting to `events` (None: console only).
+    pub fn new(events: Option<String>, token: &str) -> Reporter {
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+        Reporter { events, token: token.to_string(), agent, started: Instant::now(), last_post: None }
+    }
+
+    /// Sets the events URL once the plan is known.
+    pub fn set_endpoint(&mut self, events: &str) {
+        self.events = Some(events.to_string());
+    }
+
+    fn post(&self, body: serde_json::Value, tries: u32) -> bool {
+        let Some(url) = &self.events else { return false };
+        for i in 0..tries {
+            match self.agent.post(&format!("{url}?token={}", self.token)).send_json(body.clone()) {
+                Ok(_) => return true,
+                Err(ureq::Error::Status(code, _)) => {
+                    println!("metalboot: server refused event (HTTP {code})");
+                    return false;
+                }
+                Err(_) if i + 1 < tries => std::thread::sleep(Duration::from_secs(1 << i.min(4))),
+                Err(e) => println!("metalboot: could not send event: {e}"),
+            }
+        }
+        false
+    }
+
+    /// A step started.
+    pub fn step(&mut self, step: &str, message: &str) {
+        println!("metalboot: [{:6.1}s] {step}: {message}", self.started.elapsed().as_secs_f64());
+        self.post(json!({"step": step, "status": "running", "message": message}), 2);
+        self.last_post = Some(Instant::now());
+    }
+
+    /// A step finished.
+    pub fn done(&mut self, step: &str, message: &str) {
+        println!("metalboot: [{:6.1}s] {step}: done {message}", self.started.elapsed().as_secs_f64());
+        self.post(json!({"step": step, "status": "done", "message": message}), 2);
+    }
+
+    /// Progress within a step, rate-limited to one post per second.
+    pub fn progress(&mut self, step: &str, percent: u8, bytes: u64) {
+        if self.last_post.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) && percent < 100 {
+            return;
+        }
+        println!(
+            "metalboot: [{:6.1}s] {step}: {percent}% ({:.1} MiB)",
+            self.started.elapsed().as_secs_f64(),
+            bytes as f64 / 1048576.0
+        );
+        self.post(json!({"step": step, "status": "running", "percent": percent, "bytes": bytes}), 1);
+        self.last_post = Some(Instant::now());
+    }
+
+    /// The install failed at `step`.
+    pub fn failed(&mut self, step: &str, error: &str) {
+        println!("metalboot: FAILED at step {step}: {error}");
+        self.post(json!({"step": step, "status": "failed", "message": error}), 5);
+    }
+
+    /// Seconds since the installer started.
+    pub fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}

@@ -1,0 +1,97 @@
+//! Disk selection over a recorded sysfs tree (see fixtures/README.md).
+
+use metalboot_installer::probe::{probe_disks, DiskFacts};
+use metalboot_installer::select::{select, SelectError};
+use metalboot_spec::{ByteSize, DiskSelector};
+use std::path::Path;
+
+fn disks() -> Vec<DiskFacts> {
+    probe_disks(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysfs-mixed")).unwrap()
+}
+
+fn sel(f: impl FnOnce(&mut DiskSelector)) -> DiskSelector {
+    let mut s = DiskSelector::default();
+    f(&mut s);
+    s
+}
+
+#[test]
+fn probe_reads_sizes_serials_models_and_partitions() {
+    let d = disks();
+    let names: Vec<&str> = d.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["nvme0n1", "sda", "sdb", "sdc", "vda", "vdb"]);
+    let nvme = &d[0];
+    assert_eq!(nvme.size, 1000215216 * 512);
+    assert_eq!(nvme.model.as_deref(), Some("Samsung SSD 980 PRO 500GB"));
+    assert_eq!(nvme.serial.as_deref(), Some("S5GXNF0R123456"));
+    assert!(!nvme.rotational);
+    assert_eq!(d[1].serial.as_deref(), Some("WD-WCC4M0123456"));
+    assert_eq!(d[1].wwn.as_deref(), Some("naa.50014ee2b5e3c2a1"));
+    assert!(d[3].removable);
+    assert_eq!(d[4].partitions, ["vda1"]);
+}
+
+#[test]
+fn one_match_by_serial_wwn_model_or_size() {
+    let d = disks();
+    assert_eq!(select(&d, &sel(|s| s.serial = Some("WD-WCC4M0654321".into())), &[]).unwrap().name, "sdb");
+    assert_eq!(select(&d, &sel(|s| s.wwn = Some("0x50014EE2B5E3C2A1".into())), &[]).unwrap().name, "sda");
+    assert_eq!(select(&d, &sel(|s| s.model = Some("Samsung SSD 980 PRO 500GB".into())), &[]).unwrap().name, "nvme0n1");
+    let by_size = sel(|s| {
+        s.min_size = Some(ByteSize(400 << 30));
+        s.max_size = Some(ByteSize(600 << 30));
+    });
+    assert_eq!(select(&d, &by_size, &[]).unwrap().name, "nvme0n1");
+    assert_eq!(select(&d, &sel(|s| s.path = Some("/dev/vdb".into())), &[]).unwrap().name, "vdb");
+}
+
+#[test]
+fn no_match_names_every_disk_and_why() {
+    let e = select(&disks(), &sel(|s| s.serial = Some("NOPE".into())), &[]).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, SelectError::NoMatch { .. }));
+    assert!(msg.contains("/dev/sdc (removable)") && msg.contains("/dev/sda (serial is WD-WCC4M0123456)"), "{msg}");
+}
+
+#[test]
+fn two_matches_are_refused() {
+    let e = select(&disks(), &sel(|s| s.model = Some("WDC WD20EFRX-68E".into())), &[]).unwrap_err();
+    assert_eq!(e.to_string(), "2 disks match model=WDC WD20EFRX-68E: /dev/sda, /dev/sdb; refusing to guess");
+}
+
+#[test]
+fn removable_disk_is_never_chosen_even_by_path() {
+    let e = select(&disks(), &sel(|s| s.path = Some("/dev/sdc".into())), &[]).unwrap_err();
+    assert!(e.to_string().contains("/dev/sdc (removable)"), "{e}");
+}
+
+#[test]
+fn boot_device_is_never_chosen() {
+    let e = select(&disks(), &sel(|s| s.serial = Some("VIRTIO-DATA".into())), &["vdb".into()]).unwrap_err();
+    assert!(e.to_string().contains("/dev/vdb (in use by the running system)"), "{e}");
+}
+
+#[test]
+fn disk_with_partitions_needs_wipe() {
+    let d = disks();
+    let e = select(&d, &sel(|s| s.serial = Some("VIRTIO-SYS".into())), &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/dev/vda matches serial=VIRTIO-SYS but holds partitions (vda1); set disk.wipe = true to allow wiping it"
+    );
+    let ok = select(
+        &d,
+        &sel(|s| {
+            s.serial = Some("VIRTIO-SYS".into());
+            s.wipe = true;
+        }),
+        &[],
+    );
+    assert_eq!(ok.unwrap().name, "vda");
+}
+
+#[test]
+fn empty_selector_needs_exactly_one_eligible_disk() {
+    let e = select(&disks(), &DiskSelector::default(), &[]).unwrap_err();
+    assert!(matches!(e, SelectError::Ambiguous { count: 5, .. }), "{e}");
+}
