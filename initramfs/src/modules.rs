@@ -60,6 +60,7 @@ pub const WANTED: &[&str] = &[
     "nls_cp437",
     "nls_iso8859_1",
     "nls_utf8",
+    "nls_ascii",
     "ext4",
     "efivarfs",
     "crc32c_generic",

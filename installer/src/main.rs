@@ -106,7 +106,7 @@ fn init() -> Result<()> {
     let raw = std::fs::read_to_string("/proc/cmdline").context("reading /proc/cmdline")?;
     println!("metalboot: kernel command line: {}", cmdline::redact(raw.trim()));
     let args = cmdline::parse(&raw)?;
-    let n = sysinit::load_drivers(&["btrfs", "vfat", "nls_cp437", "nls_iso8859_1", "af_packet"])?;
+    let n = sysinit::load_drivers(&["btrfs", "vfat", "nls_cp437", "nls_iso8859_1", "nls_ascii", "af_packet"])?;
     println!("metalboot: loaded drivers for {n} device aliases");
     sysinit::wait_for_block_devices(Duration::from_millis(1500), Duration::from_secs(15));
     let disks = probe::probe_disks(Path::new("/sys")).context("reading /sys/block")?;
