@@ -6,6 +6,8 @@ pub mod cli;
 pub mod client;
 pub mod cmdline;
 pub mod config;
+pub mod dhcp;
+pub mod tftp;
 pub mod http;
 pub mod inventory;
 pub mod render;

@@ -2,6 +2,7 @@
 //! host's state, its per-install token (hashed) and its timeline. Every change
 //! is one transaction, so the store survives `kill -9` at any point.
 
+mod leases;
 mod model;
 mod schema;
 mod token;
@@ -59,6 +60,18 @@ impl Store {
         let out = f(&tx)?;
         tx.commit().context("committing state change")?;
         Ok(out)
+    }
+
+    /// Runs a DHCP decision against the lease table in one transaction.
+    pub fn with_leases<T>(&self, f: impl FnOnce(&mut dyn crate::dhcp::leases::LeaseBook) -> T) -> Result<T> {
+        self.with_tx(|tx| {
+            let mut book = leases::SqlLeases { conn: tx, error: None };
+            let out = f(&mut book);
+            match book.error {
+                Some(e) => Err(anyhow::Error::from(e).context("updating DHCP leases")),
+                None => Ok(out),
+            }
+        })
     }
 
     /// Records hosts that the inventory arms on first sight (`arm = true`) and

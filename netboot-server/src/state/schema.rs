@@ -31,6 +31,14 @@ const MIGRATIONS: &[&str] = &[
         message TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX events_host ON events(host, id);",
+    // 2: DHCP leases.
+    "CREATE TABLE leases (
+        ip TEXT PRIMARY KEY,
+        mac TEXT NOT NULL,
+        hold TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL
+    );
+    CREATE INDEX leases_mac ON leases(mac);",
 ];
 
 /// Brings the database schema up to date.

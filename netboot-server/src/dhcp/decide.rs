@@ -1,0 +1,165 @@
+//! What to answer (RFC 2131 §4.3): given the classified request, the DHCP
+//! settings and the lease book, an address decision and the boot
+//! information for the client's firmware. The only I/O is through the
+//! `LeaseBook` trait.
+
+use super::classify::{ClientInfo, Firmware};
+use super::leases::{Hold, Lease, LeaseBook};
+use super::DhcpSettings;
+use dhcproto::v4::MessageType;
+use metalboot_spec::MacAddr;
+use std::net::Ipv4Addr;
+
+/// Boot information for a PXE/iPXE/HTTP-boot client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootInfo {
+    /// Boot file: a TFTP file name or an HTTP URL.
+    pub filename: String,
+    /// Next server (TFTP), siaddr.
+    pub next_server: Ipv4Addr,
+    /// Option 60 to echo (`PXEClient` / `HTTPClient`), if the client sent one.
+    pub vendor_class: Option<&'static str>,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Send a reply.
+    Reply {
+        /// OFFER, ACK or NAK.
+        msg_type: MessageType,
+        /// Address for the client (0.0.0.0 for NAK/INFORM/proxy).
+        yiaddr: Ipv4Addr,
+        /// Lease time to announce (None for INFORM, NAK, proxy).
+        lease_secs: Option<u32>,
+        /// Boot info, for network-boot clients.
+        boot: Option<BootInfo>,
+    },
+    /// Say nothing, and why (logged at debug).
+    Ignore(String),
+}
+
+const OFFER_HOLD_MS: i64 = 30_000;
+const DECLINE_HOLD_MS: i64 = 10 * 60_000;
+
+/// The boot file for this client: iPXE gets the HTTP script (that breaks
+/// the chainload loop), a plain PXE ROM gets an iPXE binary over TFTP, a
+/// UEFI HTTP Boot client gets iPXE over HTTP.
+pub fn boot_info(c: &ClientInfo, s: &DhcpSettings) -> Option<BootInfo> {
+    if c.ipxe {
+        return Some(BootInfo { filename: format!("{}/boot.ipxe", s.http_base), next_server: s.server_ip, vendor_class: None });
+    }
+    match c.firmware {
+        Firmware::None => None,
+        Firmware::BiosPxe => Some(BootInfo { filename: s.bios_file.clone(), next_server: s.server_ip, vendor_class: Some("PXEClient") }),
+        Firmware::EfiPxe(_) => Some(BootInfo { filename: s.efi_file.clone(), next_server: s.server_ip, vendor_class: Some("PXEClient") }),
+        Firmware::EfiHttp(_) => Some(BootInfo {
+            filename: format!("{}/assets/{}", s.http_base, s.efi_file),
+            next_server: s.server_ip,
+            vendor_class: Some("HTTPClient"),
+        }),
+    }
+}
+
+fn in_range(ip: Ipv4Addr, s: &DhcpSettings) -> bool {
+    u32::from(ip) >= u32::from(s.range_start) && u32::from(ip) <= u32::from(s.range_end)
+}
+
+fn usable_for(ip: Ipv4Addr, mac: &MacAddr, s: &DhcpSettings, book: &dyn LeaseBook, now: i64) -> bool {
+    if ip == s.server_ip || !s.subnet.contains(ip.into()) {
+        return false;
+    }
+    if let Some(owner) = s.reservations.iter().find(|(_, rip)| *rip == ip).map(|(m, _)| m) {
+        if owner != mac {
+            return false;
+        }
+    }
+    match book.by_ip(ip, now) {
+        Some(l) => l.mac == *mac && l.hold != Hold::Declined,
+        None => true,
+    }
+}
+
+fn choose_address(c: &ClientInfo, s: &DhcpSettings, book: &dyn LeaseBook, now: i64) -> Option<Ipv4Addr> {
+    if let Some((_, ip)) = s.reservations.iter().find(|(m, _)| *m == c.mac) {
+        return Some(*ip);
+    }
+    if let Some(l) = book.by_mac(&c.mac, now) {
+        if in_range(l.ip, s) {
+            return Some(l.ip);
+        }
+    }
+    if let Some(req) = c.requested_ip {
+        if in_range(req, s) && usable_for(req, &c.mac, s, book, now) {
+            return Some(req);
+        }
+    }
+    (u32::from(s.range_start)..=u32::from(s.range_end)).map(Ipv4Addr::from).find(|ip| usable_for(*ip, &c.mac, s, book, now))
+}
+
+/// Full-mode decision.
+pub fn decide(c: &ClientInfo, s: &DhcpSettings, book: &mut dyn LeaseBook, now: i64) -> Decision {
+    let boot = boot_info(c, s);
+    match c.msg_type {
+        MessageType::Discover => match choose_address(c, s, book, now) {
+            Some(ip) => {
+                book.put(Lease { ip, mac: c.mac, hold: Hold::Offered, expires_ms: now + OFFER_HOLD_MS });
+                Decision::Reply { msg_type: MessageType::Offer, yiaddr: ip, lease_secs: Some(s.lease_secs), boot }
+            }
+            None => Decision::Ignore("address pool exhausted".into()),
+        },
+        MessageType::Request => {
+            if let Some(sid) = c.server_id {
+                if sid != s.server_ip {
+                    if let Some(l) = book.by_mac(&c.mac, now) {
+                        if l.hold == Hold::Offered {
+                            book.remove(&c.mac, l.ip);
+                        }
+                    }
+                    return Decision::Ignore(format!("client chose server {sid}"));
+                }
+            }
+            let wanted = c.requested_ip.or((!c.ciaddr.is_unspecified()).then_some(c.ciaddr));
+            let Some(ip) = wanted else { return Decision::Ignore("REQUEST without an address".into()) };
+            let nak = Decision::Reply { msg_type: MessageType::Nak, yiaddr: Ipv4Addr::UNSPECIFIED, lease_secs: None, boot: None };
+            if let Some((_, rip)) = s.reservations.iter().find(|(m, _)| *m == c.mac) {
+                if *rip != ip {
+                    return nak;
+                }
+            } else if !in_range(ip, s) {
+                return nak;
+            }
+            if !usable_for(ip, &c.mac, s, book, now) {
+                return nak;
+            }
+            book.put(Lease { ip, mac: c.mac, hold: Hold::Bound, expires_ms: now + i64::from(s.lease_secs) * 1000 });
+            Decision::Reply { msg_type: MessageType::Ack, yiaddr: ip, lease_secs: Some(s.lease_secs), boot }
+        }
+        MessageType::Release => {
+            book.remove(&c.mac, c.ciaddr);
+            Decision::Ignore("released".into())
+        }
+        MessageType::Decline => {
+            if let Some(ip) = c.requested_ip {
+                book.remove(&c.mac, ip);
+                book.put(Lease { ip, mac: MacAddr([0; 6]), hold: Hold::Declined, expires_ms: now + DECLINE_HOLD_MS });
+            }
+            Decision::Ignore("declined; address quarantined".into())
+        }
+        MessageType::Inform => Decision::Reply { msg_type: MessageType::Ack, yiaddr: Ipv4Addr::UNSPECIFIED, lease_secs: None, boot },
+        other => Decision::Ignore(format!("{other:?} is not a client message we answer")),
+    }
+}
+
+/// Proxy-mode decision (PXE spec): boot information only, never an address,
+/// and only for network-boot clients.
+pub fn decide_proxy(c: &ClientInfo, s: &DhcpSettings) -> Decision {
+    let Some(boot) = boot_info(c, s) else { return Decision::Ignore("not a PXE client".into()) };
+    match c.msg_type {
+        MessageType::Discover => Decision::Reply { msg_type: MessageType::Offer, yiaddr: Ipv4Addr::UNSPECIFIED, lease_secs: None, boot: Some(boot) },
+        MessageType::Request | MessageType::Inform => {
+            Decision::Reply { msg_type: MessageType::Ack, yiaddr: Ipv4Addr::UNSPECIFIED, lease_secs: None, boot: Some(boot) }
+        }
+        other => Decision::Ignore(format!("{other:?} ignored in proxy mode")),
+    }
+}

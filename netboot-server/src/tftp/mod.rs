@@ -1,0 +1,195 @@
+//! A read-only TFTP server for the iPXE binaries. Files are looked up in a
+//! whitelist by name — a request never becomes a path, so `../` cannot
+//! escape. Concurrent transfers are bounded; each runs on its own port
+//! (RFC 1350 TID) with retransmission on timeout and RFC 7440 windows.
+
+pub mod packet;
+
+use anyhow::{Context, Result};
+use packet::{encode, negotiate, parse, Packet};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
+
+/// `[tftp]` in metalboot.toml.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TftpConfig {
+    /// Serve TFTP (default: when DHCP is on).
+    pub enabled: Option<bool>,
+    /// Listen address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Name → file. Default: iPXE's binaries from Debian's `ipxe` package.
+    #[serde(default = "default_files")]
+    pub files: BTreeMap<String, PathBuf>,
+    /// Concurrent transfers.
+    #[serde(default = "default_max")]
+    pub max_transfers: usize,
+}
+
+fn default_listen() -> SocketAddr {
+    "0.0.0.0:69".parse().expect("constant")
+}
+fn default_max() -> usize {
+    64
+}
+
+/// iPXE binaries as Debian's `ipxe` package installs them.
+pub fn default_files() -> BTreeMap<String, PathBuf> {
+    ["undionly.kpxe", "ipxe.efi", "snponly.efi", "ipxe.pxe"].iter().map(|n| (n.to_string(), PathBuf::from("/usr/lib/ipxe").join(n))).collect()
+}
+
+impl Default for TftpConfig {
+    fn default() -> Self {
+        TftpConfig { enabled: None, listen: default_listen(), files: default_files(), max_transfers: default_max() }
+    }
+}
+
+/// What a read request resolves to.
+pub fn lookup<'a>(files: &'a BTreeMap<String, PathBuf>, requested: &str) -> Option<&'a PathBuf> {
+    // clients send "undionly.kpxe" or "/undionly.kpxe"; nothing else maps
+    files.get(requested.strip_prefix('/').unwrap_or(requested))
+}
+
+async fn send_error(sock: &UdpSocket, to: SocketAddr, code: u16, message: &str) {
+    let _ = sock.send_to(&encode(&Packet::Error { code, message: message.into() }), to).await;
+}
+
+/// Serves until dropped.
+pub async fn serve(sock: UdpSocket, cfg: Arc<TftpConfig>) -> Result<()> {
+    let slots = Arc::new(Semaphore::new(cfg.max_transfers));
+    let local_ip = sock.local_addr()?.ip();
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let (n, peer) = sock.recv_from(&mut buf).await.context("receiving TFTP")?;
+        let req = match parse(&buf[..n]) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "ignoring TFTP packet");
+                continue;
+            }
+        };
+        let (filename, mode, options) = match req {
+            Packet::Rrq { filename, mode, options } => (filename, mode, options),
+            Packet::Wrq => {
+                send_error(&sock, peer, 2, "read-only server").await;
+                continue;
+            }
+            _ => continue,
+        };
+        let Some(path) = lookup(&cfg.files, &filename).cloned() else {
+            tracing::info!(%peer, file = %filename.escape_debug(), "TFTP: not served");
+            send_error(&sock, peer, 1, "file not found").await;
+            continue;
+        };
+        if mode != "octet" && mode != "netascii" {
+            send_error(&sock, peer, 4, "unsupported mode").await;
+            continue;
+        }
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            send_error(&sock, peer, 0, "server busy").await;
+            continue;
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            match transfer(local_ip, peer, &path, &options).await {
+                Ok(bytes) => tracing::info!(%peer, file = %filename, bytes, "TFTP: sent"),
+                Err(e) => tracing::info!(%peer, file = %filename, error = format!("{e:#}"), "TFTP: transfer ended"),
+            }
+        });
+    }
+}
+
+async fn transfer(local_ip: std::net::IpAddr, peer: SocketAddr, path: &PathBuf, options: &[(String, String)]) -> Result<usize> {
+    let data = tokio::fs::read(path).await.with_context(|| format!("reading {}", path.display()))?;
+    let sock = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
+    sock.connect(peer).await?;
+    let neg = negotiate(options, data.len() as u64, 65464);
+    let timeout = Duration::from_secs(neg.timeout);
+    let mut buf = vec![0u8; 2048];
+    if !neg.oack.is_empty() {
+        let oack = encode(&Packet::Oack(neg.oack.clone()));
+        let mut ok = false;
+        for _ in 0..5 {
+            sock.send(&oack).await?;
+            match tokio::time::timeout(timeout, sock.recv(&mut buf)).await {
+                Ok(Ok(n)) => match parse(&buf[..n]) {
+                    Ok(Packet::Ack(0)) => {
+                        ok = true;
+                        break;
+                    }
+                    // OVMF asks for tsize, then aborts and asks again
+                    Ok(Packet::Error { .. }) => return Ok(0),
+                    _ => continue,
+                },
+                _ => continue,
+            }
+        }
+        anyhow::ensure!(ok, "no ACK for OACK");
+    }
+    let bs = neg.blksize;
+    let nblocks = data.len() / bs + 1; // the last block is short (maybe empty)
+    let mut acked = 0usize; // blocks acknowledged, counted from 1
+    let mut retries = 0;
+    while acked < nblocks {
+        let end = (acked + neg.windowsize as usize).min(nblocks);
+        for i in acked..end {
+            let s = (i * bs).min(data.len());
+            let e = ((i + 1) * bs).min(data.len());
+            let block = ((i + 1) % 65536) as u16;
+            sock.send(&encode(&Packet::Data { block, data: data[s..e].to_vec() })).await?;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut progressed = false;
+        loop {
+            let r = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await;
+            let Ok(Ok(n)) = r else { break };
+            match parse(&buf[..n]) {
+                Ok(Packet::Ack(b)) => {
+                    // map the 16-bit block number into the current window
+                    let base = acked;
+                    let cand = (acked..=end).find(|i| (*i % 65536) as u16 == b);
+                    if let Some(c) = cand {
+                        if c > base {
+                            acked = c;
+                            progressed = true;
+                        }
+                        if acked == end || c <= base {
+                            break;
+                        }
+                    }
+                }
+                Ok(Packet::Error { code, message }) => anyhow::bail!("client aborted: {code} {message}"),
+                _ => {}
+            }
+        }
+        if progressed {
+            retries = 0;
+        } else {
+            retries += 1;
+            anyhow::ensure!(retries <= 8, "client stopped acknowledging at block {acked}");
+        }
+    }
+    Ok(data.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_a_whitelist_not_a_path() {
+        let f = default_files();
+        assert!(lookup(&f, "undionly.kpxe").is_some());
+        assert!(lookup(&f, "/snponly.efi").is_some());
+        for bad in ["../etc/passwd", "/usr/lib/ipxe/undionly.kpxe", "undionly.kpxe/..", "", "//undionly.kpxe"] {
+            assert!(lookup(&f, bad).is_none(), "{bad}");
+        }
+    }
+}
