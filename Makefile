@@ -6,9 +6,9 @@ CARGO ?= cargo
 # Debian packages the build and the test tiers use.
 APT_PACKAGES := build-essential pkg-config ca-certificates git curl cpio zstd tar kmod busybox-static \
 	btrfs-progs dosfstools util-linux fdisk openssh-client libbtrfsutil-dev libclang-dev clang \
-	qemu-system-x86 qemu-utils ovmf ipxe mmdebstrap
+	qemu-system-x86 qemu-utils ovmf ipxe mmdebstrap iproute2 dnsmasq-base
 
-.PHONY: all build deps test unit lint golden demo help initramfs rootfs assets
+.PHONY: all build deps test unit lint golden demo help initramfs rootfs assets release e2e
 
 all: build
 
@@ -17,6 +17,8 @@ help:
 	@echo "make demo    PXE-install a QEMU VM with the embedded default config"
 	@echo "make golden  regenerate golden files after an intended template change"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
+	@echo "make e2e     QEMU end-to-end scenarios (root)"
+	@echo "make assets  kernel, installer initramfs and root filesystem image into target/assets"
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -37,7 +39,7 @@ lint: deps
 # every tier that runs on the build machine; root-only tests are marked
 # #[ignore] so a plain `cargo test` as a normal user still passes
 unit: deps
-	$(CARGO) test --workspace --locked -- --include-ignored
+	$(CARGO) test --workspace --locked --exclude metalboot-e2e -- --include-ignored
 
 ASSETS ?= target/assets
 CACHE ?= target/assets-cache
@@ -52,15 +54,18 @@ rootfs: deps
 
 assets: initramfs rootfs
 
-test: lint unit
+test: lint unit e2e
+
+release: deps
+	$(CARGO) build --release --locked -p metalboot -p metalboot-installer -p metalboot-initramfs
+
+# QEMU end to end (as root): real firmware, PXE over a tap in our own netns
+e2e: assets release
+	$(CARGO) test --locked -p metalboot-e2e --test e2e -- --ignored --nocapture --test-threads=1
 
 golden:
 	UPDATE_GOLDEN=1 $(CARGO) test -p metalboot --test golden
 	@git status --short netboot-server/tests/golden
 
-demo: build
-	@echo "make demo: the PXE demo (a QEMU VM installed by metalboot) needs the installer"
-	@echo "initramfs, root filesystem image and DHCP/TFTP, which are not built yet."
-	@echo "What runs today: the HTTP server core. Try:"
-	@echo "  cargo run -p metalboot -- --config netboot-server/tests/fixtures/metalboot.toml render ipxe web1"
-	@exit 1
+demo: assets release
+	$(CARGO) run --release --locked -p metalboot-e2e --bin metalboot-demo

@@ -32,6 +32,10 @@ struct ConfigFile {
     assets: AssetsSection,
     #[serde(default)]
     debian_installer: DebianInstallerConfig,
+    #[serde(default)]
+    dhcp: crate::dhcp::DhcpConfig,
+    #[serde(default)]
+    tftp: crate::tftp::TftpConfig,
 }
 
 /// Settings for hosts installed with `method = "debian-installer"`.
@@ -139,6 +143,10 @@ pub struct Config {
     pub assets: BTreeMap<String, PathBuf>,
     /// Debian installer settings.
     pub debian_installer: DebianInstallerConfig,
+    /// DHCP settings.
+    pub dhcp: crate::dhcp::DhcpConfig,
+    /// TFTP settings.
+    pub tftp: crate::tftp::TftpConfig,
 }
 
 impl Config {
@@ -188,6 +196,11 @@ impl Config {
         for name in [ASSET_KERNEL, ASSET_INITRAMFS, ASSET_ROOTFS, ASSET_DI_KERNEL, ASSET_DI_INITRD] {
             assets.insert(name.to_string(), asset_dir.join(name));
         }
+        // iPXE binaries are also served over HTTP (UEFI HTTP Boot)
+        for (name, path) in &file.tftp.files {
+            check_asset_name(name).map_err(|m| anyhow::anyhow!("field `tftp.files.{name}`: {m}"))?;
+            assets.insert(name.clone(), abs(path));
+        }
         for (name, path) in &file.assets.files {
             check_asset_name(name).map_err(|m| anyhow::anyhow!("field `assets.files.{name}`: {m}"))?;
             assets.insert(name.clone(), abs(path));
@@ -203,6 +216,11 @@ impl Config {
             console: s.console,
             assets,
             debian_installer: di,
+            dhcp: file.dhcp,
+            tftp: crate::tftp::TftpConfig {
+                files: file.tftp.files.iter().map(|(k, v)| (k.clone(), abs(v))).collect(),
+                ..file.tftp
+            },
         })
     }
 }

@@ -98,13 +98,74 @@ pub async fn run(
         .with_context(|| format!("binding HTTP to {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, hosts = inventory.hosts().len(), "metalboot listening");
+    let dhcp_task = start_dhcp(&config, &inventory, &store, addr.port())?;
+    let tftp_task = start_tftp(&config).await?;
     let state = Arc::new(AppState { config, inventory, renderer, store, assets, api_token_hash: hash_token(&token) });
     if let Some(f) = ready_file {
         let tmp = f.with_extension("tmp");
         std::fs::write(&tmp, format!("{addr}\n")).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, f).with_context(|| format!("writing {}", f.display()))?;
     }
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await.context("serving HTTP")
+    let http = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown());
+    tokio::select! {
+        r = http => r.context("serving HTTP"),
+        r = wait(dhcp_task) => r.context("DHCP server stopped"),
+        r = wait(tftp_task) => r.context("TFTP server stopped"),
+    }
+}
+
+type Task = tokio::task::JoinHandle<Result<()>>;
+
+async fn wait(task: Option<Task>) -> Result<()> {
+    match task {
+        Some(t) => t.await.context("joining task")?,
+        None => std::future::pending().await,
+    }
+}
+
+fn start_dhcp(config: &Config, inventory: &Inventory, store: &Store, http_port: u16) -> Result<Option<Task>> {
+    use crate::dhcp::{socket, DhcpMode};
+    let mode = config.dhcp.mode;
+    if mode == DhcpMode::Off {
+        return Ok(None);
+    }
+    let mut settings = config.dhcp.resolve(inventory, http_port).context("in [dhcp]")?;
+    if let Some(u) = &config.public_url {
+        settings.http_base = u.clone();
+    }
+    let iface = config.dhcp.interface.clone().unwrap_or_default();
+    let settings = Arc::new(settings);
+    let mut set = tokio::task::JoinSet::new();
+    let ports: &[u16] = if mode == DhcpMode::Proxy { &[67, 4011] } else { &[67] };
+    for port in ports {
+        let sock = socket::bind(&iface, *port)?;
+        set.spawn(socket::serve(sock, mode, settings.clone(), store.clone()));
+    }
+    tracing::info!(?mode, interface = %iface, server_ip = %settings.server_ip, "DHCP listening");
+    Ok(Some(tokio::spawn(async move {
+        match set.join_next().await {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => Err(e.into()),
+            None => Ok(()),
+        }
+    })))
+}
+
+async fn start_tftp(config: &Config) -> Result<Option<Task>> {
+    let enabled = config.tftp.enabled.unwrap_or(config.dhcp.mode != crate::dhcp::DhcpMode::Off);
+    if !enabled {
+        return Ok(None);
+    }
+    let sock = tokio::net::UdpSocket::bind(config.tftp.listen)
+        .await
+        .with_context(|| format!("binding TFTP to {}", config.tftp.listen))?;
+    for (name, path) in &config.tftp.files {
+        if !path.is_file() {
+            tracing::warn!(file = %name, path = %path.display(), "TFTP file missing (apt-get install ipxe)");
+        }
+    }
+    tracing::info!(addr = %sock.local_addr()?, "TFTP listening");
+    Ok(Some(tokio::spawn(crate::tftp::serve(sock, Arc::new(config.tftp.clone())))))
 }
 
 async fn shutdown() {

@@ -106,7 +106,18 @@ pub fn classify(msg: &Message) -> Result<ClientInfo, ClassifyError> {
         Some(DhcpOption::ServerIdentifier(ip)) => Some(*ip),
         _ => None,
     };
-    Ok(ClientInfo { msg_type, mac, firmware, arch, ipxe, guid, requested_ip, server_id, ciaddr: msg.ciaddr(), giaddr: msg.giaddr() })
+    Ok(ClientInfo {
+        msg_type,
+        mac,
+        firmware,
+        arch,
+        ipxe,
+        guid,
+        requested_ip,
+        server_id,
+        ciaddr: msg.ciaddr(),
+        giaddr: msg.giaddr(),
+    })
 }
 
 #[allow(non_snake_case)]

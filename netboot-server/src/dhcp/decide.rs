@@ -47,12 +47,20 @@ const DECLINE_HOLD_MS: i64 = 10 * 60_000;
 /// UEFI HTTP Boot client gets iPXE over HTTP.
 pub fn boot_info(c: &ClientInfo, s: &DhcpSettings) -> Option<BootInfo> {
     if c.ipxe {
-        return Some(BootInfo { filename: format!("{}/boot.ipxe", s.http_base), next_server: s.server_ip, vendor_class: None });
+        return Some(BootInfo {
+            filename: format!("{}/boot.ipxe", s.http_base),
+            next_server: s.server_ip,
+            vendor_class: None,
+        });
     }
     match c.firmware {
         Firmware::None => None,
-        Firmware::BiosPxe => Some(BootInfo { filename: s.bios_file.clone(), next_server: s.server_ip, vendor_class: Some("PXEClient") }),
-        Firmware::EfiPxe(_) => Some(BootInfo { filename: s.efi_file.clone(), next_server: s.server_ip, vendor_class: Some("PXEClient") }),
+        Firmware::BiosPxe => {
+            Some(BootInfo { filename: s.bios_file.clone(), next_server: s.server_ip, vendor_class: Some("PXEClient") })
+        }
+        Firmware::EfiPxe(_) => {
+            Some(BootInfo { filename: s.efi_file.clone(), next_server: s.server_ip, vendor_class: Some("PXEClient") })
+        }
         Firmware::EfiHttp(_) => Some(BootInfo {
             filename: format!("{}/assets/{}", s.http_base, s.efi_file),
             next_server: s.server_ip,
@@ -94,7 +102,9 @@ fn choose_address(c: &ClientInfo, s: &DhcpSettings, book: &dyn LeaseBook, now: i
             return Some(req);
         }
     }
-    (u32::from(s.range_start)..=u32::from(s.range_end)).map(Ipv4Addr::from).find(|ip| usable_for(*ip, &c.mac, s, book, now))
+    (u32::from(s.range_start)..=u32::from(s.range_end))
+        .map(Ipv4Addr::from)
+        .find(|ip| usable_for(*ip, &c.mac, s, book, now))
 }
 
 /// Full-mode decision.
@@ -121,7 +131,12 @@ pub fn decide(c: &ClientInfo, s: &DhcpSettings, book: &mut dyn LeaseBook, now: i
             }
             let wanted = c.requested_ip.or((!c.ciaddr.is_unspecified()).then_some(c.ciaddr));
             let Some(ip) = wanted else { return Decision::Ignore("REQUEST without an address".into()) };
-            let nak = Decision::Reply { msg_type: MessageType::Nak, yiaddr: Ipv4Addr::UNSPECIFIED, lease_secs: None, boot: None };
+            let nak = Decision::Reply {
+                msg_type: MessageType::Nak,
+                yiaddr: Ipv4Addr::UNSPECIFIED,
+                lease_secs: None,
+                boot: None,
+            };
             if let Some((_, rip)) = s.reservations.iter().find(|(m, _)| *m == c.mac) {
                 if *rip != ip {
                     return nak;
@@ -146,7 +161,9 @@ pub fn decide(c: &ClientInfo, s: &DhcpSettings, book: &mut dyn LeaseBook, now: i
             }
             Decision::Ignore("declined; address quarantined".into())
         }
-        MessageType::Inform => Decision::Reply { msg_type: MessageType::Ack, yiaddr: Ipv4Addr::UNSPECIFIED, lease_secs: None, boot },
+        MessageType::Inform => {
+            Decision::Reply { msg_type: MessageType::Ack, yiaddr: Ipv4Addr::UNSPECIFIED, lease_secs: None, boot }
+        }
         other => Decision::Ignore(format!("{other:?} is not a client message we answer")),
     }
 }
@@ -156,10 +173,18 @@ pub fn decide(c: &ClientInfo, s: &DhcpSettings, book: &mut dyn LeaseBook, now: i
 pub fn decide_proxy(c: &ClientInfo, s: &DhcpSettings) -> Decision {
     let Some(boot) = boot_info(c, s) else { return Decision::Ignore("not a PXE client".into()) };
     match c.msg_type {
-        MessageType::Discover => Decision::Reply { msg_type: MessageType::Offer, yiaddr: Ipv4Addr::UNSPECIFIED, lease_secs: None, boot: Some(boot) },
-        MessageType::Request | MessageType::Inform => {
-            Decision::Reply { msg_type: MessageType::Ack, yiaddr: Ipv4Addr::UNSPECIFIED, lease_secs: None, boot: Some(boot) }
-        }
+        MessageType::Discover => Decision::Reply {
+            msg_type: MessageType::Offer,
+            yiaddr: Ipv4Addr::UNSPECIFIED,
+            lease_secs: None,
+            boot: Some(boot),
+        },
+        MessageType::Request | MessageType::Inform => Decision::Reply {
+            msg_type: MessageType::Ack,
+            yiaddr: Ipv4Addr::UNSPECIFIED,
+            lease_secs: None,
+            boot: Some(boot),
+        },
         other => Decision::Ignore(format!("{other:?} ignored in proxy mode")),
     }
 }

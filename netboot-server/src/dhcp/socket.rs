@@ -21,7 +21,8 @@ pub fn bind(iface: &str, port: u16) -> Result<UdpSocket> {
     s.set_reuse_address(true)?;
     s.set_broadcast(true)?;
     s.bind_device(Some(iface.as_bytes())).with_context(|| format!("binding DHCP to interface {iface}"))?;
-    s.bind(&SocketAddr::from(([0, 0, 0, 0], port)).into()).with_context(|| format!("binding UDP port {port} on {iface}"))?;
+    s.bind(&SocketAddr::from(([0, 0, 0, 0], port)).into())
+        .with_context(|| format!("binding UDP port {port} on {iface}"))?;
     s.set_nonblocking(true)?;
     Ok(UdpSocket::from_std(s.into())?)
 }
@@ -31,7 +32,13 @@ fn now_ms() -> i64 {
 }
 
 /// Handles one datagram; returns the reply and where to send it.
-pub fn handle(buf: &[u8], src: SocketAddr, mode: DhcpMode, s: &DhcpSettings, store: &Store) -> Option<(Vec<u8>, SocketAddr)> {
+pub fn handle(
+    buf: &[u8],
+    src: SocketAddr,
+    mode: DhcpMode,
+    s: &DhcpSettings,
+    store: &Store,
+) -> Option<(Vec<u8>, SocketAddr)> {
     let msg = match Message::decode(&mut Decoder::new(buf)) {
         Ok(m) => m,
         Err(e) => {

@@ -24,7 +24,8 @@ fn settings() -> DhcpSettings {
 }
 
 fn msg(mac: [u8; 6], t: MessageType, f: impl FnOnce(&mut Message)) -> Message {
-    let mut m = Message::new(Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, &mac);
+    let mut m =
+        Message::new(Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, &mac);
     m.opts_mut().insert(DhcpOption::MessageType(t));
     f(&mut m);
     // through the wire format, as a real packet would arrive
@@ -38,7 +39,9 @@ fn pxe(arch: u16) -> impl FnOnce(&mut Message) {
     move |m| {
         m.opts_mut().insert(DhcpOption::ClassIdentifier(format!("PXEClient:Arch:{arch:05}:UNDI:003016").into_bytes()));
         m.opts_mut().insert(DhcpOption::ClientSystemArchitecture(Architecture::from(arch)));
-        m.opts_mut().insert(DhcpOption::ClientMachineIdentifier(vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]));
+        m.opts_mut().insert(DhcpOption::ClientMachineIdentifier(vec![
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+        ]));
     }
 }
 
@@ -79,13 +82,22 @@ fn classifies_firmware() {
 fn boot_file_per_firmware() {
     let s = settings();
     let mut book = MemoryLeases::default();
-    assert_eq!(boot_file(&decide(&classify(&msg(A, MessageType::Discover, pxe(0))).unwrap(), &s, &mut book, 0)).as_deref(), Some("undionly.kpxe"));
-    assert_eq!(boot_file(&decide(&classify(&msg(A, MessageType::Discover, pxe(7))).unwrap(), &s, &mut book, 0)).as_deref(), Some("snponly.efi"));
+    assert_eq!(
+        boot_file(&decide(&classify(&msg(A, MessageType::Discover, pxe(0))).unwrap(), &s, &mut book, 0)).as_deref(),
+        Some("undionly.kpxe")
+    );
+    assert_eq!(
+        boot_file(&decide(&classify(&msg(A, MessageType::Discover, pxe(7))).unwrap(), &s, &mut book, 0)).as_deref(),
+        Some("snponly.efi")
+    );
     let ipxe = msg(A, MessageType::Discover, |m| {
         pxe(0)(m);
         m.opts_mut().insert(DhcpOption::UserClass(b"iPXE".to_vec()));
     });
-    assert_eq!(boot_file(&decide(&classify(&ipxe).unwrap(), &s, &mut book, 0)).as_deref(), Some("http://10.99.0.1:8080/boot.ipxe"));
+    assert_eq!(
+        boot_file(&decide(&classify(&ipxe).unwrap(), &s, &mut book, 0)).as_deref(),
+        Some("http://10.99.0.1:8080/boot.ipxe")
+    );
     assert_eq!(boot_file(&decide(&classify(&msg(A, MessageType::Discover, |_| {})).unwrap(), &s, &mut book, 0)), None);
 }
 
@@ -109,7 +121,10 @@ fn full_exchange_offer_request_ack_release() {
     let steal = msg(B, MessageType::Request, |m| {
         m.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
     });
-    assert!(matches!(decide(&classify(&steal).unwrap(), &s, &mut book, 3), Decision::Reply { msg_type: MessageType::Nak, .. }));
+    assert!(matches!(
+        decide(&classify(&steal).unwrap(), &s, &mut book, 3),
+        Decision::Reply { msg_type: MessageType::Nak, .. }
+    ));
     // renew from ciaddr
     let renew = msg(A, MessageType::Request, |m| {
         m.set_ciaddr(ip);
@@ -133,7 +148,10 @@ fn reservation_wins_and_pool_exhaustion_is_reported() {
     let d = decide(&classify(&msg([2, 0, 0, 0, 0, 9], MessageType::Discover, |_| {})).unwrap(), &s, &mut book, 0);
     assert_eq!(d, Decision::Ignore("address pool exhausted".into()));
     // offers expire
-    assert!(matches!(decide(&classify(&msg([2, 0, 0, 0, 0, 9], MessageType::Discover, |_| {})).unwrap(), &s, &mut book, 60_000), Decision::Reply { .. }));
+    assert!(matches!(
+        decide(&classify(&msg([2, 0, 0, 0, 0, 9], MessageType::Discover, |_| {})).unwrap(), &s, &mut book, 60_000),
+        Decision::Reply { .. }
+    ));
 }
 
 #[test]
@@ -168,7 +186,10 @@ fn proxy_mode_answers_pxe_clients_only_and_never_with_an_address() {
     let d = decide_proxy(&classify(&msg(A, MessageType::Discover, pxe(7))).unwrap(), &s);
     assert_eq!(yi(&d), Ipv4Addr::UNSPECIFIED);
     assert_eq!(boot_file(&d).as_deref(), Some("snponly.efi"));
-    assert!(matches!(decide_proxy(&classify(&msg(A, MessageType::Discover, |_| {})).unwrap(), &s), Decision::Ignore(_)));
+    assert!(matches!(
+        decide_proxy(&classify(&msg(A, MessageType::Discover, |_| {})).unwrap(), &s),
+        Decision::Ignore(_)
+    ));
 }
 
 #[test]
@@ -184,8 +205,12 @@ fn reply_carries_options_guid_and_no_pxedhcp() {
     assert_eq!(back.opts().msg_type(), Some(MessageType::Offer));
     assert_eq!(back.siaddr(), s.server_ip);
     assert_eq!(back.fname_str().unwrap().unwrap().trim_end_matches(char::from(0)), "undionly.kpxe");
-    assert!(matches!(back.opts().get(OptionCode::ClientMachineIdentifier), Some(DhcpOption::ClientMachineIdentifier(g)) if g.len() == 17));
-    assert!(matches!(back.opts().get(OptionCode::ClassIdentifier), Some(DhcpOption::ClassIdentifier(v)) if v == b"PXEClient"));
+    assert!(
+        matches!(back.opts().get(OptionCode::ClientMachineIdentifier), Some(DhcpOption::ClientMachineIdentifier(g)) if g.len() == 17)
+    );
+    assert!(
+        matches!(back.opts().get(OptionCode::ClassIdentifier), Some(DhcpOption::ClassIdentifier(v)) if v == b"PXEClient")
+    );
     assert!(matches!(back.opts().get(OptionCode::AddressLeaseTime), Some(DhcpOption::AddressLeaseTime(600))));
     let enc = out.to_vec().unwrap();
     assert!(enc.windows(5).any(|w| w == [175, 3, 176, 1, 1]), "no-pxedhcp encapsulated option");

@@ -29,12 +29,16 @@ pub async fn boot_script(
 ) -> Result<impl IntoResponse, AppError> {
     let state = st.0;
     let platform = Platform::from_ipxe(q.platform.as_deref()).map_err(AppError::BadRequest)?;
-    let mac: MacAddr = q
-        .mac
-        .as_deref()
-        .ok_or_else(|| AppError::BadRequest("missing mac parameter (chain /boot.ipxe?mac=${net0/mac})".into()))?
-        .parse()
-        .map_err(AppError::BadRequest)?;
+    let Some(mac) = q.mac.as_deref() else {
+        // iPXE arrived here from DHCP's boot file name: have it come back
+        // with the facts we need.
+        let base = base_url(&state, &headers)?;
+        let body = format!(
+            "#!ipxe\nchain {base}/boot.ipxe?mac=${{netX/mac}}&platform=${{platform}}&buildarch=${{buildarch}}&uuid=${{uuid}}\n"
+        );
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body));
+    };
+    let mac: MacAddr = mac.parse().map_err(AppError::BadRequest)?;
     let host = state.inventory.by_mac(&mac);
     if let Some(h) = host {
         tracing::Span::current().record("host", h.name.as_str());

@@ -62,7 +62,11 @@ impl LeaseBook for SqlLeases<'_> {
     }
     fn by_ip(&self, ip: Ipv4Addr, now_ms: i64) -> Option<Lease> {
         self.conn
-            .query_row("SELECT ip, mac, hold, expires_ms FROM leases WHERE ip = ?1 AND expires_ms > ?2", params![ip.to_string(), now_ms], row)
+            .query_row(
+                "SELECT ip, mac, hold, expires_ms FROM leases WHERE ip = ?1 AND expires_ms > ?2",
+                params![ip.to_string(), now_ms],
+                row,
+            )
             .optional()
             .ok()
             .flatten()
@@ -79,7 +83,9 @@ impl LeaseBook for SqlLeases<'_> {
         self.note(r);
     }
     fn remove(&mut self, mac: &MacAddr, ip: Ipv4Addr) {
-        let r = self.conn.execute("DELETE FROM leases WHERE ip = ?1 AND mac = ?2", params![ip.to_string(), mac.to_string()]);
+        let r = self
+            .conn
+            .execute("DELETE FROM leases WHERE ip = ?1 AND mac = ?2", params![ip.to_string(), mac.to_string()]);
         self.note(r);
     }
 }

@@ -42,7 +42,10 @@ fn default_max() -> usize {
 
 /// iPXE binaries as Debian's `ipxe` package installs them.
 pub fn default_files() -> BTreeMap<String, PathBuf> {
-    ["undionly.kpxe", "ipxe.efi", "snponly.efi", "ipxe.pxe"].iter().map(|n| (n.to_string(), PathBuf::from("/usr/lib/ipxe").join(n))).collect()
+    ["undionly.kpxe", "ipxe.efi", "snponly.efi", "ipxe.pxe"]
+        .iter()
+        .map(|n| (n.to_string(), PathBuf::from("/usr/lib/ipxe").join(n)))
+        .collect()
 }
 
 impl Default for TftpConfig {
@@ -106,7 +109,12 @@ pub async fn serve(sock: UdpSocket, cfg: Arc<TftpConfig>) -> Result<()> {
     }
 }
 
-async fn transfer(local_ip: std::net::IpAddr, peer: SocketAddr, path: &PathBuf, options: &[(String, String)]) -> Result<usize> {
+async fn transfer(
+    local_ip: std::net::IpAddr,
+    peer: SocketAddr,
+    path: &PathBuf,
+    options: &[(String, String)],
+) -> Result<usize> {
     let data = tokio::fs::read(path).await.with_context(|| format!("reading {}", path.display()))?;
     let sock = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
     sock.connect(peer).await?;

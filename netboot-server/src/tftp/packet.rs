@@ -54,7 +54,10 @@ fn strings(b: &[u8]) -> Result<Vec<String>, ParseError> {
     if b.last() != Some(&0) {
         return Err(ParseError::Strings);
     }
-    b[..b.len() - 1].split(|c| *c == 0).map(|s| String::from_utf8(s.to_vec()).map_err(|_| ParseError::Strings)).collect()
+    b[..b.len() - 1]
+        .split(|c| *c == 0)
+        .map(|s| String::from_utf8(s.to_vec()).map_err(|_| ParseError::Strings))
+        .collect()
 }
 
 /// Parses one datagram.
@@ -76,7 +79,10 @@ pub fn parse(b: &[u8]) -> Result<Packet, ParseError> {
         2 => Ok(Packet::Wrq),
         3 => Ok(Packet::Data { block: n, data: b[4..].to_vec() }),
         4 => Ok(Packet::Ack(n)),
-        5 => Ok(Packet::Error { code: n, message: String::from_utf8_lossy(b[4..].split(|c| *c == 0).next().unwrap_or(&[])).into_owned() }),
+        5 => Ok(Packet::Error {
+            code: n,
+            message: String::from_utf8_lossy(b[4..].split(|c| *c == 0).next().unwrap_or(&[])).into_owned(),
+        }),
         6 => {
             let s = strings(&b[2..])?;
             Ok(Packet::Oack(s.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].clone())).collect()))
@@ -206,7 +212,8 @@ mod tests {
     #[test]
     fn negotiates_within_rfc_ranges() {
         let o = |v: &[(&str, &str)]| v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
-        let n = negotiate(&o(&[("blksize", "1468"), ("tsize", "0"), ("windowsize", "8"), ("timeout", "3")]), 1000, 65464);
+        let n =
+            negotiate(&o(&[("blksize", "1468"), ("tsize", "0"), ("windowsize", "8"), ("timeout", "3")]), 1000, 65464);
         assert_eq!((n.blksize, n.windowsize, n.timeout), (1468, 8, 3));
         assert_eq!(n.oack[1], ("tsize".to_string(), "1000".to_string()));
         let bad = negotiate(&o(&[("blksize", "4"), ("timeout", "0"), ("bogus", "1")]), 5, 65464);

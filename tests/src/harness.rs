@@ -1,0 +1,250 @@
+//! One scenario: its directory under `target/e2e/<name>/`, the namespace,
+//! a generated inventory and SSH key, the server, and waits with deadlines.
+
+use crate::netns::{cleanup_stale, Netns};
+use crate::vm::{tail, Vm};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// Workspace root (the tests crate lives one level down).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// Where `make assets` put the kernel, initramfs and image.
+pub fn assets() -> PathBuf {
+    std::env::var_os("METALBOOT_ASSETS").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/assets"))
+}
+
+/// The `metalboot` binary.
+pub fn metalboot_bin() -> PathBuf {
+    std::env::var_os("METALBOOT_BIN").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/release/metalboot"))
+}
+
+/// A running scenario.
+pub struct Scenario {
+    /// Name, for the log directory.
+    pub name: String,
+    /// `target/e2e/<name>`.
+    pub dir: PathBuf,
+    /// Our namespace.
+    pub ns: Netns,
+    server: Option<Child>,
+    /// `http://10.99.0.1:8080`.
+    pub base: String,
+    api_token: String,
+    /// Private key enrolled on the host.
+    pub ssh_key: PathBuf,
+    started: Instant,
+    /// Phase timeline: (seconds since start, what).
+    pub phases: Vec<(f64, String)>,
+    last_state: String,
+}
+
+fn sh(cmd: &str) -> Result<String> {
+    let out = std::process::Command::new("sh").args(["-c", cmd]).output()?;
+    if !out.status.success() {
+        bail!("{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Scenario {
+    /// Sets up the directory, namespace (with `taps` taps) and SSH key.
+    pub fn new(name: &str, taps: usize) -> Result<Scenario> {
+        cleanup_stale();
+        for f in ["vmlinuz", "initramfs.img", "rootfs.tar.zst"] {
+            if !assets().join(f).is_file() {
+                bail!("{} missing: run `make assets` first", assets().join(f).display());
+            }
+        }
+        let dir = workspace().join("target/e2e").join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let ns = Netns::create(name, taps)?;
+        let ssh_key = dir.join("id_ed25519");
+        sh(&format!("ssh-keygen -q -t ed25519 -N '' -C e2e@{name} -f {}", ssh_key.display()))?;
+        Ok(Scenario {
+            name: name.into(),
+            dir,
+            base: format!("http://{}:8080", ns.server_ip),
+            ns,
+            server: None,
+            api_token: "e2e-api-token".into(),
+            ssh_key,
+            started: Instant::now(),
+            phases: vec![],
+            last_state: String::new(),
+        })
+    }
+
+    /// The public key line to enrol.
+    pub fn public_key(&self) -> Result<String> {
+        Ok(std::fs::read_to_string(self.ssh_key.with_extension("pub"))?.trim().to_string())
+    }
+
+    /// Records a phase.
+    pub fn phase(&mut self, what: &str) {
+        let t = self.started.elapsed().as_secs_f64();
+        println!("[{t:7.1}s] {}: {what}", self.name);
+        self.phases.push((t, what.to_string()));
+    }
+
+    /// Writes config + inventory and starts `metalboot serve` in the namespace.
+    pub fn start_server(&mut self, inventory: &str, dhcp: &str) -> Result<()> {
+        std::fs::write(self.dir.join("hosts.toml"), inventory)?;
+        std::fs::write(self.dir.join("api-token"), &self.api_token)?;
+        let cfg = format!(
+            "[server]\nlisten = \"{ip}:8080\"\npublic_url = \"{base}\"\ndata_dir = \"data\"\ninventory = \"hosts.toml\"\napi_token_file = \"api-token\"\n\n\
+             [assets]\ndir = \"{assets}\"\n\n[tftp]\nlisten = \"{ip}:69\"\n\n{dhcp}\n",
+            ip = self.ns.server_ip,
+            base = self.base,
+            assets = assets().display(),
+        );
+        std::fs::write(self.dir.join("metalboot.toml"), cfg)?;
+        let ready = self.dir.join("ready");
+        let child = self
+            .ns
+            .command(metalboot_bin().to_str().context("binary path")?)
+            .args(["--config", "metalboot.toml", "serve", "--ready-file", "ready"])
+            .current_dir(&self.dir)
+            .env("METALBOOT_LOG", "info,metalboot=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("server.log"))?)
+            .spawn()
+            .context("starting metalboot serve")?;
+        self.server = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready.exists() {
+            if let Some(st) = self.server.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!("metalboot serve exited ({st}):\n{}", self.server_log());
+            }
+            if Instant::now() > deadline {
+                bail!("metalboot serve did not become ready:\n{}", self.server_log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.phase("server ready");
+        Ok(())
+    }
+
+    /// The server log.
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// `GET /v1/hosts/NAME` through the namespace (curl inside it).
+    pub fn host(&self, name: &str) -> Result<serde_json::Value> {
+        let out = self.ns.exec(&[
+            "curl",
+            "-sf",
+            "-H",
+            &format!("Authorization: Bearer {}", self.api_token),
+            &format!("{}/v1/hosts/{name}", self.base),
+        ])?;
+        serde_json::from_str(&out).context("parsing host JSON")
+    }
+
+    /// Waits until host `name` reaches `state`, failing on `failed`, on QEMU
+    /// exiting, or at the deadline; records every state change as a phase.
+    pub fn wait_state(&mut self, name: &str, state: &str, vm: &mut Vm, limit: Duration) -> Result<serde_json::Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let h = self.host(name)?;
+            let cur = h["state"].as_str().unwrap_or("").to_string();
+            if cur != self.last_state {
+                self.phase(&format!("host {name} -> {cur}"));
+                self.last_state = cur.clone();
+            }
+            if cur == state {
+                return Ok(h);
+            }
+            if cur == "failed" && state != "failed" {
+                bail!(
+                    "install failed at {}: {}\nserial tail:\n{}",
+                    h["failed_step"],
+                    h["failed_error"],
+                    tail(&vm.serial(), 30)
+                );
+            }
+            vm.check_running()?;
+            if Instant::now() > deadline {
+                bail!(
+                    "host {name} did not reach {state} within {limit:?} (state {cur}); serial tail:\n{}",
+                    tail(&vm.serial(), 40)
+                );
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+
+    /// Waits for a marker on the serial console.
+    pub fn wait_serial(&mut self, vm: &mut Vm, marker: &str, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        while !vm.serial().contains(marker) {
+            vm.check_running()?;
+            if Instant::now() > deadline {
+                bail!("{marker:?} not seen on the console within {limit:?}; tail:\n{}", tail(&vm.serial(), 40));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        self.phase(&format!("console: {marker}"));
+        Ok(())
+    }
+
+    /// Runs a command on the installed host over SSH, with host-key checking
+    /// against `known_hosts` (no trust on first use).
+    pub fn ssh(&self, ip: &str, known_hosts: &Path, cmd: &str) -> Result<String> {
+        self.ns.exec(&[
+            "ssh",
+            "-i",
+            self.ssh_key.to_str().context("key path")?,
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            &format!("UserKnownHostsFile={}", known_hosts.display()),
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "BatchMode=yes",
+            &format!("root@{ip}"),
+            cmd,
+        ])
+    }
+
+    /// Polls until SSH answers (sshd may start after phone-home).
+    pub fn wait_ssh(&mut self, ip: &str, known_hosts: &Path, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.ssh(ip, known_hosts, "true") {
+                Ok(_) => {
+                    self.phase("ssh with the enrolled key");
+                    return Ok(());
+                }
+                Err(e) if Instant::now() > deadline => return Err(e.context("SSH never succeeded")),
+                Err(_) => std::thread::sleep(Duration::from_secs(3)),
+            }
+        }
+    }
+
+    /// Prints and saves the phase timeline.
+    pub fn finish(&self) {
+        let mut text = String::new();
+        for (t, w) in &self.phases {
+            text.push_str(&format!("{t:8.1}s  {w}\n"));
+        }
+        let _ = std::fs::write(self.dir.join("timeline.txt"), &text);
+        println!("--- {} timeline ---\n{text}", self.name);
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

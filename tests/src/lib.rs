@@ -1,0 +1,10 @@
+//! The QEMU end-to-end harness: a network namespace with a bridge and a tap,
+//! `metalboot serve` inside it (full DHCP, TFTP, HTTP), a QEMU VM with real
+//! firmware booting from the network, and helpers that wait on positive
+//! events (server state, serial console markers) with deadlines. Everything
+//! it starts is stopped by PID, and its namespace removed, even on failure.
+
+pub mod harness;
+pub mod netns;
+pub mod scenarios;
+pub mod vm;

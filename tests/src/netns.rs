@@ -1,0 +1,86 @@
+//! A network namespace of our own with a bridge (the provisioning network)
+//! and tap devices for VMs. Removed on drop; leftovers from a crashed run are
+//! removed by `cleanup_stale`.
+
+use anyhow::{bail, Context, Result};
+use std::process::Command;
+
+/// Prefix of every namespace this harness creates.
+pub const PREFIX: &str = "mbe2e-";
+
+fn run(args: &[&str]) -> Result<String> {
+    let out = Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("running {}", args.join(" ")))?;
+    if !out.status.success() {
+        bail!("{} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Deletes namespaces left by earlier runs (and kills what ran in them).
+pub fn cleanup_stale() {
+    let Ok(list) = run(&["ip", "netns", "list"]) else { return };
+    for line in list.lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        if name.starts_with(PREFIX) {
+            if let Ok(pids) = run(&["ip", "netns", "pids", name]) {
+                for pid in pids.split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
+            let _ = run(&["ip", "netns", "del", name]);
+        }
+    }
+}
+
+/// One namespace with bridge `br0` at `10.99.0.1/24`.
+pub struct Netns {
+    /// Namespace name.
+    pub name: String,
+    /// Server address on the bridge.
+    pub server_ip: String,
+}
+
+impl Netns {
+    /// Creates the namespace, the bridge and `taps` tap devices (`tap0`…).
+    pub fn create(tag: &str, taps: usize) -> Result<Netns> {
+        let name = format!("{PREFIX}{tag}-{}", std::process::id());
+        run(&["ip", "netns", "add", &name])?;
+        let ns = Netns { name, server_ip: "10.99.0.1".into() };
+        ns.exec(&["ip", "link", "set", "lo", "up"])?;
+        ns.exec(&["ip", "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"])?;
+        ns.exec(&["ip", "addr", "add", "10.99.0.1/24", "dev", "br0"])?;
+        ns.exec(&["ip", "link", "set", "br0", "up"])?;
+        for i in 0..taps {
+            let tap = format!("tap{i}");
+            ns.exec(&["ip", "tuntap", "add", "dev", &tap, "mode", "tap"])?;
+            ns.exec(&["ip", "link", "set", &tap, "master", "br0"])?;
+            ns.exec(&["ip", "link", "set", &tap, "up"])?;
+        }
+        Ok(ns)
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn exec(&self, args: &[&str]) -> Result<String> {
+        let mut v = vec!["ip", "netns", "exec", &self.name];
+        v.extend_from_slice(args);
+        run(&v)
+    }
+
+    /// A `Command` that runs `prog` inside the namespace.
+    pub fn command(&self, prog: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, prog]);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Ok(pids) = run(&["ip", "netns", "pids", &self.name]) {
+            for pid in pids.split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = run(&["ip", "netns", "del", &self.name]);
+    }
+}

@@ -1,0 +1,143 @@
+//! QEMU VMs with real firmware: SeaBIOS with the iPXE ROM QEMU ships, or
+//! OVMF; NIC on a tap in our namespace; disks with serial numbers; serial
+//! console to a file. TCG unless a short KVM probe boot succeeds.
+
+use crate::netns::Netns;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// Firmware to boot with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS + iPXE option ROM.
+    Bios,
+    /// OVMF (UEFI).
+    Uefi,
+}
+
+/// A disk attached to the VM.
+pub struct Disk {
+    /// Raw image file.
+    pub path: PathBuf,
+    /// Serial number the guest sees.
+    pub serial: String,
+}
+
+/// A running VM; killed on drop.
+pub struct Vm {
+    child: Child,
+    /// Serial console log.
+    pub serial_log: PathBuf,
+}
+
+/// `-accel kvm` if a probe boot of our initramfs under KVM reaches its
+/// marker within 20 s, else `-accel tcg`. The answer is cached per run.
+pub fn accel(assets: &Path, work: &Path) -> &'static str {
+    static CHOICE: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    CHOICE.get_or_init(|| {
+        if !Path::new("/dev/kvm").exists() {
+            return "tcg";
+        }
+        let log = work.join("kvm-probe.log");
+        let _ = std::fs::create_dir_all(work);
+        let child = std::process::Command::new("qemu-system-x86_64")
+            .args(["-accel", "kvm", "-m", "512", "-display", "none", "-monitor", "none", "-no-reboot"])
+            .arg("-kernel")
+            .arg(assets.join("vmlinuz"))
+            .arg("-initrd")
+            .arg(assets.join("initramfs.img"))
+            .args(["-append", "console=ttyS0 metalboot.action=probe", "-serial"])
+            .arg(format!("file:{}", log.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(mut child) = child else { return "tcg" };
+        let start = Instant::now();
+        let ok = loop {
+            if std::fs::read_to_string(&log).unwrap_or_default().contains("metalboot: probe done") {
+                break true;
+            }
+            if start.elapsed() > Duration::from_secs(20) || child.try_wait().ok().flatten().is_some() {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        if ok {
+            "kvm"
+        } else {
+            "tcg"
+        }
+    })
+}
+
+impl Vm {
+    /// Boots a VM in `ns` on `tap` with `mac`, network boot first.
+    pub fn start(
+        ns: &Netns,
+        dir: &Path,
+        accel: &str,
+        fw: Firmware,
+        tap: &str,
+        mac: &str,
+        disks: &[Disk],
+    ) -> Result<Vm> {
+        let serial_log = dir.join("serial.log");
+        let mut cmd = ns.command("qemu-system-x86_64");
+        cmd.args(["-accel", accel, "-m", "2048", "-smp", "2", "-display", "none", "-monitor", "none"]);
+        cmd.arg("-serial").arg(format!("file:{}", serial_log.display()));
+        cmd.args(["-netdev", &format!("tap,id=n0,ifname={tap},script=no,downscript=no")]);
+        cmd.args(["-device", &format!("virtio-net-pci,netdev=n0,mac={mac},bootindex=1")]);
+        for (i, d) in disks.iter().enumerate() {
+            cmd.args(["-drive", &format!("file={},format=raw,if=none,id=d{i},cache=unsafe", d.path.display())]);
+            cmd.args(["-device", &format!("virtio-blk-pci,drive=d{i},serial={},bootindex={}", d.serial, i + 2)]);
+        }
+        if fw == Firmware::Uefi {
+            let vars = dir.join("OVMF_VARS.fd");
+            std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars)
+                .context("copying OVMF vars (apt-get install ovmf)")?;
+            cmd.args(["-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"]);
+            cmd.args(["-drive", &format!("if=pflash,format=raw,unit=1,file={}", vars.display())]);
+        }
+        let child = cmd
+            .stdout(std::fs::File::create(dir.join("qemu.out"))?)
+            .stderr(std::fs::File::create(dir.join("qemu.err"))?)
+            .spawn()
+            .context("starting qemu-system-x86_64")?;
+        Ok(Vm { child, serial_log })
+    }
+
+    /// The serial console so far.
+    pub fn serial(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.serial_log).unwrap_or_default()).into_owned()
+    }
+
+    /// Fails if QEMU has exited.
+    pub fn check_running(&mut self) -> Result<()> {
+        if let Some(st) = self.child.try_wait()? {
+            anyhow::bail!("QEMU exited early ({st}); serial tail:\n{}", tail(&self.serial(), 30));
+        }
+        Ok(())
+    }
+
+    /// Stops the VM.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
