@@ -42,7 +42,7 @@ unit: deps
 	$(CARGO) test --workspace --locked --exclude metalboot-e2e -- --include-ignored
 
 ASSETS ?= target/assets
-CACHE ?= target/assets-cache
+CACHE ?= $(HOME)/.cache/metalboot
 
 initramfs: deps
 	$(CARGO) build --release --locked -p metalboot-installer -p metalboot-initramfs

@@ -17,3 +17,38 @@ fn bios_full_dhcp_install_boot_and_ssh() {
 fn uefi_full_dhcp_install_boot_and_ssh() {
     pxe_install(Firmware::Uefi, "uefi").unwrap();
 }
+
+/// The installer initramfs boots the Debian kernel under QEMU and the
+/// installer reports its version and the disks it sees.
+#[test]
+#[ignore = "QEMU end to end: run by `make e2e`"]
+fn initramfs_boots_and_installer_sees_disks() {
+    use metalboot_e2e::harness::{assets, workspace};
+    let dir = workspace().join("target/e2e/initramfs-probe");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let disk = dir.join("disk.img");
+    std::fs::File::create(&disk).unwrap().set_len(3 << 30).unwrap();
+    let log = dir.join("serial.log");
+    let status = std::process::Command::new("timeout")
+        .args(["300", "qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-display", "none", "-monitor", "none", "-no-reboot"])
+        .arg("-kernel")
+        .arg(assets().join("vmlinuz"))
+        .arg("-initrd")
+        .arg(assets().join("initramfs.img"))
+        .args(["-append", "console=ttyS0 metalboot.action=probe", "-serial"])
+        .arg(format!("file:{}", log.display()))
+        .args(["-drive", &format!("file={},format=raw,if=none,id=d0", disk.display())])
+        .args(["-device", "virtio-blk-pci,drive=d0,serial=PROBE-DISK"])
+        .status()
+        .unwrap();
+    let out = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+    assert!(status.success(), "QEMU did not power off by itself; console:\n{out}");
+    let version = format!("metalboot-installer {} starting", env!("CARGO_PKG_VERSION"));
+    let markers = [version.as_str(), "metalboot: 1 disk(s) seen", "metalboot: disk /dev/vda 3.0 GiB model=- serial=PROBE-DISK", "metalboot: probe done"];
+    let mut at = 0;
+    for m in markers {
+        let i = out[at..].find(m).unwrap_or_else(|| panic!("{m:?} missing (in order) from the console:\n{out}"));
+        at += i + m.len();
+    }
+}

@@ -90,7 +90,10 @@ impl Vm {
         cmd.args(["-accel", accel, "-m", "2048", "-smp", "2", "-display", "none", "-monitor", "none"]);
         cmd.arg("-serial").arg(format!("file:{}", serial_log.display()));
         cmd.args(["-netdev", &format!("tap,id=n0,ifname={tap},script=no,downscript=no")]);
-        cmd.args(["-device", &format!("virtio-net-pci,netdev=n0,mac={mac},bootindex=1")]);
+        // Under OVMF, drop QEMU's iPXE option ROM so the firmware's own PXE
+        // client boots: DHCP → TFTP snponly.efi → iPXE → HTTP.
+        let rom = if fw == Firmware::Uefi { ",romfile=" } else { "" };
+        cmd.args(["-device", &format!("virtio-net-pci,netdev=n0,mac={mac},bootindex=1{rom}")]);
         for (i, d) in disks.iter().enumerate() {
             cmd.args(["-drive", &format!("file={},format=raw,if=none,id=d{i},cache=unsafe", d.path.display())]);
             cmd.args(["-device", &format!("virtio-blk-pci,drive=d{i},serial={},bootindex={}", d.serial, i + 2)]);
