@@ -31,7 +31,19 @@ fn initramfs_boots_and_installer_sees_disks() {
     std::fs::File::create(&disk).unwrap().set_len(3 << 30).unwrap();
     let log = dir.join("serial.log");
     let status = std::process::Command::new("timeout")
-        .args(["300", "qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-display", "none", "-monitor", "none", "-no-reboot"])
+        .args([
+            "300",
+            "qemu-system-x86_64",
+            "-accel",
+            "tcg",
+            "-m",
+            "1024",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-no-reboot",
+        ])
         .arg("-kernel")
         .arg(assets().join("vmlinuz"))
         .arg("-initrd")
@@ -45,7 +57,12 @@ fn initramfs_boots_and_installer_sees_disks() {
     let out = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
     assert!(status.success(), "QEMU did not power off by itself; console:\n{out}");
     let version = format!("metalboot-installer {} starting", env!("CARGO_PKG_VERSION"));
-    let markers = [version.as_str(), "metalboot: 1 disk(s) seen", "metalboot: disk /dev/vda 3.0 GiB model=- serial=PROBE-DISK", "metalboot: probe done"];
+    let markers = [
+        version.as_str(),
+        "metalboot: 1 disk(s) seen",
+        "metalboot: disk /dev/vda 3.0 GiB model=- serial=PROBE-DISK",
+        "metalboot: probe done",
+    ];
     let mut at = 0;
     for m in markers {
         let i = out[at..].find(m).unwrap_or_else(|| panic!("{m:?} missing (in order) from the console:\n{out}"));

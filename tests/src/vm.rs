@@ -92,11 +92,16 @@ impl Vm {
         cmd.args(["-netdev", &format!("tap,id=n0,ifname={tap},script=no,downscript=no")]);
         // Under OVMF, drop QEMU's iPXE option ROM so the firmware's own PXE
         // client boots: DHCP → TFTP snponly.efi → iPXE → HTTP.
-        let rom = if fw == Firmware::Uefi { ",romfile=" } else { "" };
-        cmd.args(["-device", &format!("virtio-net-pci,netdev=n0,mac={mac},bootindex=1{rom}")]);
+        // SeaBIOS: network first, then the disks. OVMF: no bootindex at all —
+        // with one, OVMF drops the disk's removable-media boot option — so it
+        // tries the (blank) disk, then PXE, and after the install the disk.
+        let (rom, net_idx) =
+            if fw == Firmware::Uefi { (",romfile=", String::new()) } else { ("", ",bootindex=1".to_string()) };
+        cmd.args(["-device", &format!("virtio-net-pci,netdev=n0,mac={mac}{net_idx}{rom}")]);
         for (i, d) in disks.iter().enumerate() {
+            let idx = if fw == Firmware::Uefi { String::new() } else { format!(",bootindex={}", i + 2) };
             cmd.args(["-drive", &format!("file={},format=raw,if=none,id=d{i},cache=unsafe", d.path.display())]);
-            cmd.args(["-device", &format!("virtio-blk-pci,drive=d{i},serial={},bootindex={}", d.serial, i + 2)]);
+            cmd.args(["-device", &format!("virtio-blk-pci,drive=d{i},serial={}{idx}", d.serial)]);
         }
         if fw == Firmware::Uefi {
             let vars = dir.join("OVMF_VARS.fd");
