@@ -136,9 +136,8 @@ fn start_dhcp(config: &Config, inventory: &Inventory, store: &Store, http_port: 
     let iface = config.dhcp.interface.clone().unwrap_or_default();
     let settings = Arc::new(settings);
     let mut set = tokio::task::JoinSet::new();
-    let ports: &[u16] = if mode == DhcpMode::Proxy { &[67, 4011] } else { &[67] };
-    for port in ports {
-        let sock = socket::bind(&iface, *port)?;
+    for port in [67, 4011] {
+        let sock = socket::bind(&iface, port)?;
         set.spawn(socket::serve(sock, mode, settings.clone(), store.clone()));
     }
     tracing::info!(?mode, interface = %iface, server_ip = %settings.server_ip, "DHCP listening");

@@ -58,6 +58,18 @@ async fn armed_host_gets_installer_then_local_boot_after_install() {
         let (_, script) = s.get(&format!("/boot.ipxe?mac=52:54:00:00:00:01&platform={platform}")).await;
         assert!(!script.contains("kernel"), "{script}");
     }
+    // Each local boot of a known host is on its timeline, with the reason.
+    let (_, host) = s.api("GET", "/v1/hosts/web1").await;
+    let boots: Vec<&str> = host["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "boot")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert_eq!(boots.len(), 3, "{boots:?}");
+    assert!(boots.iter().all(|m| m.starts_with("local boot served")), "{boots:?}");
+    assert!(boots[2].contains("installed"), "{boots:?}");
     let (st, _) = s.post_json(&format!("/v1/hosts/web1/installed?token={token}"), phone).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert_eq!(s.get(&format!("/v1/hosts/web1/plan?token={token}")).await.0, StatusCode::FORBIDDEN);

@@ -3,19 +3,45 @@
 //! SSH with the enrolled key, the host key checked against what the server
 //! recorded.
 
-use metalboot_e2e::scenarios::pxe_install;
+use metalboot_e2e::scenarios::{check_installed, install, install_once, pxe_install, refusal, Dhcp};
 use metalboot_e2e::vm::Firmware;
 
+/// Scenario 1 (BIOS, full DHCP), then scenario 3 (install once) on the same
+/// VM: rebooted twice more with network boot first, it comes back on its own
+/// disk each time.
 #[test]
 #[ignore = "QEMU end to end, as root: run by `make e2e`"]
-fn bios_full_dhcp_install_boot_and_ssh() {
-    pxe_install(Firmware::Bios, "bios").unwrap();
+fn bios_full_dhcp_install_boot_and_ssh_then_install_once() {
+    let mut i = install(Firmware::Bios, "bios", Dhcp::Full).unwrap();
+    check_installed(&mut i).unwrap();
+    install_once(&mut i, 2).unwrap();
+    i.vm.stop();
+    i.s.finish();
 }
 
+/// Scenario 2: UEFI (OVMF's own PXE client → TFTP → iPXE), full DHCP.
 #[test]
 #[ignore = "QEMU end to end, as root: run by `make e2e`"]
 fn uefi_full_dhcp_install_boot_and_ssh() {
     pxe_install(Firmware::Uefi, "uefi").unwrap();
+}
+
+/// Scenario 4: dnsmasq on another host hands out the addresses; metalboot
+/// in proxy mode gives boot information only.
+#[test]
+#[ignore = "QEMU end to end, as root: run by `make e2e`"]
+fn proxy_dhcp_beside_dnsmasq_install_boot_and_ssh() {
+    let mut i = install(Firmware::Bios, "proxy", Dhcp::ProxyBesideDnsmasq).unwrap();
+    check_installed(&mut i).unwrap();
+    i.vm.stop();
+    i.s.finish();
+}
+
+/// Scenario 5: two disks match the selector: nothing is written.
+#[test]
+#[ignore = "QEMU end to end, as root: run by `make e2e`"]
+fn two_matching_disks_refused_and_left_unchanged() {
+    refusal("refusal").unwrap();
 }
 
 /// The installer initramfs boots the Debian kernel under QEMU and the

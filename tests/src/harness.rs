@@ -41,6 +41,8 @@ pub struct Scenario {
     /// Phase timeline: (seconds since start, what).
     pub phases: Vec<(f64, String)>,
     last_state: String,
+    helpers: Vec<Child>,
+    peers: Vec<Netns>,
 }
 
 fn sh(cmd: &str) -> Result<String> {
@@ -77,6 +79,8 @@ impl Scenario {
             started: Instant::now(),
             phases: vec![],
             last_state: String::new(),
+            helpers: vec![],
+            peers: vec![],
         })
     }
 
@@ -127,6 +131,45 @@ impl Scenario {
             std::thread::sleep(Duration::from_millis(50));
         }
         self.phase("server ready");
+        Ok(())
+    }
+
+    /// Starts dnsmasq as the network's DHCP server on another host of the
+    /// provisioning network (10.99.0.2), handing out 10.99.0.50–90, with no
+    /// boot options of its own; its leases go to `dnsmasq.leases`.
+    pub fn start_dnsmasq(&mut self) -> Result<()> {
+        let peer = self.ns.peer("dhcp", "10.99.0.2")?;
+        let d = self.dir.display();
+        let child = peer
+            .command("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--port=0",
+                "--user=root",
+                "--interface=eth0",
+                "--bind-interfaces",
+                "--dhcp-range=10.99.0.50,10.99.0.90,255.255.255.0,10m",
+                "--dhcp-authoritative",
+                "--log-dhcp",
+            ])
+            .arg(format!("--dhcp-leasefile={d}/dnsmasq.leases"))
+            .arg(format!("--pid-file={d}/dnsmasq.pid"))
+            .arg(format!("--log-facility={d}/dnsmasq.log"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("dnsmasq.err"))?)
+            .spawn()
+            .context("starting dnsmasq (apt-get install dnsmasq-base)")?;
+        self.helpers.push(child);
+        self.peers.push(peer);
+        std::thread::sleep(Duration::from_millis(500));
+        if let Some(st) = self.helpers.last_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            bail!(
+                "dnsmasq exited ({st}): {}",
+                std::fs::read_to_string(self.dir.join("dnsmasq.err")).unwrap_or_default()
+            );
+        }
+        self.phase("dnsmasq (the network's DHCP server) ready on 10.99.0.2");
         Ok(())
     }
 
@@ -246,5 +289,10 @@ impl Drop for Scenario {
             let _ = c.kill();
             let _ = c.wait();
         }
+        for mut c in self.helpers.drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.peers.clear();
     }
 }

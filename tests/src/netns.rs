@@ -59,6 +59,24 @@ impl Netns {
         Ok(ns)
     }
 
+    /// A second namespace, another host on the same provisioning network: a
+    /// veth from it is attached to our bridge, its end `eth0` at `ip/24`.
+    pub fn peer(&self, tag: &str, ip: &str) -> Result<Netns> {
+        let name = format!("{}-{tag}", self.name);
+        run(&["ip", "netns", "add", &name])?;
+        let peer = Netns { name, server_ip: ip.into() };
+        let (here, there) = (format!("v{tag}"), format!("v{tag}p"));
+        self.exec(&["ip", "link", "add", &here, "type", "veth", "peer", "name", &there])?;
+        self.exec(&["ip", "link", "set", &there, "netns", &peer.name])?;
+        self.exec(&["ip", "link", "set", &here, "master", "br0"])?;
+        self.exec(&["ip", "link", "set", &here, "up"])?;
+        peer.exec(&["ip", "link", "set", &there, "name", "eth0"])?;
+        peer.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
+        peer.exec(&["ip", "link", "set", "eth0", "up"])?;
+        peer.exec(&["ip", "link", "set", "lo", "up"])?;
+        Ok(peer)
+    }
+
     /// Runs a command inside the namespace.
     pub fn exec(&self, args: &[&str]) -> Result<String> {
         let mut v = vec!["ip", "netns", "exec", &self.name];

@@ -2,31 +2,44 @@
 
 use crate::harness::{assets, Scenario};
 use crate::vm::{accel, Disk, Firmware, Vm};
-use anyhow::{Context, Result};
-use std::time::Duration;
+use anyhow::{bail, ensure, Context, Result};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// MAC of the test VM.
 pub const MAC: &str = "52:54:00:e2:e0:01";
 
-fn full_dhcp() -> &'static str {
-    "[dhcp]\nmode = \"full\"\ninterface = \"br0\"\nsubnet = \"10.99.0.0/24\"\nrange = [\"10.99.0.100\", \"10.99.0.150\"]\n"
+/// Who hands out addresses on the provisioning network.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Dhcp {
+    /// metalboot itself (full DHCP).
+    Full,
+    /// A dnsmasq on another host of the network; metalboot in proxy mode.
+    ProxyBesideDnsmasq,
 }
 
-fn inventory(s: &Scenario, arm: bool) -> Result<String> {
+fn dhcp_config(d: Dhcp) -> &'static str {
+    match d {
+        Dhcp::Full => "[dhcp]\nmode = \"full\"\ninterface = \"br0\"\nsubnet = \"10.99.0.0/24\"\nrange = [\"10.99.0.100\", \"10.99.0.150\"]\n",
+        Dhcp::ProxyBesideDnsmasq => "[dhcp]\nmode = \"proxy\"\ninterface = \"br0\"\n",
+    }
+}
+
+fn inventory(s: &Scenario, disk: &str) -> Result<String> {
     Ok(format!(
-        "[[host]]\nname = \"vm1\"\nmacs = [\"{MAC}\"]\nlabels = [\"e2e\"]\narm = {arm}\ndisk = {{ serial = \"E2E-DISK\" }}\nssh_authorized_keys = [\"{}\"]\n",
+        "[[host]]\nname = \"vm1\"\nmacs = [\"{MAC}\"]\nlabels = [\"e2e\"]\narm = true\ndisk = {disk}\nssh_authorized_keys = [\"{}\"]\n",
         s.public_key()?
     ))
 }
 
-fn blank_disk(s: &Scenario, name: &str, serial: &str) -> Result<Disk> {
+fn blank_disk(s: &Scenario, name: &str, serial: &str, size: u64) -> Result<Disk> {
     let path = s.dir.join(name);
-    std::fs::File::create(&path)?.set_len(8 << 30)?;
+    std::fs::File::create(&path)?.set_len(size)?;
     Ok(Disk { path, serial: serial.into() })
 }
 
 /// Writes the host keys the server recorded as a known_hosts file.
-fn known_hosts(s: &Scenario, host: &serde_json::Value, ip: &str) -> Result<std::path::PathBuf> {
+fn known_hosts(s: &Scenario, host: &serde_json::Value, ip: &str) -> Result<PathBuf> {
     let mut text = String::new();
     for k in host["host_keys"].as_array().context("host_keys")? {
         text.push_str(&format!("{ip} {}\n", k.as_str().unwrap_or_default()));
@@ -36,16 +49,42 @@ fn known_hosts(s: &Scenario, host: &serde_json::Value, ip: &str) -> Result<std::
     Ok(p)
 }
 
-/// Scenario 1/2: PXE install on `fw`, reboot into the disk, SSH with the
-/// enrolled key against the recorded host keys, check the BTRFS layout.
-/// Returns the scenario (timeline, logs) and the facts printed by the host.
-pub fn pxe_install(fw: Firmware, name: &str) -> Result<(Scenario, String)> {
+/// An installed VM reached over SSH.
+pub struct Installed {
+    /// The scenario (server, namespace, timeline).
+    pub s: Scenario,
+    /// The VM.
+    pub vm: Vm,
+    /// Its address.
+    pub ip: String,
+    /// known_hosts with the host keys the server recorded.
+    pub known_hosts: PathBuf,
+}
+
+impl Installed {
+    /// Runs `cmd` on the host.
+    pub fn ssh(&self, cmd: &str) -> Result<String> {
+        self.s.ssh(&self.ip, &self.known_hosts, cmd)
+    }
+}
+
+fn start(name: &str, dhcp: Dhcp, disk_selector: &str) -> Result<(Scenario, &'static str)> {
     let mut s = Scenario::new(name, 1)?;
     let accel = accel(&assets(), &s.dir.join(".."));
     s.phase(&format!("accelerator {accel}"));
-    let inv = inventory(&s, true)?;
-    s.start_server(&inv, full_dhcp())?;
-    let disk = blank_disk(&s, "disk.img", "E2E-DISK")?;
+    if dhcp == Dhcp::ProxyBesideDnsmasq {
+        s.start_dnsmasq()?;
+    }
+    let inv = inventory(&s, disk_selector)?;
+    s.start_server(&inv, dhcp_config(dhcp))?;
+    Ok((s, accel))
+}
+
+/// PXE-installs one VM on `fw`, waits for it to phone home from its disk and
+/// for SSH with the enrolled key against the recorded host keys.
+pub fn install(fw: Firmware, name: &str, dhcp: Dhcp) -> Result<Installed> {
+    let (mut s, accel) = start(name, dhcp, "{ serial = \"E2E-DISK\" }")?;
+    let disk = blank_disk(&s, "disk.img", "E2E-DISK", 8 << 30)?;
     let mut vm = Vm::start(&s.ns, &s.dir, accel, fw, "tap0", MAC, &[disk])?;
     s.phase("vm started");
     let limit = Duration::from_secs(if accel == "kvm" { 600 } else { 1800 });
@@ -54,29 +93,131 @@ pub fn pxe_install(fw: Firmware, name: &str) -> Result<(Scenario, String)> {
     s.wait_state("vm1", "rebooting", &mut vm, limit)?;
     let host = s.wait_state("vm1", "installed", &mut vm, limit)?;
     let ip = host["addresses"][0].as_str().context("no address reported")?.split('/').next().unwrap_or("").to_string();
+    if dhcp == Dhcp::ProxyBesideDnsmasq {
+        let leases = std::fs::read_to_string(s.dir.join("dnsmasq.leases")).unwrap_or_default();
+        ensure!(leases.contains(&ip), "the installed host's address {ip} is not a dnsmasq lease:\n{leases}");
+    }
     let kh = known_hosts(&s, &host, &ip)?;
     s.wait_ssh(&ip, &kh, Duration::from_secs(120))?;
-    let root = s.ssh(&ip, &kh, "findmnt -n -o FSTYPE,OPTIONS /")?;
-    assert!(root.starts_with("btrfs") && root.contains("subvol=/@"), "root mount: {root}");
-    let subs = s.ssh(&ip, &kh, "btrfs subvolume list /")?;
+    Ok(Installed { s, vm, ip, known_hosts: kh })
+}
+
+/// The checks every installed host must pass; returns the host's facts.
+pub fn check_installed(i: &mut Installed) -> Result<String> {
+    let root = i.ssh("findmnt -n -o FSTYPE,OPTIONS /")?;
+    ensure!(root.starts_with("btrfs") && root.contains("subvol=/@"), "root mount: {root}");
+    let subs = i.ssh("btrfs subvolume list /")?;
     for sv in ["@", "@home", "@var_log", "@snapshots"] {
-        assert!(subs.lines().any(|l| l.ends_with(&format!("path {sv}"))), "{sv} missing: {subs}");
+        ensure!(subs.lines().any(|l| l.ends_with(&format!("path {sv}"))), "{sv} missing: {subs}");
     }
-    assert_eq!(s.ssh(&ip, &kh, "hostname")?.trim(), "vm1");
+    ensure!(i.ssh("hostname")?.trim() == "vm1", "hostname is not vm1");
     // a key other than the recorded one is refused (no trust on first use)
-    let wrong = s.dir.join("known_hosts.wrong");
+    let wrong = i.s.dir.join("known_hosts.wrong");
     std::fs::write(
         &wrong,
-        format!("{ip} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"),
+        format!("{} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n", i.ip),
     )?;
-    assert!(s.ssh(&ip, &wrong, "true").is_err(), "ssh accepted an unrecorded host key");
-    let facts = s.ssh(
-        &ip,
-        &kh,
+    ensure!(i.s.ssh(&i.ip, &wrong, "true").is_err(), "ssh accepted an unrecorded host key");
+    let facts = i.ssh(
         "hostnamectl 2>/dev/null | sed -n '1,9p'; echo; ip -br addr; echo; findmnt -n /; btrfs subvolume list /",
     )?;
-    s.phase("checks passed");
+    i.s.phase("checks passed");
+    Ok(facts)
+}
+
+/// Scenario 1/2: install, boot the disk, SSH, check. Returns the scenario
+/// (timeline, logs) and the facts printed by the host.
+pub fn pxe_install(fw: Firmware, name: &str) -> Result<(Scenario, String)> {
+    let mut i = install(fw, name, Dhcp::Full)?;
+    let facts = check_installed(&mut i)?;
+    i.vm.stop();
+    i.s.finish();
+    Ok((i.s, facts))
+}
+
+fn local_boots(i: &Installed) -> Result<usize> {
+    let h = i.s.host("vm1")?;
+    Ok(h["timeline"].as_array().map(|t| t.iter().filter(|e| e["kind"] == "boot").count()).unwrap_or(0))
+}
+
+/// Scenario 3: the installed VM (network boot still first) is rebooted
+/// `times` times; each time the server answers with the local-boot script,
+/// the host comes back on its own disk and a marker written after the first
+/// login is still there.
+pub fn install_once(i: &mut Installed, times: usize) -> Result<()> {
+    let marker = format!("metalboot-e2e {}", std::process::id());
+    i.ssh(&format!("echo '{marker}' > /root/e2e-marker && sync"))?;
+    for n in 1..=times {
+        let boot_id = i.ssh("cat /proc/sys/kernel/random/boot_id")?;
+        let before = local_boots(i)?;
+        i.ssh("systemd-run --on-active=1 systemctl reboot")?;
+        i.s.phase(&format!("reboot {n} requested"));
+        let deadline = Instant::now() + Duration::from_secs(900);
+        loop {
+            i.vm.check_running()?;
+            if let Ok(id) = i.ssh("cat /proc/sys/kernel/random/boot_id") {
+                if id != boot_id {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the host did not come back after reboot {n}; serial tail:\n{}",
+                    crate::vm::tail(&i.vm.serial(), 40)
+                );
+            }
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        i.s.phase(&format!("reboot {n}: back on SSH"));
+        let h = i.s.host("vm1")?;
+        ensure!(h["state"] == "installed", "state after reboot {n}: {}", h["state"]);
+        let after = local_boots(i)?;
+        ensure!(after > before, "reboot {n}: the server served no local-boot script (network boot skipped?)");
+        let got = i.ssh("cat /root/e2e-marker")?;
+        ensure!(got.trim() == marker, "marker after reboot {n}: {got:?}");
+        i.s.phase(&format!("reboot {n}: local boot served, marker survives"));
+    }
+    Ok(())
+}
+
+/// Scenario 5: two disks match the selector; the installer must stop before
+/// writing, the server must show `failed` with the reason, and both disk
+/// images must be byte-for-byte unchanged.
+pub fn refusal(name: &str) -> Result<Scenario> {
+    let (mut s, accel) = start(name, Dhcp::Full, "{ min_size = \"1G\" }")?;
+    let mut disks = Vec::new();
+    let mut sums = Vec::new();
+    for (n, serial) in [("a.img", "E2E-A"), ("b.img", "E2E-B")] {
+        let d = blank_disk(&s, n, serial, 2 << 30)?;
+        // something recognisable at the start, middle and end
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&d.path)?;
+        for off in [0u64, 1 << 30, (2 << 30) - 4096] {
+            f.seek(SeekFrom::Start(off))?;
+            f.write_all(format!("precious data of {serial} at {off}\n").as_bytes())?;
+        }
+        sums.push(sha256(&d.path)?);
+        disks.push(d);
+    }
+    let mut vm = Vm::start(&s.ns, &s.dir, accel, Firmware::Bios, "tap0", MAC, &disks)?;
+    s.phase("vm started with two matching disks");
+    let limit = Duration::from_secs(if accel == "kvm" { 300 } else { 900 });
+    let host = s.wait_state("vm1", "failed", &mut vm, limit)?;
+    let err = host["failed_error"].as_str().unwrap_or_default().to_string();
+    s.phase(&format!("failed at {}: {err}", host["failed_step"]));
+    ensure!(err.contains("2 disks match"), "unexpected reason: {err}");
+    ensure!(err.contains("/dev/vda") && err.contains("/dev/vdb"), "the reason does not name both disks: {err}");
     vm.stop();
+    for (d, before) in disks.iter().zip(&sums) {
+        ensure!(&sha256(&d.path)? == before, "{} changed", d.path.display());
+    }
+    s.phase("both disk images unchanged");
     s.finish();
-    Ok((s, facts))
+    Ok(s)
+}
+
+fn sha256(p: &std::path::Path) -> Result<String> {
+    let out = std::process::Command::new("sha256sum").arg(p).output()?;
+    ensure!(out.status.success(), "sha256sum {}", p.display());
+    Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string())
 }

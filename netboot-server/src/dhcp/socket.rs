@@ -1,4 +1,4 @@
-//! The DHCP sockets: UDP 67 (and 4011 in proxy mode) bound to the
+//! The DHCP sockets: UDP 67 and the PXE boot server port 4011, bound to the
 //! provisioning interface (SO_BINDTODEVICE), replies broadcast to clients
 //! without an address, unicast to relays (giaddr) and renewing clients.
 
@@ -35,6 +35,7 @@ fn now_ms() -> i64 {
 pub fn handle(
     buf: &[u8],
     src: SocketAddr,
+    local_port: u16,
     mode: DhcpMode,
     s: &DhcpSettings,
     store: &Store,
@@ -55,7 +56,10 @@ pub fn handle(
     };
     let span = tracing::debug_span!("dhcp", mac = %info.mac, msg = ?info.msg_type);
     let _g = span.enter();
-    let proxy = mode == DhcpMode::Proxy;
+    // Port 4011 is the PXE boot server: boot information only, whatever the
+    // mode (EDK2 asks there again after an offer carrying `PXEClient`).
+    let boot_server = local_port == 4011;
+    let proxy = mode == DhcpMode::Proxy || boot_server;
     let decision = if proxy {
         decide_proxy(&info, s)
     } else {
@@ -84,7 +88,7 @@ pub fn handle(
     }
     let dest = if !info.giaddr.is_unspecified() {
         SocketAddr::V4(SocketAddrV4::new(info.giaddr, 67))
-    } else if src.port() == 4011 || (proxy && src.port() != 68) {
+    } else if boot_server || src.port() == 4011 || (proxy && src.port() != 68) {
         src
     } else if !info.ciaddr.is_unspecified() && !matches!(decision, Decision::Reply { msg_type: MessageType::Nak, .. }) {
         SocketAddr::V4(SocketAddrV4::new(info.ciaddr, 68))
@@ -96,12 +100,14 @@ pub fn handle(
 
 /// Serves until the task is dropped.
 pub async fn serve(sock: UdpSocket, mode: DhcpMode, settings: Arc<DhcpSettings>, store: Store) -> Result<()> {
+    let local_port = sock.local_addr()?.port();
     let mut buf = vec![0u8; 1500];
     loop {
         let (n, src) = sock.recv_from(&mut buf).await.context("receiving DHCP")?;
         let packet = buf[..n].to_vec();
         let (s, st) = (settings.clone(), store.clone());
-        let out = tokio::task::spawn_blocking(move || handle(&packet, src, mode, &s, &st)).await.ok().flatten();
+        let out =
+            tokio::task::spawn_blocking(move || handle(&packet, src, local_port, mode, &s, &st)).await.ok().flatten();
         if let Some((bytes, dest)) = out {
             if let Err(e) = sock.send_to(&bytes, dest).await {
                 tracing::warn!(%dest, error = %e, "sending DHCP reply");

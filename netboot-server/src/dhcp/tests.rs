@@ -215,3 +215,40 @@ fn reply_carries_options_guid_and_no_pxedhcp() {
     let enc = out.to_vec().unwrap();
     assert!(enc.windows(5).any(|w| w == [175, 3, 176, 1, 1]), "no-pxedhcp encapsulated option");
 }
+
+/// UEFI PXE (EDK2) treats an offer carrying `PXEClient` as a BINL offer and
+/// asks for its boot file again on port 4011: in full mode too, that request
+/// gets boot information only, sent back to where it came from, and never
+/// touches the lease table.
+#[test]
+fn boot_server_port_answers_binl_requests_in_full_mode() {
+    use super::socket::handle;
+    use super::DhcpMode;
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::state::Store::open(dir.path()).unwrap();
+    let s = settings();
+    let req = msg(A, MessageType::Request, |m| {
+        pxe(7)(m);
+        m.set_ciaddr(Ipv4Addr::new(10, 99, 0, 100));
+    });
+    let src: std::net::SocketAddr = "10.99.0.100:4011".parse().unwrap();
+    let (bytes, dest) = handle(&req.to_vec().unwrap(), src, 4011, DhcpMode::Full, &s, &store).unwrap();
+    assert_eq!(dest, src);
+    let back = Message::decode(&mut Decoder::new(&bytes)).unwrap();
+    assert_eq!(back.opts().msg_type(), Some(MessageType::Ack));
+    assert_eq!(back.yiaddr(), Ipv4Addr::UNSPECIFIED);
+    assert!(back.opts().get(OptionCode::AddressLeaseTime).is_none());
+    assert!(
+        matches!(back.opts().get(OptionCode::BootfileName), Some(DhcpOption::BootfileName(f)) if f == b"snponly.efi")
+    );
+    let mac = "52:54:00:00:00:01".parse().unwrap();
+    let lease = store.with_leases(|b| b.by_mac(&mac, 0)).unwrap();
+    assert!(lease.is_none(), "a boot-server request must not create a lease: {lease:?}");
+    // the same request on port 67 is a lease renewal
+    let src67: std::net::SocketAddr = "10.99.0.100:68".parse().unwrap();
+    let (bytes, _) = handle(&req.to_vec().unwrap(), src67, 67, DhcpMode::Full, &s, &store).unwrap();
+    let back = Message::decode(&mut Decoder::new(&bytes)).unwrap();
+    assert!(
+        back.opts().get(OptionCode::AddressLeaseTime).is_some() || back.opts().msg_type() == Some(MessageType::Nak)
+    );
+}

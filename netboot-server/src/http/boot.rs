@@ -55,6 +55,11 @@ pub async fn boot_script(
     let body = match script::decide(host, rec_state) {
         BootDecision::Local(reason) => {
             tracing::info!(reason, "serving local boot");
+            if let Some(h) = host {
+                let (st3, n, msg) =
+                    (state.clone(), h.name.clone(), format!("local boot served ({platform:?}): {reason}"));
+                blocking(move || st3.store.note_boot(&n, &msg)).await?;
+            }
             script::local_script(&state.renderer, platform, reason)?
         }
         BootDecision::Install(h) => {

@@ -123,6 +123,18 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().context("reading timeline")
     }
 
+    /// Notes on the host's timeline that a boot script was served that does
+    /// not change its state (a local boot, with the reason).
+    pub fn note_boot(&self, name: &str, message: &str) -> Result<()> {
+        self.with_tx(|tx| {
+            tx.execute(
+                "INSERT INTO events (host, at_ms, kind, message) VALUES (?1, ?2, 'boot', ?3)",
+                params![name, now_ms(), message],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Arms the host for (re)install: any state → armed; the old token dies.
     pub fn arm(&self, name: &str, why: &str) -> Result<HostRecord> {
         self.with_tx(|tx| {
