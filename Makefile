@@ -6,9 +6,9 @@ CARGO ?= cargo
 # Debian packages the build and the test tiers use.
 APT_PACKAGES := build-essential pkg-config ca-certificates git curl cpio zstd tar kmod busybox-static \
 	btrfs-progs dosfstools util-linux fdisk openssh-client libbtrfsutil-dev libclang-dev clang \
-	qemu-system-x86 qemu-utils ovmf ipxe mmdebstrap iproute2 dnsmasq-base
+	qemu-system-x86 qemu-utils ovmf ipxe mmdebstrap iproute2 dnsmasq-base atftp isc-dhcp-client
 
-.PHONY: all build deps test unit lint golden demo help initramfs rootfs assets release e2e
+.PHONY: all build deps test unit lint golden demo help initramfs rootfs assets release e2e netns
 
 all: build
 
@@ -17,6 +17,7 @@ help:
 	@echo "make demo    PXE-install a QEMU VM with the embedded default config"
 	@echo "make golden  regenerate golden files after an intended template change"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
+	@echo "make netns   DHCP/TFTP with real clients in network namespaces (root)"
 	@echo "make e2e     QEMU end-to-end scenarios (root)"
 	@echo "make assets  kernel, installer initramfs and root filesystem image into target/assets"
 
@@ -54,10 +55,15 @@ rootfs: deps
 
 assets: initramfs rootfs
 
-test: lint unit e2e
+test: lint unit netns e2e
 
 release: deps
 	$(CARGO) build --release --locked -p metalboot -p metalboot-installer -p metalboot-initramfs
+
+# DHCP and TFTP with real clients (udhcpc, dhclient, atftp, curl, dnsmasq) in
+# network namespaces of our own (as root)
+netns: release
+	$(CARGO) test --locked -p metalboot-e2e --test netns -- --ignored --nocapture --test-threads=1
 
 # QEMU end to end (as root): real firmware, PXE over a tap in our own netns
 e2e: assets release

@@ -23,6 +23,16 @@ pub fn metalboot_bin() -> PathBuf {
     std::env::var_os("METALBOOT_BIN").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/release/metalboot"))
 }
 
+/// Fails unless `make assets` has run.
+pub fn require_assets() -> Result<()> {
+    for f in ["vmlinuz", "initramfs.img", "rootfs.tar.zst"] {
+        if !assets().join(f).is_file() {
+            bail!("{} missing: run `make assets` first", assets().join(f).display());
+        }
+    }
+    Ok(())
+}
+
 /// A running scenario.
 pub struct Scenario {
     /// Name, for the log directory.
@@ -57,11 +67,6 @@ impl Scenario {
     /// Sets up the directory, namespace (with `taps` taps) and SSH key.
     pub fn new(name: &str, taps: usize) -> Result<Scenario> {
         cleanup_stale();
-        for f in ["vmlinuz", "initramfs.img", "rootfs.tar.zst"] {
-            if !assets().join(f).is_file() {
-                bail!("{} missing: run `make assets` first", assets().join(f).display());
-            }
-        }
         let dir = workspace().join("target/e2e").join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
@@ -98,6 +103,7 @@ impl Scenario {
 
     /// Writes config + inventory and starts `metalboot serve` in the namespace.
     pub fn start_server(&mut self, inventory: &str, dhcp: &str) -> Result<()> {
+        self.stop_server();
         std::fs::write(self.dir.join("hosts.toml"), inventory)?;
         std::fs::write(self.dir.join("api-token"), &self.api_token)?;
         let cfg = format!(
@@ -109,6 +115,7 @@ impl Scenario {
         );
         std::fs::write(self.dir.join("metalboot.toml"), cfg)?;
         let ready = self.dir.join("ready");
+        let _ = std::fs::remove_file(&ready);
         let child = self
             .ns
             .command(metalboot_bin().to_str().context("binary path")?)
@@ -116,7 +123,7 @@ impl Scenario {
             .current_dir(&self.dir)
             .env("METALBOOT_LOG", "info,metalboot=debug")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join("server.log"))?)
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("server.log"))?)
             .spawn()
             .context("starting metalboot serve")?;
         self.server = Some(child);
@@ -171,6 +178,14 @@ impl Scenario {
         }
         self.phase("dnsmasq (the network's DHCP server) ready on 10.99.0.2");
         Ok(())
+    }
+
+    /// Stops the server (kill -9: nothing may depend on a clean shutdown).
+    pub fn stop_server(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// The server log.

@@ -3,6 +3,7 @@
 //! removed by `cleanup_stale`.
 
 use anyhow::{bail, Context, Result};
+use std::path::Path;
 use std::process::Command;
 
 /// Prefix of every namespace this harness creates.
@@ -16,12 +17,16 @@ fn run(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Deletes namespaces left by earlier runs (and kills what ran in them).
+/// Deletes namespaces left by earlier runs (and kills what ran in them);
+/// those of a harness process still running are left alone.
 pub fn cleanup_stale() {
     let Ok(list) = run(&["ip", "netns", "list"]) else { return };
     for line in list.lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        if name.starts_with(PREFIX) {
+        // names are PREFIX<tag>-<pid>[-<peer>]: leave those of a live run
+        let owner = name.split('-').filter_map(|p| p.parse::<u32>().ok()).last();
+        let alive = owner.is_some_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists());
+        if name.starts_with(PREFIX) && !alive {
             if let Ok(pids) = run(&["ip", "netns", "pids", name]) {
                 for pid in pids.split_whitespace() {
                     let _ = Command::new("kill").args(["-9", pid]).status();
@@ -60,7 +65,8 @@ impl Netns {
     }
 
     /// A second namespace, another host on the same provisioning network: a
-    /// veth from it is attached to our bridge, its end `eth0` at `ip/24`.
+    /// veth from it is attached to our bridge, its end `eth0` at `ip/24`
+    /// (no address if `ip` is empty: a DHCP client).
     pub fn peer(&self, tag: &str, ip: &str) -> Result<Netns> {
         let name = format!("{}-{tag}", self.name);
         run(&["ip", "netns", "add", &name])?;
@@ -71,7 +77,9 @@ impl Netns {
         self.exec(&["ip", "link", "set", &here, "master", "br0"])?;
         self.exec(&["ip", "link", "set", &here, "up"])?;
         peer.exec(&["ip", "link", "set", &there, "name", "eth0"])?;
-        peer.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
+        if !ip.is_empty() {
+            peer.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
+        }
         peer.exec(&["ip", "link", "set", "eth0", "up"])?;
         peer.exec(&["ip", "link", "set", "lo", "up"])?;
         Ok(peer)

@@ -69,6 +69,7 @@ impl Installed {
 }
 
 fn start(name: &str, dhcp: Dhcp, disk_selector: &str) -> Result<(Scenario, &'static str)> {
+    crate::harness::require_assets()?;
     let mut s = Scenario::new(name, 1)?;
     let accel = accel(&assets(), &s.dir.join(".."));
     s.phase(&format!("accelerator {accel}"));

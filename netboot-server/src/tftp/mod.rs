@@ -102,7 +102,12 @@ pub async fn serve(sock: UdpSocket, cfg: Arc<TftpConfig>) -> Result<()> {
         tokio::spawn(async move {
             let _permit = permit;
             match transfer(local_ip, peer, &path, &options).await {
-                Ok(bytes) => tracing::info!(%peer, file = %filename, bytes, "TFTP: sent"),
+                Ok(None) => {
+                    tracing::info!(%peer, file = %filename, "TFTP: client ended after the option ack (size probe)")
+                }
+                Ok(Some((bytes, blksize, windowsize))) => {
+                    tracing::info!(%peer, file = %filename, bytes, blksize, windowsize, "TFTP: sent")
+                }
                 Err(e) => tracing::info!(%peer, file = %filename, error = format!("{e:#}"), "TFTP: transfer ended"),
             }
         });
@@ -114,7 +119,7 @@ async fn transfer(
     peer: SocketAddr,
     path: &PathBuf,
     options: &[(String, String)],
-) -> Result<usize> {
+) -> Result<Option<(usize, usize, u16)>> {
     let data = tokio::fs::read(path).await.with_context(|| format!("reading {}", path.display()))?;
     let sock = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
     sock.connect(peer).await?;
@@ -133,7 +138,7 @@ async fn transfer(
                         break;
                     }
                     // OVMF asks for tsize, then aborts and asks again
-                    Ok(Packet::Error { .. }) => return Ok(0),
+                    Ok(Packet::Error { .. }) => return Ok(None),
                     _ => continue,
                 },
                 _ => continue,
@@ -184,7 +189,7 @@ async fn transfer(
             anyhow::ensure!(retries <= 8, "client stopped acknowledging at block {acked}");
         }
     }
-    Ok(data.len())
+    Ok(Some((data.len(), bs, neg.windowsize)))
 }
 
 #[cfg(test)]

@@ -1,0 +1,243 @@
+//! DHCP and TFTP on the wire, with real clients (busybox `udhcpc`, ISC
+//! `dhclient`, `atftp`, `curl`) and a real peer DHCP server (dnsmasq), each
+//! test in network namespaces of its own (run as root by `make netns`).
+
+use anyhow::{Context, Result};
+use metalboot_e2e::harness::Scenario;
+use metalboot_e2e::netns::Netns;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const HOST: &str = "[[host]]\nname = \"static1\"\nmacs = [\"02:dc:00:00:00:63\"]\ndisk = { path = \"/dev/vda\" }\n\
+                    network = { mode = \"static\", addresses = [\"10.99.0.9/24\"], gateway = \"10.99.0.1\" }\n\
+                    ssh_authorized_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl t@netns\"]\n";
+
+fn full(lease: u32) -> String {
+    format!(
+        "[dhcp]\nmode = \"full\"\ninterface = \"br0\"\nsubnet = \"10.99.0.0/24\"\nrange = [\"10.99.0.100\", \"10.99.0.110\"]\nlease_secs = {lease}\n"
+    )
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> Option<String>) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// busybox udhcpc in the foreground, logging every event to `log` and
+/// configuring the address (so renewals go out unicast, as on a real host).
+fn udhcpc(peer: &Netns, dir: &Path, tag: &str) -> Result<(Killed, std::path::PathBuf)> {
+    let log = dir.join(format!("udhcpc-{tag}.log"));
+    let script = dir.join(format!("udhcpc-{tag}.sh"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1 ip=$ip lease=$lease serverid=$serverid\" >> {log}\n\
+             case $1 in bound|renew) ip addr flush dev $interface; ip addr add $ip/24 dev $interface;; esac\n",
+            log = log.display()
+        ),
+    )?;
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let child = peer
+        .command("busybox")
+        .args(["udhcpc", "-f", "-i", "eth0", "-t", "10", "-T", "1", "-s"])
+        .arg(&script)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("busybox udhcpc")?;
+    Ok((Killed(child), log))
+}
+
+fn lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p).unwrap_or_default().lines().map(String::from).collect()
+}
+
+fn ip_of(line: &str) -> Ipv4Addr {
+    line.split_whitespace().find_map(|w| w.strip_prefix("ip=")).and_then(|v| v.parse().ok()).expect("ip= in line")
+}
+
+/// Full mode: udhcpc gets a lease and renews it; dhclient and a second
+/// udhcpc get other addresses; a host with a static address in the
+/// inventory gets that one; after a kill -9 and restart, a new client does
+/// not get an address that is still leased.
+#[test]
+#[ignore = "network namespaces, as root: run by `make netns`"]
+fn full_mode_leases_renews_and_never_hands_out_an_address_twice() {
+    let mut s = Scenario::new("dhcp-full", 0).unwrap();
+    s.start_server(HOST, &full(8)).unwrap();
+    let peers: Vec<Netns> = (1..=4).map(|i| s.ns.peer(&format!("c{i}"), "").unwrap()).collect();
+
+    // udhcpc: bound, then renewed (lease 8 s: T1 at 4 s) with the same address
+    let (_c1, log1) = udhcpc(&peers[0], &s.dir, "c1").unwrap();
+    let bound =
+        wait_for("udhcpc bound", Duration::from_secs(20), || lines(&log1).into_iter().find(|l| l.starts_with("bound")));
+    let renewed =
+        wait_for("udhcpc renew", Duration::from_secs(30), || lines(&log1).into_iter().find(|l| l.starts_with("renew")));
+    let a1 = ip_of(&bound);
+    assert_eq!(ip_of(&renewed), a1, "renewal moved the client");
+    assert!(bound.contains("lease=8") && bound.contains("serverid=10.99.0.1"), "{bound}");
+    s.phase(&format!("udhcpc bound {a1} and renewed it"));
+
+    // dhclient on a second client
+    let lease_file = s.dir.join("dhclient.leases");
+    let _c2 = Killed(
+        peers[1]
+            .command("dhclient")
+            .args(["-d", "-1", "-sf", "/bin/true", "-pf"])
+            .arg(s.dir.join("dhclient.pid"))
+            .arg("-lf")
+            .arg(&lease_file)
+            .arg("eth0")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(s.dir.join("dhclient.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let a2: Ipv4Addr = wait_for("dhclient lease", Duration::from_secs(30), || {
+        let t = std::fs::read_to_string(&lease_file).ok()?;
+        t.lines().find_map(|l| l.trim().strip_prefix("fixed-address ").map(|v| v.trim_end_matches(';').to_string()))
+    })
+    .parse()
+    .unwrap();
+    s.phase(&format!("dhclient got {a2}"));
+
+    // the inventory host with a static address gets it (reservation)
+    let out = peers[2]
+        .command(env!("CARGO_BIN_EXE_metalboot-dhcp-client"))
+        .args(["discover", "eth0", "99", "-", "2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"yiaddr\":\"10.99.0.9\""), "reservation not honoured: {text}");
+
+    // kill -9 and restart: the leases survive, a new client gets a third address
+    s.start_server(HOST, &full(8)).unwrap();
+    let (_c4, log4) = udhcpc(&peers[3], &s.dir, "c4").unwrap();
+    let b4 = wait_for("udhcpc bound after restart", Duration::from_secs(20), || {
+        lines(&log4).into_iter().find(|l| l.starts_with("bound"))
+    });
+    let a4 = ip_of(&b4);
+    s.phase(&format!("after a restart a new client got {a4}"));
+    let all = [a1, a2, a4];
+    for (i, a) in all.iter().enumerate() {
+        assert!((Ipv4Addr::new(10, 99, 0, 100)..=Ipv4Addr::new(10, 99, 0, 110)).contains(a), "{a} outside the pool");
+        assert!(!all[i + 1..].contains(a), "{a} handed out twice: {all:?}");
+    }
+    s.finish();
+}
+
+fn discover(peer: &Netns, mac: u32, arch: &str) -> Vec<String> {
+    let out = peer
+        .command(env!("CARGO_BIN_EXE_metalboot-dhcp-client"))
+        // dnsmasq pings an address (up to 3 s) before it offers it
+        .args(["discover", "eth0", &mac.to_string(), arch, "5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
+}
+
+/// Proxy mode beside dnsmasq: a PXE client gets its address from dnsmasq
+/// and its boot file from metalboot (which never offers an address); a
+/// plain client hears only dnsmasq.
+#[test]
+#[ignore = "network namespaces, as root: run by `make netns`"]
+fn proxy_mode_beside_dnsmasq_gives_boot_info_only() {
+    let mut s = Scenario::new("dhcp-proxy", 0).unwrap();
+    s.start_dnsmasq().unwrap();
+    s.start_server(HOST, "[dhcp]\nmode = \"proxy\"\ninterface = \"br0\"\n").unwrap();
+    let c = s.ns.peer("c1", "").unwrap();
+
+    for (arch, file) in [("0", "undionly.kpxe"), ("7", "snponly.efi")] {
+        let answers = discover(&c, 7, arch);
+        let ours: Vec<&String> = answers.iter().filter(|l| l.contains("\"server\":\"10.99.0.1\"")).collect();
+        let theirs: Vec<&String> = answers.iter().filter(|l| l.contains("\"server\":\"10.99.0.2\"")).collect();
+        assert_eq!(ours.len(), 1, "arch {arch}: {answers:?}");
+        assert!(ours[0].contains("\"yiaddr\":\"0.0.0.0\""), "proxy offered an address: {}", ours[0]);
+        assert!(ours[0].contains(&format!("\"boot_file\":\"{file}\"")), "{}", ours[0]);
+        assert!(ours[0].contains("\"class\":\"PXEClient\""), "{}", ours[0]);
+        assert!(ours[0].contains("\"lease_secs\":null"), "{}", ours[0]);
+        assert_eq!(theirs.len(), 1, "arch {arch}: {answers:?}");
+        assert!(theirs[0].contains("\"yiaddr\":\"10.99.0."), "{}", theirs[0]);
+        assert!(theirs[0].contains("\"boot_file\":\"\""), "{}", theirs[0]);
+    }
+    let plain = discover(&c, 8, "-");
+    assert!(
+        plain.iter().all(|l| !l.contains("\"server\":\"10.99.0.1\"")),
+        "proxy answered a non-PXE client: {plain:?}"
+    );
+    assert!(plain.iter().any(|l| l.contains("\"server\":\"10.99.0.2\"")), "{plain:?}");
+    assert!(s.server_log().contains("not a PXE client"), "the reason for ignoring is not logged");
+    s.finish();
+}
+
+fn tftp_source(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new("/usr/lib/ipxe").join(name)).unwrap()
+}
+
+/// TFTP: atftp and curl fetch the iPXE binaries byte-identical with default
+/// 512-byte blocks and with blksize 1468 (+ windowsize 8); traversal and
+/// unknown names are refused; writes are refused.
+#[test]
+#[ignore = "network namespaces, as root: run by `make netns`"]
+fn tftp_serves_ipxe_byte_identical_and_refuses_everything_else() {
+    let mut s = Scenario::new("tftp", 0).unwrap();
+    s.start_server(HOST, &full(600)).unwrap();
+    let c = s.ns.peer("c1", "10.99.0.50").unwrap();
+    let d = s.dir.clone();
+    let fetch = |tool: &str, file: &str, opts: &[&str], out: &str| -> Result<Vec<u8>> {
+        let dest = d.join(out);
+        let _ = std::fs::remove_file(&dest);
+        let mut cmd = c.command(tool);
+        if tool == "atftp" {
+            for o in opts {
+                cmd.args(["--option", o]);
+            }
+            cmd.args(["-g", "-r", file, "-l"]).arg(&dest).arg("10.99.0.1");
+        } else {
+            cmd.args(["-sS", "--fail"]).args(opts).arg(format!("tftp://10.99.0.1/{file}")).arg("-o").arg(&dest);
+        }
+        let o = cmd.output()?;
+        anyhow::ensure!(o.status.success(), "{tool} {file} {opts:?}: {}", String::from_utf8_lossy(&o.stderr));
+        Ok(std::fs::read(&dest)?)
+    };
+    for file in ["undionly.kpxe", "snponly.efi", "ipxe.efi"] {
+        let want = tftp_source(file);
+        assert!(fetch("atftp", file, &[], "a512").unwrap() == want, "atftp 512 {file}");
+        assert!(
+            fetch("atftp", file, &["blksize 1468", "windowsize 8"], "a1468").unwrap() == want,
+            "atftp 1468/8 {file}"
+        );
+        assert!(fetch("curl", file, &[], "c512").unwrap() == want, "curl 512 {file}");
+        assert!(fetch("curl", file, &["--tftp-blksize", "1468"], "c1468").unwrap() == want, "curl 1468 {file}");
+    }
+    let log = s.server_log();
+    assert!(log.contains("blksize=1468 windowsize=8"), "atftp's windowsize was not negotiated:\n{log}");
+    assert!(log.contains("blksize=512 windowsize=1"));
+    for bad in ["../../../etc/passwd", "/etc/passwd", "..%2fetc/passwd", "undionly.kpxe/..", "UNDIONLY.KPXE.bak", ""] {
+        assert!(fetch("atftp", bad, &[], "bad").is_err(), "{bad:?} was served");
+        assert!(!d.join("bad").exists() || std::fs::read(d.join("bad")).unwrap().is_empty());
+    }
+    // writes are refused
+    std::fs::write(d.join("up"), b"x").unwrap();
+    let o = c.command("atftp").args(["-p", "-l"]).arg(d.join("up")).args(["-r", "up", "10.99.0.1"]).output().unwrap();
+    assert!(!o.status.success(), "a write was accepted");
+    s.phase("tftp checks passed");
+    s.finish();
+}
