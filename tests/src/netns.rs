@@ -24,7 +24,7 @@ pub fn cleanup_stale() {
     for line in list.lines() {
         let name = line.split_whitespace().next().unwrap_or("");
         // names are PREFIX<tag>-<pid>[-<peer>]: leave those of a live run
-        let owner = name.split('-').filter_map(|p| p.parse::<u32>().ok()).last();
+        let owner = name.split('-').rev().find_map(|p| p.parse::<u32>().ok());
         let alive = owner.is_some_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists());
         if name.starts_with(PREFIX) && !alive {
             if let Ok(pids) = run(&["ip", "netns", "pids", name]) {
