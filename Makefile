@@ -8,7 +8,7 @@ APT_PACKAGES := build-essential pkg-config ca-certificates git curl cpio zstd ta
 	btrfs-progs dosfstools util-linux fdisk openssh-client libbtrfsutil-dev libclang-dev clang \
 	qemu-system-x86 qemu-utils ovmf ipxe mmdebstrap iproute2 dnsmasq-base atftp isc-dhcp-client
 
-.PHONY: all build deps test unit lint golden demo help initramfs rootfs assets release e2e netns
+.PHONY: all build deps test unit lint golden demo help initramfs rootfs assets release e2e netns bench fuzz
 
 all: build
 
@@ -19,6 +19,8 @@ help:
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
 	@echo "make netns   DHCP/TFTP with real clients in network namespaces (root)"
 	@echo "make e2e     QEMU end-to-end scenarios (root)"
+	@echo "make bench   TFTP and DHCP side by side with dnsmasq (root)"
+	@echo "make fuzz    the DHCP and TFTP fuzz targets, FUZZ_SECS each (nightly, cargo-fuzz)"
 	@echo "make assets  kernel, installer initramfs and root filesystem image into target/assets"
 
 deps:
@@ -68,6 +70,16 @@ netns: release
 # QEMU end to end (as root): real firmware, PXE over a tap in our own netns
 e2e: assets release
 	$(CARGO) test --locked -p metalboot-e2e --test e2e -- --ignored --nocapture --test-threads=1
+
+# side by side with dnsmasq in our own namespaces (as root); report in target/bench/
+bench: release
+	$(CARGO) build --release --locked -p metalboot-e2e --bins
+	target/release/metalboot-bench
+
+FUZZ_SECS ?= 120
+fuzz:
+	cd netboot-server/fuzz && for t in dhcp_handle tftp_packet; do \
+		cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECS) -print_final_stats=1 || exit 1; done
 
 golden:
 	UPDATE_GOLDEN=1 $(CARGO) test -p metalboot --test golden

@@ -58,6 +58,33 @@ pub enum Command {
         #[command(subcommand)]
         action: HostsAction,
     },
+    /// The Ansible inventory of installed hosts, as an inventory script
+    /// prints it (`--list`, `--host NAME`).
+    Inventory {
+        /// Server base URL (default: from the config's listen address).
+        #[arg(long, env = "METALBOOT_SERVER")]
+        server: Option<String>,
+        #[command(subcommand)]
+        format: InventoryFormat,
+    },
+    /// Write known_hosts lines (name and addresses) for every installed host.
+    KnownHosts {
+        /// Server base URL (default: from the config's listen address).
+        #[arg(long, env = "METALBOOT_SERVER")]
+        server: Option<String>,
+        /// Write here (atomically) instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Print SSHFP records (SHA-256) for every installed host's keys.
+    Sshfp {
+        /// Server base URL (default: from the config's listen address).
+        #[arg(long, env = "METALBOOT_SERVER")]
+        server: Option<String>,
+        /// Zone the host names live in (owner names become absolute).
+        #[arg(long)]
+        domain: Option<String>,
+    },
     /// Print what a host would be served.
     Render {
         #[command(subcommand)]
@@ -84,6 +111,20 @@ pub enum HostsAction {
     Disarm {
         /// Host name.
         name: String,
+    },
+}
+
+/// `inventory` formats.
+#[derive(Subcommand, Debug)]
+pub enum InventoryFormat {
+    /// Ansible's dynamic inventory JSON.
+    Ansible {
+        /// Every group and host (the default).
+        #[arg(long)]
+        list: bool,
+        /// One host's variables.
+        #[arg(long, conflicts_with = "list")]
+        host: Option<String>,
     },
 }
 
@@ -168,7 +209,42 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .context("running hosts command")?
         }
         Command::Render { what } => render(cfg_path, what),
+        Command::Inventory { server, format: InventoryFormat::Ansible { host, .. } } => {
+            let client = api_client(cfg_path, server)?;
+            let doc = tokio::task::spawn_blocking(move || client.ansible(host.as_deref())).await??;
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            Ok(())
+        }
+        Command::KnownHosts { server, output } => {
+            let client = api_client(cfg_path, server)?;
+            let text = tokio::task::spawn_blocking(move || crate::client::known_hosts_text(&client.list()?)).await??;
+            match output {
+                Some(p) => {
+                    let tmp = p.with_extension("tmp");
+                    std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
+                    std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
+                    eprintln!("{}: {} key(s)", p.display(), text.lines().count());
+                }
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+        Command::Sshfp { server, domain } => {
+            let client = api_client(cfg_path, server)?;
+            let text =
+                tokio::task::spawn_blocking(move || crate::client::sshfp_text(&client.list()?, domain.as_deref()))
+                    .await??;
+            print!("{text}");
+            Ok(())
+        }
     }
+}
+
+fn api_client(cfg_path: Option<&std::path::Path>, server: Option<String>) -> Result<ApiClient> {
+    let (config, _, _) = load_all(cfg_path)?;
+    let base = server.unwrap_or_else(|| local_base(&config));
+    let token = serve::api_token(&config, false)?;
+    Ok(ApiClient::new(&base, &token))
 }
 
 fn local_base(config: &crate::config::Config) -> String {

@@ -41,11 +41,68 @@ impl ApiClient {
         serde_json::from_str(&self.call("GET", &format!("/v1/hosts/{name}"))?).context("parsing host")
     }
 
+    /// The Ansible inventory (`--list` shape), or one host's vars.
+    pub fn ansible(&self, host: Option<&str>) -> Result<serde_json::Value> {
+        let path = match host {
+            Some(h) => format!("/v1/inventory/ansible?host={}", urlencode(h)),
+            None => "/v1/inventory/ansible".into(),
+        };
+        serde_json::from_str(&self.call("GET", &path)?).context("parsing inventory")
+    }
+
     /// Arms or disarms.
     pub fn set_armed(&self, name: &str, arm: bool) -> Result<HostView> {
         let verb = if arm { "arm" } else { "disarm" };
         serde_json::from_str(&self.call("POST", &format!("/v1/hosts/{name}/{verb}"))?).context("parsing host")
     }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// known_hosts text for every installed host: name and addresses, each key.
+pub fn known_hosts_text(hosts: &[HostView]) -> Result<String> {
+    let mut out = String::new();
+    for h in hosts.iter().filter(|h| h.record.state == crate::state::HostState::Installed) {
+        let mut names = vec![h.record.name.clone()];
+        names.extend(h.record.addresses.iter().cloned());
+        for l in crate::handoff::keys::known_hosts_lines(&names, &h.record.host_keys)
+            .with_context(|| format!("host {}", h.record.name))?
+        {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// SSHFP records for every installed host's keys; owner `name.domain.` (or
+/// the bare name, relative to the zone, without a domain).
+pub fn sshfp_text(hosts: &[HostView], domain: Option<&str>) -> Result<String> {
+    let mut out = String::new();
+    for h in hosts.iter().filter(|h| h.record.state == crate::state::HostState::Installed) {
+        let owner = match domain {
+            Some(d) => format!("{}.{}.", h.record.name, d.trim_end_matches('.')),
+            None => h.record.name.clone(),
+        };
+        for k in &h.record.host_keys {
+            let key = crate::handoff::keys::parse_key(k).with_context(|| format!("host {}", h.record.name))?;
+            if let Some(r) = crate::handoff::keys::sshfp_record(&owner, &key) {
+                out.push_str(&r);
+                out.push('\n');
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn printable(s: &str) -> String {

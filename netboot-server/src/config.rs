@@ -36,6 +36,8 @@ struct ConfigFile {
     dhcp: crate::dhcp::DhcpConfig,
     #[serde(default)]
     tftp: crate::tftp::TftpConfig,
+    #[serde(default)]
+    handoff: crate::handoff::HandoffConfig,
 }
 
 /// Settings for hosts installed with `method = "debian-installer"`.
@@ -147,6 +149,8 @@ pub struct Config {
     pub dhcp: crate::dhcp::DhcpConfig,
     /// TFTP settings.
     pub tftp: crate::tftp::TftpConfig,
+    /// Handoff: first-boot timeout and hooks.
+    pub handoff: crate::handoff::HandoffConfig,
 }
 
 impl Config {
@@ -205,7 +209,13 @@ impl Config {
             check_asset_name(name).map_err(|m| anyhow::anyhow!("field `assets.files.{name}`: {m}"))?;
             assets.insert(name.clone(), abs(path));
         }
+        let mut handoff = file.handoff;
+        handoff.validate()?;
+        for h in &mut handoff.hooks {
+            h.secret_file = h.secret_file.as_deref().map(abs);
+        }
         Ok(Config {
+            handoff,
             source,
             listen: s.listen,
             public_url: s.public_url.map(|u| u.trim_end_matches('/').to_string()),

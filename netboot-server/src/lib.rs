@@ -7,6 +7,7 @@ pub mod client;
 pub mod cmdline;
 pub mod config;
 pub mod dhcp;
+pub mod handoff;
 pub mod http;
 pub mod inventory;
 pub mod render;

@@ -106,7 +106,9 @@ pub async fn run(
         std::fs::write(&tmp, format!("{addr}\n")).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, f).with_context(|| format!("writing {}", f.display()))?;
     }
+    let watch = tokio::spawn(crate::handoff::watch_first_boot(state.clone(), std::time::Duration::from_secs(10)));
     let http = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown());
+    let _watch = AbortOnDrop(watch);
     tokio::select! {
         r = http => r.context("serving HTTP"),
         r = wait(dhcp_task) => r.context("DHCP server stopped"),
@@ -115,6 +117,13 @@ pub async fn run(
 }
 
 type Task = tokio::task::JoinHandle<Result<()>>;
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 async fn wait(task: Option<Task>) -> Result<()> {
     match task {

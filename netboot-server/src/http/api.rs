@@ -108,3 +108,28 @@ pub async fn disarm_host(st: St, headers: HeaderMap, Path(name): Path<String>) -
     tracing::info!(host = %spec.name, "disarmed");
     Ok(Json(view(&spec, rec)))
 }
+
+/// `?host=NAME` for the Ansible inventory.
+#[derive(serde::Deserialize)]
+pub struct AnsibleQuery {
+    host: Option<String>,
+}
+
+/// `GET /v1/inventory/ansible` (`--list` shape), or `?host=NAME` (its vars).
+pub async fn ansible_inventory(
+    st: St,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<AnsibleQuery>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    authorize(&st, &headers)?;
+    let s = st.0.clone();
+    let records =
+        blocking(move || s.inventory.hosts().iter().map(|h| s.store.get(&h.name)).collect::<anyhow::Result<Vec<_>>>())
+            .await?;
+    let pairs: Vec<_> = st.0.inventory.hosts().iter().zip(records.iter()).collect();
+    let doc = crate::handoff::ansible::inventory(&pairs);
+    Ok(Json(match q.host {
+        None => doc,
+        Some(h) => doc["_meta"]["hostvars"].get(&h).cloned().unwrap_or_else(|| serde_json::json!({})),
+    }))
+}

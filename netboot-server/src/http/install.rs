@@ -79,7 +79,12 @@ pub async fn event(
     let mut ev = ev;
     ev.message = clean_message(&ev.message);
     let s = st.0.clone();
-    let rec = token_result(blocking(move || s.store.record_event(&name, &q.token, &ev)).await?)?;
+    let n = name.clone();
+    let failed = ev.status == crate::state::EventStatus::Failed;
+    let rec = token_result(blocking(move || s.store.record_event(&n, &q.token, &ev)).await?)?;
+    if failed {
+        crate::handoff::fire(&st.0, "failed", &name);
+    }
     Ok(Json(rec))
 }
 
@@ -109,8 +114,10 @@ pub async fn installed(
     known_host(&st.0, &name)?;
     check_report(&rep)?;
     let s = st.0.clone();
-    let rec = token_result(blocking(move || s.store.record_installed(&name, &q.token, &rep)).await?)?;
+    let n = name.clone();
+    let rec = token_result(blocking(move || s.store.record_installed(&n, &q.token, &rep)).await?)?;
     tracing::info!("host installed");
+    crate::handoff::fire(&st.0, "installed", &name);
     Ok(Json(rec))
 }
 

@@ -53,6 +53,7 @@ pub fn app(state: Shared) -> Router {
         .route("/boot.ipxe", get(boot::boot_script))
         .route("/assets/{name}", get(assets::get_asset).head(assets::get_asset))
         .route("/v1/hosts", get(api::list_hosts))
+        .route("/v1/inventory/ansible", get(api::ansible_inventory))
         .route("/v1/hosts/{name}", get(api::show_host))
         .route("/v1/hosts/{name}/arm", post(api::arm_host))
         .route("/v1/hosts/{name}/disarm", post(api::disarm_host))

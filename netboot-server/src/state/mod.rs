@@ -126,12 +126,43 @@ impl Store {
     /// Notes on the host's timeline that a boot script was served that does
     /// not change its state (a local boot, with the reason).
     pub fn note_boot(&self, name: &str, message: &str) -> Result<()> {
+        self.note(name, "boot", message)
+    }
+
+    /// Adds an entry of `kind` (`boot`, `hook`) to the host's timeline
+    /// without changing its state.
+    pub fn note(&self, name: &str, kind: &str, message: &str) -> Result<()> {
         self.with_tx(|tx| {
             tx.execute(
-                "INSERT INTO events (host, at_ms, kind, message) VALUES (?1, ?2, 'boot', ?3)",
-                params![name, now_ms(), message],
+                "INSERT INTO events (host, at_ms, kind, message) VALUES (?1, ?2, ?3, ?4)",
+                params![name, now_ms(), kind, message],
             )?;
             Ok(())
+        })
+    }
+
+    /// Hosts that reported the end of their install more than `timeout_ms`
+    /// ago and never phoned home from their first boot become `failed` (step
+    /// `first-boot`). Their token stays live, so a late first boot still
+    /// completes them. Returns their names.
+    pub fn expire_first_boot(&self, timeout_ms: i64) -> Result<Vec<String>> {
+        self.with_tx(|tx| {
+            let cutoff = now_ms() - timeout_ms;
+            let names: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT name FROM hosts WHERE state = 'rebooting' AND updated_ms < ?1")?;
+                let rows = stmt.query_map([cutoff], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let secs = timeout_ms / 1000;
+            for n in &names {
+                let why = format!("no first boot within {secs} s of the end of the install");
+                set_state(tx, n, HostState::Failed, &why)?;
+                tx.execute(
+                    "UPDATE hosts SET failed_step = 'first-boot', failed_error = ?2 WHERE name = ?1",
+                    params![n, why],
+                )?;
+            }
+            Ok(names)
         })
     }
 

@@ -84,3 +84,25 @@ fn state_survives_reopen() {
     assert_eq!(s.get("a").unwrap().state, HostState::Armed);
     assert_eq!(s.timeline("a").unwrap().len(), 1);
 }
+
+#[test]
+fn no_first_boot_fails_the_host_and_a_late_first_boot_still_completes_it() {
+    let (_d, s) = store();
+    s.arm("a", "t").unwrap();
+    s.arm("b", "t").unwrap();
+    let tok = new_token();
+    s.start_boot("a", &hash_token(&tok), "image", "bios").unwrap();
+    let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![] };
+    s.record_report("a", &tok, &rep).unwrap().unwrap();
+    // not yet stale
+    assert!(s.expire_first_boot(60_000).unwrap().is_empty());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(s.expire_first_boot(10).unwrap(), ["a"], "only the rebooting host expires");
+    let r = s.get("a").unwrap();
+    assert_eq!(r.state, HostState::Failed);
+    assert_eq!(r.failed_step.as_deref(), Some("first-boot"));
+    assert!(r.failed_error.unwrap().contains("no first boot"));
+    assert_eq!(s.get("b").unwrap().state, HostState::Armed);
+    assert!(s.expire_first_boot(10).unwrap().is_empty(), "expires once");
+    assert_eq!(s.record_installed("a", &tok, &rep).unwrap().unwrap().state, HostState::Installed);
+}

@@ -1,0 +1,109 @@
+//! Host keys for the config layer: known_hosts lines and SSHFP records
+//! (RFC 4255, SHA-256 fingerprints per RFC 6594), so nothing connects to a
+//! new host by trust on first use.
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+/// A public key line split into its type and decoded blob, checked to agree.
+pub struct PublicKey {
+    /// `ssh-ed25519`, `ecdsa-sha2-nistp256`, `ssh-rsa`, …
+    pub kind: String,
+    /// The base64 text as reported.
+    pub base64: String,
+    /// The decoded key blob.
+    pub blob: Vec<u8>,
+}
+
+/// Parses `type base64 [comment]`; the blob must start with the same type.
+pub fn parse_key(line: &str) -> Result<PublicKey> {
+    let mut it = line.split_whitespace();
+    let (Some(kind), Some(b64)) = (it.next(), it.next()) else { bail!("{line:?} is not `type base64 [comment]`") };
+    let blob =
+        base64::engine::general_purpose::STANDARD.decode(b64).with_context(|| format!("{kind} key: bad base64"))?;
+    let n = blob.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).unwrap_or(usize::MAX);
+    if blob.get(4..4usize.saturating_add(n)) != Some(kind.as_bytes()) {
+        bail!("{kind} key: the key blob is of another type");
+    }
+    Ok(PublicKey { kind: kind.to_string(), base64: b64.to_string(), blob })
+}
+
+/// SSHFP algorithm number (IANA registry) for a key type.
+pub fn sshfp_algorithm(kind: &str) -> Option<u8> {
+    Some(match kind {
+        "ssh-rsa" => 1,
+        "ssh-dss" => 2,
+        k if k.starts_with("ecdsa-sha2-") => 3,
+        "ssh-ed25519" => 4,
+        "ssh-ed448" => 6,
+        _ => return None,
+    })
+}
+
+/// `NAME IN SSHFP ALG 2 SHA256HEX` for one key; None for a key type SSHFP
+/// has no number for.
+pub fn sshfp_record(owner: &str, key: &PublicKey) -> Option<String> {
+    let alg = sshfp_algorithm(&key.kind)?;
+    Some(format!("{owner} IN SSHFP {alg} 2 {}", hex::encode(Sha256::digest(&key.blob))))
+}
+
+/// The address part of `10.0.0.5/24` or `2001:db8::5/64`.
+pub fn bare_address(a: &str) -> &str {
+    a.split('/').next().unwrap_or(a)
+}
+
+/// known_hosts lines for one host: every name it may be reached by (its
+/// name, then its addresses) with each key; comments are dropped.
+pub fn known_hosts_lines(names: &[String], keys: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut pats: Vec<String> = Vec::new();
+    for n in names {
+        let n = bare_address(n);
+        let p = if n.contains(':') { format!("[{n}]:22") } else { n.to_string() };
+        if !pats.contains(&p) {
+            pats.push(p);
+        }
+    }
+    if pats.is_empty() {
+        return Ok(out);
+    }
+    for k in keys {
+        let k = parse_key(k)?;
+        out.push(format!("{} {} {}", pats.join(","), k.kind, k.base64));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl root@vm1";
+
+    #[test]
+    fn known_hosts_names_addresses_and_brackets_ipv6() {
+        let names = vec!["vm1".to_string(), "10.99.0.100/24".to_string(), "2001:db8::5/64".to_string()];
+        let l = known_hosts_lines(&names, &[ED.to_string()]).unwrap();
+        assert_eq!(
+            l,
+            ["vm1,10.99.0.100,[2001:db8::5]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"]
+        );
+    }
+
+    #[test]
+    fn mismatched_or_broken_keys_are_refused() {
+        assert!(parse_key("ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl").is_err());
+        assert!(parse_key("ssh-ed25519 !!!").is_err());
+        assert!(parse_key("ssh-ed25519").is_err());
+        assert!(parse_key("ssh-ed25519 AAAA").is_err());
+    }
+
+    #[test]
+    fn sshfp_uses_sha256_of_the_blob() {
+        let k = parse_key(ED).unwrap();
+        let r = sshfp_record("vm1.example.", &k).unwrap();
+        assert!(r.starts_with("vm1.example. IN SSHFP 4 2 "), "{r}");
+        assert_eq!(r.len(), "vm1.example. IN SSHFP 4 2 ".len() + 64);
+    }
+}
