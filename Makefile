@@ -6,7 +6,7 @@ CARGO ?= cargo
 # Debian packages the build and the test tiers use.
 APT_PACKAGES := build-essential pkg-config ca-certificates git curl cpio zstd tar kmod busybox-static \
 	btrfs-progs dosfstools util-linux fdisk openssh-client libbtrfsutil-dev libclang-dev clang \
-	qemu-system-x86 qemu-utils ovmf ipxe mmdebstrap iproute2 dnsmasq-base atftp isc-dhcp-client
+	qemu-system-x86 qemu-utils ovmf ipxe mmdebstrap iproute2 dnsmasq-base atftp isc-dhcp-client ansible-core
 
 .PHONY: all build deps test unit lint golden demo help initramfs rootfs assets release e2e netns bench fuzz
 

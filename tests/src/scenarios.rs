@@ -1,6 +1,6 @@
 //! The scenarios, shared by the e2e tests and `make demo`.
 
-use crate::harness::{assets, Scenario};
+use crate::harness::{assets, metalboot_bin, Scenario};
 use crate::vm::{accel, Disk, Firmware, Vm};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::PathBuf;
@@ -38,15 +38,53 @@ fn blank_disk(s: &Scenario, name: &str, serial: &str, size: u64) -> Result<Disk>
     Ok(Disk { path, serial: serial.into() })
 }
 
-/// Writes the host keys the server recorded as a known_hosts file.
-fn known_hosts(s: &Scenario, host: &serde_json::Value, ip: &str) -> Result<PathBuf> {
-    let mut text = String::new();
-    for k in host["host_keys"].as_array().context("host_keys")? {
-        text.push_str(&format!("{ip} {}\n", k.as_str().unwrap_or_default()));
-    }
+/// `metalboot known-hosts`: the host keys the server recorded, under the
+/// host's name and address.
+fn known_hosts(s: &Scenario, ip: &str) -> Result<PathBuf> {
+    let out =
+        s.ns.command(metalboot_bin().to_str().context("binary path")?)
+            .current_dir(&s.dir)
+            .args(["--config", "metalboot.toml", "known-hosts", "--server", &s.base, "--output", "known_hosts"])
+            .output()?;
+    ensure!(out.status.success(), "metalboot known-hosts: {}", String::from_utf8_lossy(&out.stderr));
     let p = s.dir.join("known_hosts");
-    std::fs::write(&p, text)?;
+    let text = std::fs::read_to_string(&p)?;
+    ensure!(text.lines().any(|l| l.starts_with(&format!("vm1,{ip} "))), "known_hosts lacks vm1,{ip}:\n{text}");
     Ok(p)
+}
+
+/// `ansible -m ping` through metalboot's inventory script, with the
+/// generated known_hosts and host-key checking on.
+fn ansible_ping(i: &Installed) -> Result<String> {
+    let script = i.s.dir.join("inventory.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncd {} && exec {} --config metalboot.toml inventory --server {} ansible \"$@\"\n",
+            i.s.dir.display(),
+            metalboot_bin().display(),
+            i.s.base
+        ),
+    )?;
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let out =
+        i.s.ns
+            .command("ansible")
+            .current_dir(&i.s.dir)
+            .env("HOME", &i.s.dir)
+            .env("ANSIBLE_HOST_KEY_CHECKING", "True")
+            .args(["vm1", "-i", "inventory.sh", "-m", "ping", "--private-key"])
+            .arg(&i.s.ssh_key)
+            .arg("--ssh-extra-args")
+            .arg(format!("-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes", i.known_hosts.display()))
+            .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    ensure!(
+        out.status.success() && text.contains("\"ping\": \"pong\""),
+        "ansible ping failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(text)
 }
 
 /// An installed VM reached over SSH.
@@ -98,7 +136,7 @@ pub fn install(fw: Firmware, name: &str, dhcp: Dhcp) -> Result<Installed> {
         let leases = std::fs::read_to_string(s.dir.join("dnsmasq.leases")).unwrap_or_default();
         ensure!(leases.contains(&ip), "the installed host's address {ip} is not a dnsmasq lease:\n{leases}");
     }
-    let kh = known_hosts(&s, &host, &ip)?;
+    let kh = known_hosts(&s, &ip)?;
     s.wait_ssh(&ip, &kh, Duration::from_secs(120))?;
     Ok(Installed { s, vm, ip, known_hosts: kh })
 }
@@ -119,6 +157,8 @@ pub fn check_installed(i: &mut Installed) -> Result<String> {
         format!("{} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n", i.ip),
     )?;
     ensure!(i.s.ssh(&i.ip, &wrong, "true").is_err(), "ssh accepted an unrecorded host key");
+    ansible_ping(i)?;
+    i.s.phase("ansible -m ping with the generated inventory and known_hosts");
     let facts = i.ssh(
         "hostnamectl 2>/dev/null | sed -n '1,9p'; echo; ip -br addr; echo; findmnt -n /; btrfs subvolume list /",
     )?;

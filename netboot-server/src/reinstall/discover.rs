@@ -1,0 +1,259 @@
+//! What a running Linux host says about its network and disks, parsed from
+//! `ip -j addr`, `ip -j -4 route`, `ip -j -6 route`, resolv.conf, `lsblk -J`
+//! and `findmnt -J`, into the static network config the reinstalled host
+//! must come back with (matched by MAC) and the disk facts the operator
+//! confirms before anything is wiped.
+
+use anyhow::{bail, Context, Result};
+use metalboot_spec::{IpCidr, MacAddr, NetMode, NetworkSpec};
+use serde::Deserialize;
+use std::net::IpAddr;
+
+#[derive(Deserialize)]
+struct Link {
+    ifname: String,
+    #[serde(default)]
+    address: Option<String>,
+    #[serde(default)]
+    link_type: Option<String>,
+    #[serde(default)]
+    addr_info: Vec<AddrInfo>,
+}
+
+#[derive(Deserialize)]
+struct AddrInfo {
+    family: String,
+    local: String,
+    prefixlen: u8,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    tentative: bool,
+    #[serde(default)]
+    deprecated: bool,
+}
+
+#[derive(Deserialize)]
+struct Route {
+    dst: String,
+    #[serde(default)]
+    gateway: Option<String>,
+    #[serde(default)]
+    dev: Option<String>,
+    #[serde(default)]
+    metric: Option<u32>,
+}
+
+/// One Ethernet interface with its global addresses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interface {
+    /// Kernel name (`eth0`, `enp1s0`).
+    pub name: String,
+    /// Hardware address: how the new system finds it again.
+    pub mac: MacAddr,
+    /// Global-scope addresses with prefix lengths.
+    pub addresses: Vec<IpCidr>,
+}
+
+/// A default route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gateway {
+    /// Next hop.
+    pub via: IpAddr,
+    /// Out of this interface.
+    pub dev: String,
+}
+
+/// The network as the running host has it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NetFacts {
+    /// Ethernet interfaces (loopback and non-Ethernet links left out).
+    pub interfaces: Vec<Interface>,
+    /// IPv4 default route (lowest metric).
+    pub gateway4: Option<Gateway>,
+    /// IPv6 default route (lowest metric).
+    pub gateway6: Option<Gateway>,
+    /// Resolvers (loopback stubs left out).
+    pub dns: Vec<IpAddr>,
+    /// Search domains.
+    pub search: Vec<String>,
+}
+
+fn default_route(json: &str, what: &str) -> Result<Option<Gateway>> {
+    if json.trim().is_empty() {
+        return Ok(None);
+    }
+    let routes: Vec<Route> = serde_json::from_str(json).with_context(|| format!("parsing `ip -j {what} route`"))?;
+    let mut best: Option<(u32, Gateway)> = None;
+    for r in routes {
+        if r.dst != "default" {
+            continue;
+        }
+        let (Some(gw), Some(dev)) = (r.gateway, r.dev) else { continue };
+        let via: IpAddr = gw.parse().with_context(|| format!("gateway {gw:?} in `ip -j {what} route`"))?;
+        let m = r.metric.unwrap_or(0);
+        if !matches!(&best, Some((bm, _)) if *bm <= m) {
+            best = Some((m, Gateway { via, dev }));
+        }
+    }
+    Ok(best.map(|(_, g)| g))
+}
+
+/// Resolvers and search domains from resolv.conf text; `127.0.0.53` and
+/// other loopback stubs are skipped (pass systemd-resolved's upstream file,
+/// `/run/systemd/resolve/resolv.conf`, when there is one).
+pub fn parse_resolv_conf(text: &str) -> (Vec<IpAddr>, Vec<String>) {
+    let (mut dns, mut search) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        match w.next() {
+            Some("nameserver") => {
+                if let Some(Ok(ip)) = w.next().map(|a| a.split('%').next().unwrap_or(a).parse::<IpAddr>()) {
+                    if !ip.is_loopback() && !dns.contains(&ip) {
+                        dns.push(ip);
+                    }
+                }
+            }
+            Some("search") | Some("domain") => search.extend(w.map(String::from)),
+            _ => {}
+        }
+    }
+    search.dedup();
+    (dns, search)
+}
+
+impl NetFacts {
+    /// Parses the recorded outputs.
+    pub fn parse(addr_json: &str, route4_json: &str, route6_json: &str, resolv_conf: &str) -> Result<NetFacts> {
+        let links: Vec<Link> = serde_json::from_str(addr_json).context("parsing `ip -j addr`")?;
+        let mut interfaces = Vec::new();
+        for l in links {
+            if l.link_type.as_deref() != Some("ether") {
+                continue;
+            }
+            let Some(mac) = l.address.as_deref() else { continue };
+            let mac: MacAddr = mac.parse().map_err(|e| anyhow::anyhow!("interface {}: {e}", l.ifname))?;
+            let mut addresses = Vec::new();
+            for a in &l.addr_info {
+                if a.scope != "global" || a.tentative || a.deprecated || !(a.family == "inet" || a.family == "inet6") {
+                    continue;
+                }
+                let addr: IpAddr = a.local.parse().with_context(|| format!("address {:?} on {}", a.local, l.ifname))?;
+                addresses.push(IpCidr { addr, prefix: a.prefixlen });
+            }
+            interfaces.push(Interface { name: l.ifname, mac, addresses });
+        }
+        let (dns, search) = parse_resolv_conf(resolv_conf);
+        Ok(NetFacts {
+            interfaces,
+            gateway4: default_route(route4_json, "-4")?,
+            gateway6: default_route(route6_json, "-6")?,
+            dns,
+            search,
+        })
+    }
+
+    /// The interface the host is reached on: the one with the IPv4 default
+    /// route, else the IPv6 one, else the only one with an address.
+    pub fn primary(&self) -> Result<&Interface> {
+        let by_name = |n: &str| self.interfaces.iter().find(|i| i.name == n);
+        if let Some(i) = self.gateway4.as_ref().and_then(|g| by_name(&g.dev)) {
+            return Ok(i);
+        }
+        if let Some(i) = self.gateway6.as_ref().and_then(|g| by_name(&g.dev)) {
+            return Ok(i);
+        }
+        let with: Vec<&Interface> = self.interfaces.iter().filter(|i| !i.addresses.is_empty()).collect();
+        match with.as_slice() {
+            [one] => Ok(one),
+            [] => bail!("no Ethernet interface with a global address"),
+            many => bail!(
+                "no default route and {} interfaces with addresses ({}); cannot tell which one reaches the host",
+                many.len(),
+                many.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    /// The static config the reinstalled host gets: the primary interface's
+    /// addresses, matched by MAC, with its default routes and resolvers.
+    pub fn network_spec(&self) -> Result<NetworkSpec> {
+        let p = self.primary()?;
+        if p.addresses.is_empty() {
+            bail!("interface {} has no global address to keep", p.name);
+        }
+        let on = |g: &Option<Gateway>| g.as_ref().filter(|g| g.dev == p.name).map(|g| g.via);
+        Ok(NetworkSpec {
+            mode: NetMode::Static,
+            mac: Some(p.mac),
+            addresses: p.addresses.clone(),
+            gateway: on(&self.gateway4),
+            gateway6: on(&self.gateway6),
+            dns: self.dns.clone(),
+            search: self.search.clone(),
+        })
+    }
+}
+
+/// A whole disk as `lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,MOUNTPOINT` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiskFacts {
+    /// `/dev/vda`.
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// Serial, if the disk has one.
+    pub serial: Option<String>,
+    /// Model, if reported.
+    pub model: Option<String>,
+    /// Partitions: (path, size, mountpoint).
+    pub partitions: Vec<(String, u64, Option<String>)>,
+    /// Holds the running root filesystem.
+    pub holds_root: bool,
+}
+
+#[derive(Deserialize)]
+struct Lsblk {
+    blockdevices: Vec<BlockDev>,
+}
+
+#[derive(Deserialize)]
+struct BlockDev {
+    path: String,
+    size: serde_json::Value,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    serial: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    mountpoint: Option<String>,
+    #[serde(default)]
+    children: Vec<BlockDev>,
+}
+
+fn size_of(v: &serde_json::Value) -> u64 {
+    v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or(0)
+}
+
+fn mounts_root(d: &BlockDev) -> bool {
+    d.mountpoint.as_deref() == Some("/") || d.children.iter().any(mounts_root)
+}
+
+/// Whole disks from `lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,MOUNTPOINT`.
+pub fn parse_lsblk(json: &str) -> Result<Vec<DiskFacts>> {
+    let l: Lsblk = serde_json::from_str(json).context("parsing `lsblk -J`")?;
+    Ok(l.blockdevices
+        .iter()
+        .filter(|d| d.kind == "disk")
+        .map(|d| DiskFacts {
+            path: d.path.clone(),
+            size: size_of(&d.size),
+            serial: d.serial.clone().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+            model: d.model.clone().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+            partitions: d.children.iter().map(|c| (c.path.clone(), size_of(&c.size), c.mountpoint.clone())).collect(),
+            holds_root: mounts_root(d),
+        })
+        .collect())
+}

@@ -1,0 +1,97 @@
+//! Network and disk discovery on outputs recorded from real `ip -j` and
+//! `lsblk -J` (see `fixtures/discover/record.sh`), and the kernel `ip=`
+//! argument the reinstalled host's installer boots with.
+
+use metalboot::cmdline::ip_arg;
+use metalboot::reinstall::discover::{parse_lsblk, parse_resolv_conf, NetFacts};
+use std::net::IpAddr;
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/fixtures/discover/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn facts(case: &str, resolv: &str) -> NetFacts {
+    NetFacts::parse(
+        &fixture(&format!("{case}.addr.json")),
+        &fixture(&format!("{case}.route4.json")),
+        &fixture(&format!("{case}.route6.json")),
+        resolv,
+    )
+    .unwrap()
+}
+
+#[test]
+fn rented_server_with_slash32_and_off_subnet_gateway() {
+    let f = facts(
+        "slash32",
+        "nameserver 127.0.0.53\nnameserver 185.12.64.1\nnameserver 2a01:4ff:ff00::add:1\nsearch example.org\n",
+    );
+    assert_eq!(f.interfaces.len(), 1, "loopback is not an interface to keep");
+    let net = f.network_spec().unwrap();
+    assert_eq!(net.mac.unwrap().to_string(), "96:00:00:aa:bb:01");
+    let addrs: Vec<String> = net.addresses.iter().map(|a| a.to_string()).collect();
+    assert_eq!(addrs, ["203.0.113.7/32", "2001:db8:1::7/64"], "link-local addresses are not kept");
+    assert_eq!(net.gateway, Some("172.31.1.1".parse().unwrap()));
+    assert_eq!(net.gateway6, Some("fe80::1".parse().unwrap()));
+    assert_eq!(net.dns, ["185.12.64.1".parse::<IpAddr>().unwrap(), "2a01:4ff:ff00::add:1".parse().unwrap()]);
+    assert_eq!(net.search, ["example.org"]);
+    assert_eq!(ip_arg(&net, "vps1"), "ip=203.0.113.7::172.31.1.1:255.255.255.255:vps1::off:185.12.64.1");
+}
+
+#[test]
+fn several_interfaces_keep_the_one_with_the_default_route() {
+    let f = facts("multi", "nameserver 192.0.2.53\n");
+    assert_eq!(f.interfaces.len(), 2);
+    let net = f.network_spec().unwrap();
+    assert_eq!(net.mac.unwrap().to_string(), "0c:c4:7a:00:00:01");
+    assert_eq!(net.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(), ["192.0.2.10/24"]);
+    assert_eq!(net.gateway, Some("192.0.2.1".parse().unwrap()));
+    assert_eq!(net.gateway6, None);
+    assert_eq!(ip_arg(&net, "db1"), "ip=192.0.2.10::192.0.2.1:255.255.255.0:db1::off:192.0.2.53");
+    // the other interface is still reported, for the operator to see
+    assert_eq!(f.interfaces[1].addresses[0].to_string(), "10.20.0.10/16");
+}
+
+#[test]
+fn ipv6_only_vps() {
+    let f = facts("v6only", "nameserver 2001:db8:2::53\n");
+    let net = f.network_spec().unwrap();
+    assert_eq!(net.mac.unwrap().to_string(), "52:54:00:12:34:56");
+    assert_eq!(net.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(), ["2001:db8:2::42/64"]);
+    assert_eq!(net.gateway, None);
+    assert_eq!(net.gateway6, Some("2001:db8:2::1".parse().unwrap()));
+    // no IPv4 to put on the kernel command line: the installer takes it from the plan
+    assert_eq!(ip_arg(&net, "v6"), "ip=dhcp");
+}
+
+#[test]
+fn no_route_and_many_interfaces_is_an_error_that_names_them() {
+    let f = facts("multi", "");
+    let f = NetFacts { gateway4: None, ..f };
+    let e = f.network_spec().unwrap_err().to_string();
+    assert!(e.contains("eno1") && e.contains("eno2"), "{e}");
+}
+
+#[test]
+fn resolv_conf_skips_stubs_and_zone_ids() {
+    let (dns, search) = parse_resolv_conf("# c\nnameserver 127.0.0.1\nnameserver ::1\nnameserver fe80::1%eth0\noptions edns0\nsearch a.example b.example\n");
+    assert_eq!(dns, ["fe80::1".parse::<IpAddr>().unwrap()]);
+    assert_eq!(search, ["a.example", "b.example"]);
+}
+
+#[test]
+fn lsblk_disks_and_the_root_disk() {
+    let disks = parse_lsblk(&fixture("lsblk-vm.json")).unwrap();
+    let vda = disks.iter().find(|d| d.path == "/dev/vda").unwrap();
+    assert!(vda.holds_root);
+    assert_eq!(vda.size, 274_877_906_944);
+    let nested = r#"{"blockdevices":[{"name":"nvme0n1","path":"/dev/nvme0n1","size":"512110190592","type":"disk","serial":"S4EVNX0N","model":"Samsung SSD 980 ","mountpoint":null,
+        "children":[{"name":"nvme0n1p1","path":"/dev/nvme0n1p1","size":"536870912","type":"part","mountpoint":"/boot/efi"},
+                    {"name":"nvme0n1p2","path":"/dev/nvme0n1p2","size":"511571770880","type":"part","mountpoint":null,
+                     "children":[{"name":"vg-root","path":"/dev/mapper/vg-root","size":"511571770880","type":"lvm","mountpoint":"/"}]}]}]}"#;
+    let d = &parse_lsblk(nested).unwrap()[0];
+    assert!(d.holds_root, "root on LVM inside a partition still marks the disk");
+    assert_eq!(d.model.as_deref(), Some("Samsung SSD 980"));
+    assert_eq!(d.partitions.len(), 2);
+    assert_eq!(d.size, 512_110_190_592);
+}
