@@ -252,3 +252,43 @@ fn boot_server_port_answers_binl_requests_in_full_mode() {
         back.opts().get(OptionCode::AddressLeaseTime).is_some() || back.opts().msg_type() == Some(MessageType::Nak)
     );
 }
+
+/// iPXE only treats an answer as a ProxyDHCP offer when it carries option 60
+/// `PXEClient` (QEMU's iPXE ROM said "Nothing to boot" without it); and a
+/// proxy never answers a REQUEST on port 67 meant for the DHCP server.
+#[test]
+fn proxy_offers_to_ipxe_say_pxeclient_and_requests_for_the_dhcp_server_are_left_alone() {
+    use super::socket::handle;
+    use super::DhcpMode;
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::state::Store::open(dir.path()).unwrap();
+    let s = settings();
+    let ipxe = |m: &mut Message| {
+        pxe(0)(m);
+        m.opts_mut().insert(DhcpOption::UserClass(b"iPXE".to_vec()));
+    };
+    let src: std::net::SocketAddr = "0.0.0.0:68".parse().unwrap();
+    let disc = msg(A, MessageType::Discover, ipxe);
+    let (bytes, _) = handle(&disc.to_vec().unwrap(), src, 67, DhcpMode::Proxy, &s, &store).unwrap();
+    let back = Message::decode(&mut Decoder::new(&bytes)).unwrap();
+    assert_eq!(back.yiaddr(), Ipv4Addr::UNSPECIFIED);
+    assert!(
+        matches!(back.opts().get(OptionCode::ClassIdentifier), Some(DhcpOption::ClassIdentifier(v)) if v == b"PXEClient")
+    );
+    assert_eq!(back.siaddr(), s.server_ip);
+    let req = msg(A, MessageType::Request, |m| {
+        ipxe(m);
+        m.opts_mut().insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 99, 0, 2)));
+        m.opts_mut().insert(DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 99, 0, 85)));
+    });
+    assert!(handle(&req.to_vec().unwrap(), src, 67, DhcpMode::Proxy, &s, &store).is_none());
+    // the same client's ProxyDHCPREQUEST on 4011 is answered
+    let src4011: std::net::SocketAddr = "10.99.0.85:68".parse().unwrap();
+    let (bytes, dest) = handle(&req.to_vec().unwrap(), src4011, 4011, DhcpMode::Proxy, &s, &store).unwrap();
+    assert_eq!(dest, src4011);
+    let back = Message::decode(&mut Decoder::new(&bytes)).unwrap();
+    assert_eq!(back.opts().msg_type(), Some(MessageType::Ack));
+    assert!(
+        matches!(back.opts().get(OptionCode::BootfileName), Some(DhcpOption::BootfileName(f)) if f == b"http://10.99.0.1:8080/boot.ipxe")
+    );
+}
