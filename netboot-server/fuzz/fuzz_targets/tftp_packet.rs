@@ -12,6 +12,10 @@ fuzz_target!(|data: &[u8]| {
         assert!((8..=65464).contains(&n.blksize), "blksize {}", n.blksize);
         assert!(n.windowsize >= 1);
     }
-    let again = parse(&encode(&p)).expect("an encoded packet parses");
-    assert_eq!(p, again);
+    // a write request is refused whatever it holds, so it is parsed to a
+    // bare `Wrq` and has nothing to round-trip
+    if p != Packet::Wrq {
+        let again = parse(&encode(&p)).expect("an encoded packet parses");
+        assert_eq!(p, again);
+    }
 });

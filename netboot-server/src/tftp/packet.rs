@@ -84,8 +84,12 @@ pub fn parse(b: &[u8]) -> Result<Packet, ParseError> {
             message: String::from_utf8_lossy(b[4..].split(|c| *c == 0).next().unwrap_or(&[])).into_owned(),
         }),
         6 => {
+            // RFC 2347: at least one option, each a name and a value
             let s = strings(&b[2..])?;
-            Ok(Packet::Oack(s.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].clone())).collect()))
+            if s.is_empty() || s.len() % 2 != 0 {
+                return Err(ParseError::Strings);
+            }
+            Ok(Packet::Oack(s.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect()))
         }
         other => Err(ParseError::Opcode(other)),
     }
@@ -186,6 +190,14 @@ pub fn negotiate(options: &[(String, String)], file_size: u64, max_blksize: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oack_needs_whole_option_pairs() {
+        assert_eq!(parse(b"\x00\x06\x09\x00"), Err(ParseError::Strings));
+        assert_eq!(parse(b"\x00\x06blksize\x00"), Err(ParseError::Strings));
+        let ok = Packet::Oack(vec![("blksize".into(), "1468".into())]);
+        assert_eq!(parse(&encode(&ok)).unwrap(), ok);
+    }
 
     #[test]
     fn parses_rrq_with_options_and_round_trips() {
