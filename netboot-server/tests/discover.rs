@@ -95,3 +95,53 @@ fn lsblk_disks_and_the_root_disk() {
     assert_eq!(d.partitions.len(), 2);
     assert_eq!(d.size, 512_110_190_592);
 }
+
+mod remote {
+    use metalboot::reinstall::remote::{summary, BootMode, Discovered, DISCOVER_SCRIPT};
+
+    fn recorded() -> String {
+        super::fixture("debian12-host.txt")
+    }
+
+    /// The script's output recorded on a Debian 12 host (this project's
+    /// build machine): `sh -s < script`.
+    #[test]
+    fn discovery_output_parses_into_boot_mode_root_disk_and_network() {
+        let d = Discovered::parse(&recorded()).unwrap();
+        assert_eq!(d.boot, BootMode::Bios);
+        assert_eq!(d.hostname, "vm");
+        assert!(d.kernel.ends_with("x86_64"));
+        assert!(d.kexec.is_none());
+        let root = d.root_disk().unwrap();
+        assert_eq!(root.path, "/dev/vda");
+        let net = d.net.network_spec().unwrap();
+        assert_eq!(net.gateway, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(net.gateway6, Some("fd00::1".parse().unwrap()));
+        assert!(net.addresses.iter().any(|a| a.to_string() == "192.0.2.2/24"));
+        let text = summary("root@192.0.2.2", "vps1", &d, root, &net);
+        assert!(text.contains("WIPES:    /dev/vda 256.0 GiB"), "{text}");
+        assert!(text.contains("gateway 192.0.2.1"), "{text}");
+        assert!(text.contains("boots via: kexec (to be installed)"), "{text}");
+    }
+
+    #[test]
+    fn cut_or_foreign_output_is_refused_with_the_reason() {
+        let full = recorded();
+        let cut: String = full.lines().take(12).map(|l| format!("{l}\n")).collect();
+        let e = Discovered::parse(&cut).unwrap_err().to_string();
+        assert!(e.contains("ends early"), "{e}");
+        let e = Discovered::parse("Welcome to rbash\n").unwrap_err().to_string();
+        assert!(e.contains("not from metalboot's discovery"), "{e}");
+        let no_lsblk = full.replace("### lsblk", "### lsblk-missing");
+        let e = format!("{:#}", Discovered::parse(&no_lsblk).unwrap_err());
+        assert!(e.contains("no `lsblk` section"), "{e}");
+    }
+
+    #[test]
+    fn the_script_only_reads() {
+        for word in ["rm ", "dd ", "mkfs", "wipefs", "sgdisk", "parted", ">"] {
+            let writes = DISCOVER_SCRIPT.lines().any(|l| l.contains(word) && !l.contains("2>/dev/null"));
+            assert!(!writes, "the discovery script contains {word:?}");
+        }
+    }
+}

@@ -3,3 +3,4 @@
 //! holds the pure parts: reading what the target reports about itself.
 
 pub mod discover;
+pub mod remote;

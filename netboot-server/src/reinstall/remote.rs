@@ -1,0 +1,175 @@
+//! The discovery run on the target over SSH (`ssh root@host sh -s` with
+//! [`DISCOVER_SCRIPT`] on standard input), its sectioned output parsed into
+//! [`Discovered`], and the summary the operator confirms before anything is
+//! wiped.
+
+use super::discover::{parse_lsblk, DiskFacts, NetFacts};
+use anyhow::{bail, Context, Result};
+use metalboot_spec::NetworkSpec;
+use std::collections::BTreeMap;
+
+/// POSIX sh; read-only; every section is introduced by a `### name` line.
+pub const DISCOVER_SCRIPT: &str = r#"set -u
+export LC_ALL=C
+echo '### metalboot-discover 1'
+echo '### boot'
+if [ -d /sys/firmware/efi ]; then echo uefi; else echo bios; fi
+echo '### hostname'
+hostname
+echo '### kernel'
+uname -rm
+echo '### addr'
+ip -j addr
+echo '### route4'
+ip -j -4 route
+echo '### route6'
+ip -j -6 route 2>/dev/null || echo '[]'
+echo '### resolv'
+if [ -r /run/systemd/resolve/resolv.conf ]; then cat /run/systemd/resolve/resolv.conf; else cat /etc/resolv.conf 2>/dev/null; fi
+echo '### lsblk'
+lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,MOUNTPOINT
+echo '### kexec'
+command -v kexec || echo none
+echo '### end'
+"#;
+
+/// How the target boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootMode {
+    /// Legacy BIOS.
+    Bios,
+    /// UEFI.
+    Uefi,
+}
+
+/// Everything discovery found.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    /// BIOS or UEFI.
+    pub boot: BootMode,
+    /// Current hostname.
+    pub hostname: String,
+    /// `uname -rm`.
+    pub kernel: String,
+    /// Network as configured now.
+    pub net: NetFacts,
+    /// Whole disks.
+    pub disks: Vec<DiskFacts>,
+    /// Path of `kexec`, if installed.
+    pub kexec: Option<String>,
+}
+
+fn sections(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let mut cur: Option<(String, String)> = None;
+    let mut ended = false;
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("### ") {
+            if let Some((n, body)) = cur.take() {
+                out.insert(n, body);
+            }
+            if name == "end" {
+                ended = true;
+                break;
+            }
+            cur = Some((name.to_string(), String::new()));
+        } else if let Some((_, body)) = cur.as_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    if !out.keys().any(|k| k.starts_with("metalboot-discover")) {
+        bail!("the target's output is not from metalboot's discovery (no header): is `sh` a POSIX shell there?");
+    }
+    if !ended {
+        bail!("discovery output ends early (no `### end`): the SSH session was cut, or a command hung");
+    }
+    Ok(out)
+}
+
+impl Discovered {
+    /// Parses the output of [`DISCOVER_SCRIPT`].
+    pub fn parse(text: &str) -> Result<Discovered> {
+        let s = sections(text)?;
+        let get =
+            |k: &str| s.get(k).map(String::as_str).with_context(|| format!("discovery output has no `{k}` section"));
+        let boot = match get("boot")?.trim() {
+            "uefi" => BootMode::Uefi,
+            "bios" => BootMode::Bios,
+            other => bail!("boot mode {other:?} is neither bios nor uefi"),
+        };
+        let net = NetFacts::parse(get("addr")?, get("route4")?, get("route6")?, get("resolv")?)
+            .context("reading the target's network (is iproute2 with `ip -j` there?)")?;
+        let disks = parse_lsblk(get("lsblk")?).context("reading the target's disks (util-linux lsblk)")?;
+        let kexec = match get("kexec")?.trim() {
+            "none" | "" => None,
+            p => Some(p.to_string()),
+        };
+        Ok(Discovered {
+            boot,
+            hostname: get("hostname")?.trim().to_string(),
+            kernel: get("kernel")?.trim().to_string(),
+            net,
+            disks,
+            kexec,
+        })
+    }
+
+    /// The disk holding the running root filesystem: the one a reinstall
+    /// in place replaces.
+    pub fn root_disk(&self) -> Result<&DiskFacts> {
+        let roots: Vec<&DiskFacts> = self.disks.iter().filter(|d| d.holds_root).collect();
+        match roots.as_slice() {
+            [one] => Ok(one),
+            [] => bail!("no disk holds the root filesystem (root on the network or in RAM?): refusing to guess"),
+            many => bail!(
+                "the root filesystem spans {} disks ({}): refusing to guess",
+                many.len(),
+                many.iter().map(|d| d.path.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+fn gib(b: u64) -> String {
+    format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
+}
+
+/// What the operator confirms: the disk that will be wiped and the network
+/// the new system comes back with.
+pub fn summary(target: &str, name: &str, d: &Discovered, disk: &DiskFacts, net: &NetworkSpec) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("target:   {target} (now \"{}\", {}, {:?} boot)\n", d.hostname, d.kernel, d.boot));
+    s.push_str(&format!("becomes:  {name}\n"));
+    s.push_str(&format!(
+        "WIPES:    {} {} model={} serial={}\n",
+        disk.path,
+        gib(disk.size),
+        disk.model.as_deref().unwrap_or("-"),
+        disk.serial.as_deref().unwrap_or("-")
+    ));
+    for (p, size, mnt) in &disk.partitions {
+        s.push_str(&format!("          {p} {} {}\n", gib(*size), mnt.as_deref().unwrap_or("")));
+    }
+    let addrs: Vec<String> = net.addresses.iter().map(|a| a.to_string()).collect();
+    s.push_str(&format!(
+        "network:  static on {} {}\n",
+        net.mac.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+        addrs.join(" ")
+    ));
+    if let Some(g) = net.gateway {
+        s.push_str(&format!("          gateway {g}\n"));
+    }
+    if let Some(g) = net.gateway6 {
+        s.push_str(&format!("          gateway6 {g}\n"));
+    }
+    if !net.dns.is_empty() {
+        let dns: Vec<String> = net.dns.iter().map(|a| a.to_string()).collect();
+        s.push_str(&format!("          dns {}\n", dns.join(" ")));
+    }
+    s.push_str(&format!(
+        "boots via: {}\n",
+        if d.kexec.is_some() { "kexec" } else { "kexec (to be installed) or a one-shot GRUB entry" }
+    ));
+    s
+}
