@@ -103,3 +103,28 @@ fn os_dhcp_clients_get_an_address_and_no_boot_file_and_proxy_ignores_them() {
         assert!(answer(name, DhcpMode::Proxy).is_none(), "{name}: proxy mode answered an OS client");
     }
 }
+
+/// Inputs the fuzz target found that once crashed the handler: each is
+/// now ignored. The first byte is the fuzz target's mode selector.
+#[test]
+fn fuzz_findings_are_ignored_not_fatal() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if !p.to_string_lossy().contains("dhcp-") {
+            continue;
+        }
+        let data = std::fs::read(&p).unwrap();
+        for mode in [DhcpMode::Full, DhcpMode::Proxy] {
+            for port in [67, 4011] {
+                let src: SocketAddr = "0.0.0.0:68".parse().unwrap();
+                assert!(handle(&data[1..], src, port, mode, &settings(), &store).is_none(), "{}", p.display());
+            }
+        }
+        n += 1;
+    }
+    assert!(n >= 1);
+}

@@ -65,10 +65,12 @@ pub fn classify(msg: &Message) -> Result<ClientInfo, ClassifyError> {
         return Err(ClassifyError::NotRequest);
     }
     let msg_type = msg.opts().msg_type().ok_or(ClassifyError::NoType)?;
-    let ch = msg.chaddr();
-    if ch.len() < 6 || msg.hlen() != 6 {
+    // check hlen before chaddr(): dhcproto slices chaddr by it and panics
+    // past 16 (found by the fuzz target)
+    if msg.hlen() != 6 {
         return Err(ClassifyError::BadMac);
     }
+    let ch = msg.chaddr();
     let mac = MacAddr([ch[0], ch[1], ch[2], ch[3], ch[4], ch[5]]);
     let opts = msg.opts();
     let arch = match opts.get(OptionCode::ClientSystemArchitecture) {
