@@ -169,9 +169,16 @@ pub fn decide(c: &ClientInfo, s: &DhcpSettings, book: &mut dyn LeaseBook, now: i
 }
 
 /// Proxy-mode decision (PXE spec): boot information only, never an address,
-/// and only for network-boot clients.
-pub fn decide_proxy(c: &ClientInfo, s: &DhcpSettings) -> Decision {
-    let Some(boot) = boot_info(c, s) else { return Decision::Ignore("not a PXE client".into()) };
+/// and only for network-boot clients. `boot_server_port`: the packet came
+/// to 4011, where ProxyDHCPREQUESTs go; on 67 a REQUEST belongs to the DHCP
+/// server that offered the address. Every answer says `PXEClient` (option
+/// 60): without it PXE ROMs and iPXE do not take it as a ProxyDHCP answer.
+pub fn decide_proxy(c: &ClientInfo, s: &DhcpSettings, boot_server_port: bool) -> Decision {
+    let Some(mut boot) = boot_info(c, s) else { return Decision::Ignore("not a PXE client".into()) };
+    if c.msg_type == MessageType::Request && !boot_server_port {
+        return Decision::Ignore("REQUEST on port 67 is for the DHCP server".into());
+    }
+    boot.vendor_class.get_or_insert("PXEClient");
     match c.msg_type {
         MessageType::Discover => Decision::Reply {
             msg_type: MessageType::Offer,

@@ -48,13 +48,9 @@ pub fn reply(req: &Message, d: &Decision, s: &DhcpSettings, guid: Option<&[u8]>,
         }
         let o = m.opts_mut();
         o.insert(DhcpOption::BootfileName(filename.as_bytes().to_vec()));
-        // a ProxyDHCP answer must say PXEClient, or PXE ROMs and iPXE do
-        // not take it as one
-        match (vendor_class, proxy) {
-            (Some(vc), _) => o.insert(DhcpOption::ClassIdentifier(vc.as_bytes().to_vec())),
-            (None, true) => o.insert(DhcpOption::ClassIdentifier(b"PXEClient".to_vec())),
-            (None, false) => None,
-        };
+        if let Some(vc) = vendor_class {
+            o.insert(DhcpOption::ClassIdentifier(vc.as_bytes().to_vec()));
+        }
         if let Some(g) = guid {
             o.insert(DhcpOption::ClientMachineIdentifier(g.to_vec()));
         }

@@ -60,12 +60,8 @@ pub fn handle(
     // mode (EDK2 asks there again after an offer carrying `PXEClient`).
     let boot_server = local_port == 4011;
     let proxy = mode == DhcpMode::Proxy || boot_server;
-    let decision = if proxy && !boot_server && info.msg_type == MessageType::Request {
-        // on port 67 a REQUEST belongs to the DHCP server that offered the
-        // address; a proxy answers ProxyDHCPREQUESTs on 4011 only
-        Decision::Ignore("REQUEST on port 67 is for the DHCP server".into())
-    } else if proxy {
-        decide_proxy(&info, s)
+    let decision = if proxy {
+        decide_proxy(&info, s, boot_server)
     } else {
         match store.with_leases(|book| decide(&info, s, book, now_ms())) {
             Ok(d) => d,

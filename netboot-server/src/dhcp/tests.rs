@@ -183,11 +183,11 @@ fn decline_quarantines_the_address() {
 #[test]
 fn proxy_mode_answers_pxe_clients_only_and_never_with_an_address() {
     let s = settings();
-    let d = decide_proxy(&classify(&msg(A, MessageType::Discover, pxe(7))).unwrap(), &s);
+    let d = decide_proxy(&classify(&msg(A, MessageType::Discover, pxe(7))).unwrap(), &s, false);
     assert_eq!(yi(&d), Ipv4Addr::UNSPECIFIED);
     assert_eq!(boot_file(&d).as_deref(), Some("snponly.efi"));
     assert!(matches!(
-        decide_proxy(&classify(&msg(A, MessageType::Discover, |_| {})).unwrap(), &s),
+        decide_proxy(&classify(&msg(A, MessageType::Discover, |_| {})).unwrap(), &s, false),
         Decision::Ignore(_)
     ));
 }
