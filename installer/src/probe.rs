@@ -76,12 +76,7 @@ pub fn probe_disks(sys: &Path) -> std::io::Result<Vec<DiskFacts>> {
             .or_else(|| read_trim(&d.join("device/serial")))
             .or_else(|| std::fs::read(d.join("device/vpd_pg80")).ok().and_then(|r| serial_from_vpd80(&r)));
         let wwn = read_trim(&d.join("wwid")).or_else(|| read_trim(&d.join("device/wwid")));
-        let mut partitions: Vec<String> = std::fs::read_dir(&d)?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().join("partition").exists())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        partitions.sort();
+        let partitions = partitions_of(&d)?;
         disks.push(DiskFacts {
             path: format!("/dev/{name}"),
             size,
@@ -98,6 +93,18 @@ pub fn probe_disks(sys: &Path) -> std::io::Result<Vec<DiskFacts>> {
     Ok(disks)
 }
 
+/// Names of the partitions the kernel knows on the block device at `d`
+/// (`/sys/block/NAME`), sorted.
+fn partitions_of(d: &Path) -> std::io::Result<Vec<String>> {
+    let mut partitions: Vec<String> = std::fs::read_dir(d)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("partition").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    partitions.sort();
+    Ok(partitions)
+}
+
 /// Loop devices with a backing file, as disks (for tests on the build
 /// machine); everything else is left out.
 pub fn probe_loop_disks(sys: &Path) -> std::io::Result<Vec<DiskFacts>> {
@@ -111,12 +118,7 @@ pub fn probe_loop_disks(sys: &Path) -> std::io::Result<Vec<DiskFacts>> {
     for name in names {
         let d = sys.join("block").join(&name);
         let size = read_trim(&d.join("size")).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) * 512;
-        let mut partitions: Vec<String> = std::fs::read_dir(&d)?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().join("partition").exists())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        partitions.sort();
+        let partitions = partitions_of(&d)?;
         out.push(DiskFacts {
             path: format!("/dev/{name}"),
             size,
