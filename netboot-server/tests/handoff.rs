@@ -4,27 +4,17 @@
 //! Ansible inventory read by the real `ansible-inventory`, a command hook
 //! and a signed webhook with retries, and the no-first-boot timeout.
 
+mod common;
+
 use hmac::{Hmac, Mac};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "handoff-api-token";
 const SECRET: &str = "webhook-secret-123";
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn sh(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
@@ -112,7 +102,7 @@ fn receiver() -> (String, Seen) {
     (url, seen)
 }
 
-fn start(dir: &Path, hook_url: &str) -> Server {
+fn start(dir: &Path, hook_url: &str) -> common::ServerProcess {
     std::fs::write(dir.join("hosts.toml"), INVENTORY).unwrap();
     std::fs::write(dir.join("api-token"), TOKEN).unwrap();
     std::fs::write(dir.join("hook-secret"), format!("{SECRET}\n")).unwrap();
@@ -145,22 +135,7 @@ retries = 2
 "#
     );
     std::fs::write(dir.join("metalboot.toml"), cfg).unwrap();
-    let ready = dir.join("ready");
-    let child = Command::new(env!("CARGO_BIN_EXE_metalboot"))
-        .args(["--config", "metalboot.toml", "serve", "--listen", "127.0.0.1:0", "--ready-file", "ready"])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut srv = Server { child, base: String::new() };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready.exists() {
-        assert!(Instant::now() < deadline, "{}", std::fs::read_to_string(dir.join("server.log")).unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    srv.base = format!("http://{}", std::fs::read_to_string(&ready).unwrap().trim());
-    srv
+    common::spawn_server(dir, Path::new("metalboot.toml"))
 }
 
 fn api(base: &str, path: &str) -> serde_json::Value {
@@ -177,7 +152,7 @@ fn api(base: &str, path: &str) -> serde_json::Value {
 fn install(base: &str, name: &str, mac: &str, keys: &[String], address: Option<&str>) {
     let script =
         ureq::get(&format!("{base}/boot.ipxe?mac={mac}&platform=pcbios")).call().unwrap().into_string().unwrap();
-    let token = script.split("metalboot.token=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let token = common::token_of(&script);
     let rep = serde_json::json!({ "host_keys": keys });
     ureq::post(&format!("{base}/v1/hosts/{name}/report?token={token}")).send_json(rep).unwrap();
     if let Some(a) = address {

@@ -5,48 +5,10 @@
 
 mod common;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(config: &Path, dir: &Path) -> Server {
-    let ready = dir.join("ready");
-    let _ = std::fs::remove_file(&ready);
-    let child = Command::new(env!("CARGO_BIN_EXE_metalboot"))
-        .args(["--config", config.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0", "--ready-file"])
-        .arg(&ready)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut srv = Server { child, base: String::new() };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(addr) = std::fs::read_to_string(&ready) {
-            srv.base = format!("http://{}", addr.trim());
-            return srv;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server did not become ready: {}",
-            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn setup() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -74,7 +36,7 @@ fn api_get(base: &str, path: &str) -> serde_json::Value {
 #[test]
 fn state_and_timeline_survive_sigkill_mid_install() {
     let (dir, cfg) = setup();
-    let srv = start(&cfg, dir.path());
+    let srv = common::spawn_server(dir.path(), &cfg);
     let script = ureq::get(&format!("{}/boot.ipxe?mac=52:54:00:00:00:01&platform=pcbios", srv.base))
         .call()
         .unwrap()
@@ -117,7 +79,7 @@ fn state_and_timeline_survive_sigkill_mid_install() {
     let acked = acked.load(Ordering::SeqCst);
     drop(srv);
 
-    let srv = start(&cfg, dir.path());
+    let srv = common::spawn_server(dir.path(), &cfg);
     let host = api_get(&srv.base, "/v1/hosts/web1");
     assert_eq!(host["state"], "installing");
     let timeline = host["timeline"].as_array().unwrap();
@@ -151,7 +113,7 @@ fn state_and_timeline_survive_sigkill_mid_install() {
 #[test]
 fn inventory_arm_happens_once_across_restarts() {
     let (dir, cfg) = setup();
-    let srv = start(&cfg, dir.path());
+    let srv = common::spawn_server(dir.path(), &cfg);
     let out = Command::new(env!("CARGO_BIN_EXE_metalboot"))
         .args(["--config", cfg.to_str().unwrap(), "hosts", "--server", &srv.base, "disarm", "web1"])
         .output()
@@ -159,7 +121,7 @@ fn inventory_arm_happens_once_across_restarts() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     drop(srv);
     // web1 says `arm = true`, but the store has seen it: a restart must not re-arm it.
-    let srv = start(&cfg, dir.path());
+    let srv = common::spawn_server(dir.path(), &cfg);
     assert_eq!(api_get(&srv.base, "/v1/hosts/web1")["state"], "disarmed");
     let list = Command::new(env!("CARGO_BIN_EXE_metalboot"))
         .args(["--config", cfg.to_str().unwrap(), "hosts", "--server", &srv.base, "list"])

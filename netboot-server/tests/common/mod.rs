@@ -109,3 +109,50 @@ pub fn token_of(script: &str) -> String {
     let i = script.find("metalboot.token=").expect("script carries a token") + "metalboot.token=".len();
     script[i..].chars().take_while(|c| c.is_ascii_hexdigit()).collect()
 }
+
+/// A real `metalboot serve` process on 127.0.0.1 (any port), killed on drop.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `metalboot --config CONFIG serve` in `dir` (relative paths in the
+/// config are taken from there), logging to `dir/server.log`, and waits for
+/// its ready file.
+pub fn spawn_server(dir: &Path, config: &Path) -> ServerProcess {
+    use std::time::{Duration, Instant};
+    let ready = dir.join("ready");
+    let _ = std::fs::remove_file(&ready);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_metalboot"))
+        .arg("--config")
+        .arg(config)
+        .args(["serve", "--listen", "127.0.0.1:0", "--ready-file"])
+        .arg(&ready)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut srv = ServerProcess { child, base: String::new() };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(addr) = std::fs::read_to_string(&ready) {
+            srv.base = format!("http://{}", addr.trim());
+            return srv;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not become ready: {}",
+            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
