@@ -4,7 +4,7 @@
 //! change is still there; the install then finishes with the same token.
 
 mod common;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
