@@ -3,11 +3,11 @@
 //! test in network namespaces of its own (run as root by `make netns`).
 
 use anyhow::{Context, Result};
-use metalboot_e2e::harness::Scenario;
+use metalboot_e2e::harness::{Killed, Scenario};
 use metalboot_e2e::netns::Netns;
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const HOST: &str = "[[host]]\nname = \"static1\"\nmacs = [\"02:dc:00:00:00:63\"]\ndisk = { path = \"/dev/vda\" }\n\
@@ -28,14 +28,6 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> Option<String>) 
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

@@ -23,6 +23,16 @@ pub fn metalboot_bin() -> PathBuf {
     std::env::var_os("METALBOOT_BIN").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/release/metalboot"))
 }
 
+/// A child process killed (and reaped) when this is dropped.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Fails unless `make assets` has run.
 pub fn require_assets() -> Result<()> {
     for f in ["vmlinuz", "initramfs.img", "rootfs.tar.zst"] {

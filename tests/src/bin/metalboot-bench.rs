@@ -10,25 +10,17 @@
 //! dnsmasq as shipped (pings each new address first) and dnsmasq --no-ping.
 
 use anyhow::{ensure, Context, Result};
-use metalboot_e2e::harness::{workspace, Scenario};
+use metalboot_e2e::harness::{workspace, Killed, Scenario};
 use metalboot_e2e::netns::Netns;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const MIB: usize = 1 << 20;
 const SIZE: usize = 50 * MIB;
 const CLIENTS: u32 = 200;
 const RUNS: usize = 3;
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
