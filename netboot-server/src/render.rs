@@ -24,6 +24,12 @@ pub mod names {
     pub const IPXE_LOCAL: &str = "ipxe/local.ipxe.j2";
     /// Debian installer preseed.
     pub const PRESEED: &str = "debian/preseed.cfg.j2";
+    /// The Debian installer's disk selector (`partman/early_command`).
+    pub const DI_SELECT_DISK: &str = "debian/select-disk.sh.j2";
+    /// The Debian installer's subvolume layout (`preseed/late_command`).
+    pub const DI_SUBVOLUMES: &str = "debian/subvolumes.sh.j2";
+    /// The Debian installer's keys, phone-home unit and report (`preseed/late_command`).
+    pub const DI_FINISH: &str = "debian/finish.sh.j2";
 }
 
 const EMBEDDED: &[(&str, &str)] = &[
@@ -31,6 +37,9 @@ const EMBEDDED: &[(&str, &str)] = &[
     (names::IPXE_INSTALL_DEBIAN, include_str!("../../preseed-templates/ipxe/install-debian.ipxe.j2")),
     (names::IPXE_LOCAL, include_str!("../../preseed-templates/ipxe/local.ipxe.j2")),
     (names::PRESEED, include_str!("../../preseed-templates/debian/preseed.cfg.j2")),
+    (names::DI_SELECT_DISK, include_str!("../../preseed-templates/debian/select-disk.sh.j2")),
+    (names::DI_SUBVOLUMES, include_str!("../../preseed-templates/debian/subvolumes.sh.j2")),
+    (names::DI_FINISH, include_str!("../../preseed-templates/debian/finish.sh.j2")),
 ];
 
 /// The template environment.
@@ -91,6 +100,8 @@ fn base_env() -> Environment<'static> {
             // produced by one of our own checking filters (`echo_text`)
         } else if name.starts_with("ipxe/") {
             check_ipxe_value(&text)?;
+        } else if name.ends_with(".sh.j2") {
+            check_shell_word(&text)?;
         } else {
             check_line_value(&text)?;
         }
@@ -102,9 +113,17 @@ fn base_env() -> Environment<'static> {
         }
         Ok(Value::from_safe_string(v))
     });
-    env.add_filter("shell", |v: String| -> Result<String, Error> {
+    env.add_filter("heredoc", |v: String| -> Result<Value, Error> {
+        // trusted file contents (our own phone-home unit) inside a quoted here-document
+        if v.lines().any(|l| l == "METALBOOT_EOF") || v.contains('\0') {
+            return Err(Error::new(ErrorKind::InvalidOperation, "here-document body contains its terminator or NUL"));
+        }
+        Ok(Value::from_safe_string(v))
+    });
+    env.add_filter("shell", |v: Value| -> Result<Value, Error> {
+        let v = if v.is_none() || v.is_undefined() { String::new() } else { v.to_string() };
         check_line_value(&v)?;
-        Ok(shell_quote(&v))
+        Ok(Value::from_safe_string(shell_quote(&v)))
     });
     env
 }
@@ -128,6 +147,18 @@ pub fn check_ipxe_value(s: &str) -> Result<(), Error> {
     }
     if s.contains("..") {
         return Err(Error::new(ErrorKind::InvalidOperation, "value contains '..' (path traversal)"));
+    }
+    Ok(())
+}
+
+/// Checks a value printed unquoted into a shell script: one word that no
+/// shell expands. Anything else must go through the `shell` filter.
+pub fn check_shell_word(s: &str) -> Result<(), Error> {
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || "._/@:=,+%-".contains(*c))) {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("value {:?} contains {c:?}; quote it with the shell filter", truncated(s)),
+        ));
     }
     Ok(())
 }

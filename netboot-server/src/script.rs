@@ -166,12 +166,11 @@ struct PreseedCtx<'a> {
     network: &'a metalboot_spec::NetworkSpec,
     r#static: Option<StaticCtx>,
     root_password_hash: Option<&'a str>,
-    disk_path: Option<&'a str>,
-    disk_description: String,
     layout: &'a metalboot_spec::Layout,
     packages: Vec<&'a str>,
-    ssh_authorized_keys: &'a [String],
-    events_url: String,
+    events_base: String,
+    scripts_base: String,
+    token: &'a str,
 }
 
 #[derive(Serialize)]
@@ -212,12 +211,83 @@ pub fn preseed(r: &Renderer, site: &Site, host: &HostSpec, token: &str) -> Resul
         network: net,
         r#static: static_ctx,
         root_password_hash: host.root_password_hash.as_deref(),
-        disk_path: host.disk.path.as_deref(),
-        disk_description: host.disk.describe(),
         layout: &host.layout,
-        packages: vec!["openssh-server", "python3", "btrfs-progs", "curl"],
-        ssh_authorized_keys: &host.ssh_authorized_keys,
-        events_url: format!("{}?token={token}", endpoints(site.base_url, &host.name).events),
+        packages: ["openssh-server", "python3", "btrfs-progs", "curl"]
+            .into_iter()
+            .chain(host.packages.iter().map(String::as_str))
+            .collect(),
+        events_base: endpoints(site.base_url, &host.name).events,
+        scripts_base: di_scripts_base(site.base_url, &host.name),
+        token,
     };
     r.render(names::PRESEED, &ctx)
+}
+
+/// Where the Debian installer fetches the host scripts its preseed runs.
+pub fn di_scripts_base(base: &str, host: &str) -> String {
+    format!("{base}/v1/hosts/{host}/di")
+}
+
+/// The host scripts a Debian-installer preseed fetches by name.
+pub const DI_SCRIPTS: &[&str] = &["select-disk.sh", "subvolumes.sh", "finish.sh"];
+
+const PHONE_HOME_SCRIPT: &str = include_str!("../../initramfs/rootfs/metalboot-phone-home");
+const PHONE_HOME_UNIT: &str = include_str!("../../initramfs/rootfs/metalboot-phone-home.service");
+
+#[derive(Serialize)]
+struct DiScriptCtx<'a> {
+    host: &'a str,
+    token: &'a str,
+    events_base: String,
+    selector: String,
+    disk: &'a metalboot_spec::DiskSelector,
+    min_size: String,
+    min_text: String,
+    max_size: String,
+    max_text: String,
+    wipe: &'static str,
+    root_subvolume: &'a str,
+    subvolumes: Vec<&'a metalboot_spec::Subvolume>,
+    ssh_authorized_keys: &'a [String],
+    report_url: String,
+    installed_url: String,
+    phone_home_script: &'static str,
+    phone_home_unit: &'static str,
+}
+
+/// One of the [`DI_SCRIPTS`] for `host`, or None for another name.
+pub fn di_script(r: &Renderer, site: &Site, host: &HostSpec, token: &str, name: &str) -> Result<Option<String>> {
+    let tmpl = match name {
+        "select-disk.sh" => names::DI_SELECT_DISK,
+        "subvolumes.sh" => names::DI_SUBVOLUMES,
+        "finish.sh" => names::DI_FINISH,
+        _ => return Ok(None),
+    };
+    let ep = endpoints(site.base_url, &host.name);
+    let d = &host.disk;
+    let root = host.layout.subvolumes.iter().find(|s| s.mountpoint == "/").map(|s| s.name.as_str()).unwrap_or("@");
+    // parents before children, so /var is mounted before /var/log
+    let mut subvolumes: Vec<&metalboot_spec::Subvolume> =
+        host.layout.subvolumes.iter().filter(|s| s.mountpoint != "/").collect();
+    subvolumes.sort_by_key(|s| (s.mountpoint.matches('/').count(), s.mountpoint.clone()));
+    let ctx = DiScriptCtx {
+        host: &host.name,
+        token,
+        events_base: ep.events,
+        selector: d.describe(),
+        disk: d,
+        min_size: d.min_size.map(|s| s.0.to_string()).unwrap_or_default(),
+        min_text: d.min_size.map(|s| s.to_string()).unwrap_or_default(),
+        max_size: d.max_size.map(|s| s.0.to_string()).unwrap_or_default(),
+        max_text: d.max_size.map(|s| s.to_string()).unwrap_or_default(),
+        wipe: if d.wipe { "1" } else { "0" },
+        root_subvolume: root,
+        subvolumes,
+        ssh_authorized_keys: &host.ssh_authorized_keys,
+        report_url: ep.report,
+        installed_url: ep.installed,
+        phone_home_script: PHONE_HOME_SCRIPT.trim_end(),
+        phone_home_unit: PHONE_HOME_UNIT.trim_end(),
+    };
+    r.render(tmpl, &ctx).map(Some)
 }

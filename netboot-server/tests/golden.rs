@@ -47,6 +47,13 @@ fn rendered_files_match_golden() {
         }
         let preseed = script::preseed(&r, &site, h, TOKEN).unwrap();
         check(&format!("{}.preseed.cfg", h.name), &preseed, &mut drift);
+        if h.method == metalboot_spec::Method::DebianInstaller {
+            for name in script::DI_SCRIPTS {
+                let s = script::di_script(&r, &site, h, TOKEN, name).unwrap().unwrap();
+                check(&format!("{}.{name}", h.name), &s, &mut drift);
+                count += 1;
+            }
+        }
         let image = ImageRef {
             url: format!("http://192.0.2.1:8080/assets/{}", h.image),
             sha256: "ab".repeat(32),
@@ -62,7 +69,8 @@ fn rendered_files_match_golden() {
             count += 1;
         }
     }
-    assert_eq!(count, inv.hosts().len() * 4 + 4);
+    let di_hosts = inv.hosts().iter().filter(|h| h.method == metalboot_spec::Method::DebianInstaller).count();
+    assert_eq!(count, inv.hosts().len() * 4 + 4 + di_hosts * script::DI_SCRIPTS.len());
     // no stale golden files
     let expected = count;
     let on_disk = std::fs::read_dir(golden_dir()).unwrap().count();

@@ -50,6 +50,7 @@ fn field_lines(v: &str) -> Vec<(&'static str, String)> {
         ("image", format!("image = {q}")),
         ("kernel_args[0]", format!("kernel_args = [{q}]")),
         ("handoff.ansible_user", format!("handoff = {{ ansible_user = {q} }}")),
+        ("packages[0]", format!("method = \"debian-installer\"\npackages = [{q}]")),
     ]
 }
 
@@ -101,7 +102,7 @@ fn every_field_refuses_every_payload_at_load() {
             checked += 1;
         }
     }
-    assert_eq!(checked, PAYLOADS.len() * 18);
+    assert_eq!(checked, PAYLOADS.len() * 19);
 }
 
 fn fixture_host() -> HostSpec {
@@ -133,6 +134,21 @@ fn poisoned(v: &str, method: Method) -> Vec<(&'static str, HostSpec)> {
     let mut h = base.clone();
     h.root_password_hash = Some(v.into());
     out.push(("root_password_hash", h));
+    let mut h = base.clone();
+    h.disk.model = Some(v.into());
+    out.push(("disk.model", h));
+    let mut h = base.clone();
+    h.disk.wwn = Some(v.into());
+    out.push(("disk.wwn", h));
+    let mut h = base.clone();
+    h.layout.subvolumes[1].name = v.into();
+    out.push(("layout.subvolumes.name", h));
+    let mut h = base.clone();
+    h.layout.subvolumes[1].mountpoint = v.into();
+    out.push(("layout.subvolumes.mountpoint", h));
+    let mut h = base.clone();
+    h.packages = vec![v.into()];
+    out.push(("packages", h));
     let mut h = base;
     h.network.search = vec![v.into()];
     out.push(("network.search", h));
@@ -147,6 +163,7 @@ fn renderers_refuse_values_that_would_inject() {
     let mac = "52:54:00:00:00:02".parse().unwrap();
     let clean_ipxe = script::install_script(&r, &site, &fixture_host(), &mac, Platform::Pcbios, "T").unwrap();
     let clean_preseed = script::preseed(&r, &site, &fixture_host(), "T").unwrap();
+    let mut scripts_run = 0;
     for p in PAYLOADS {
         for method in [Method::Image, Method::DebianInstaller] {
             for (field, h) in poisoned(p, method) {
@@ -163,9 +180,20 @@ fn renderers_refuse_values_that_would_inject() {
                     );
                     assert_no_shell_injection(&out, field, p);
                 }
+                if method == Method::DebianInstaller {
+                    let local = Site { base_url: "http://127.0.0.1:9", ..site };
+                    for name in script::DI_SCRIPTS {
+                        if let Ok(Some(out)) = script::di_script(&r, &local, &h, "T", name) {
+                            assert_script_inert(&out, name, field, p);
+                            scripts_run += 1;
+                        }
+                    }
+                }
             }
         }
     }
+    // quoted values render (and ran inert); the rest were refused
+    assert!(scripts_run > PAYLOADS.len() * 3, "only {scripts_run} scripts rendered");
 }
 
 /// Runs every shell command of a preseed in `sh` with the commands it calls
@@ -189,6 +217,38 @@ fn assert_no_shell_injection(preseed: &str, field: &str, p: &str) {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(!stdout.contains("INJECTED"), "{field} {p:?} ran a command:\n{line}");
     }
+}
+
+/// Runs a Debian-installer host script to its end against a scratch target
+/// (a fake BTRFS root in its mounts file, the installer's sysfs fixture),
+/// with what would touch the machine (mount, btrfs, chroot, …) and the
+/// payloads' commands replaced by functions: a payload that escaped its
+/// quoting prints INJECTED.
+fn assert_script_inert(body: &str, name: &str, field: &str, p: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("target");
+    std::fs::create_dir_all(target.join("etc/ssh")).unwrap();
+    std::fs::write(target.join("etc/fstab"), "UUID=u / btrfs defaults,subvol=@rootfs 0 0\n").unwrap();
+    std::fs::write(target.join("etc/ssh/ssh_host_ed25519_key.pub"), format!("{KEY}\n")).unwrap();
+    let mounts = tmp.path().join("mounts");
+    std::fs::write(&mounts, format!("/dev/vdz {} btrfs rw,subvol=@rootfs 0 0\n", target.display())).unwrap();
+    let path = tmp.path().join(name);
+    std::fs::write(&path, body).unwrap();
+    let prelude = "reboot(){ echo INJECTED; }; chain(){ echo INJECTED; }; shell(){ echo INJECTED; }; \
+                   wget(){ :; }; mount(){ :; }; umount(){ :; }; btrfs(){ :; }; chroot(){ :; }; mv(){ :; }; ";
+    let sysfs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../installer/tests/fixtures/sysfs-mixed");
+    let out = std::process::Command::new("sh")
+        .args(["-c", &format!("{prelude}. {}", path.display())])
+        .env("METALBOOT_TARGET", &target)
+        .env("METALBOOT_MOUNTS", &mounts)
+        .env("METALBOOT_SYSFS", sysfs)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("INJECTED"), "{field} {p:?} ran a command in {name}:\n{body}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // the shell itself complained: something ran that should not have
+    assert!(!stderr.lines().any(|l| l.starts_with("sh: ")), "{name} with {field} {p:?}: {stderr}");
 }
 
 #[test]

@@ -170,7 +170,7 @@ async fn operator_api_needs_the_bearer_token() {
     assert_eq!(state_of(&s, "db1").await, "absent");
     let (st, list) = s.api("GET", "/v1/hosts").await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(list.as_array().unwrap().len(), 5);
+    assert_eq!(list.as_array().unwrap().len(), 6);
     assert_eq!(s.api("POST", "/v1/hosts/nosuch/arm").await.0, StatusCode::NOT_FOUND);
 }
 
@@ -186,4 +186,28 @@ async fn debian_installer_host_gets_di_kernel_and_its_preseed() {
     assert_eq!(st, StatusCode::OK);
     assert!(preseed.contains("d-i netcfg/get_ipaddress string 192.0.2.31"), "{preseed}");
     assert_eq!(s.get("/v1/hosts/di1/preseed?token=wrong").await.0, StatusCode::FORBIDDEN);
+
+    // the scripts its commands fetch, with the same token
+    for name in ["select-disk.sh", "subvolumes.sh", "finish.sh"] {
+        let (st, body) = s.get(&format!("/v1/hosts/di1/di/{name}?token={token}")).await;
+        assert_eq!(st, StatusCode::OK, "{name}: {body}");
+        assert!(body.starts_with("#!/bin/sh\n# metalboot "), "{name}: {body}");
+        assert!(preseed.contains(&format!("/v1/hosts/di1/di/{name}?token={token}")), "{name} not in the preseed");
+        assert_eq!(s.get(&format!("/v1/hosts/di1/di/{name}?token=wrong")).await.0, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(s.get(&format!("/v1/hosts/di1/di/other.sh?token={token}")).await.0, StatusCode::NOT_FOUND);
+
+    // its busybox wget reports progress with GETs
+    let (st, _) =
+        s.get(&format!("/v1/hosts/di1/events/preseed-early?token={token}&message=debian-installer%20started")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(state_of(&s, "di1").await, "installing");
+    let (_, host) = s.api("GET", "/v1/hosts/di1").await;
+    let timeline = host.to_string();
+    assert!(timeline.contains("debian-installer started"), "{timeline}");
+    assert_eq!(s.get("/v1/hosts/di1/events/x?token=wrong").await.0, StatusCode::FORBIDDEN);
+    let (st, _) =
+        s.get(&format!("/v1/hosts/di1/events/select-disk?token={token}&status=failed&message=2%20disks")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(state_of(&s, "di1").await, "failed");
 }

@@ -64,6 +64,10 @@ pub struct HostSpec {
     /// Handing the host to the config layer.
     #[serde(default)]
     pub handoff: HandoffSpec,
+    /// Extra Debian packages the Debian installer adds (`method =
+    /// "debian-installer"` only; an image carries its own packages).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
 }
 
 fn default_image() -> String {
@@ -249,6 +253,13 @@ impl HostSpec {
         }
         each(&self.kernel_args, "kernel_args", |a| safe::check_kernel_arg(a))?;
         safe::check_word(&self.handoff.ansible_user, 32).map_err(|m| SpecError::new("handoff.ansible_user", m))?;
+        each(&self.packages, "packages", |p| safe::check_package_name(p))?;
+        if !self.packages.is_empty() && self.method != Method::DebianInstaller {
+            return Err(SpecError::new(
+                "packages",
+                "only hosts with method = \"debian-installer\" install extra packages; an image carries its own",
+            ));
+        }
         if self.ssh_authorized_keys.is_empty() && self.root_password_hash.is_none() {
             return Err(SpecError::new(
                 "ssh_authorized_keys",

@@ -42,6 +42,20 @@ pub fn check_word(s: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// A Debian package name (Policy 5.6.1): lower-case letters, digits, `+`,
+/// `-`, `.`; at least two characters, starting with a letter or digit.
+pub fn check_package_name(s: &str) -> Result<(), String> {
+    let ok = (2..=64).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+    if !ok {
+        return Err(format!(
+            "{s:?} is not a Debian package name (2 to 64 of a-z 0-9 + - ., starting with a letter or digit)"
+        ));
+    }
+    Ok(())
+}
+
 fn is_word_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "._:+-@/,=".contains(c)
 }

@@ -66,6 +66,28 @@ pub async fn preseed(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body))
 }
 
+/// `GET /v1/hosts/{name}/di/{script}?token=…`: one of the host scripts the
+/// Debian installer's preseed runs ([`script::DI_SCRIPTS`]).
+#[tracing::instrument(skip_all, fields(host = %name, script = %script_name))]
+pub async fn di_script(
+    st: St,
+    Path((name, script_name)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let host = known_host(&st.0, &name)?.clone();
+    if !script::DI_SCRIPTS.contains(&script_name.as_str()) {
+        return Err(AppError::NotFound(format!("no installer script called {script_name:?}")));
+    }
+    let token = q.token.clone();
+    require_token(&st, &name, q.token).await?;
+    let base = base_url(&st.0, &headers)?;
+    let site = Site { base_url: &base, console: &st.0.config.console, debian: &st.0.config.debian_installer };
+    let body = script::di_script(&st.0.renderer, &site, &host, &token, &script_name)?
+        .ok_or_else(|| AppError::NotFound(format!("no installer script called {script_name:?}")))?;
+    Ok(([(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body))
+}
+
 /// `POST /v1/hosts/{name}/events?token=…` with a [`ProgressEvent`].
 #[tracing::instrument(skip_all, fields(host = %name, step = %ev.step))]
 pub async fn event(
@@ -86,6 +108,31 @@ pub async fn event(
         crate::handoff::fire(&st.0, "failed", &name);
     }
     Ok(Json(rec))
+}
+
+/// `?token=…&status=…&message=…` of [`event_get`].
+#[derive(Deserialize)]
+pub struct EventQuery {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    status: crate::state::EventStatus,
+    #[serde(default)]
+    message: String,
+}
+
+/// `GET /v1/hosts/{name}/events/{step}?token=…&status=…&message=…`: the same
+/// event as the POST, for installers whose HTTP client can only GET (the
+/// Debian installer's busybox `wget` has neither `--post-data` nor
+/// `--header`). Guarded by the same token.
+#[tracing::instrument(skip_all, fields(host = %name, step = %step))]
+pub async fn event_get(
+    st: St,
+    Path((name, step)): Path<(String, String)>,
+    Query(q): Query<EventQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let ev = ProgressEvent { step, status: q.status, percent: None, bytes: None, message: q.message };
+    event(st, Path(name), Query(TokenQuery { token: q.token }), Json(ev)).await
 }
 
 /// `POST /v1/hosts/{name}/report?token=…`: the installer is done, rebooting.
