@@ -6,9 +6,10 @@ CARGO ?= cargo
 # Debian packages the build and the test tiers use.
 APT_PACKAGES := build-essential pkg-config ca-certificates git curl cpio zstd tar kmod busybox-static \
 	btrfs-progs dosfstools util-linux fdisk openssh-client libbtrfsutil-dev libclang-dev clang \
-	qemu-system-x86 qemu-utils ovmf ipxe mmdebstrap iproute2 dnsmasq-base atftp isc-dhcp-client ansible-core
+	qemu-system-x86 qemu-utils ovmf ipxe mmdebstrap iproute2 dnsmasq-base atftp isc-dhcp-client ansible-core \
+	debian-installer-12-netboot-amd64
 
-.PHONY: all build deps test unit lint golden demo help initramfs rootfs assets release e2e netns bench fuzz
+.PHONY: all build deps test unit lint golden demo help initramfs rootfs di-assets assets release e2e netns bench fuzz
 
 all: build
 
@@ -55,7 +56,14 @@ rootfs: deps
 	$(CARGO) build --release --locked -p metalboot-initramfs
 	target/release/metalboot-initramfs rootfs --out $(ASSETS) --cache $(CACHE)
 
-assets: initramfs rootfs
+# the Debian netboot installer's kernel and initrd, for method = "debian-installer"
+DI_IMAGES := /usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64
+di-assets: deps
+	mkdir -p $(ASSETS)
+	install -m 644 $(DI_IMAGES)/linux $(ASSETS)/di-linux
+	install -m 644 $(DI_IMAGES)/initrd.gz $(ASSETS)/di-initrd.gz
+
+assets: initramfs rootfs di-assets
 
 test: lint unit netns e2e
 

@@ -50,6 +50,9 @@ pub fn debian_installer_args(host: &HostSpec, preseed_url: &str, mac: &MacAddr) 
         format!("url={preseed_url}"),
         bootif(mac),
         "netcfg/choose_interface=auto".to_string(),
+        // Provisioning networks often have no router, only the server and a
+        // local mirror: netcfg would stop and ask before the preseed loads.
+        "netcfg/no_default_route=true".to_string(),
         format!("hostname={}", host.name),
         "domain=".to_string(),
     ];

@@ -3,7 +3,7 @@
 //! SSH with the enrolled key, the host key checked against what the server
 //! recorded.
 
-use metalboot_e2e::scenarios::{check_installed, install, install_once, pxe_install, refusal, Dhcp};
+use metalboot_e2e::scenarios::{check_installed, debian_installer, install, install_once, pxe_install, refusal, Dhcp};
 use metalboot_e2e::vm::Firmware;
 
 /// Scenario 1 (BIOS, full DHCP), then scenario 3 (install once) on the same
@@ -42,6 +42,14 @@ fn proxy_dhcp_beside_dnsmasq_install_boot_and_ssh() {
 #[ignore = "QEMU end to end, as root: run by `make e2e`"]
 fn two_matching_disks_refused_and_left_unchanged() {
     refusal("refusal").unwrap();
+}
+
+/// Scenario 6: the Debian-installer path, as far as this network's mirror
+/// allows (see `debian_installer`).
+#[test]
+#[ignore = "QEMU end to end, as root: run by `make e2e`"]
+fn debian_installer_fetches_its_preseed_and_reports_started() {
+    debian_installer("debian-installer").unwrap();
 }
 
 /// The installer initramfs boots the Debian kernel under QEMU and the
