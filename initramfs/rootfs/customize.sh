@@ -11,6 +11,11 @@ chroot "$root" usermod -p '*' root
 chroot "$root" systemctl enable systemd-networkd.service systemd-resolved.service ssh.service >/dev/null
 chroot "$root" systemctl disable metalboot-phone-home.service >/dev/null 2>&1 || true
 rm -f "$root/etc/hostname"
+# kexec-tools is there for `metalboot reinstall`; a plain reboot stays a
+# firmware reboot (network boot, the install-once guard)
+if [ -f "$root/etc/default/kexec" ]; then
+	sed -i 's/^LOAD_KEXEC=.*/LOAD_KEXEC=false/' "$root/etc/default/kexec"
+fi
 # the installer writes the per-host resolv.conf link, network files and fstab
 : > "$root/etc/fstab"
 rm -rf "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/* "$root"/var/log/*.log

@@ -31,6 +31,8 @@ pub const PACKAGES: &[&str] = &[
     "sudo",
     "zstd",
     "less",
+    // `metalboot reinstall` boots the installer with it
+    "kexec-tools",
 ];
 
 const PHONE_HOME_UNIT: &[u8] = include_bytes!("../rootfs/metalboot-phone-home.service");

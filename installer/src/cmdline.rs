@@ -53,6 +53,10 @@ pub struct BootArgs {
     pub bootif: Option<MacAddr>,
     /// Network config.
     pub net: NetConfig,
+    /// `metalboot.fallback=reboot`: when the network or the server cannot be
+    /// reached (before anything is written), reboot instead of stopping: a
+    /// kexec'd installer then comes back up as the old system.
+    pub reboot_on_no_network: bool,
 }
 
 /// Why the command line could not be used.
@@ -128,6 +132,11 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, CmdlineError> {
                 a.bootif = Some(mac.parse().map_err(|e: String| CmdlineError::Bad(format!("BOOTIF: {e}")))?);
             }
             "ip" => a.net = parse_ip(v)?,
+            "metalboot.fallback" => match v {
+                "reboot" => a.reboot_on_no_network = true,
+                "stop" => a.reboot_on_no_network = false,
+                other => return Err(CmdlineError::Bad(format!("metalboot.fallback={other:?}: reboot or stop"))),
+            },
             _ => {}
         }
     }
@@ -163,6 +172,14 @@ mod tests {
         assert_eq!(a.token.as_deref(), Some("abc123"));
         assert_eq!(a.bootif.unwrap().to_string(), "52:54:00:ab:cd:ef");
         assert_eq!(a.net, NetConfig::Dhcp);
+        assert!(!a.reboot_on_no_network);
+    }
+
+    #[test]
+    fn fallback_reboot_is_opt_in_and_checked() {
+        assert!(parse("metalboot.fallback=reboot").unwrap().reboot_on_no_network);
+        assert!(!parse("metalboot.fallback=stop").unwrap().reboot_on_no_network);
+        assert!(parse("metalboot.fallback=shell").is_err());
     }
 
     #[test]

@@ -124,11 +124,27 @@ fn init() -> Result<()> {
         (Some(p), _, _) => read_plan(p)?,
         (None, Some(url), Some(host)) => {
             rep.set_endpoint(&format!("{url}/v1/hosts/{host}/events"));
-            let iface = net::find_interface(args.bootif.as_ref(), Duration::from_secs(20))?;
-            let summary = net::bring_up(&iface, &args.net)?;
-            println!("metalboot: network: {summary}");
-            rep.step("network", &summary);
-            fetch::fetch_plan(url, host, &token, Duration::from_secs(120))?
+            // nothing is written to any disk before the plan is here
+            let reached = (|| {
+                let iface = net::find_interface(args.bootif.as_ref(), Duration::from_secs(20))?;
+                let summary = net::bring_up(&iface, &args.net)?;
+                println!("metalboot: network: {summary}");
+                rep.step("network", &summary);
+                fetch::fetch_plan(url, host, &token, Duration::from_secs(120))
+                    .with_context(|| format!("with {summary}"))
+            })();
+            match reached {
+                Ok(p) => p,
+                Err(e) if args.reboot_on_no_network => {
+                    println!("metalboot: failed: no network in installer: {e:#}");
+                    println!(
+                        "metalboot: nothing was written; rebooting into the system on disk (metalboot.fallback=reboot)"
+                    );
+                    std::thread::sleep(Duration::from_secs(3));
+                    reboot();
+                }
+                Err(e) => return Err(e.context("no network in installer")),
+            }
         }
         _ => bail!(
             "nothing to do: the kernel command line has neither metalboot.url + metalboot.host nor metalboot.plan"

@@ -85,6 +85,34 @@ pub enum Command {
         #[arg(long)]
         domain: Option<String>,
     },
+    /// Reinstall a running Linux server in place over SSH: discover its
+    /// disks and network, confirm, kexec into the installer, follow it until
+    /// the new system phones home. It comes back on the same addresses.
+    Reinstall {
+        /// `user@host[:port]` (`[v6addr]:port` for IPv6); the user must be root.
+        target: crate::reinstall::ssh::Target,
+        /// The inventory host it becomes.
+        #[arg(long = "as", value_name = "NAME")]
+        name: String,
+        /// SSH private key (default: ssh's own choice: agent, ~/.ssh/config).
+        #[arg(long, short = 'i')]
+        identity: Option<PathBuf>,
+        /// Do not ask to type the host name before wiping.
+        #[arg(long)]
+        yes: bool,
+        /// Discover and show what would happen, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds the installer may take to reach the server after kexec.
+        #[arg(long, default_value_t = 600)]
+        installer_timeout: u64,
+        /// Seconds the whole install may take, to first boot.
+        #[arg(long, default_value_t = 3600)]
+        install_timeout: u64,
+        /// Server base URL (default: from the config's listen address).
+        #[arg(long, env = "METALBOOT_SERVER")]
+        server: Option<String>,
+    },
     /// Print what a host would be served.
     Render {
         #[command(subcommand)]
@@ -209,6 +237,19 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .context("running hosts command")?
         }
         Command::Render { what } => render(cfg_path, what),
+        Command::Reinstall { target, name, identity, yes, dry_run, installer_timeout, install_timeout, server } => {
+            let client = api_client(cfg_path, server)?;
+            let o = crate::reinstall::run::Options {
+                target,
+                name,
+                identity,
+                yes,
+                dry_run,
+                installer_timeout: std::time::Duration::from_secs(installer_timeout),
+                install_timeout: std::time::Duration::from_secs(install_timeout),
+            };
+            tokio::task::spawn_blocking(move || crate::reinstall::run::run(&client, &o)).await.context("reinstall")?
+        }
         Command::Inventory { server, format: InventoryFormat::Ansible { host, .. } } => {
             let client = api_client(cfg_path, server)?;
             let doc = tokio::task::spawn_blocking(move || client.ansible(host.as_deref())).await??;

@@ -1,7 +1,7 @@
 //! A small blocking client for the operator API, used by `metalboot hosts`.
 
 use crate::cli::HostsAction;
-use crate::http::api_types::{HostDetail, HostView};
+use crate::http::api_types::{FailRequest, HostDetail, HostView, ReinstallBoot, ReinstallRequest};
 use anyhow::{bail, Context, Result};
 
 /// Talks to one server with one bearer token.
@@ -48,6 +48,37 @@ impl ApiClient {
             None => "/v1/inventory/ansible".into(),
         };
         serde_json::from_str(&self.call("GET", &path)?).context("parsing inventory")
+    }
+
+    fn post_json<B: serde::Serialize, R: serde::de::DeserializeOwned>(&self, path: &str, body: &B) -> Result<R> {
+        let url = format!("{}{path}", self.base);
+        let resp = self.agent.post(&url).set("Authorization", &format!("Bearer {}", self.token)).send_json(body);
+        let text = match resp {
+            Ok(r) => r.into_string().with_context(|| format!("reading response of POST {url}"))?,
+            Err(ureq::Error::Status(code, r)) => {
+                let body = r.into_string().unwrap_or_default();
+                bail!("POST {url}: HTTP {code}: {}", body.trim())
+            }
+            Err(e) => return Err(e).with_context(|| format!("calling POST {url}")),
+        };
+        serde_json::from_str(&text).with_context(|| format!("parsing the answer of POST {url}"))
+    }
+
+    /// Starts a reinstall in place: the installer to boot and its command line.
+    pub fn reinstall(&self, name: &str, req: &ReinstallRequest) -> Result<ReinstallBoot> {
+        self.post_json(&format!("/v1/hosts/{name}/reinstall"), req)
+    }
+
+    /// Records a failure the installer could not report.
+    pub fn fail(&self, name: &str, step: &str, error: &str) -> Result<HostView> {
+        self.post_json(&format!("/v1/hosts/{name}/fail"), &FailRequest { step: step.into(), error: error.into() })
+    }
+
+    /// Streams `url` (an asset) into `out`; returns the byte count.
+    pub fn download(&self, url: &str, out: &mut dyn std::io::Write) -> Result<u64> {
+        let agent = ureq::AgentBuilder::new().timeout_connect(std::time::Duration::from_secs(30)).build();
+        let resp = agent.get(url).call().with_context(|| format!("fetching {url}"))?;
+        std::io::copy(&mut resp.into_reader(), out).with_context(|| format!("copying {url}"))
     }
 
     /// Arms or disarms.

@@ -77,6 +77,11 @@ fn resolv_conf_skips_stubs_and_zone_ids() {
     let (dns, search) = parse_resolv_conf("# c\nnameserver 127.0.0.1\nnameserver ::1\nnameserver fe80::1%eth0\noptions edns0\nsearch a.example b.example\n");
     assert_eq!(dns, ["fe80::1".parse::<IpAddr>().unwrap()]);
     assert_eq!(search, ["a.example", "b.example"]);
+    // systemd-resolved's upstream file on a host without a search domain
+    let (dns, search) = parse_resolv_conf("# This is /run/systemd/resolve/resolv.conf\nsearch .\n");
+    assert!(dns.is_empty() && search.is_empty(), "{dns:?} {search:?}");
+    let (_, search) = parse_resolv_conf("search corp.example. corp.example\ndomain corp.example\n");
+    assert_eq!(search, ["corp.example"]);
 }
 
 #[test]
@@ -94,6 +99,20 @@ fn lsblk_disks_and_the_root_disk() {
     assert_eq!(d.model.as_deref(), Some("Samsung SSD 980"));
     assert_eq!(d.partitions.len(), 2);
     assert_eq!(d.size, 512_110_190_592);
+}
+
+#[test]
+fn btrfs_root_mounted_once_per_subvolume_is_found_in_mountpoints() {
+    // util-linux 2.38 as on a metalboot-installed host: `/` is not listed first
+    let json = r#"{"blockdevices":[{"name":"vda","path":"/dev/vda","size":8589934592,"type":"disk","serial":"E2E-DISK","model":null,"mountpoints":[null],
+        "children":[{"name":"vda1","path":"/dev/vda1","size":1048576,"type":"part","mountpoints":[null]},
+                    {"name":"vda2","path":"/dev/vda2","size":268435456,"type":"part","mountpoints":["/boot/efi"]},
+                    {"name":"vda3","path":"/dev/vda3","size":8319401472,"type":"part","mountpoints":["/var/log","/home","/.snapshots","/"]}]},
+        {"name":"vdb","path":"/dev/vdb","size":1073741824,"type":"disk","serial":"DATA","model":null,"mountpoints":["/srv"]}]}"#;
+    let disks = parse_lsblk(json).unwrap();
+    assert_eq!(disks.iter().filter(|d| d.holds_root).map(|d| d.path.as_str()).collect::<Vec<_>>(), ["/dev/vda"]);
+    assert_eq!(disks[0].partitions[2].2.as_deref(), Some("/var/log,/home,/.snapshots,/"));
+    assert_eq!(disks[0].partitions[0].2, None);
 }
 
 mod remote {

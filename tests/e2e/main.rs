@@ -103,3 +103,13 @@ fn initramfs_boots_and_installer_sees_disks() {
         at += i + m.len();
     }
 }
+
+/// Scenario 7: `metalboot reinstall` over SSH of a running host with a
+/// static /32 address and no DHCP on its network; first with the server
+/// unreachable from it (the old system must come back untouched), then for
+/// real (same address, new host keys, old files gone).
+#[test]
+#[ignore = "QEMU end to end, as root: run by `make e2e`"]
+fn reinstall_in_place_over_ssh_keeps_the_static_address_and_never_strands() {
+    metalboot_e2e::reinstall::reinstall_in_place("reinstall").unwrap();
+}

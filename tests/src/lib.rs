@@ -7,5 +7,6 @@
 pub mod dhcp_client;
 pub mod harness;
 pub mod netns;
+pub mod reinstall;
 pub mod scenarios;
 pub mod vm;

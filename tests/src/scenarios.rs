@@ -18,21 +18,21 @@ pub enum Dhcp {
     ProxyBesideDnsmasq,
 }
 
-fn dhcp_config(d: Dhcp) -> &'static str {
+pub(crate) fn dhcp_config(d: Dhcp) -> &'static str {
     match d {
         Dhcp::Full => "[dhcp]\nmode = \"full\"\ninterface = \"br0\"\nsubnet = \"10.99.0.0/24\"\nrange = [\"10.99.0.100\", \"10.99.0.150\"]\n",
         Dhcp::ProxyBesideDnsmasq => "[dhcp]\nmode = \"proxy\"\ninterface = \"br0\"\n",
     }
 }
 
-fn inventory(s: &Scenario, disk: &str) -> Result<String> {
+pub(crate) fn inventory(s: &Scenario, disk: &str) -> Result<String> {
     Ok(format!(
         "[[host]]\nname = \"vm1\"\nmacs = [\"{MAC}\"]\nlabels = [\"e2e\"]\narm = true\ndisk = {disk}\nssh_authorized_keys = [\"{}\"]\n",
         s.public_key()?
     ))
 }
 
-fn blank_disk(s: &Scenario, name: &str, serial: &str, size: u64) -> Result<Disk> {
+pub(crate) fn blank_disk(s: &Scenario, name: &str, serial: &str, size: u64) -> Result<Disk> {
     let path = s.dir.join(name);
     std::fs::File::create(&path)?.set_len(size)?;
     Ok(Disk { path, serial: serial.into() })
@@ -40,7 +40,7 @@ fn blank_disk(s: &Scenario, name: &str, serial: &str, size: u64) -> Result<Disk>
 
 /// `metalboot known-hosts`: the host keys the server recorded, under the
 /// host's name and address.
-fn known_hosts(s: &Scenario, ip: &str) -> Result<PathBuf> {
+pub(crate) fn known_hosts(s: &Scenario, ip: &str) -> Result<PathBuf> {
     let out =
         s.ns.command(metalboot_bin().to_str().context("binary path")?)
             .current_dir(&s.dir)

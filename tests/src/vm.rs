@@ -18,6 +18,7 @@ pub enum Firmware {
 }
 
 /// A disk attached to the VM.
+#[derive(Clone, Debug)]
 pub struct Disk {
     /// Raw image file.
     pub path: PathBuf,
@@ -85,6 +86,26 @@ impl Vm {
         mac: &str,
         disks: &[Disk],
     ) -> Result<Vm> {
+        Self::boot(ns, dir, accel, fw, tap, mac, disks, true)
+    }
+
+    /// Boots a BIOS VM from its first disk, the network only as a fallback:
+    /// a rented server or VPS that is not set up to network boot.
+    pub fn start_from_disk(ns: &Netns, dir: &Path, accel: &str, tap: &str, mac: &str, disks: &[Disk]) -> Result<Vm> {
+        Self::boot(ns, dir, accel, Firmware::Bios, tap, mac, disks, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn boot(
+        ns: &Netns,
+        dir: &Path,
+        accel: &str,
+        fw: Firmware,
+        tap: &str,
+        mac: &str,
+        disks: &[Disk],
+        net_first: bool,
+    ) -> Result<Vm> {
         let serial_log = dir.join("serial.log");
         let mut cmd = ns.command("qemu-system-x86_64");
         cmd.args(["-accel", accel, "-m", "2048", "-smp", "2", "-display", "none", "-monitor", "none"]);
@@ -95,11 +116,15 @@ impl Vm {
         // SeaBIOS: network first, then the disks. OVMF: no bootindex at all —
         // with one, OVMF drops the disk's removable-media boot option — so it
         // tries the (blank) disk, then PXE, and after the install the disk.
-        let (rom, net_idx) =
-            if fw == Firmware::Uefi { (",romfile=", String::new()) } else { ("", ",bootindex=1".to_string()) };
+        let (rom, net_idx) = if fw == Firmware::Uefi {
+            (",romfile=", String::new())
+        } else {
+            ("", format!(",bootindex={}", if net_first { 1 } else { 9 }))
+        };
         cmd.args(["-device", &format!("virtio-net-pci,netdev=n0,mac={mac}{net_idx}{rom}")]);
         for (i, d) in disks.iter().enumerate() {
-            let idx = if fw == Firmware::Uefi { String::new() } else { format!(",bootindex={}", i + 2) };
+            let first = if net_first { 2 } else { 1 };
+            let idx = if fw == Firmware::Uefi { String::new() } else { format!(",bootindex={}", i + first) };
             cmd.args(["-drive", &format!("file={},format=raw,if=none,id=d{i},cache=unsafe", d.path.display())]);
             cmd.args(["-device", &format!("virtio-blk-pci,drive=d{i},serial={}{idx}", d.serial)]);
         }

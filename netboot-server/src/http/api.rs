@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-fn authorize(st: &St, headers: &HeaderMap) -> Result<(), AppError> {
+pub(super) fn authorize(st: &St, headers: &HeaderMap) -> Result<(), AppError> {
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -47,7 +47,7 @@ pub struct HostDetail {
     pub timeline: Vec<TimelineEntry>,
 }
 
-fn view(spec: &metalboot_spec::HostSpec, record: HostRecord) -> HostView {
+pub(super) fn view(spec: &metalboot_spec::HostSpec, record: HostRecord) -> HostView {
     HostView {
         record,
         macs: spec.macs.iter().map(|m| m.to_string()).collect(),

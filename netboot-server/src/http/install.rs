@@ -2,6 +2,7 @@
 //! the plan and preseed it fetches, the progress events it posts, the
 //! installer's final report and the first boot's phone-home.
 
+use super::reinstall::InstallOverride;
 use super::{base_url, blocking, known_host, AppError, St};
 use crate::config::ASSET_ROOTFS;
 use crate::script::{self, Site};
@@ -37,8 +38,14 @@ pub async fn plan(
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
 ) -> Result<impl IntoResponse, AppError> {
-    let host = known_host(&st.0, &name)?.clone();
+    let mut host = known_host(&st.0, &name)?.clone();
     require_token(&st, &name, q.token).await?;
+    let (s, n) = (st.0.clone(), name.clone());
+    if let Some(json) = blocking(move || s.store.install_override(&n)).await? {
+        let ov: InstallOverride =
+            serde_json::from_str(&json).map_err(|e| AppError::Internal(anyhow::anyhow!("stored override: {e}")))?;
+        host = ov.apply(&host);
+    }
     let base = base_url(&st.0, &headers)?;
     let s = st.0.clone();
     let image_name = host.image.clone();

@@ -7,11 +7,13 @@ mod api;
 /// Types the operator API returns.
 pub mod api_types {
     pub use super::api::{HostDetail, HostView};
+    pub use super::reinstall::{FailRequest, InstallOverride, ReinstallBoot, ReinstallRequest};
 }
 mod assets;
 mod boot;
 mod error;
 mod install;
+mod reinstall;
 
 pub use error::AppError;
 
@@ -57,6 +59,8 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/hosts/{name}", get(api::show_host))
         .route("/v1/hosts/{name}/arm", post(api::arm_host))
         .route("/v1/hosts/{name}/disarm", post(api::disarm_host))
+        .route("/v1/hosts/{name}/reinstall", post(reinstall::reinstall))
+        .route("/v1/hosts/{name}/fail", post(reinstall::fail))
         .route("/v1/hosts/{name}/plan", get(install::plan))
         .route("/v1/hosts/{name}/preseed", get(install::preseed))
         .route("/v1/hosts/{name}/di/{script}", get(install::di_script))

@@ -114,11 +114,17 @@ pub fn parse_resolv_conf(text: &str) -> (Vec<IpAddr>, Vec<String>) {
                     }
                 }
             }
-            Some("search") | Some("domain") => search.extend(w.map(String::from)),
+            // systemd-resolved writes `search .` for "no search domain"
+            Some("search") | Some("domain") => {
+                for d in w.map(|d| d.trim_end_matches('.')).filter(|d| !d.is_empty()) {
+                    if !search.iter().any(|s| s == d) {
+                        search.push(d.to_string());
+                    }
+                }
+            }
             _ => {}
         }
     }
-    search.dedup();
     (dns, search)
 }
 
@@ -229,8 +235,24 @@ struct BlockDev {
     model: Option<String>,
     #[serde(default)]
     mountpoint: Option<String>,
+    /// util-linux ≥ 2.37: every mount (a BTRFS partition is mounted once per
+    /// subvolume, and `MOUNTPOINT` shows only one of them).
+    #[serde(default)]
+    mountpoints: Vec<Option<String>>,
     #[serde(default)]
     children: Vec<BlockDev>,
+}
+
+impl BlockDev {
+    fn mounts(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.mountpoints.iter().flatten().map(String::as_str).collect();
+        if let Some(m) = self.mountpoint.as_deref() {
+            if !v.contains(&m) {
+                v.push(m);
+            }
+        }
+        v
+    }
 }
 
 fn size_of(v: &serde_json::Value) -> u64 {
@@ -238,10 +260,11 @@ fn size_of(v: &serde_json::Value) -> u64 {
 }
 
 fn mounts_root(d: &BlockDev) -> bool {
-    d.mountpoint.as_deref() == Some("/") || d.children.iter().any(mounts_root)
+    d.mounts().contains(&"/") || d.children.iter().any(mounts_root)
 }
 
-/// Whole disks from `lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,MOUNTPOINT`.
+/// Whole disks from `lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,MOUNTPOINTS`
+/// (or `…,MOUNTPOINT` from older util-linux).
 pub fn parse_lsblk(json: &str) -> Result<Vec<DiskFacts>> {
     let l: Lsblk = serde_json::from_str(json).context("parsing `lsblk -J`")?;
     Ok(l.blockdevices
@@ -252,7 +275,14 @@ pub fn parse_lsblk(json: &str) -> Result<Vec<DiskFacts>> {
             size: size_of(&d.size),
             serial: d.serial.clone().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
             model: d.model.clone().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
-            partitions: d.children.iter().map(|c| (c.path.clone(), size_of(&c.size), c.mountpoint.clone())).collect(),
+            partitions: d
+                .children
+                .iter()
+                .map(|c| {
+                    let m = c.mounts();
+                    (c.path.clone(), size_of(&c.size), (!m.is_empty()).then(|| m.join(",")))
+                })
+                .collect(),
             holds_root: mounts_root(d),
         })
         .collect())

@@ -18,6 +18,8 @@ echo '### hostname'
 hostname
 echo '### kernel'
 uname -rm
+echo '### boot_id'
+cat /proc/sys/kernel/random/boot_id
 echo '### addr'
 ip -j addr
 echo '### route4'
@@ -27,7 +29,7 @@ ip -j -6 route 2>/dev/null || echo '[]'
 echo '### resolv'
 if [ -r /run/systemd/resolve/resolv.conf ]; then cat /run/systemd/resolve/resolv.conf; else cat /etc/resolv.conf 2>/dev/null; fi
 echo '### lsblk'
-lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,MOUNTPOINT
+lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,MOUNTPOINTS 2>/dev/null || lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,MOUNTPOINT
 echo '### kexec'
 command -v kexec || echo none
 echo '### end'
@@ -51,6 +53,8 @@ pub struct Discovered {
     pub hostname: String,
     /// `uname -rm`.
     pub kernel: String,
+    /// This boot's id: a different one later means the system rebooted.
+    pub boot_id: Option<String>,
     /// Network as configured now.
     pub net: NetFacts,
     /// Whole disks.
@@ -109,6 +113,7 @@ impl Discovered {
             boot,
             hostname: get("hostname")?.trim().to_string(),
             kernel: get("kernel")?.trim().to_string(),
+            boot_id: s.get("boot_id").map(|b| b.trim().to_string()).filter(|b| !b.is_empty()),
             net,
             disks,
             kexec,
@@ -132,7 +137,11 @@ impl Discovered {
 }
 
 fn gib(b: u64) -> String {
-    format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
+    if b >= 1 << 30 {
+        format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.0} MiB", b as f64 / (1u64 << 20) as f64)
+    }
 }
 
 /// What the operator confirms: the disk that will be wiped and the network

@@ -166,12 +166,14 @@ impl Store {
         })
     }
 
-    /// Arms the host for (re)install: any state → armed; the old token dies.
+    /// Arms the host for (re)install: any state → armed; the old token dies,
+    /// and so does what a reinstall in place discovered.
     pub fn arm(&self, name: &str, why: &str) -> Result<HostRecord> {
         self.with_tx(|tx| {
             set_state(tx, name, HostState::Armed, why)?;
             tx.execute(
-                "UPDATE hosts SET token_hash = NULL, failed_step = NULL, failed_error = NULL WHERE name = ?1",
+                "UPDATE hosts SET token_hash = NULL, failed_step = NULL, failed_error = NULL, install_override = NULL
+                 WHERE name = ?1",
                 [name],
             )?;
             Ok(load(tx, name)?.unwrap_or_else(|| absent(name)))
@@ -206,6 +208,55 @@ impl Store {
             )?;
             set_state(tx, name, HostState::Booting, &format!("installer served ({detail}); new install token issued"))?;
             Ok(true)
+        })
+    }
+
+    /// A reinstall in place: from any state, the host is armed and at once
+    /// `booting` with a fresh token (given as its hash) and `override_json`
+    /// (network and disk found on the running system) for this install.
+    pub fn start_reinstall(
+        &self,
+        name: &str,
+        token_hash: &str,
+        override_json: &str,
+        detail: &str,
+    ) -> Result<HostRecord> {
+        self.with_tx(|tx| {
+            set_state(tx, name, HostState::Armed, "reinstall in place requested by operator")?;
+            tx.execute(
+                "UPDATE hosts SET token_hash = ?2, token_issued_ms = ?3, method = 'image', install_override = ?4,
+                 failed_step = NULL, failed_error = NULL WHERE name = ?1",
+                params![name, token_hash, now_ms(), override_json],
+            )?;
+            set_state(
+                tx,
+                name,
+                HostState::Booting,
+                &format!("installer sent over SSH ({detail}); new install token issued"),
+            )?;
+            Ok(load(tx, name)?.unwrap_or_else(|| absent(name)))
+        })
+    }
+
+    /// The network and disk a reinstall in place discovered, as JSON.
+    pub fn install_override(&self, name: &str) -> Result<Option<String>> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(conn
+            .query_row("SELECT install_override FROM hosts WHERE name = ?1", [name], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
+    }
+
+    /// The operator (or `metalboot reinstall`) records a failure the
+    /// installer could not report itself; the token dies.
+    pub fn fail(&self, name: &str, step: &str, error: &str) -> Result<HostRecord> {
+        self.with_tx(|tx| {
+            set_state(tx, name, HostState::Failed, &format!("failed at step {step}: {error}"))?;
+            tx.execute(
+                "UPDATE hosts SET token_hash = NULL, failed_step = ?2, failed_error = ?3 WHERE name = ?1",
+                params![name, step, error],
+            )?;
+            Ok(load(tx, name)?.unwrap_or_else(|| absent(name)))
         })
     }
 

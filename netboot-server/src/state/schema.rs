@@ -39,6 +39,9 @@ const MIGRATIONS: &[&str] = &[
         expires_ms INTEGER NOT NULL
     );
     CREATE INDEX leases_mac ON leases(mac);",
+    // 3: what a reinstall in place discovered (network, disk), as JSON; it
+    // replaces the inventory's for that one install.
+    "ALTER TABLE hosts ADD COLUMN install_override TEXT;",
 ];
 
 /// Brings the database schema up to date.

@@ -106,3 +106,25 @@ fn no_first_boot_fails_the_host_and_a_late_first_boot_still_completes_it() {
     assert!(s.expire_first_boot(10).unwrap().is_empty(), "expires once");
     assert_eq!(s.record_installed("a", &tok, &rep).unwrap().unwrap().state, HostState::Installed);
 }
+
+#[test]
+fn reinstall_in_place_carries_its_override_until_rearmed_and_fail_kills_the_token() {
+    let (_d, s) = store();
+    s.arm("vps", "t").unwrap();
+    let old = new_token();
+    s.start_boot("vps", &hash_token(&old), "image", "bios").unwrap();
+    assert_eq!(s.install_override("vps").unwrap(), None);
+    let t = new_token();
+    let r = s.start_reinstall("vps", &hash_token(&t), "{\"x\":1}", "kexec").unwrap();
+    assert_eq!(r.state, HostState::Booting);
+    assert_eq!(s.install_override("vps").unwrap().as_deref(), Some("{\"x\":1}"));
+    assert_eq!(s.check_token("vps", &old).unwrap(), Err(TokenError::Invalid));
+    assert!(s.check_token("vps", &t).unwrap().is_ok());
+    let r = s.fail("vps", "network", "no network in installer").unwrap();
+    assert_eq!((r.state, r.failed_step.as_deref()), (HostState::Failed, Some("network")));
+    assert_eq!(s.check_token("vps", &t).unwrap(), Err(TokenError::Invalid));
+    s.arm("vps", "pxe this time").unwrap();
+    assert_eq!(s.install_override("vps").unwrap(), None);
+    let states: Vec<_> = s.timeline("vps").unwrap().into_iter().filter_map(|e| e.state).collect();
+    assert_eq!(states, ["armed", "booting", "armed", "booting", "failed", "armed"]);
+}

@@ -1,0 +1,145 @@
+//! The operator API's side of `metalboot reinstall`: `POST
+//! /v1/hosts/{name}/reinstall` takes what discovery found on the running
+//! system (its NIC's MAC, the static network, the disk holding `/`), checks
+//! it like inventory input, issues the install token and answers with the
+//! kernel, initramfs and command line to kexec; `POST /v1/hosts/{name}/fail`
+//! records a failure the installer could not report (it never reached us).
+
+use super::api::{authorize, HostView};
+use super::{base_url, blocking, AppError, St};
+use crate::config::{ASSET_INITRAMFS, ASSET_KERNEL};
+use crate::state::{hash_token, new_token};
+use axum::extract::Path;
+use axum::http::HeaderMap;
+use axum::Json;
+use metalboot_spec::{DiskSelector, HostSpec, MacAddr, Method, NetworkSpec};
+use serde::{Deserialize, Serialize};
+
+/// What discovery found, and how the target will boot the installer.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ReinstallRequest {
+    /// The NIC the network config belongs to.
+    pub mac: MacAddr,
+    /// The running system's network, as static config.
+    pub network: NetworkSpec,
+    /// The disk the operator confirmed: the one holding `/`.
+    pub disk: DiskSelector,
+    /// How the installer is booted (`kexec`), for the timeline.
+    pub via: String,
+}
+
+/// The installer to boot, with its command line (token included).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ReinstallBoot {
+    /// Install token (also in `cmdline`).
+    pub token: String,
+    /// Installer kernel URL.
+    pub kernel_url: String,
+    /// Installer initramfs URL.
+    pub initramfs_url: String,
+    /// Kernel command line for the installer.
+    pub cmdline: String,
+}
+
+/// A failure recorded by the operator side.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct FailRequest {
+    /// Step that failed.
+    pub step: String,
+    /// Why.
+    pub error: String,
+}
+
+/// What a reinstall replaces in the inventory's host for one install.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct InstallOverride {
+    /// Discovered network.
+    pub network: NetworkSpec,
+    /// The confirmed disk.
+    pub disk: DiskSelector,
+}
+
+impl InstallOverride {
+    /// The inventory host as this install sees it.
+    pub fn apply(&self, host: &HostSpec) -> HostSpec {
+        let mut h = host.clone();
+        h.network = self.network.clone();
+        h.disk = self.disk.clone();
+        h
+    }
+}
+
+fn inventory_host(st: &St, name: &str) -> Result<HostSpec, AppError> {
+    st.0.inventory.get(name).cloned().ok_or_else(|| AppError::NotFound(format!("no host {name:?} in the inventory")))
+}
+
+/// `POST /v1/hosts/{name}/reinstall`
+#[tracing::instrument(skip_all, fields(host = %name))]
+pub async fn reinstall(
+    st: St,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(req): Json<ReinstallRequest>,
+) -> Result<Json<ReinstallBoot>, AppError> {
+    authorize(&st, &headers)?;
+    let spec = inventory_host(&st, &name)?;
+    if spec.method != Method::Image {
+        return Err(AppError::BadRequest(format!(
+            "host {name:?} has method = \"debian-installer\"; a reinstall in place boots metalboot's own installer \
+             (method = \"image\")"
+        )));
+    }
+    if !spec.macs.is_empty() && !spec.macs.contains(&req.mac) {
+        return Err(AppError::BadRequest(format!(
+            "the target's NIC {} is not one of host {name:?}'s macs ({}): is this the right machine?",
+            req.mac,
+            spec.macs.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let mut network = req.network.clone();
+    network.mac = Some(req.mac);
+    let ov = InstallOverride { network, disk: req.disk.clone() };
+    let mut host = ov.apply(&spec);
+    if !host.macs.contains(&req.mac) {
+        host.macs.push(req.mac);
+    }
+    host.validate().map_err(|e| AppError::BadRequest(format!("discovered settings for {name:?}: {e}")))?;
+    if !(req.via.len() <= 32 && req.via.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')) {
+        return Err(AppError::BadRequest("via: letters, digits and '-' only".into()));
+    }
+    let base = base_url(&st.0, &headers)?;
+    let token = new_token();
+    let mut args: Vec<String> = st.0.config.console.clone();
+    args.extend(crate::cmdline::installer_args(&host, &base, &token, &req.mac));
+    // no server reachable: reboot (into the old system) instead of waiting
+    args.push("metalboot.fallback=reboot".into());
+    let json = serde_json::to_string(&ov).map_err(|e| AppError::Internal(e.into()))?;
+    let (s, n, th, via) = (st.0.clone(), name.clone(), hash_token(&token), req.via.clone());
+    blocking(move || s.store.start_reinstall(&n, &th, &json, &via)).await?;
+    tracing::info!(via = %req.via, "reinstall in place: installer issued");
+    Ok(Json(ReinstallBoot {
+        token,
+        kernel_url: format!("{base}/assets/{ASSET_KERNEL}"),
+        initramfs_url: format!("{base}/assets/{ASSET_INITRAMFS}"),
+        cmdline: args.join(" "),
+    }))
+}
+
+/// `POST /v1/hosts/{name}/fail`
+pub async fn fail(
+    st: St,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(req): Json<FailRequest>,
+) -> Result<Json<HostView>, AppError> {
+    authorize(&st, &headers)?;
+    let spec = inventory_host(&st, &name)?;
+    for (what, v, max) in [("step", &req.step, 64), ("error", &req.error, 2000)] {
+        if v.is_empty() || v.len() > max || v.chars().any(char::is_control) {
+            return Err(AppError::BadRequest(format!("{what}: 1 to {max} printable characters")));
+        }
+    }
+    let s = st.0.clone();
+    let rec = blocking(move || s.store.fail(&name, &req.step, &req.error)).await?;
+    Ok(Json(super::api::view(&spec, rec)))
+}

@@ -1,0 +1,212 @@
+//! The SSH side of `metalboot reinstall`, through the system `ssh` client: it
+//! brings the operator's agent, keys, `~/.ssh/config` (jump hosts, ports)
+//! and known_hosts for free, and keeps key exchange and crypto out of our
+//! binary. Host keys are pinned per session: the first connection trusts a
+//! key only if the operator's known_hosts has no other for the host, and
+//! every later one insists on that same key — which is how "the old system
+//! came back" is told from "a new system is up".
+
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// `user@host[:port]`, with `[v6]:port` for IPv6.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Login user.
+    pub user: String,
+    /// Host name or address (IPv6 without brackets).
+    pub host: String,
+    /// SSH port.
+    pub port: u16,
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Target, String> {
+        let (user, rest) = s.split_once('@').ok_or_else(|| format!("{s:?}: expected user@host[:port]"))?;
+        if user.is_empty() || !user.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+            return Err(format!("{s:?}: bad user name {user:?}"));
+        }
+        let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+            let (h, after) = r.split_once(']').ok_or_else(|| format!("{s:?}: unclosed '['"))?;
+            (h, after.strip_prefix(':'))
+        } else if rest.matches(':').count() > 1 {
+            (rest, None) // a bare IPv6 address
+        } else {
+            match rest.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        let port = match port {
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("{s:?}: bad port {p:?}"))?,
+            None => 22,
+        };
+        if host.is_empty()
+            || host.starts_with('-')
+            || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:_%".contains(&b))
+        {
+            return Err(format!("{s:?}: bad host {host:?}"));
+        }
+        Ok(Target { user: user.to_string(), host: host.to_string(), port })
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let h = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        if self.port == 22 {
+            write!(f, "{}@{h}", self.user)
+        } else {
+            write!(f, "{}@{h}:{}", self.user, self.port)
+        }
+    }
+}
+
+/// One target, one pinned host key.
+pub struct Ssh {
+    target: Target,
+    identity: Option<PathBuf>,
+    pins: PathBuf,
+}
+
+/// What a command run over SSH gave back.
+pub struct Output {
+    /// Exit status; `None` if ssh itself failed (255) or was killed.
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Ssh {
+    /// A session for `target`; `pins` is a file (created) holding the host
+    /// key once the first connection has seen it.
+    pub fn new(target: Target, identity: Option<PathBuf>, pins: &Path) -> Ssh {
+        Ssh { target, identity, pins: pins.to_path_buf() }
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    fn command(&self, first: bool, connect_timeout: u32) -> Command {
+        let mut c = Command::new("ssh");
+        let user_files = if first {
+            // new keys go to the session file; one the operator knows must match
+            let home = std::env::var("HOME").unwrap_or_default();
+            format!("{} {home}/.ssh/known_hosts", self.pins.display())
+        } else {
+            self.pins.display().to_string()
+        };
+        c.args(["-o", "BatchMode=yes", "-o", &format!("ConnectTimeout={connect_timeout}")])
+            .args(["-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=3"])
+            .args(["-o", &format!("UserKnownHostsFile={user_files}")])
+            .args(["-o", if first { "StrictHostKeyChecking=accept-new" } else { "StrictHostKeyChecking=yes" }])
+            .args(["-o", "LogLevel=ERROR", "-p", &self.target.port.to_string(), "-l", &self.target.user]);
+        if let Some(i) = &self.identity {
+            c.arg("-i").arg(i).args(["-o", "IdentitiesOnly=yes"]);
+        }
+        c.arg("--").arg(&self.target.host);
+        c
+    }
+
+    /// Runs `sh -s` on the target with `script` on standard input;
+    /// `first` marks the connection that pins the host key.
+    pub fn run_script(&self, first: bool, script: &str) -> Result<Output> {
+        self.run(first, &["sh", "-s"], script.as_bytes(), 15)
+    }
+
+    /// Runs `argv` (joined by the remote shell) with `stdin` fed to it.
+    pub fn run(&self, first: bool, argv: &[&str], stdin: &[u8], connect_timeout: u32) -> Result<Output> {
+        let mut c = self.command(first, connect_timeout);
+        c.args(argv).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().context("running ssh (is the OpenSSH client installed?)")?;
+        let mut sin = child.stdin.take().context("ssh stdin")?;
+        let data = stdin.to_vec();
+        let feeder = std::thread::spawn(move || {
+            let _ = sin.write_all(&data);
+        });
+        let out = child.wait_with_output().context("waiting for ssh")?;
+        let _ = feeder.join();
+        let code = out.status.code().filter(|c| *c != 255);
+        Ok(Output { code, stdout: out.stdout, stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
+    }
+
+    /// Like [`Ssh::run`], but anything other than exit 0 is an error naming
+    /// `what` and the remote's stderr.
+    pub fn check(&self, what: &str, argv: &[&str], stdin: &[u8]) -> Result<Vec<u8>> {
+        let o = self.run(false, argv, stdin, 15)?;
+        match o.code {
+            Some(0) => Ok(o.stdout),
+            Some(c) => bail!("{what} failed on {} (exit {c}): {}", self.target, o.stderr),
+            None => bail!("{what}: SSH to {} failed: {}", self.target, o.stderr),
+        }
+    }
+
+    /// Streams the file `src` into `dest` on the target (through
+    /// `cat`, so nothing but a POSIX shell is needed there).
+    pub fn upload(&self, src: &Path, dest: &str) -> Result<()> {
+        let mut c = self.command(false, 15);
+        c.arg(format!("cat > {}", shell_quote(dest)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().context("running ssh")?;
+        let mut sin = child.stdin.take().context("ssh stdin")?;
+        let mut f = std::fs::File::open(src).with_context(|| format!("opening {}", src.display()))?;
+        std::io::copy(&mut f, &mut sin).with_context(|| format!("sending {} to {}", src.display(), self.target))?;
+        drop(sin);
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("writing {dest} on {}: {}", self.target, String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(())
+    }
+
+    /// The boot id of the system answering with the pinned key, if one does.
+    pub fn pinned_boot_id(&self, timeout: Duration) -> Option<String> {
+        match self.run(false, &["cat", "/proc/sys/kernel/random/boot_id"], b"", timeout.as_secs().max(1) as u32) {
+            Ok(Output { code: Some(0), stdout, .. }) => Some(String::from_utf8_lossy(&stdout).trim().to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Single-quotes `s` for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_with_ports_and_ipv6() {
+        let t: Target = "root@203.0.113.7".parse().unwrap();
+        assert_eq!((t.user.as_str(), t.host.as_str(), t.port), ("root", "203.0.113.7", 22));
+        let t: Target = "root@vps.example.net:2222".parse().unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("vps.example.net", 2222));
+        let t: Target = "admin@[2001:db8::7]:2200".parse().unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("2001:db8::7", 2200));
+        assert_eq!(t.to_string(), "admin@[2001:db8::7]:2200");
+        let t: Target = "root@2001:db8::7".parse().unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("2001:db8::7", 22));
+        for bad in
+            ["203.0.113.7", "root@", "root@host:0", "root@host:x", "root@-oProxyCommand=x", "ro ot@h", "root@h;id"]
+        {
+            assert!(bad.parse::<Target>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shell_quote_survives_quotes() {
+        assert_eq!(shell_quote("a'b c"), "'a'\\''b c'");
+    }
+}

@@ -1,0 +1,139 @@
+//! Scenario 7: `metalboot reinstall` of a running server in place over SSH.
+//!
+//! The "old system" is a VM metalboot installed over the network with a
+//! static `/32` address and a gateway outside it (the rented-server shape).
+//! Then the network loses its DHCP server, the VM boots from its disk, and a
+//! marker file is written on it. `metalboot reinstall` runs twice:
+//!
+//! 1. with the server unreachable from the target (an nftables rule in the
+//!    namespace): the installer cannot fetch its plan, reboots, and the old
+//!    system comes back untouched; the host is `failed` with the reason;
+//! 2. with the rule gone: the target is wiped, installed and back on the same
+//!    address with new host keys (the ones reported to the server), without
+//!    the marker.
+
+use crate::harness::{metalboot_bin, Scenario};
+use crate::scenarios::{blank_disk, check_installed, dhcp_config, inventory, known_hosts, Dhcp, Installed, MAC};
+use crate::vm::{accel, Vm};
+use anyhow::{ensure, Context, Result};
+use std::time::Duration;
+
+const IP: &str = "10.99.0.50";
+const MARKER: &str = "/root/old-system-marker";
+
+fn reinstall(s: &Scenario, log: &str) -> Result<(bool, String)> {
+    let home = s.dir.join("operator-home");
+    std::fs::create_dir_all(&home)?;
+    let out =
+        s.ns.command(metalboot_bin().to_str().context("binary path")?)
+            .current_dir(&s.dir)
+            .env("HOME", &home)
+            .args(["--config", "metalboot.toml", "reinstall", &format!("root@{IP}"), "--as", "vm1", "--yes", "-i"])
+            .arg(&s.ssh_key)
+            .args(["--server", &s.base, "--installer-timeout", "900", "--install-timeout", "2400"])
+            .output()
+            .context("running metalboot reinstall")?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    std::fs::write(s.dir.join(log), &text)?;
+    Ok((out.status.success(), text))
+}
+
+fn block_server_from_target(s: &Scenario, on: bool) -> Result<()> {
+    if on {
+        s.ns.exec(&["nft", "add", "table", "inet", "mbe2e"])?;
+        s.ns.exec(&["nft", "add", "chain", "inet", "mbe2e", "input", "{ type filter hook input priority 0 ; }"])?;
+        s.ns.exec(&[
+            "nft",
+            "add",
+            "rule",
+            "inet",
+            "mbe2e",
+            "input",
+            "ip",
+            "saddr",
+            IP,
+            "tcp",
+            "dport",
+            "8080",
+            "reject",
+            "with",
+            "icmpx",
+            "type",
+            "host-unreachable",
+        ])?;
+    } else {
+        s.ns.exec(&["nft", "delete", "table", "inet", "mbe2e"])?;
+    }
+    Ok(())
+}
+
+/// Runs the whole scenario; returns it (timeline, logs).
+pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
+    crate::harness::require_assets()?;
+    let mut s = Scenario::new(name, 1)?;
+    let accel = accel(&crate::harness::assets(), &s.dir.join(".."));
+    s.phase(&format!("accelerator {accel}"));
+    let inv = format!(
+        "{}network = {{ mode = \"static\", addresses = [\"{IP}/32\"], gateway = \"10.99.0.1\" }}\n",
+        inventory(&s, "{ serial = \"E2E-DISK\" }")?
+    );
+    s.start_server(&inv, dhcp_config(Dhcp::Full))?;
+    let disk = blank_disk(&s, "disk.img", "E2E-DISK", 8 << 30)?;
+    let limit = Duration::from_secs(if accel == "kvm" { 600 } else { 1800 });
+
+    // the old system: installed by metalboot, static /32, off-subnet gateway
+    let mut vm = Vm::start(&s.ns, &s.dir, accel, crate::vm::Firmware::Bios, "tap0", MAC, std::slice::from_ref(&disk))?;
+    s.wait_state("vm1", "installed", &mut vm, limit)?;
+    vm.stop();
+    s.phase("old system installed; VM powered off");
+
+    // no DHCP any more; the VM boots its disk like a rented server
+    s.start_server(&inv, "[dhcp]\nmode = \"off\"\n")?;
+    let vm = Vm::start_from_disk(&s.ns, &s.dir, accel, "tap0", MAC, &[disk])?;
+    let old_kh = s.dir.join("known_hosts.old-system");
+    std::fs::copy(known_hosts(&s, IP)?, &old_kh)?;
+    s.wait_ssh(IP, &old_kh, Duration::from_secs(900))?;
+    s.ssh(IP, &old_kh, &format!("echo old-system > {MARKER} && sync"))?;
+    let old_keys = s.host("vm1")?["host_keys"].clone();
+    s.phase("old system up from disk, static address, no DHCP server; marker written");
+
+    // 1. the server unreachable from the target: nothing may be lost
+    block_server_from_target(&s, true)?;
+    let (ok, out) = reinstall(&s, "reinstall-unreachable.log")?;
+    block_server_from_target(&s, false)?;
+    ensure!(!ok, "reinstall succeeded although the target could not reach the server:\n{out}");
+    ensure!(out.contains("no network in installer"), "reinstall did not say why:\n{out}");
+    let h = s.host("vm1")?;
+    ensure!(h["state"] == "failed", "host is {} not failed", h["state"]);
+    let err = h["failed_error"].as_str().unwrap_or("");
+    ensure!(err.contains("no network in installer") && err.contains("ip="), "failed_error: {err}");
+    s.phase("unreachable server: reinstall failed with the reason");
+    let marker = s.ssh(IP, &old_kh, &format!("cat {MARKER}"))?;
+    ensure!(marker.trim() == "old-system", "marker: {marker:?}");
+    s.phase("old system back on its disk, untouched (marker present, old host key)");
+
+    // 2. reachable: wiped, installed, back on the same address
+    let (ok, out) = reinstall(&s, "reinstall.log")?;
+    ensure!(ok, "reinstall failed:\n{out}");
+    for line in out.lines().filter(|l| l.starts_with('[')) {
+        println!("  reinstall: {line}");
+    }
+    ensure!(out.contains("is installed; new host keys"), "reinstall output:\n{out}");
+    s.phase("reinstall finished: the host phoned home");
+    let h = s.host("vm1")?;
+    ensure!(h["state"] == "installed", "host is {}", h["state"]);
+    ensure!(h["host_keys"] != old_keys, "host keys did not change");
+    let kh = known_hosts(&s, IP)?;
+    s.wait_ssh(IP, &kh, Duration::from_secs(300))?;
+    ensure!(s.ssh(IP, &old_kh, "true").is_err(), "the old host key still answers");
+    let gone = s.ssh(IP, &kh, &format!("test -e {MARKER} && echo present || echo gone"))?;
+    ensure!(gone.trim() == "gone", "the old system's marker survived the reinstall");
+    let addr = s.ssh(IP, &kh, "ip -4 -o addr show scope global")?;
+    ensure!(addr.contains(&format!("{IP}/32")), "address after reinstall: {addr}");
+    s.phase("same static address, new host keys, marker gone");
+    let mut i = Installed { s, vm, ip: IP.into(), known_hosts: kh };
+    check_installed(&mut i)?;
+    i.vm.stop();
+    i.s.finish();
+    Ok(i.s)
+}
