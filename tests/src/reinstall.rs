@@ -22,13 +22,20 @@ const IP: &str = "10.99.0.50";
 const MARKER: &str = "/root/old-system-marker";
 
 fn reinstall(s: &Scenario, log: &str) -> Result<(bool, String)> {
+    reinstall_with(s, log, &["--yes"])
+}
+
+fn reinstall_with(s: &Scenario, log: &str, extra: &[&str]) -> Result<(bool, String)> {
     let home = s.dir.join("operator-home");
     std::fs::create_dir_all(&home)?;
     let out =
         s.ns.command(metalboot_bin().to_str().context("binary path")?)
             .current_dir(&s.dir)
             .env("HOME", &home)
-            .args(["--config", "metalboot.toml", "reinstall", &format!("root@{IP}"), "--as", "vm1", "--yes", "-i"])
+            .stdin(std::process::Stdio::null())
+            .args(["--config", "metalboot.toml", "reinstall", &format!("root@{IP}"), "--as", "vm1"])
+            .args(extra)
+            .arg("-i")
             .arg(&s.ssh_key)
             .args(["--server", &s.base, "--installer-timeout", "900", "--install-timeout", "2400"])
             .output()
@@ -96,6 +103,18 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     s.ssh(IP, &old_kh, &format!("echo old-system > {MARKER} && sync"))?;
     let old_keys = s.host("vm1")?["host_keys"].clone();
     s.phase("old system up from disk, static address, no DHCP server; marker written");
+
+    // --dry-run shows the disk and network and changes nothing; without
+    // --yes and without a terminal to type the name in, nothing happens
+    let before = s.host("vm1")?;
+    let (ok, out) = reinstall_with(&s, "reinstall-dry-run.log", &["--dry-run"])?;
+    ensure!(ok && out.contains("WIPES:    /dev/vda") && out.contains("serial=E2E-DISK"), "dry run:\n{out}");
+    ensure!(out.contains(&format!("{IP}/32")) && out.contains("gateway 10.99.0.1"), "dry run network:\n{out}");
+    ensure!(out.contains("nothing was changed"), "dry run:\n{out}");
+    let (ok, out) = reinstall_with(&s, "reinstall-unconfirmed.log", &[])?;
+    ensure!(!ok && out.contains("without confirmation"), "unconfirmed reinstall:\n{out}");
+    ensure!(s.host("vm1")?["timeline"] == before["timeline"], "dry run or refusal changed the host");
+    s.phase("--dry-run shows disk and network; no --yes and no terminal: refused; host unchanged");
 
     // 1. the server unreachable from the target: nothing may be lost
     block_server_from_target(&s, true)?;
