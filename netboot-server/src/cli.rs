@@ -103,6 +103,11 @@ pub enum Command {
         /// Discover and show what would happen, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// For a server the inventory does not know yet: print a `[[host]]`
+        /// entry for NAME made from discovery (disk, MAC, static network,
+        /// today's authorized_keys), change nothing.
+        #[arg(long, conflicts_with_all = ["yes", "dry_run"])]
+        print_host: bool,
         /// Seconds the installer may take to reach the server after kexec.
         #[arg(long, default_value_t = 600)]
         installer_timeout: u64,
@@ -237,7 +242,17 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .context("running hosts command")?
         }
         Command::Render { what } => render(cfg_path, what),
-        Command::Reinstall { target, name, identity, yes, dry_run, installer_timeout, install_timeout, server } => {
+        Command::Reinstall {
+            target,
+            name,
+            identity,
+            yes,
+            dry_run,
+            print_host,
+            installer_timeout,
+            install_timeout,
+            server,
+        } => {
             let client = api_client(cfg_path, server)?;
             let o = crate::reinstall::run::Options {
                 target,
@@ -245,6 +260,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 identity,
                 yes,
                 dry_run,
+                print_host,
                 installer_timeout: std::time::Duration::from_secs(installer_timeout),
                 install_timeout: std::time::Duration::from_secs(install_timeout),
             };

@@ -163,4 +163,68 @@ mod remote {
             assert!(!writes, "the discovery script contains {word:?}");
         }
     }
+
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFwC0mL6IcgzOB9v98a03pAs+6hA9ahGvVbMAoDTHuCF ops@laptop";
+
+    fn with_keys(keys: &str) -> String {
+        recorded().replace("### end", &format!("### authorized_keys\n{keys}### end"))
+    }
+
+    #[test]
+    fn authorized_keys_are_read_when_the_section_is_there_and_empty_when_not() {
+        assert!(Discovered::parse(&recorded()).unwrap().authorized_keys.is_empty());
+        let d = Discovered::parse(&with_keys(&format!("# comment\n\n{KEY}\n"))).unwrap();
+        assert_eq!(d.authorized_keys, vec![KEY.to_string()]);
+    }
+
+    #[test]
+    fn restricted_or_foreign_keys_are_left_out_and_odd_comments_dropped() {
+        use metalboot::reinstall::entry::usable_keys;
+        let blob = KEY.split(' ').nth(1).unwrap();
+        let lines = vec![
+            KEY.to_string(),
+            format!("command=\"/bin/backup\",no-pty ssh-ed25519 {blob} backup"),
+            format!("ssh-ed25519 {blob} weird;comment$(x)"),
+            "ssh-dss AAAAB3NzaC1kc3MAAACBAP old".to_string(),
+            format!("ssh-rsa {blob}  two  spaces"),
+        ];
+        let (keys, skipped) = usable_keys(&lines);
+        assert_eq!(skipped, 2, "{keys:?}");
+        assert_eq!(keys, vec![KEY.to_string(), format!("ssh-ed25519 {blob}"), format!("ssh-rsa {blob} two spaces")]);
+    }
+
+    #[test]
+    fn print_host_makes_an_inventory_entry_that_loads_and_keeps_disk_network_and_keys() {
+        use metalboot::inventory::Inventory;
+        use metalboot::reinstall::entry::host_entry;
+        let d = Discovered::parse(&with_keys(&format!("{KEY}\n"))).unwrap();
+        let net = d.net.network_spec().unwrap();
+        let text = host_entry("root@192.0.2.2", "vps1", &d, &net, &[]).unwrap();
+        assert!(text.starts_with("# vps1: discovered on root@192.0.2.2"), "{text}");
+        let inv = Inventory::from_sources([("printed.toml", text.as_str())]).unwrap();
+        let h = inv.get("vps1").expect("the entry names the host");
+        assert_eq!(h.macs, vec![net.mac.unwrap()]);
+        assert_eq!(h.network, net);
+        assert_eq!(h.ssh_authorized_keys, vec![KEY.to_string()]);
+        assert!(!h.arm, "a printed entry is not armed by itself");
+        assert!(h.disk.wipe, "the disk holds the old system, so the entry must allow wiping it");
+        let root = d.root_disk().unwrap();
+        match &h.disk.serial {
+            Some(s) => assert_eq!(Some(s), root.serial.as_ref()),
+            None => assert_eq!(h.disk.path.as_deref(), Some(root.path.as_str())),
+        }
+    }
+
+    #[test]
+    fn print_host_refuses_without_a_key_and_with_a_bad_name() {
+        use metalboot::reinstall::entry::host_entry;
+        let d = Discovered::parse(&recorded()).unwrap();
+        let net = d.net.network_spec().unwrap();
+        let e = format!("{:#}", host_entry("root@h", "vps1", &d, &net, &[]).unwrap_err());
+        assert!(e.contains("no SSH public key to enrol for vps1"), "{e}");
+        let e = format!("{:#}", host_entry("root@h", "Bad_Name!", &d, &net, &[KEY.into()]).unwrap_err());
+        assert!(e.contains("does not validate") && e.contains("name"), "{e}");
+        // the operator's own key is enough
+        assert!(host_entry("root@h", "vps1", &d, &net, &[KEY.into()]).is_ok());
+    }
 }

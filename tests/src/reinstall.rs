@@ -26,6 +26,12 @@ fn reinstall(s: &Scenario, log: &str) -> Result<(bool, String)> {
 }
 
 fn reinstall_with(s: &Scenario, log: &str, extra: &[&str]) -> Result<(bool, String)> {
+    let (ok, stdout, stderr) = reinstall_as(s, log, "vm1", extra)?;
+    Ok((ok, format!("{stdout}{stderr}")))
+}
+
+/// `metalboot reinstall root@IP --as NAME EXTRA…`: success, stdout, stderr.
+fn reinstall_as(s: &Scenario, log: &str, name: &str, extra: &[&str]) -> Result<(bool, String, String)> {
     let home = s.dir.join("operator-home");
     std::fs::create_dir_all(&home)?;
     let out =
@@ -33,16 +39,54 @@ fn reinstall_with(s: &Scenario, log: &str, extra: &[&str]) -> Result<(bool, Stri
             .current_dir(&s.dir)
             .env("HOME", &home)
             .stdin(std::process::Stdio::null())
-            .args(["--config", "metalboot.toml", "reinstall", &format!("root@{IP}"), "--as", "vm1"])
+            .args(["--config", "metalboot.toml", "reinstall", &format!("root@{IP}"), "--as", name])
             .args(extra)
             .arg("-i")
             .arg(&s.ssh_key)
             .args(["--server", &s.base, "--installer-timeout", "900", "--install-timeout", "2400"])
             .output()
             .context("running metalboot reinstall")?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    std::fs::write(s.dir.join(log), &text)?;
-    Ok((out.status.success(), text))
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    std::fs::write(s.dir.join(log), format!("{stdout}{stderr}"))?;
+    Ok((out.status.success(), stdout.into_owned(), stderr.into_owned()))
+}
+
+/// `--print-host` for a server the inventory does not know: the entry it
+/// prints loads as an inventory (`metalboot check-config`) and keeps the
+/// VM's MAC, disk serial, /32 address and the key that logs in today.
+fn print_host(s: &Scenario) -> Result<()> {
+    let (ok, entry, err) = reinstall_as(s, "reinstall-print-host.log", "newbox", &["--print-host"])?;
+    ensure!(ok, "--print-host failed:\n{entry}{err}");
+    let mac = MAC.to_ascii_lowercase();
+    for want in [
+        "name = \"newbox\"".to_string(),
+        format!("macs = [\"{mac}\"]"),
+        "serial = \"E2E-DISK\"".to_string(),
+        format!("addresses = [\"{IP}/32\"]"),
+        "gateway = \"10.99.0.1\"".to_string(),
+        "mode = \"static\"".to_string(),
+    ] {
+        ensure!(entry.contains(&want), "printed entry lacks {want}:\n{entry}");
+    }
+    let pubkey = std::fs::read_to_string(format!("{}.pub", s.ssh_key.display()))?;
+    let blob = pubkey.split_whitespace().nth(1).context("operator public key")?;
+    ensure!(entry.contains(blob), "printed entry does not enrol the key that logs in today:\n{entry}");
+    let dir = s.dir.join("print-host");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("newbox.toml"), &entry)?;
+    std::fs::write(dir.join("metalboot.toml"), "[server]\ninventory = \"newbox.toml\"\n")?;
+    let check = std::process::Command::new(metalboot_bin())
+        .current_dir(&dir)
+        .args(["--config", "metalboot.toml", "check-config"])
+        .output()?;
+    ensure!(
+        check.status.success(),
+        "the printed entry does not load: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    ensure!(err.contains("nothing was changed"), "--print-host stderr: {err}");
+    Ok(())
 }
 
 fn block_server_from_target(s: &Scenario, on: bool) -> Result<()> {
@@ -113,8 +157,11 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     ensure!(out.contains("nothing was changed"), "dry run:\n{out}");
     let (ok, out) = reinstall_with(&s, "reinstall-unconfirmed.log", &[])?;
     ensure!(!ok && out.contains("without confirmation"), "unconfirmed reinstall:\n{out}");
+    print_host(&s)?;
     ensure!(s.host("vm1")?["timeline"] == before["timeline"], "dry run or refusal changed the host");
-    s.phase("--dry-run shows disk and network; no --yes and no terminal: refused; host unchanged");
+    s.phase(
+        "--dry-run shows disk and network; no --yes and no terminal: refused; --print-host entry loads; host unchanged",
+    );
 
     // 1. the server unreachable from the target: nothing may be lost
     block_server_from_target(&s, true)?;

@@ -32,6 +32,8 @@ echo '### lsblk'
 lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,MOUNTPOINTS 2>/dev/null || lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,MOUNTPOINT
 echo '### kexec'
 command -v kexec || echo none
+echo '### authorized_keys'
+cat "$HOME/.ssh/authorized_keys" 2>/dev/null
 echo '### end'
 "#;
 
@@ -61,6 +63,8 @@ pub struct Discovered {
     pub disks: Vec<DiskFacts>,
     /// Path of `kexec`, if installed.
     pub kexec: Option<String>,
+    /// The login user's `authorized_keys` lines, as found (may be empty).
+    pub authorized_keys: Vec<String>,
 }
 
 fn sections(text: &str) -> Result<BTreeMap<String, String>> {
@@ -117,6 +121,13 @@ impl Discovered {
             net,
             disks,
             kexec,
+            authorized_keys: s
+                .get("authorized_keys")
+                .map(|t| t.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')))
+                .into_iter()
+                .flatten()
+                .map(String::from)
+                .collect(),
         })
     }
 

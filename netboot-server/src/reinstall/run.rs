@@ -12,6 +12,7 @@
 //! installer` with what was tried.
 
 use super::discover::DiskFacts;
+use super::progress::Progress;
 use super::remote::{summary, Discovered, DISCOVER_SCRIPT};
 use super::ssh::{shell_quote, Ssh, Target};
 use crate::client::ApiClient;
@@ -37,6 +38,8 @@ pub struct Options {
     pub yes: bool,
     /// Stop after showing what would happen.
     pub dry_run: bool,
+    /// Print an inventory entry from discovery instead of reinstalling.
+    pub print_host: bool,
     /// How long the installer may take to report after kexec.
     pub installer_timeout: Duration,
     /// How long the whole install may take, to first boot.
@@ -63,14 +66,20 @@ pub fn disk_selector(disk: &DiskFacts, all: &[DiskFacts]) -> DiskSelector {
 struct Clock(Instant, Instant);
 
 impl Clock {
-    fn phase(&mut self, what: &str) {
+    /// `[ 12.3s] what (4.5s)`: since the start, and since the last phase.
+    fn stamp(&mut self, what: &str) -> String {
         let now = Instant::now();
-        println!(
+        let s = format!(
             "[{:>6.1}s] {what} ({:.1}s)",
             now.duration_since(self.0).as_secs_f64(),
             now.duration_since(self.1).as_secs_f64()
         );
         self.1 = now;
+        s
+    }
+
+    fn phase(&mut self, what: &str) {
+        println!("{}", self.stamp(what));
     }
 }
 
@@ -91,7 +100,16 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     let disk = d.root_disk()?.clone();
     let net: NetworkSpec = d.net.network_spec().context("deriving the static network to keep")?;
     let mac = net.mac.context("the kept interface has no MAC")?;
-    let host = client.show(&o.name).with_context(|| format!("looking up host {:?} on the server", o.name))?;
+    if o.print_host {
+        return print_host(o, &d, &net);
+    }
+    let host = client.show(&o.name).with_context(|| {
+        format!(
+            "looking up host {:?} on the server (for a server the inventory does not know yet, \
+             --print-host prints an entry to add)",
+            o.name
+        )
+    })?;
     clock.phase("discovered the target over SSH");
 
     // 2. show and confirm
@@ -119,6 +137,25 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
 
     // 4. follow
     follow(client, &ssh, o, &boot, d.boot_id.as_deref(), host.timeline.len(), &mut clock)
+}
+
+fn print_host(o: &Options, d: &Discovered, net: &NetworkSpec) -> Result<()> {
+    let mut keys = Vec::new();
+    if let Some(id) = &o.identity {
+        let mut p = id.clone().into_os_string();
+        p.push(".pub");
+        if let Ok(k) = std::fs::read_to_string(&p) {
+            keys.push(k.trim().to_string());
+        }
+    }
+    let text = super::entry::host_entry(&o.target.to_string(), &o.name, d, net, &keys)?;
+    print!("{text}");
+    eprintln!(
+        "nothing was changed. Add this entry to the inventory, restart `metalboot serve`, then run:\n  \
+         metalboot reinstall {} --as {}",
+        o.target, o.name
+    );
+    Ok(())
 }
 
 /// The session's scratch directory (pinned host key, downloaded images),
@@ -226,6 +263,7 @@ fn follow(
     clock: &mut Clock,
 ) -> Result<()> {
     let kexec_at = Instant::now();
+    let mut shown = Progress::new(std::io::stdout(), std::io::stdout().is_terminal());
     let mut last_state = HostState::Booting;
     let mut next_probe = Instant::now() + Duration::from_secs(20);
     loop {
@@ -233,24 +271,17 @@ fn follow(
         let h = match client.show(&o.name) {
             Ok(h) => h,
             Err(e) => {
-                eprintln!("  (server: {e:#})");
+                shown.line(&format!("  (server: {e:#})"));
                 continue;
             }
         };
         for e in h.timeline.iter().skip(seen) {
-            let pct = e.percent.map(|p| format!(" {p:>3}%")).unwrap_or_default();
-            let bytes = e.bytes.map(|b| format!(" {:.1} MiB", b as f64 / 1048576.0)).unwrap_or_default();
-            println!(
-                "  {} {}{pct}{bytes} {}",
-                e.at,
-                e.step.as_deref().or(e.state.as_deref()).unwrap_or("-"),
-                e.message
-            );
+            shown.event(e);
         }
         seen = h.timeline.len();
         let state = h.host.record.state;
         if state != last_state {
-            clock.phase(&format!("host {} -> {state}", o.name));
+            shown.line(&clock.stamp(&format!("host {} -> {state}", o.name)));
             last_state = state;
         }
         match state {
@@ -275,6 +306,7 @@ fn follow(
                 }
             }
             HostState::Installed => {
+                drop(shown);
                 println!("{} is installed; new host keys:", o.name);
                 for k in &h.host.record.host_keys {
                     println!("  {}", fingerprint(k).unwrap_or_else(|_| k.clone()));

@@ -1,0 +1,118 @@
+//! `metalboot reinstall … --print-host`: a `[[host]]` inventory entry made
+//! from what discovery found, for a server the inventory does not know yet.
+//! The inventory stays the operator's, in git: metalboot prints the entry
+//! and never edits the files; the operator adds it, restarts `metalboot
+//! serve`, and runs the reinstall.
+//!
+//! The entry pins the disk the way the reinstall itself does (unique serial,
+//! else path and exact size, `wipe = true` since it holds the old system),
+//! keeps the network static on the discovered MAC, and enrols the keys that
+//! may log in as the login user today plus the operator's `--identity` key.
+//! Keys with `authorized_keys` options (`command=`, `from=`, …) are left
+//! out: they are restricted today and must not become root keys unasked.
+
+use super::remote::Discovered;
+use super::run::disk_selector;
+use crate::inventory::Inventory;
+use anyhow::{bail, Context, Result};
+use metalboot_spec::{DiskSelector, MacAddr, NetworkSpec};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct File<'a> {
+    host: [Entry<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    name: &'a str,
+    macs: [MacAddr; 1],
+    arm: bool,
+    ssh_authorized_keys: &'a [String],
+    disk: DiskSelector,
+    network: &'a NetworkSpec,
+}
+
+/// Keys from `authorized_keys` lines that are plain keys metalboot accepts;
+/// a comment it would refuse is dropped, the key kept. Returns the keys and
+/// how many lines were left out.
+pub fn usable_keys(lines: &[String]) -> (Vec<String>, usize) {
+    let mut keys = Vec::new();
+    let mut skipped = 0;
+    for l in lines {
+        let mut words = l.split_whitespace();
+        let bare = match (words.next(), words.next()) {
+            (Some(k), Some(b)) => format!("{k} {b}"),
+            _ => String::new(),
+        };
+        let comment: Vec<&str> = words.collect();
+        let full = format!("{bare} {}", comment.join(" "));
+        let full = full.trim_end();
+        let key = if metalboot_spec::safe::check_ssh_public_key(full).is_ok() {
+            full.to_string()
+        } else if metalboot_spec::safe::check_ssh_public_key(&bare).is_ok() {
+            bare
+        } else {
+            skipped += 1;
+            continue;
+        };
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    (keys, skipped)
+}
+
+/// The inventory entry for `name`, as TOML with a header saying where it
+/// came from; checked by loading it as an inventory before it is returned.
+pub fn host_entry(
+    target: &str,
+    name: &str,
+    d: &Discovered,
+    net: &NetworkSpec,
+    extra_keys: &[String],
+) -> Result<String> {
+    let disk = d.root_disk()?;
+    let mac = net.mac.context("the kept interface has no MAC")?;
+    let mut lines = extra_keys.to_vec();
+    lines.extend(d.authorized_keys.iter().cloned());
+    let (keys, skipped) = usable_keys(&lines);
+    if keys.is_empty() {
+        bail!(
+            "no SSH public key to enrol for {name}: the target's authorized_keys has none metalboot can use \
+             ({skipped} left out) and no --identity KEY with KEY.pub beside it was given"
+        );
+    }
+    let file = File {
+        host: [Entry {
+            name,
+            macs: [mac],
+            arm: false,
+            ssh_authorized_keys: &keys,
+            disk: disk_selector(disk, &d.disks),
+            network: net,
+        }],
+    };
+    let body = toml::to_string(&file).context("writing the entry as TOML")?;
+    let mut out = format!(
+        "# {name}: discovered on {target} (\"{}\", {}, {:?} boot) by metalboot reinstall --print-host\n\
+         # disk {} ({} bytes); the network is kept static on {mac}\n",
+        printable(&d.hostname),
+        printable(&d.kernel),
+        d.boot,
+        disk.path,
+        disk.size,
+    );
+    if skipped > 0 {
+        out.push_str(&format!("# {skipped} authorized_keys line(s) with options or unknown types were left out\n"));
+    }
+    out.push_str(&body);
+    Inventory::from_sources([("the printed entry", out.as_str())])
+        .with_context(|| format!("the entry made for {name:?} does not validate"))?;
+    Ok(out)
+}
+
+/// For the comment header: no newlines or control characters from the target.
+fn printable(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
