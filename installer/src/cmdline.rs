@@ -57,6 +57,11 @@ pub struct BootArgs {
     /// reached (before anything is written), reboot instead of stopping: a
     /// kexec'd installer then comes back up as the old system.
     pub reboot_on_no_network: bool,
+    /// `metalboot.standalone`: the plan, image and host keys came inside the
+    /// initramfs (`metalboot.plan`); nothing is fetched or reported. The
+    /// carried network is still brought up and must reach its gateway
+    /// before anything is written.
+    pub standalone: bool,
 }
 
 /// Why the command line could not be used.
@@ -132,6 +137,7 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, CmdlineError> {
                 a.bootif = Some(mac.parse().map_err(|e: String| CmdlineError::Bad(format!("BOOTIF: {e}")))?);
             }
             "ip" => a.net = parse_ip(v)?,
+            "metalboot.standalone" => a.standalone = true,
             "metalboot.fallback" => match v {
                 "reboot" => a.reboot_on_no_network = true,
                 "stop" => a.reboot_on_no_network = false,
@@ -139,6 +145,9 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, CmdlineError> {
             },
             _ => {}
         }
+    }
+    if a.standalone && a.plan.is_none() {
+        return Err(CmdlineError::Bad("metalboot.standalone needs metalboot.plan=FILE (the carried plan)".into()));
     }
     if let Some(h) = &a.host {
         metalboot_spec::safe::check_host_name(h).map_err(|e| CmdlineError::Bad(format!("metalboot.host: {e}")))?;
@@ -173,6 +182,14 @@ mod tests {
         assert_eq!(a.bootif.unwrap().to_string(), "52:54:00:ab:cd:ef");
         assert_eq!(a.net, NetConfig::Dhcp);
         assert!(!a.reboot_on_no_network);
+    }
+
+    #[test]
+    fn standalone_needs_a_carried_plan() {
+        let a = parse("metalboot.standalone metalboot.plan=/metalboot/plan.json").unwrap();
+        assert!(a.standalone && a.plan.as_deref() == Some("/metalboot/plan.json"));
+        assert!(!parse("metalboot.plan=/p.json").unwrap().standalone);
+        assert!(parse("metalboot.standalone").unwrap_err().to_string().contains("metalboot.plan"));
     }
 
     #[test]

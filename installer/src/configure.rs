@@ -5,7 +5,7 @@
 
 use crate::cmd::in_target;
 use crate::render;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use metalboot_spec::InstallPlan;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -48,7 +48,13 @@ pub fn by_uuid_link(uuid: &str, dev: &str) -> Result<()> {
 }
 
 /// Writes every per-host file. The chroot needs /dev etc. bound already.
-pub fn configure_system(target: &Path, plan: &InstallPlan, token: &str, root_uuid: &str, esp_uuid: &str) -> Result<()> {
+pub fn configure_system(
+    target: &Path,
+    plan: &InstallPlan,
+    opts: &crate::install::Options,
+    root_uuid: &str,
+    esp_uuid: &str,
+) -> Result<()> {
     write(target, "etc/fstab", &render::fstab(root_uuid, esp_uuid, &plan.layout), 0o644)?;
     write(target, "etc/hostname", &format!("{}\n", plan.hostname), 0o644)?;
     write(target, "etc/hosts", &render::hosts(&plan.hostname), 0o644)?;
@@ -71,8 +77,16 @@ pub fn configure_system(target: &Path, plan: &InstallPlan, token: &str, root_uui
             std::fs::remove_file(entry.path())?;
         }
     }
-    in_target(target, &["ssh-keygen", "-A"]).context("generating SSH host keys")?;
-    write(target, "etc/metalboot/phone-home.env", &render::phone_home_env(plan, token), 0o600)?;
+    match &opts.host_keys {
+        Some(dir) => install_host_keys(dir, &target.join("etc/ssh"))?,
+        None => {
+            in_target(target, &["ssh-keygen", "-A"]).context("generating SSH host keys")?;
+        }
+    }
+    if !opts.phone_home {
+        return write(target, "etc/default/grub.d/metalboot.cfg", &render::grub_defaults(plan), 0o644);
+    }
+    write(target, "etc/metalboot/phone-home.env", &render::phone_home_env(plan, &opts.token), 0o600)?;
     let wants = target.join("etc/systemd/system/multi-user.target.wants");
     std::fs::create_dir_all(&wants)?;
     let link = wants.join("metalboot-phone-home.service");
@@ -80,6 +94,34 @@ pub fn configure_system(target: &Path, plan: &InstallPlan, token: &str, root_uui
     std::os::unix::fs::symlink("/etc/systemd/system/metalboot-phone-home.service", &link)
         .context("enabling the phone-home unit")?;
     write(target, "etc/default/grub.d/metalboot.cfg", &render::grub_defaults(plan), 0o644)?;
+    Ok(())
+}
+
+/// Copies carried `ssh_host_*` keys into the new system: private keys 0600,
+/// public keys 0644. At least one pair must be there.
+fn install_host_keys(from: &Path, etc_ssh: &Path) -> Result<()> {
+    let mut pairs = 0;
+    let mut names: Vec<String> = std::fs::read_dir(from)
+        .with_context(|| format!("reading carried host keys in {}", from.display()))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ssh_host_") && n.ends_with("_key"))
+        .collect();
+    names.sort();
+    for n in names {
+        let pubname = format!("{n}.pub");
+        if !from.join(&pubname).is_file() {
+            bail!("carried host key {n} has no {pubname}");
+        }
+        for (f, mode) in [(n.as_str(), 0o600), (pubname.as_str(), 0o644)] {
+            std::fs::copy(from.join(f), etc_ssh.join(f)).with_context(|| format!("installing host key {f}"))?;
+            std::fs::set_permissions(etc_ssh.join(f), std::fs::Permissions::from_mode(mode))?;
+        }
+        pairs += 1;
+    }
+    if pairs == 0 {
+        bail!("{} holds no ssh_host_*_key pair", from.display());
+    }
     Ok(())
 }
 

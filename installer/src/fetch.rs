@@ -75,8 +75,54 @@ pub fn post_json(url: &str, token: &str, body: &serde_json::Value) -> Result<()>
 }
 
 /// Streams `url` into `sink`, verifying `size` and `sha256`. `progress` gets
-/// bytes so far. Resumes up to 10 times after a dropped connection.
+/// bytes so far. Resumes up to 10 times after a dropped connection. A
+/// `file:///path` URL reads a file the installer carries (a standalone
+/// reinstall brings the image inside its initramfs), with the same checks.
 pub fn stream_image(
+    url: &str,
+    size: u64,
+    sha256: &str,
+    sink: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, FetchError> {
+    match url.strip_prefix("file://") {
+        Some(path) => stream_file(path, size, sha256, sink, progress),
+        None => stream_http(url, size, sha256, sink, progress),
+    }
+}
+
+fn stream_file(
+    path: &str,
+    size: u64,
+    sha256: &str,
+    sink: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, FetchError> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening the carried image {path}"))?;
+    let mut hasher = Sha256::new();
+    let mut done: u64 = 0;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).with_context(|| format!("reading {path}"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        sink.write_all(&buf[..n]).context("writing image to the unpacker")?;
+        done += n as u64;
+        progress(done);
+    }
+    if done != size {
+        return Err(anyhow::anyhow!("{path}: {done} bytes, the plan says {size}").into());
+    }
+    let got = hex::encode(hasher.finalize());
+    if got != sha256 {
+        return Err(FetchError::Checksum { got, want: sha256.to_string() });
+    }
+    Ok(done)
+}
+
+fn stream_http(
     url: &str,
     size: u64,
     sha256: &str,

@@ -32,6 +32,12 @@ pub struct Options {
     pub token: String,
     /// Install GRUB (false in tests that only check the filesystem).
     pub bootloader: bool,
+    /// Install these `ssh_host_*` files instead of generating host keys
+    /// (standalone reinstall: the operator's side chose and pinned them).
+    pub host_keys: Option<PathBuf>,
+    /// Enable the first-boot phone-home unit (off when the host cannot reach
+    /// the server: standalone).
+    pub phone_home: bool,
 }
 
 /// What the installer will do, computed without touching anything.
@@ -207,7 +213,7 @@ fn write_system(
     *current = "configure";
     rep.step("configure", &plan.hostname);
     fs::bind_system(&opts.target)?;
-    configure::configure_system(&opts.target, plan, &opts.token, &root_uuid, &esp_uuid)?;
+    configure::configure_system(&opts.target, plan, opts, &root_uuid, &esp_uuid)?;
     rep.done("configure", "fstab, network, keys, host keys, phone-home");
 
     if opts.bootloader {

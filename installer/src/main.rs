@@ -14,6 +14,7 @@ const USAGE: &str = "usage:
   metalboot-installer plan --dry-run --plan FILE [--loop-only]
                                                  print what an install would do; touch nothing
   metalboot-installer install --plan FILE [--token T] [--loop-only] [--no-bootloader] [--no-report]
+                              [--host-keys DIR] [--no-phone-home]
                                                  install from a local plan file
   metalboot-installer --version";
 
@@ -65,6 +66,8 @@ fn options(args: &[String], token: &str) -> Options {
         scratch: value(args, "--scratch").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/mnt/metalboot-top")),
         token: token.to_string(),
         bootloader: !flag(args, "--no-bootloader"),
+        host_keys: value(args, "--host-keys").map(PathBuf::from),
+        phone_home: !flag(args, "--no-phone-home"),
     }
 }
 
@@ -121,6 +124,22 @@ fn init() -> Result<()> {
     let token = args.token.clone().unwrap_or_default();
     let mut rep = Reporter::new(None, &token);
     let plan = match (&args.plan, &args.url, &args.host) {
+        (Some(p), _, _) if args.standalone => {
+            // nothing to fetch, but the network the new system keeps must
+            // work before anything is written
+            let proved = (|| {
+                let iface = net::find_interface(args.bootif.as_ref(), Duration::from_secs(20))?;
+                let summary = net::bring_up(&iface, &args.net)?;
+                println!("metalboot: network: {summary}");
+                let proof = net::prove_gateway(&iface, &args.net).with_context(|| format!("with {summary}"))?;
+                rep.step("network", &format!("{summary}; {proof}"));
+                read_plan(p)
+            })();
+            match proved {
+                Ok(p) => p,
+                Err(e) => no_network(e, args.reboot_on_no_network)?,
+            }
+        }
         (Some(p), _, _) => read_plan(p)?,
         (None, Some(url), Some(host)) => {
             rep.set_endpoint(&format!("{url}/v1/hosts/{host}/events"));
@@ -135,22 +154,17 @@ fn init() -> Result<()> {
             })();
             match reached {
                 Ok(p) => p,
-                Err(e) if args.reboot_on_no_network => {
-                    println!("metalboot: failed: no network in installer: {e:#}");
-                    println!(
-                        "metalboot: nothing was written; rebooting into the system on disk (metalboot.fallback=reboot)"
-                    );
-                    std::thread::sleep(Duration::from_secs(3));
-                    reboot();
-                }
-                Err(e) => return Err(e.context("no network in installer")),
+                Err(e) => no_network(e, args.reboot_on_no_network)?,
             }
         }
         _ => bail!(
             "nothing to do: the kernel command line has neither metalboot.url + metalboot.host nor metalboot.plan"
         ),
     };
-    rep.set_endpoint(&plan.endpoints.events);
+    if !args.standalone {
+        rep.set_endpoint(&plan.endpoints.events);
+    }
+    let carried_keys = Path::new(CARRIED_HOST_KEYS);
     let opts = Options {
         sys: PathBuf::from("/sys"),
         loop_only: false,
@@ -158,12 +172,16 @@ fn init() -> Result<()> {
         scratch: PathBuf::from("/mnt/metalboot-top"),
         token: token.clone(),
         bootloader: true,
+        host_keys: (args.standalone && carried_keys.is_dir()).then(|| carried_keys.to_path_buf()),
+        phone_home: !args.standalone,
     };
     match install::install(&plan, &opts, &mut rep) {
         Ok(keys) => {
             rep.step("report", &format!("{} host keys", keys.len()));
             let body = serde_json::json!({ "host_keys": keys });
-            if let Err(e) = fetch::post_json(&plan.endpoints.report, &token, &body) {
+            if args.standalone {
+                println!("metalboot: standalone: the host keys were chosen by whoever started this install");
+            } else if let Err(e) = fetch::post_json(&plan.endpoints.report, &token, &body) {
                 println!("metalboot: could not report host keys: {e:#}");
             }
             println!("metalboot: install finished in {:.1}s; rebooting", rep.elapsed());
@@ -178,6 +196,20 @@ fn init() -> Result<()> {
             Err(e)
         }
     }
+}
+
+/// Where a standalone reinstall puts the new system's SSH host keys.
+const CARRIED_HOST_KEYS: &str = "/metalboot/ssh";
+
+/// The network or the server could not be reached; nothing was written.
+fn no_network(e: anyhow::Error, reboot_back: bool) -> Result<InstallPlan> {
+    if !reboot_back {
+        return Err(e.context("no network in installer"));
+    }
+    println!("metalboot: failed: no network in installer: {e:#}");
+    println!("metalboot: nothing was written; rebooting into the system on disk (metalboot.fallback=reboot)");
+    std::thread::sleep(Duration::from_secs(3));
+    reboot();
 }
 
 fn power_off() -> ! {

@@ -105,6 +105,31 @@ pub fn bring_up(iface: &str, cfg: &NetConfig) -> Result<String> {
     }
 }
 
+/// Proves the carried network reaches its IPv4 gateway (it answers ARP from
+/// our address), for a standalone install that has no server to reach
+/// before it writes anything.
+pub fn prove_gateway(iface: &str, cfg: &NetConfig) -> Result<String> {
+    match cfg {
+        NetConfig::Static(StaticIp { gateway: Some(gw), address, .. }) => {
+            let (src, gw) = (address.to_string(), gw.to_string());
+            let out = Command::new(BUSYBOX)
+                .args(["arping", "-f", "-c", "5", "-w", "8", "-I", iface, "-s", &src, &gw])
+                .output()
+                .context("running arping")?;
+            if !out.status.success() {
+                bail!(
+                    "gateway {gw} does not answer ARP on {iface} from {src}: {}",
+                    String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").trim()
+                );
+            }
+            Ok(format!("gateway {gw} answers ARP on {iface}"))
+        }
+        NetConfig::Static(_) => Ok(format!("{iface}: static without a gateway; nothing to prove")),
+        NetConfig::Dhcp => Ok(format!("{iface}: a DHCP lease was obtained")),
+        NetConfig::Off => bail!("ip=off: a standalone install needs the network it keeps"),
+    }
+}
+
 fn configure_static(iface: &str, s: &StaticIp) -> Result<()> {
     ip(&["addr", "add", &format!("{}/{}", s.address, s.prefix), "dev", iface])?;
     if let Some(gw) = s.gateway {

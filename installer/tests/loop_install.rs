@@ -19,6 +19,8 @@ fn opts(dir: &Path) -> Options {
         scratch: dir.join("scratch"),
         token: "looptoken".into(),
         bootloader: false,
+        host_keys: None,
+        phone_home: true,
     }
 }
 

@@ -108,6 +108,11 @@ pub enum Command {
         /// today's authorized_keys), change nothing.
         #[arg(long, conflicts_with_all = ["yes", "dry_run"])]
         print_host: bool,
+        /// The target cannot reach the server: carry the plan, the image and
+        /// new host keys to it in RAM through this SSH session, and report
+        /// for it when the new system answers SSH with the pinned key.
+        #[arg(long)]
+        standalone: bool,
         /// Seconds the installer may take to reach the server after kexec.
         #[arg(long, default_value_t = 600)]
         installer_timeout: u64,
@@ -249,6 +254,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             yes,
             dry_run,
             print_host,
+            standalone,
             installer_timeout,
             install_timeout,
             server,
@@ -261,6 +267,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 yes,
                 dry_run,
                 print_host,
+                standalone,
                 installer_timeout: std::time::Duration::from_secs(installer_timeout),
                 install_timeout: std::time::Duration::from_secs(install_timeout),
             };

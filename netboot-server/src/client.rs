@@ -2,6 +2,7 @@
 
 use crate::cli::HostsAction;
 use crate::http::api_types::{FailRequest, HostDetail, HostView, ReinstallBoot, ReinstallRequest};
+use crate::state::{HostReport, ProgressEvent};
 use anyhow::{bail, Context, Result};
 
 /// Talks to one server with one bearer token.
@@ -72,6 +73,23 @@ impl ApiClient {
     /// Records a failure the installer could not report.
     pub fn fail(&self, name: &str, step: &str, error: &str) -> Result<HostView> {
         self.post_json(&format!("/v1/hosts/{name}/fail"), &FailRequest { step: step.into(), error: error.into() })
+    }
+
+    /// The host's install plan, fetched with its install token.
+    pub fn plan(&self, name: &str, token: &str) -> Result<metalboot_spec::InstallPlan> {
+        let text = self.call("GET", &format!("/v1/hosts/{name}/plan?token={}", urlencode(token)))?;
+        serde_json::from_str(&text).context("parsing the plan")
+    }
+
+    /// Posts a progress event on the host's behalf (token-authenticated).
+    pub fn event(&self, name: &str, token: &str, ev: &ProgressEvent) -> Result<serde_json::Value> {
+        self.post_json(&format!("/v1/hosts/{name}/events?token={}", urlencode(token)), ev)
+    }
+
+    /// Reports host keys and addresses on the host's behalf: `report`
+    /// (the installer's final report) or `installed` (first boot).
+    pub fn host_report(&self, name: &str, token: &str, what: &str, rep: &HostReport) -> Result<serde_json::Value> {
+        self.post_json(&format!("/v1/hosts/{name}/{what}?token={}", urlencode(token)), rep)
     }
 
     /// Streams `url` (an asset) into `out`; returns the byte count.

@@ -118,6 +118,29 @@ fn block_server_from_target(s: &Scenario, on: bool) -> Result<()> {
     Ok(())
 }
 
+/// After `what`: the host is installed with new host keys, the new system
+/// presents them (SSH pinned to what the server holds) on the same /32, the
+/// old key no longer answers and the old marker is gone. Returns the keys
+/// and the known_hosts file.
+fn new_system(
+    s: &mut Scenario,
+    old_keys: &serde_json::Value,
+    old_kh: &std::path::Path,
+    what: &str,
+) -> Result<(serde_json::Value, std::path::PathBuf)> {
+    let h = s.host("vm1")?;
+    ensure!(h["state"] == "installed", "host is {} after {what}", h["state"]);
+    ensure!(&h["host_keys"] != old_keys, "host keys did not change in {what}");
+    let kh = known_hosts(s, IP)?;
+    s.wait_ssh(IP, &kh, Duration::from_secs(300))?;
+    ensure!(s.ssh(IP, old_kh, "true").is_err(), "the old host key still answers after {what}");
+    let gone = s.ssh(IP, &kh, &format!("test -e {MARKER} && echo present || echo gone"))?;
+    ensure!(gone.trim() == "gone", "the old system's marker survived {what}");
+    let addr = s.ssh(IP, &kh, "ip -4 -o addr show scope global")?;
+    ensure!(addr.contains(&format!("{IP}/32")), "address after {what}: {addr}");
+    Ok((h["host_keys"].clone(), kh))
+}
+
 /// Runs the whole scenario; returns it (timeline, logs).
 pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     crate::harness::require_assets()?;
@@ -178,7 +201,26 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     ensure!(marker.trim() == "old-system", "marker: {marker:?}");
     s.phase("old system back on its disk, untouched (marker present, old host key)");
 
-    // 2. reachable: wiped, installed, back on the same address
+    // 2. standalone, the server still unreachable from the target: plan,
+    // image and new host keys travel over SSH into the installer's RAM
+    block_server_from_target(&s, true)?;
+    let (ok, out) = reinstall_with(&s, "reinstall-standalone.log", &["--yes", "--standalone"])?;
+    block_server_from_target(&s, false)?;
+    ensure!(ok, "standalone reinstall failed:\n{out}");
+    for line in out.lines().filter(|l| l.starts_with('[')) {
+        println!("  standalone: {line}");
+    }
+    let (keys, kh) = new_system(&mut s, &old_keys, &old_kh, "the standalone reinstall")?;
+    let wants = "/etc/systemd/system/multi-user.target.wants/metalboot-phone-home.service";
+    let phoned = s.ssh(IP, &kh, &format!("test -e {wants} && echo on || echo off"))?;
+    ensure!(phoned.trim() == "off", "a standalone install enabled the phone-home unit");
+    s.ssh(IP, &kh, &format!("echo standalone-system > {MARKER} && sync"))?;
+    s.phase("standalone: installed with the server unreachable; pinned host keys reported; marker gone");
+    let old_kh = s.dir.join("known_hosts.standalone-system");
+    std::fs::copy(&kh, &old_kh)?;
+    let old_keys = keys;
+
+    // 3. reachable: wiped, installed, back on the same address
     let (ok, out) = reinstall(&s, "reinstall.log")?;
     ensure!(ok, "reinstall failed:\n{out}");
     for line in out.lines().filter(|l| l.starts_with('[')) {
@@ -186,16 +228,7 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     }
     ensure!(out.contains("is installed; new host keys"), "reinstall output:\n{out}");
     s.phase("reinstall finished: the host phoned home");
-    let h = s.host("vm1")?;
-    ensure!(h["state"] == "installed", "host is {}", h["state"]);
-    ensure!(h["host_keys"] != old_keys, "host keys did not change");
-    let kh = known_hosts(&s, IP)?;
-    s.wait_ssh(IP, &kh, Duration::from_secs(300))?;
-    ensure!(s.ssh(IP, &old_kh, "true").is_err(), "the old host key still answers");
-    let gone = s.ssh(IP, &kh, &format!("test -e {MARKER} && echo present || echo gone"))?;
-    ensure!(gone.trim() == "gone", "the old system's marker survived the reinstall");
-    let addr = s.ssh(IP, &kh, "ip -4 -o addr show scope global")?;
-    ensure!(addr.contains(&format!("{IP}/32")), "address after reinstall: {addr}");
+    let (_, kh) = new_system(&mut s, &old_keys, &old_kh, "the reinstall")?;
     s.phase("same static address, new host keys, marker gone");
     let mut i = Installed { s, vm, ip: IP.into(), known_hosts: kh };
     check_installed(&mut i)?;

@@ -6,7 +6,9 @@
 
 pub mod discover;
 pub mod entry;
+pub mod payload;
 pub mod progress;
 pub mod remote;
 pub mod run;
 pub mod ssh;
+pub mod standalone;

@@ -15,6 +15,7 @@ use super::discover::DiskFacts;
 use super::progress::Progress;
 use super::remote::{summary, Discovered, DISCOVER_SCRIPT};
 use super::ssh::{shell_quote, Ssh, Target};
+use super::standalone::{self, Carried};
 use crate::client::ApiClient;
 use crate::http::api_types::{ReinstallBoot, ReinstallRequest};
 use crate::state::HostState;
@@ -40,6 +41,9 @@ pub struct Options {
     pub dry_run: bool,
     /// Print an inventory entry from discovery instead of reinstalling.
     pub print_host: bool,
+    /// The target cannot reach the server: carry plan, image and host keys
+    /// in RAM (see [`super::standalone`]).
+    pub standalone: bool,
     /// How long the installer may take to report after kexec.
     pub installer_timeout: Duration,
     /// How long the whole install may take, to first boot.
@@ -128,7 +132,21 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     let req = ReinstallRequest { mac, network: net.clone(), disk: disk_selector(&disk, &d.disks), via: via.into() };
     let boot = client.reinstall(&o.name, &req)?;
     clock.phase("server issued the installer and token");
-    if let Err(e) = boot_installer(client, &ssh, &session, &boot) {
+    let carried = match o.standalone.then(|| carry(client, &ssh, &session, &o.name, &boot)).transpose() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = client.fail(&o.name, "standalone", &format!("{e:#}"));
+            return Err(e.context("preparing the standalone payload (nothing was changed on the target)"));
+        }
+    };
+    if let Some(c) = &carried {
+        clock.phase(&format!(
+            "standalone payload ready: plan, image and {} host keys, {:.1} MiB",
+            c.host_keys.len(),
+            c.payload_bytes as f64 / 1048576.0
+        ));
+    }
+    if let Err(e) = boot_installer(client, &ssh, &session, &boot, carried.as_ref()) {
         let msg = format!("{e:#}");
         let _ = client.fail(&o.name, "kexec", &msg);
         return Err(e.context("starting the installer (the old system is still running)"));
@@ -136,7 +154,22 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     clock.phase("installer uploaded and kexec started");
 
     // 4. follow
-    follow(client, &ssh, o, &boot, d.boot_id.as_deref(), host.timeline.len(), &mut clock)
+    match &carried {
+        Some(c) => follow_standalone(client, &ssh, o, &boot, c, d.boot_id.as_deref(), &session, &mut clock),
+        None => follow(client, &ssh, o, &boot, d.boot_id.as_deref(), host.timeline.len(), &mut clock),
+    }
+}
+
+fn carry(
+    client: &ApiClient,
+    ssh: &Ssh,
+    session: &std::path::Path,
+    name: &str,
+    boot: &ReinstallBoot,
+) -> Result<Carried> {
+    let c = standalone::prepare(client, session, name, boot)?;
+    standalone::check_memory(ssh, &c)?;
+    Ok(c)
 }
 
 fn print_host(o: &Options, d: &Discovered, net: &NetworkSpec) -> Result<()> {
@@ -219,37 +252,149 @@ fn ensure_kexec(ssh: &Ssh, d: &Discovered) -> Result<&'static str> {
     Ok("kexec")
 }
 
-fn sha256_file(p: &std::path::Path) -> Result<String> {
+/// Hex sha256 of a file.
+pub fn sha256_file(p: &std::path::Path) -> Result<String> {
     let mut f = std::fs::File::open(p)?;
     let mut h = sha2::Sha256::new();
     std::io::copy(&mut f, &mut h)?;
     Ok(hex::encode(h.finalize()))
 }
 
-fn boot_installer(client: &ApiClient, ssh: &Ssh, session: &std::path::Path, boot: &ReinstallBoot) -> Result<()> {
-    let dir = "/run/metalboot";
-    ssh.check("creating /run/metalboot", &["mkdir", "-p", dir], b"")?;
-    let mut sums = Vec::new();
+fn boot_installer(
+    client: &ApiClient,
+    ssh: &Ssh,
+    session: &std::path::Path,
+    boot: &ReinstallBoot,
+    carried: Option<&Carried>,
+) -> Result<()> {
+    // a standalone payload is too big for the tmpfs /run: it goes on the
+    // disk that is about to be wiped anyway
+    let dir = if carried.is_some() { "/var/tmp/metalboot" } else { "/run/metalboot" };
+    ssh.check(&format!("creating {dir}"), &["mkdir", "-p", dir], b"")?;
+    let result = upload_and_load(client, ssh, session, boot, carried, dir);
+    if result.is_err() && carried.is_some() {
+        let _ = ssh.check("cleaning up", &["rm", "-rf", dir], b"");
+    }
+    result
+}
+
+fn upload_and_load(
+    client: &ApiClient,
+    ssh: &Ssh,
+    session: &std::path::Path,
+    boot: &ReinstallBoot,
+    carried: Option<&Carried>,
+    dir: &str,
+) -> Result<()> {
+    let mut files = Vec::new();
     for (url, name) in [(&boot.kernel_url, "vmlinuz"), (&boot.initramfs_url, "initramfs.img")] {
         let local = session.join(name);
         let mut f = std::fs::File::create(&local)?;
-        let n = client.download(url, &mut f)?;
-        drop(f);
-        ssh.upload(&local, &format!("{dir}/{name}"))?;
-        println!("  sent {name}: {n} bytes");
-        sums.push(format!("{}  {dir}/{name}\n", sha256_file(&local)?));
+        client.download(url, &mut f)?;
+        files.push((local, name));
+    }
+    if let Some(c) = carried {
+        files.push((c.payload.clone(), "payload.cpio"));
+        let bytes: u64 = files.iter().map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
+        let need_kib = bytes / 1024 + 65536;
+        let df = format!(
+            "avail=$(df -Pk {dir} | awk 'NR==2 {{print $4}}'); [ \"$avail\" -ge {need_kib} ] || \
+             {{ echo \"only $avail KiB free in {dir}; the standalone payload needs {need_kib} KiB\" >&2; exit 5; }}"
+        );
+        ssh.check("checking free space for the payload", &["sh", "-c", &shell_quote(&df)], b"")?;
+    }
+    let mut sums = Vec::new();
+    for (local, name) in &files {
+        ssh.upload(local, &format!("{dir}/{name}"))?;
+        println!("  sent {name}: {} bytes", std::fs::metadata(local)?.len());
+        sums.push(format!("{}  {dir}/{name}\n", sha256_file(local)?));
     }
     ssh.check(
         "checking the uploaded files (sha256sum -c)",
         &["sha256sum", "-c", "--quiet", "-"],
         sums.concat().as_bytes(),
     )?;
-    let load =
-        format!("kexec -l {dir}/vmlinuz --initrd={dir}/initramfs.img --command-line={}", shell_quote(&boot.cmdline));
+    let (initrd, cmdline) = match carried {
+        // the uncompressed payload first, the compressed initramfs after it
+        Some(c) => {
+            let join = format!("cat {dir}/initramfs.img >> {dir}/payload.cpio");
+            ssh.check("joining the payload and the installer initramfs", &["sh", "-c", &shell_quote(&join)], b"")?;
+            (format!("{dir}/payload.cpio"), c.cmdline.as_str())
+        }
+        None => (format!("{dir}/initramfs.img"), boot.cmdline.as_str()),
+    };
+    let load = format!("kexec -l {dir}/vmlinuz --initrd={initrd} --command-line={}", shell_quote(cmdline));
     ssh.check("loading the installer (kexec -l)", &["sh", "-c", &shell_quote(&load)], b"")?;
     // detached, so the SSH session ends cleanly before the system goes
     let exec = "nohup sh -c 'sleep 2; sync; systemctl kexec 2>/dev/null || kexec -e' </dev/null >/dev/null 2>&1 &";
     ssh.check("starting kexec", &["sh", "-c", &shell_quote(exec)], b"")?;
+    Ok(())
+}
+
+/// Standalone: the installer reports nothing, so this command watches the
+/// target's SSH: the old host key with a new boot id means it rebooted
+/// into the old system (the carried network failed); the pinned new key
+/// means the new system is up, and this command reports for it.
+#[allow(clippy::too_many_arguments)]
+fn follow_standalone(
+    client: &ApiClient,
+    old: &Ssh,
+    o: &Options,
+    boot: &ReinstallBoot,
+    c: &Carried,
+    old_boot_id: Option<&str>,
+    session: &std::path::Path,
+    clock: &mut Clock,
+) -> Result<()> {
+    let kexec_at = Instant::now();
+    let ev = crate::state::ProgressEvent {
+        step: "kexec".into(),
+        message: "standalone installer started from RAM; it reports nothing until the new system answers SSH".into(),
+        ..Default::default()
+    };
+    if let Err(e) = client.event(&o.name, &boot.token, &ev) {
+        println!("  (server: {e:#})");
+    }
+    let pins = session.join("known_hosts.new");
+    std::fs::write(&pins, standalone::pins(&o.target.host, o.target.port, &c.host_keys))?;
+    let new = Ssh::new(o.target.clone(), o.identity.clone(), &pins);
+    println!("  waiting for the new system to answer SSH with its pinned host key");
+    loop {
+        std::thread::sleep(Duration::from_secs(10));
+        match new.run(false, &["true"], b"", 5) {
+            Ok(out) if out.code == Some(0) => break,
+            // the host key is checked before authentication: a refusal
+            // after it still proves this is the new system
+            Ok(out) if out.stderr.contains("Permission denied") => {
+                println!("  the new system answers with its pinned key but refuses our SSH key: {}", out.stderr);
+                break;
+            }
+            _ => {}
+        }
+        if let Some(id) = old.pinned_boot_id(Duration::from_secs(5)) {
+            if old_boot_id.is_some_and(|old| old != id) {
+                return stranded(client, o, &c.cmdline, "the target rebooted into its old system, untouched");
+            }
+            if kexec_at.elapsed() > Duration::from_secs(180) {
+                let msg = "kexec did not happen: the old system is still running (same boot id after 180 s)";
+                return give_up(client, o, "kexec", msg);
+            }
+        }
+        if kexec_at.elapsed() > o.install_timeout {
+            let msg = format!("the new system did not answer SSH with its pinned key within {:?}", o.install_timeout);
+            return give_up(client, o, "install", &msg);
+        }
+    }
+    clock.phase("the new system answers SSH with the pinned host key");
+    let rep = crate::state::HostReport { host_keys: c.host_keys.clone(), addresses: vec![o.target.host.clone()] };
+    client.host_report(&o.name, &boot.token, "report", &rep).context("reporting the host keys")?;
+    client.host_report(&o.name, &boot.token, "installed", &rep).context("recording the host as installed")?;
+    clock.phase(&format!("host {} -> installed (reported by this command)", o.name));
+    println!("{} is installed; new host keys:", o.name);
+    for k in &c.host_keys {
+        println!("  {}", fingerprint(k).unwrap_or_else(|_| k.clone()));
+    }
+    println!("connect:  metalboot known-hosts >> ~/.ssh/known_hosts && ssh {}", o.target);
     Ok(())
 }
 
@@ -290,7 +435,8 @@ fn follow(
                     next_probe = Instant::now() + Duration::from_secs(10);
                     match ssh.pinned_boot_id(Duration::from_secs(5)) {
                         Some(id) if old_boot_id.is_some_and(|old| old != id) => {
-                            return stranded(client, o, boot, "the target rebooted into its old system, untouched");
+                            let what = "the target rebooted into its old system, untouched";
+                            return stranded(client, o, &boot.cmdline, what);
                         }
                         Some(_) if kexec_at.elapsed() > Duration::from_secs(180) => {
                             let msg =
@@ -302,7 +448,7 @@ fn follow(
                 }
                 if kexec_at.elapsed() > o.installer_timeout {
                     let what = format!("the installer did not report within {:?}", o.installer_timeout);
-                    return stranded(client, o, boot, &what);
+                    return stranded(client, o, &boot.cmdline, &what);
                 }
             }
             HostState::Installed => {
@@ -333,11 +479,15 @@ fn follow(
     }
 }
 
-fn stranded(client: &ApiClient, o: &Options, boot: &ReinstallBoot, what: &str) -> Result<()> {
-    let tried: Vec<&str> = boot
-        .cmdline
+fn stranded(client: &ApiClient, o: &Options, cmdline: &str, what: &str) -> Result<()> {
+    let tried: Vec<&str> = cmdline
         .split_whitespace()
-        .filter(|w| w.starts_with("ip=") || w.starts_with("BOOTIF=") || w.starts_with("metalboot.url="))
+        .filter(|w| {
+            w.starts_with("ip=")
+                || w.starts_with("BOOTIF=")
+                || w.starts_with("metalboot.url=")
+                || *w == "metalboot.standalone"
+        })
         .collect();
     let msg = format!("no network in installer: {what}; it tried {}", tried.join(" "));
     give_up(client, o, "network", &msg)
