@@ -201,7 +201,29 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     ensure!(marker.trim() == "old-system", "marker: {marker:?}");
     s.phase("old system back on its disk, untouched (marker present, old host key)");
 
-    // 2. standalone, the server still unreachable from the target: plan,
+    // 2a. standalone with a gateway that does not answer: the old system,
+    // changed at runtime only, routes by a dead gateway (and reaches us by
+    // a host route); the carried network fails its ARP proof, the
+    // installer reboots, and the old system comes back with its own config
+    let dead_gateway = format!(
+        "d=$(ip -o -4 addr show to {IP} | awk '{{print $2}}') && ip route add 10.99.0.1/32 dev $d && \
+         ip route replace default via 10.99.0.254 dev $d onlink"
+    );
+    s.ssh(IP, &old_kh, &dead_gateway)?;
+    let (ok, out) = reinstall_with(&s, "reinstall-standalone-dead-gateway.log", &["--yes", "--standalone"])?;
+    ensure!(!ok && out.contains("no network in installer"), "standalone with a dead gateway:\n{out}");
+    ensure!(out.contains("metalboot.standalone") && out.contains("10.99.0.254"), "what was tried:\n{out}");
+    let h = s.host("vm1")?;
+    ensure!(h["state"] == "failed", "host is {} not failed", h["state"]);
+    let marker = s.ssh(IP, &old_kh, &format!("cat {MARKER}"))?;
+    ensure!(marker.trim() == "old-system", "marker: {marker:?}");
+    let route = s.ssh(IP, &old_kh, "ip -4 route show default")?;
+    ensure!(route.contains("10.99.0.1"), "the old system did not come back with its own gateway: {route}");
+    let left = s.ssh(IP, &old_kh, "test -e /var/tmp/metalboot && echo left || echo clean")?;
+    ensure!(left.trim() == "clean", "the uploaded payload was left on the old system");
+    s.phase("standalone, dead gateway: failed with the reason; old system back, untouched");
+
+    // 2b. standalone, the server still unreachable from the target: plan,
     // image and new host keys travel over SSH into the installer's RAM
     block_server_from_target(&s, true)?;
     let (ok, out) = reinstall_with(&s, "reinstall-standalone.log", &["--yes", "--standalone"])?;

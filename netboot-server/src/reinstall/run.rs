@@ -260,6 +260,9 @@ pub fn sha256_file(p: &std::path::Path) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// Where a standalone payload is uploaded: on disk, since `/run` is small.
+const STANDALONE_DIR: &str = "/var/tmp/metalboot";
+
 fn boot_installer(
     client: &ApiClient,
     ssh: &Ssh,
@@ -269,7 +272,7 @@ fn boot_installer(
 ) -> Result<()> {
     // a standalone payload is too big for the tmpfs /run: it goes on the
     // disk that is about to be wiped anyway
-    let dir = if carried.is_some() { "/var/tmp/metalboot" } else { "/run/metalboot" };
+    let dir = if carried.is_some() { STANDALONE_DIR } else { "/run/metalboot" };
     ssh.check(&format!("creating {dir}"), &["mkdir", "-p", dir], b"")?;
     let result = upload_and_load(client, ssh, session, boot, carried, dir);
     if result.is_err() && carried.is_some() {
@@ -373,6 +376,8 @@ fn follow_standalone(
         }
         if let Some(id) = old.pinned_boot_id(Duration::from_secs(5)) {
             if old_boot_id.is_some_and(|old| old != id) {
+                // the old system is back: take the payload off its disk
+                let _ = old.check("removing the payload", &["rm", "-rf", STANDALONE_DIR], b"");
                 return stranded(client, o, &c.cmdline, "the target rebooted into its old system, untouched");
             }
             if kexec_at.elapsed() > Duration::from_secs(180) {
