@@ -5,7 +5,7 @@
 //! (`ip=<client>:<server>:<gw>:<netmask>:<hostname>:<device>:<autoconf>:<dns0>:<dns1>`).
 
 use metalboot_spec::MacAddr;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Static IPv4 settings from `ip=`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,32 @@ pub struct StaticIp {
     pub device: Option<String>,
     /// Resolvers.
     pub dns: Vec<Ipv4Addr>,
+}
+
+/// Static IPv6 from `metalboot.ip6=ADDR/LEN[,GATEWAY]`, next to (or instead
+/// of, with `ip=off`) the IPv4 of `ip=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticIp6 {
+    /// Our address.
+    pub address: Ipv6Addr,
+    /// Prefix length.
+    pub prefix: u8,
+    /// Default gateway (may be link-local or off-prefix: on-link).
+    pub gateway: Option<Ipv6Addr>,
+}
+
+/// Parses `metalboot.ip6`.
+pub fn parse_ip6(v: &str) -> Result<StaticIp6, CmdlineError> {
+    let bad = |why: &str| CmdlineError::Bad(format!("metalboot.ip6={v:?}: {why}"));
+    let (cidr, gw) = match v.split_once(',') {
+        Some((c, g)) => (c, Some(g)),
+        None => (v, None),
+    };
+    let (a, len) = cidr.split_once('/').ok_or_else(|| bad("expected ADDR/LEN[,GATEWAY]"))?;
+    let address: Ipv6Addr = a.parse().map_err(|_| bad("address is not IPv6"))?;
+    let prefix: u8 = len.parse().ok().filter(|p| *p <= 128).ok_or_else(|| bad("prefix length is not 0-128"))?;
+    let gateway = gw.map(|g| g.parse::<Ipv6Addr>().map_err(|_| bad("gateway is not IPv6"))).transpose()?;
+    Ok(StaticIp6 { address, prefix, gateway })
 }
 
 /// How the installer brings up its network.
@@ -53,6 +79,8 @@ pub struct BootArgs {
     pub bootif: Option<MacAddr>,
     /// Network config.
     pub net: NetConfig,
+    /// Static IPv6, from `metalboot.ip6`.
+    pub ip6: Option<StaticIp6>,
     /// `metalboot.fallback=reboot`: when the network or the server cannot be
     /// reached (before anything is written), reboot instead of stopping: a
     /// kexec'd installer then comes back up as the old system.
@@ -138,6 +166,7 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, CmdlineError> {
             }
             "ip" => a.net = parse_ip(v)?,
             "metalboot.standalone" => a.standalone = true,
+            "metalboot.ip6" => a.ip6 = Some(parse_ip6(v)?),
             "metalboot.fallback" => match v {
                 "reboot" => a.reboot_on_no_network = true,
                 "stop" => a.reboot_on_no_network = false,
@@ -182,6 +211,19 @@ mod tests {
         assert_eq!(a.bootif.unwrap().to_string(), "52:54:00:ab:cd:ef");
         assert_eq!(a.net, NetConfig::Dhcp);
         assert!(!a.reboot_on_no_network);
+    }
+
+    #[test]
+    fn ip6_parses_with_and_without_a_gateway_and_refuses_junk() {
+        let a = parse("ip=off metalboot.ip6=2001:db8:2::42/64,fe80::1").unwrap();
+        assert_eq!(a.net, NetConfig::Off);
+        let six = a.ip6.unwrap();
+        assert_eq!((six.address.to_string(), six.prefix), ("2001:db8:2::42".into(), 64));
+        assert_eq!(six.gateway, Some("fe80::1".parse().unwrap()));
+        assert_eq!(parse_ip6("fd00::5/128").unwrap().gateway, None);
+        for bad in ["fd00::5", "10.0.0.1/24", "fd00::5/129", "fd00::5/64,10.0.0.1", "fd00::5/64;reboot"] {
+            assert!(parse_ip6(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -129,9 +129,10 @@ fn init() -> Result<()> {
             // work before anything is written
             let proved = (|| {
                 let iface = net::find_interface(args.bootif.as_ref(), Duration::from_secs(20))?;
-                let summary = net::bring_up(&iface, &args.net)?;
+                let summary = bring_up(&iface, &args)?;
                 println!("metalboot: network: {summary}");
-                let proof = net::prove_gateway(&iface, &args.net).with_context(|| format!("with {summary}"))?;
+                let proof = net::prove_gateway(&iface, &args.net, args.ip6.as_ref())
+                    .with_context(|| format!("with {summary}"))?;
                 rep.step("network", &format!("{summary}; {proof}"));
                 read_plan(p)
             })();
@@ -146,7 +147,7 @@ fn init() -> Result<()> {
             // nothing is written to any disk before the plan is here
             let reached = (|| {
                 let iface = net::find_interface(args.bootif.as_ref(), Duration::from_secs(20))?;
-                let summary = net::bring_up(&iface, &args.net)?;
+                let summary = bring_up(&iface, &args)?;
                 println!("metalboot: network: {summary}");
                 rep.step("network", &summary);
                 fetch::fetch_plan(url, host, &token, Duration::from_secs(120))
@@ -196,6 +197,15 @@ fn init() -> Result<()> {
             Err(e)
         }
     }
+}
+
+/// `ip=` and, if given, `metalboot.ip6` on `iface`.
+fn bring_up(iface: &str, args: &cmdline::BootArgs) -> Result<String> {
+    let mut summary = net::bring_up(iface, &args.net)?;
+    if let Some(six) = &args.ip6 {
+        summary = format!("{summary}; {}", net::bring_up_ip6(iface, six)?);
+    }
+    Ok(summary)
 }
 
 /// Where a standalone reinstall puts the new system's SSH host keys.

@@ -2,7 +2,7 @@
 //! plan), then DHCP with busybox `udhcpc` or static addresses with `ip`,
 //! including a gateway outside the subnet (added on-link).
 
-use crate::cmdline::{NetConfig, StaticIp};
+use crate::cmdline::{NetConfig, StaticIp, StaticIp6};
 use anyhow::{bail, Context, Result};
 use metalboot_spec::MacAddr;
 use std::process::Command;
@@ -105,12 +105,30 @@ pub fn bring_up(iface: &str, cfg: &NetConfig) -> Result<String> {
     }
 }
 
-/// Proves the carried network reaches its IPv4 gateway (it answers ARP from
-/// our address), for a standalone install that has no server to reach
-/// before it writes anything.
-pub fn prove_gateway(iface: &str, cfg: &NetConfig) -> Result<String> {
-    match cfg {
-        NetConfig::Static(StaticIp { gateway: Some(gw), address, .. }) => {
+/// Adds the static IPv6 of `metalboot.ip6` (duplicate address detection
+/// off, so it is usable at once) and its default route. Returns a summary.
+pub fn bring_up_ip6(iface: &str, six: &StaticIp6) -> Result<String> {
+    let dad = format!("/proc/sys/net/ipv6/conf/{iface}/accept_dad");
+    std::fs::write(&dad, "0").with_context(|| format!("writing {dad} (is IPv6 in this kernel?)"))?;
+    ip(&["-6", "addr", "add", &format!("{}/{}", six.address, six.prefix), "dev", iface])?;
+    if let Some(gw) = six.gateway {
+        ip(&["-6", "route", "replace", "default", "via", &gw.to_string(), "dev", iface, "onlink"])?;
+    }
+    Ok(format!(
+        "{iface}: static {}/{} gateway6 {}",
+        six.address,
+        six.prefix,
+        six.gateway.map(|g| g.to_string()).unwrap_or("-".into())
+    ))
+}
+
+/// Proves the carried network reaches its gateway, for a standalone
+/// install that has no server to reach before it writes anything: the IPv4
+/// gateway must answer ARP from our address; without one, the IPv6 gateway
+/// must answer ping or at least neighbour discovery.
+pub fn prove_gateway(iface: &str, cfg: &NetConfig, six: Option<&StaticIp6>) -> Result<String> {
+    match (cfg, six) {
+        (NetConfig::Static(StaticIp { gateway: Some(gw), address, .. }), _) => {
             let (src, gw) = (address.to_string(), gw.to_string());
             let out = Command::new(BUSYBOX)
                 .args(["arping", "-f", "-c", "5", "-w", "8", "-I", iface, "-s", &src, &gw])
@@ -124,9 +142,23 @@ pub fn prove_gateway(iface: &str, cfg: &NetConfig) -> Result<String> {
             }
             Ok(format!("gateway {gw} answers ARP on {iface}"))
         }
-        NetConfig::Static(_) => Ok(format!("{iface}: static without a gateway; nothing to prove")),
-        NetConfig::Dhcp => Ok(format!("{iface}: a DHCP lease was obtained")),
-        NetConfig::Off => bail!("ip=off: a standalone install needs the network it keeps"),
+        (_, Some(StaticIp6 { gateway: Some(gw), address, .. })) => {
+            let g = gw.to_string();
+            let ping = Command::new(BUSYBOX).args(["ping", "-6", "-c", "3", "-w", "8", &g]).output();
+            if ping.is_ok_and(|o| o.status.success()) {
+                return Ok(format!("gateway6 {g} answers ping on {iface}"));
+            }
+            let neigh = Command::new(BUSYBOX).args(["ip", "-6", "neigh", "show", &g, "dev", iface]).output();
+            let n = neigh.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+            if n.contains("lladdr") {
+                return Ok(format!("gateway6 {g} answers neighbour discovery on {iface} ({n})"));
+            }
+            bail!("gateway6 {g} answers neither ping nor neighbour discovery on {iface} from {address}")
+        }
+        (NetConfig::Static(_), _) => Ok(format!("{iface}: static without a gateway; nothing to prove")),
+        (NetConfig::Dhcp, _) => Ok(format!("{iface}: a DHCP lease was obtained")),
+        (NetConfig::Off, Some(_)) => Ok(format!("{iface}: IPv6 without a gateway; nothing to prove")),
+        (NetConfig::Off, None) => bail!("ip=off and no metalboot.ip6: a standalone install needs the network it keeps"),
     }
 }
 

@@ -42,6 +42,18 @@ pub fn installer_args(host: &HostSpec, base_url: &str, token: &str, mac: &MacAdd
     ]
 }
 
+/// A reinstall in place keeps the target's static network, IPv6 included:
+/// `metalboot.ip6=ADDR/LEN[,GATEWAY6]` beside `ip=`, and `ip=off` instead
+/// of `ip=dhcp` when there is no IPv4 to keep (an IPv6-only server has no
+/// DHCP to ask).
+pub fn reinstall_net_args(net: &NetworkSpec, hostname: &str) -> Vec<String> {
+    let six = (net.mode == NetMode::Static).then(|| net.addresses.iter().find(|a| a.addr.is_ipv6())).flatten();
+    let Some(six) = six else { return vec![ip_arg(net, hostname)] };
+    let v4 = if net.ipv4().is_some() { ip_arg(net, hostname) } else { "ip=off".into() };
+    let gw = net.gateway6.map(|g| format!(",{g}")).unwrap_or_default();
+    vec![v4, format!("metalboot.ip6={}/{}{gw}", six.addr, six.prefix)]
+}
+
 /// Arguments for the Debian installer kernel.
 pub fn debian_installer_args(host: &HostSpec, preseed_url: &str, mac: &MacAddr) -> Vec<String> {
     let mut v = vec![
@@ -97,6 +109,21 @@ mod tests {
         assert_eq!(ip_arg(&NetworkSpec::default(), "x"), "ip=dhcp");
         let v6 = net("mode = \"static\"\naddresses = [\"2001:db8::7/64\"]\ngateway6 = \"fe80::1\"\n");
         assert_eq!(ip_arg(&v6, "x"), "ip=dhcp");
+    }
+
+    #[test]
+    fn reinstall_keeps_ipv6_beside_ipv4_or_alone() {
+        let v6 = net("mode = \"static\"\naddresses = [\"2001:db8::7/64\"]\ngateway6 = \"fe80::1\"\n");
+        assert_eq!(reinstall_net_args(&v6, "x"), ["ip=off", "metalboot.ip6=2001:db8::7/64,fe80::1"]);
+        let dual =
+            net("mode = \"static\"\naddresses = [\"203.0.113.7/32\", \"2001:db8::7/64\"]\ngateway = \"172.31.1.1\"\n");
+        assert_eq!(
+            reinstall_net_args(&dual, "vps"),
+            ["ip=203.0.113.7::172.31.1.1:255.255.255.255:vps::off", "metalboot.ip6=2001:db8::7/64"]
+        );
+        let v4 = net("mode = \"static\"\naddresses = [\"203.0.113.7/32\"]\ngateway = \"172.31.1.1\"\n");
+        assert_eq!(reinstall_net_args(&v4, "vps"), [ip_arg(&v4, "vps")]);
+        assert_eq!(reinstall_net_args(&NetworkSpec::default(), "x"), ["ip=dhcp"]);
     }
 
     #[test]

@@ -19,6 +19,8 @@ use anyhow::{ensure, Context, Result};
 use std::time::Duration;
 
 const IP: &str = "10.99.0.50";
+const IP6: &str = "fd00:99::50";
+const GW6: &str = "fd00:99::1";
 const MARKER: &str = "/root/old-system-marker";
 
 fn reinstall(s: &Scenario, log: &str) -> Result<(bool, String)> {
@@ -30,8 +32,18 @@ fn reinstall_with(s: &Scenario, log: &str, extra: &[&str]) -> Result<(bool, Stri
     Ok((ok, format!("{stdout}{stderr}")))
 }
 
+/// `metalboot reinstall root@ADDR --as vm1 EXTRA…`: success and output.
+fn reinstall_at(s: &Scenario, log: &str, addr: &str, extra: &[&str]) -> Result<(bool, String)> {
+    let (ok, stdout, stderr) = reinstall_to(s, log, addr, "vm1", extra)?;
+    Ok((ok, format!("{stdout}{stderr}")))
+}
+
 /// `metalboot reinstall root@IP --as NAME EXTRA…`: success, stdout, stderr.
 fn reinstall_as(s: &Scenario, log: &str, name: &str, extra: &[&str]) -> Result<(bool, String, String)> {
+    reinstall_to(s, log, IP, name, extra)
+}
+
+fn reinstall_to(s: &Scenario, log: &str, addr: &str, name: &str, extra: &[&str]) -> Result<(bool, String, String)> {
     let home = s.dir.join("operator-home");
     std::fs::create_dir_all(&home)?;
     let out =
@@ -39,7 +51,7 @@ fn reinstall_as(s: &Scenario, log: &str, name: &str, extra: &[&str]) -> Result<(
             .current_dir(&s.dir)
             .env("HOME", &home)
             .stdin(std::process::Stdio::null())
-            .args(["--config", "metalboot.toml", "reinstall", &format!("root@{IP}"), "--as", name])
+            .args(["--config", "metalboot.toml", "reinstall", &format!("root@{addr}"), "--as", name])
             .args(extra)
             .arg("-i")
             .arg(&s.ssh_key)
@@ -62,7 +74,8 @@ fn print_host(s: &Scenario) -> Result<()> {
         "name = \"newbox\"".to_string(),
         format!("macs = [\"{mac}\"]"),
         "serial = \"E2E-DISK\"".to_string(),
-        format!("addresses = [\"{IP}/32\"]"),
+        format!("addresses = [\"{IP}/32\", \"{IP6}/64\"]"),
+        format!("gateway6 = \"{GW6}\""),
         "gateway = \"10.99.0.1\"".to_string(),
         "mode = \"static\"".to_string(),
     ] {
@@ -147,10 +160,13 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     let mut s = Scenario::new(name, 1)?;
     let accel = accel(&crate::harness::assets(), &s.dir.join(".."));
     s.phase(&format!("accelerator {accel}"));
+    // dual stack: every reinstall carries the IPv6 too (metalboot.ip6=)
     let inv = format!(
-        "{}network = {{ mode = \"static\", addresses = [\"{IP}/32\"], gateway = \"10.99.0.1\" }}\n",
+        "{}network = {{ mode = \"static\", addresses = [\"{IP}/32\", \"{IP6}/64\"], gateway = \"10.99.0.1\", \
+         gateway6 = \"{GW6}\" }}\n",
         inventory(&s, "{ serial = \"E2E-DISK\" }")?
     );
+    s.ns.exec(&["ip", "-6", "addr", "add", &format!("{GW6}/64"), "dev", "br0", "nodad"])?;
     s.start_server(&inv, dhcp_config(Dhcp::Full))?;
     let disk = blank_disk(&s, "disk.img", "E2E-DISK", 8 << 30)?;
     let limit = Duration::from_secs(if accel == "kvm" { 600 } else { 1800 });
@@ -252,9 +268,46 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     s.phase("reinstall finished: the host phoned home");
     let (_, kh) = new_system(&mut s, &old_keys, &old_kh, "the reinstall")?;
     s.phase("same static address, new host keys, marker gone");
+    let six = s.ssh(IP, &kh, "ip -6 -o addr show scope global")?;
+    ensure!(six.contains(&format!("{IP6}/64")), "the reinstalled host lost its IPv6: {six}");
     let mut i = Installed { s, vm, ip: IP.into(), known_hosts: kh };
     check_installed(&mut i)?;
-    i.vm.stop();
-    i.s.finish();
-    Ok(i.s)
+    let Installed { mut s, mut vm, known_hosts: kh, .. } = i;
+
+    // 4. IPv6 only (the IPv4 removed at runtime): reached over IPv6, the
+    // installer keeps the IPv6 alone (ip=off metalboot.ip6=) standalone
+    let keys = s.host("vm1")?["host_keys"].clone();
+    let flush = format!(
+        "echo v6-system > {MARKER} && sync && d=$(ip -o -6 addr show to {IP6} | awk '{{print $2}}') && \
+         ip -4 route flush default && ip -4 addr flush dev $d"
+    );
+    s.ssh(IP6, &kh, &flush)?;
+    let (ok, out) = reinstall_at(&s, "reinstall-ipv6-only.log", IP6, &["--yes", "--standalone"])?;
+    ensure!(ok, "IPv6-only standalone reinstall failed:\n{out}");
+    for line in out.lines().filter(|l| l.starts_with('[')) {
+        println!("  ipv6-only: {line}");
+    }
+    let h = s.host("vm1")?;
+    ensure!(h["state"] == "installed" && h["host_keys"] != keys, "after the IPv6-only reinstall: {h}");
+    let kh = known_hosts_for(&s, IP6, &h)?;
+    s.wait_ssh(IP6, &kh, Duration::from_secs(300))?;
+    let gone = s.ssh(IP6, &kh, &format!("test -e {MARKER} && echo present || echo gone"))?;
+    ensure!(gone.trim() == "gone", "the marker survived the IPv6-only reinstall");
+    let addrs = s.ssh(IP6, &kh, "ip -o addr show scope global")?;
+    ensure!(addrs.contains(&format!("{IP6}/64")) && !addrs.contains(" inet "), "addresses: {addrs}");
+    let route = s.ssh(IP6, &kh, "ip -6 route show default")?;
+    ensure!(route.contains(GW6), "IPv6 default route: {route}");
+    s.phase("IPv6 only, standalone: installed, same IPv6 and gateway6, no IPv4, marker gone");
+    vm.stop();
+    s.finish();
+    Ok(s)
+}
+
+/// known_hosts pinning the keys the server holds for vm1 at `ip`.
+fn known_hosts_for(s: &Scenario, ip: &str, h: &serde_json::Value) -> Result<std::path::PathBuf> {
+    let keys = h["host_keys"].as_array().context("host_keys")?;
+    let text: String = keys.iter().filter_map(|k| k.as_str()).map(|k| format!("{ip} {k}\n")).collect();
+    let p = s.dir.join(format!("known_hosts.{}", ip.replace(':', "_")));
+    std::fs::write(&p, text)?;
+    Ok(p)
 }

@@ -49,7 +49,11 @@ pub(crate) fn known_hosts(s: &Scenario, ip: &str) -> Result<PathBuf> {
     ensure!(out.status.success(), "metalboot known-hosts: {}", String::from_utf8_lossy(&out.stderr));
     let p = s.dir.join("known_hosts");
     let text = std::fs::read_to_string(&p)?;
-    ensure!(text.lines().any(|l| l.starts_with(&format!("vm1,{ip} "))), "known_hosts lacks vm1,{ip}:\n{text}");
+    let names = |l: &str| l.split(' ').next().unwrap_or("").split(',').map(String::from).collect::<Vec<_>>();
+    ensure!(
+        text.lines().any(|l| names(l).first().map(String::as_str) == Some("vm1") && names(l).iter().any(|n| n == ip)),
+        "known_hosts lacks vm1 at {ip}:\n{text}"
+    );
     Ok(p)
 }
 

@@ -60,7 +60,9 @@ pub fn known_hosts_lines(names: &[String], keys: &[String]) -> Result<Vec<String
     let mut pats: Vec<String> = Vec::new();
     for n in names {
         let n = bare_address(n);
-        let p = if n.contains(':') { format!("[{n}]:22") } else { n.to_string() };
+        // port 22 is looked up under the bare address, IPv6 too: OpenSSH
+        // matches `[addr]:port` only for other ports
+        let p = n.to_string();
         if !pats.contains(&p) {
             pats.push(p);
         }
@@ -82,13 +84,27 @@ mod tests {
     const ED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl root@vm1";
 
     #[test]
-    fn known_hosts_names_addresses_and_brackets_ipv6() {
+    fn known_hosts_names_addresses_and_bare_ipv6() {
         let names = vec!["vm1".to_string(), "10.99.0.100/24".to_string(), "2001:db8::5/64".to_string()];
         let l = known_hosts_lines(&names, &[ED.to_string()]).unwrap();
         assert_eq!(
             l,
-            ["vm1,10.99.0.100,[2001:db8::5]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"]
+            ["vm1,10.99.0.100,2001:db8::5 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"]
         );
+    }
+
+    /// OpenSSH looks port 22 up under the bare address: `ssh-keygen -F`
+    /// must find every name, the IPv6 address included.
+    #[test]
+    fn openssh_finds_every_name_in_the_lines() {
+        let names = vec!["vm1".to_string(), "10.99.0.100/24".to_string(), "2001:db8::5/64".to_string()];
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("known_hosts");
+        std::fs::write(&f, known_hosts_lines(&names, &[ED.to_string()]).unwrap().join("\n") + "\n").unwrap();
+        for n in ["vm1", "10.99.0.100", "2001:db8::5"] {
+            let out = std::process::Command::new("ssh-keygen").arg("-F").arg(n).arg("-f").arg(&f).output().unwrap();
+            assert!(out.status.success() && !out.stdout.is_empty(), "ssh-keygen -F {n} found nothing");
+        }
     }
 
     #[test]

@@ -67,16 +67,17 @@ pub fn disk_selector(disk: &DiskFacts, all: &[DiskFacts]) -> DiskSelector {
     sel
 }
 
-/// The installer's own network comes from `ip=` on its command line, which
-/// is IPv4 only: a target without an IPv4 address would reach nothing after
-/// the kexec (and only fall back to its old system), so it is refused here,
-/// before anything changes.
-pub fn installer_can_carry(net: &NetworkSpec) -> Result<()> {
-    if net.mode == metalboot_spec::NetMode::Static && net.ipv4().is_none() {
+/// The installer keeps the target's IPv4 (`ip=`) and IPv6
+/// (`metalboot.ip6=`), but reaches the server over IPv4 only: an IPv6-only
+/// target can only be reinstalled standalone, and is refused otherwise,
+/// before anything changes (it would only fall back to its old system).
+pub fn installer_can_carry(net: &NetworkSpec, standalone: bool) -> Result<()> {
+    if net.mode == metalboot_spec::NetMode::Static && net.ipv4().is_none() && !standalone {
         let addrs: Vec<String> = net.addresses.iter().map(|a| a.to_string()).collect();
         bail!(
-            "the target has no IPv4 address ({}): the installer's network is IPv4 (`ip=`) only, so reinstalling \
-             an IPv6-only host in place is not supported yet; nothing was changed",
+            "the target has no IPv4 address ({}): the installer reaches the server over IPv4 only, so an \
+             IPv6-only host is reinstalled with --standalone (the installer keeps its IPv6 and needs no server); \
+             nothing was changed",
             addrs.join(" ")
         );
     }
@@ -123,7 +124,7 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     if o.print_host {
         return print_host(o, &d, &net);
     }
-    installer_can_carry(&net)?;
+    installer_can_carry(&net, o.standalone)?;
     let host = client.show(&o.name).with_context(|| {
         format!(
             "looking up host {:?} on the server (for a server the inventory does not know yet, \
