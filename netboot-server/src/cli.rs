@@ -89,36 +89,8 @@ pub enum Command {
     /// disks and network, confirm, kexec into the installer, follow it until
     /// the new system phones home. It comes back on the same addresses.
     Reinstall {
-        /// `user@host[:port]` (`[v6addr]:port` for IPv6); the user must be root.
-        target: crate::reinstall::ssh::Target,
-        /// The inventory host it becomes.
-        #[arg(long = "as", value_name = "NAME")]
-        name: String,
-        /// SSH private key (default: ssh's own choice: agent, ~/.ssh/config).
-        #[arg(long, short = 'i')]
-        identity: Option<PathBuf>,
-        /// Do not ask to type the host name before wiping.
-        #[arg(long)]
-        yes: bool,
-        /// Discover and show what would happen, change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// For a server the inventory does not know yet: print a `[[host]]`
-        /// entry for NAME made from discovery (disk, MAC, static network,
-        /// today's authorized_keys), change nothing.
-        #[arg(long, conflicts_with_all = ["yes", "dry_run"])]
-        print_host: bool,
-        /// The target cannot reach the server: carry the plan, the image and
-        /// new host keys to it in RAM through this SSH session, and report
-        /// for it when the new system answers SSH with the pinned key.
-        #[arg(long)]
-        standalone: bool,
-        /// Seconds the installer may take to reach the server after kexec.
-        #[arg(long, default_value_t = 600)]
-        installer_timeout: u64,
-        /// Seconds the whole install may take, to first boot.
-        #[arg(long, default_value_t = 3600)]
-        install_timeout: u64,
+        #[command(flatten)]
+        opts: crate::reinstall::run::Options,
         /// Server base URL (default: from the config's listen address).
         #[arg(long, env = "METALBOOT_SERVER")]
         server: Option<String>,
@@ -247,30 +219,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .context("running hosts command")?
         }
         Command::Render { what } => render(cfg_path, what),
-        Command::Reinstall {
-            target,
-            name,
-            identity,
-            yes,
-            dry_run,
-            print_host,
-            standalone,
-            installer_timeout,
-            install_timeout,
-            server,
-        } => {
+        Command::Reinstall { opts: o, server } => {
             let client = api_client(cfg_path, server)?;
-            let o = crate::reinstall::run::Options {
-                target,
-                name,
-                identity,
-                yes,
-                dry_run,
-                print_host,
-                standalone,
-                installer_timeout: std::time::Duration::from_secs(installer_timeout),
-                install_timeout: std::time::Duration::from_secs(install_timeout),
-            };
             tokio::task::spawn_blocking(move || crate::reinstall::run::run(&client, &o)).await.context("reinstall")?
         }
         Command::Inventory { server, format: InventoryFormat::Ansible { host, .. } } => {

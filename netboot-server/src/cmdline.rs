@@ -33,13 +33,26 @@ pub fn ip_arg(net: &NetworkSpec, hostname: &str) -> String {
 
 /// Arguments for our installer kernel, after the console arguments.
 pub fn installer_args(host: &HostSpec, base_url: &str, token: &str, mac: &MacAddr) -> Vec<String> {
-    vec![
-        bootif(mac),
-        ip_arg(&host.network, &host.name),
+    installer_args_with_net(host, base_url, token, mac, vec![ip_arg(&host.network, &host.name)])
+}
+
+/// [`installer_args`] with the network arguments given (a reinstall in
+/// place passes [`reinstall_net_args`]).
+pub fn installer_args_with_net(
+    host: &HostSpec,
+    base_url: &str,
+    token: &str,
+    mac: &MacAddr,
+    net: Vec<String>,
+) -> Vec<String> {
+    let mut v = vec![bootif(mac)];
+    v.extend(net);
+    v.extend([
         format!("metalboot.url={base_url}"),
         format!("metalboot.host={}", host.name),
         format!("metalboot.token={token}"),
-    ]
+    ]);
+    v
 }
 
 /// A reinstall in place keeps the target's static network, IPv6 included:

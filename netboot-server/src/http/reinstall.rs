@@ -110,11 +110,9 @@ pub async fn reinstall(
     let base = base_url(&st.0, &headers)?;
     let token = new_token();
     let mut args: Vec<String> = st.0.config.console.clone();
-    args.extend(crate::cmdline::installer_args(&host, &base, &token, &req.mac));
     // keep IPv6 too (and no DHCP where there is no IPv4 to keep)
-    let net_args = crate::cmdline::reinstall_net_args(&host.network, &host.name);
-    args.retain(|a| !a.starts_with("ip="));
-    args.extend(net_args);
+    let net = crate::cmdline::reinstall_net_args(&host.network, &host.name);
+    args.extend(crate::cmdline::installer_args_with_net(&host, &base, &token, &req.mac, net));
     // no server reachable: reboot (into the old system) instead of waiting
     args.push("metalboot.fallback=reboot".into());
     let json = serde_json::to_string(&ov).map_err(|e| AppError::Internal(e.into()))?;

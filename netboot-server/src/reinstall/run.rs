@@ -26,28 +26,43 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Options of `metalboot reinstall`.
-#[derive(Debug, Clone)]
+/// Options of `metalboot reinstall` (its command-line arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
-    /// `user@host[:port]`.
+    /// `user@host[:port]` (`[v6addr]:port` for IPv6); the user must be root.
     pub target: Target,
-    /// Inventory host it becomes.
+    /// The inventory host it becomes.
+    #[arg(long = "as", value_name = "NAME")]
     pub name: String,
-    /// SSH private key.
+    /// SSH private key (default: ssh's own choice: agent, ~/.ssh/config).
+    #[arg(long, short = 'i')]
     pub identity: Option<PathBuf>,
-    /// Skip typing the host name.
+    /// Do not ask to type the host name before wiping.
+    #[arg(long)]
     pub yes: bool,
-    /// Stop after showing what would happen.
+    /// Discover and show what would happen, change nothing.
+    #[arg(long)]
     pub dry_run: bool,
-    /// Print an inventory entry from discovery instead of reinstalling.
+    /// For a server the inventory does not know yet: print a `[[host]]`
+    /// entry for NAME made from discovery (disk, MAC, static network,
+    /// today's authorized_keys), change nothing.
+    #[arg(long, conflicts_with_all = ["yes", "dry_run"])]
     pub print_host: bool,
-    /// The target cannot reach the server: carry plan, image and host keys
-    /// in RAM (see [`super::standalone`]).
+    /// The target cannot reach the server: carry the plan, the image and
+    /// new host keys to it in RAM through this SSH session, and report
+    /// for it when the new system answers SSH with the pinned key.
+    #[arg(long)]
     pub standalone: bool,
-    /// How long the installer may take to report after kexec.
+    /// Seconds the installer may take to reach the server after kexec.
+    #[arg(long, default_value = "600", value_parser = seconds)]
     pub installer_timeout: Duration,
-    /// How long the whole install may take, to first boot.
+    /// Seconds the whole install may take, to first boot.
+    #[arg(long, default_value = "3600", value_parser = seconds)]
     pub install_timeout: Duration,
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>().map(Duration::from_secs).map_err(|e| format!("{s:?} is not a number of seconds: {e}"))
 }
 
 /// The disk rule for the installer: the confirmed disk and only it.
