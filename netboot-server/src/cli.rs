@@ -86,8 +86,9 @@ pub enum Command {
         domain: Option<String>,
     },
     /// Reinstall a running Linux server in place over SSH: discover its
-    /// disks and network, confirm, kexec into the installer, follow it until
-    /// the new system phones home. It comes back on the same addresses.
+    /// disks and network, confirm, start the installer (kexec, else a
+    /// one-shot GRUB entry), follow it until the new system phones home. It
+    /// comes back on the same addresses.
     Reinstall {
         #[command(flatten)]
         opts: crate::reinstall::run::Options,

@@ -113,3 +113,12 @@ fn initramfs_boots_and_installer_sees_disks() {
 fn reinstall_in_place_over_ssh_keeps_the_static_address_and_never_strands() {
     metalboot_e2e::reinstall::reinstall_in_place("reinstall").unwrap();
 }
+
+/// Scenario 8: `metalboot reinstall` of a classic ext4 + GRUB Debian with
+/// no kexec to be had: the installer boots from a one-shot GRUB entry,
+/// which GRUB clears, so a failed attempt comes back to the old system.
+#[test]
+#[ignore = "QEMU end to end, as root: run by `make e2e`"]
+fn reinstall_without_kexec_boots_the_installer_once_from_grub() {
+    metalboot_e2e::reinstall_grub::reinstall_via_grub("reinstall-grub").unwrap();
+}

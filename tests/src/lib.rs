@@ -8,5 +8,6 @@ pub mod dhcp_client;
 pub mod harness;
 pub mod netns;
 pub mod reinstall;
+pub mod reinstall_grub;
 pub mod scenarios;
 pub mod vm;

@@ -18,10 +18,10 @@ use crate::vm::{accel, Vm};
 use anyhow::{ensure, Context, Result};
 use std::time::Duration;
 
-const IP: &str = "10.99.0.50";
+pub(crate) const IP: &str = "10.99.0.50";
 const IP6: &str = "fd00:99::50";
 const GW6: &str = "fd00:99::1";
-const MARKER: &str = "/root/old-system-marker";
+pub(crate) const MARKER: &str = "/root/old-system-marker";
 
 fn reinstall(s: &Scenario, log: &str) -> Result<(bool, String)> {
     reinstall_with(s, log, &["--yes"])
@@ -43,7 +43,13 @@ fn reinstall_as(s: &Scenario, log: &str, name: &str, extra: &[&str]) -> Result<(
     reinstall_to(s, log, IP, name, extra)
 }
 
-fn reinstall_to(s: &Scenario, log: &str, addr: &str, name: &str, extra: &[&str]) -> Result<(bool, String, String)> {
+pub(crate) fn reinstall_to(
+    s: &Scenario,
+    log: &str,
+    addr: &str,
+    name: &str,
+    extra: &[&str],
+) -> Result<(bool, String, String)> {
     let home = s.dir.join("operator-home");
     std::fs::create_dir_all(&home)?;
     let out =
@@ -102,7 +108,7 @@ fn print_host(s: &Scenario) -> Result<()> {
     Ok(())
 }
 
-fn block_server_from_target(s: &Scenario, on: bool) -> Result<()> {
+pub(crate) fn block_server_from_target(s: &Scenario, on: bool) -> Result<()> {
     if on {
         s.ns.exec(&["nft", "add", "table", "inet", "mbe2e"])?;
         s.ns.exec(&["nft", "add", "chain", "inet", "mbe2e", "input", "{ type filter hook input priority 0 ; }"])?;
@@ -135,7 +141,7 @@ fn block_server_from_target(s: &Scenario, on: bool) -> Result<()> {
 /// presents them (SSH pinned to what the server holds) on the same /32, the
 /// old key no longer answers and the old marker is gone. Returns the keys
 /// and the known_hosts file.
-fn new_system(
+pub(crate) fn new_system(
     s: &mut Scenario,
     old_keys: &serde_json::Value,
     old_kh: &std::path::Path,

@@ -67,7 +67,9 @@ pub struct Discovered {
     pub authorized_keys: Vec<String>,
 }
 
-fn sections(text: &str) -> Result<BTreeMap<String, String>> {
+/// Splits the output of a script that introduces each section with
+/// `### name`, starting with `### {header} N` and ending with `### end`.
+pub(super) fn sections(text: &str, header: &str, what: &str) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     let mut cur: Option<(String, String)> = None;
     let mut ended = false;
@@ -86,11 +88,11 @@ fn sections(text: &str) -> Result<BTreeMap<String, String>> {
             body.push('\n');
         }
     }
-    if !out.keys().any(|k| k.starts_with("metalboot-discover")) {
-        bail!("the target's output is not from metalboot's discovery (no header): is `sh` a POSIX shell there?");
+    if !out.keys().any(|k| k.starts_with(header)) {
+        bail!("the target's output is not from metalboot's {what} (no header): is `sh` a POSIX shell there?");
     }
     if !ended {
-        bail!("discovery output ends early (no `### end`): the SSH session was cut, or a command hung");
+        bail!("{what} output ends early (no `### end`): the SSH session was cut, or a command hung");
     }
     Ok(out)
 }
@@ -98,7 +100,7 @@ fn sections(text: &str) -> Result<BTreeMap<String, String>> {
 impl Discovered {
     /// Parses the output of [`DISCOVER_SCRIPT`].
     pub fn parse(text: &str) -> Result<Discovered> {
-        let s = sections(text)?;
+        let s = sections(text, "metalboot-discover", "discovery")?;
         let get =
             |k: &str| s.get(k).map(String::as_str).with_context(|| format!("discovery output has no `{k}` section"));
         let boot = match get("boot")?.trim() {
@@ -157,7 +159,7 @@ fn gib(b: u64) -> String {
 
 /// What the operator confirms: the disk that will be wiped and the network
 /// the new system comes back with.
-pub fn summary(target: &str, name: &str, d: &Discovered, disk: &DiskFacts, net: &NetworkSpec) -> String {
+pub fn summary(target: &str, name: &str, d: &Discovered, disk: &DiskFacts, net: &NetworkSpec, via: &str) -> String {
     let mut s = String::new();
     s.push_str(&format!("target:   {target} (now \"{}\", {}, {:?} boot)\n", d.hostname, d.kernel, d.boot));
     s.push_str(&format!("becomes:  {name}\n"));
@@ -187,9 +189,6 @@ pub fn summary(target: &str, name: &str, d: &Discovered, disk: &DiskFacts, net: 
         let dns: Vec<String> = net.dns.iter().map(|a| a.to_string()).collect();
         s.push_str(&format!("          dns {}\n", dns.join(" ")));
     }
-    s.push_str(&format!(
-        "boots via: {}\n",
-        if d.kexec.is_some() { "kexec" } else { "kexec (to be installed) or a one-shot GRUB entry" }
-    ));
+    s.push_str(&format!("boots via: {via}\n"));
     s
 }

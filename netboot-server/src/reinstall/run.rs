@@ -4,6 +4,10 @@
 //! and initramfs over the same SSH session, kexec, then follow the host
 //! through the server until it phones home.
 //!
+//! Where kexec cannot be used (not installable, or refused by the kernel),
+//! the installer is booted once by a one-shot GRUB entry instead (see
+//! [`super::oneshot`]), where GRUB can be trusted to clear it.
+//!
 //! Never strand the host: the installer is started with
 //! `metalboot.fallback=reboot`, so if it cannot reach the server with the
 //! carried network it reboots before writing anything, and after a kexec a
@@ -14,8 +18,9 @@
 use super::discover::DiskFacts;
 use super::progress::Progress;
 use super::remote::{summary, Discovered, DISCOVER_SCRIPT};
-use super::ssh::{shell_quote, Ssh, Target};
+use super::ssh::{Ssh, Target};
 use super::standalone::{self, Carried};
+use super::start::{boot_installer, boots_via, choose_boot, clean_old_system, probe_grub, Boot, BootVia};
 use crate::client::ApiClient;
 use crate::http::api_types::{ReinstallBoot, ReinstallRequest};
 use crate::state::HostState;
@@ -53,6 +58,12 @@ pub struct Options {
     /// for it when the new system answers SSH with the pinned key.
     #[arg(long)]
     pub standalone: bool,
+    /// How the installer starts: `kexec` (installing kexec-tools if it is
+    /// missing); `grub`, a one-shot GRUB entry and a reboot (for a kernel
+    /// that refuses kexec, e.g. under Secure Boot lockdown); `auto`: kexec,
+    /// else the GRUB entry where that is safe.
+    #[arg(long, value_enum, default_value_t = BootVia::Auto)]
+    pub boot_via: BootVia,
     /// Seconds the installer may take to reach the server after kexec.
     #[arg(long, default_value = "600", value_parser = seconds)]
     pub installer_timeout: Duration,
@@ -140,6 +151,10 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
         return print_host(o, &d, &net);
     }
     installer_can_carry(&net, o.standalone)?;
+    let grub = match (o.boot_via, &d.kexec) {
+        (BootVia::Kexec, _) | (BootVia::Auto, Some(_)) => None,
+        _ => Some(probe_grub(&ssh)?),
+    };
     let host = client.show(&o.name).with_context(|| {
         format!(
             "looking up host {:?} on the server (for a server the inventory does not know yet, \
@@ -150,7 +165,8 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     clock.phase("discovered the target over SSH");
 
     // 2. show and confirm
-    print!("{}", summary(&o.target.to_string(), &o.name, &d, &disk, &net));
+    let via_text = boots_via(o.boot_via, &d, grub.as_ref());
+    print!("{}", summary(&o.target.to_string(), &o.name, &d, &disk, &net, &via_text));
     println!("host:     {} is {} on the server (method {:?})", o.name, host.host.record.state, host.host.method);
     if o.dry_run {
         println!("dry run: nothing was changed");
@@ -159,10 +175,11 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     if !o.yes {
         confirm(&o.name, &disk)?;
     }
-    let via = ensure_kexec(&ssh, &d)?;
+    let method = choose_boot(&ssh, &d, o.boot_via, grub)?;
 
     // 3. the installer, its command line and token
-    let req = ReinstallRequest { mac, network: net.clone(), disk: disk_selector(&disk, &d.disks), via: via.into() };
+    let req =
+        ReinstallRequest { mac, network: net.clone(), disk: disk_selector(&disk, &d.disks), via: method.name().into() };
     let boot = client.reinstall(&o.name, &req)?;
     clock.phase("server issued the installer and token");
     let carried = match o.standalone.then(|| carry(client, &ssh, &session, &o.name, &boot)).transpose() {
@@ -179,17 +196,21 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
             c.payload_bytes as f64 / 1048576.0
         ));
     }
-    if let Err(e) = boot_installer(client, &ssh, &session, &boot, carried.as_ref()) {
+    if let Err(e) = boot_installer(client, &ssh, &session, &boot, &method, carried.as_ref()) {
         let msg = format!("{e:#}");
-        let _ = client.fail(&o.name, "kexec", &msg);
+        let _ = client.fail(&o.name, method.name(), &msg);
         return Err(e.context("starting the installer (the old system is still running)"));
     }
-    clock.phase("installer uploaded and kexec started");
+    clock.phase(match method {
+        Boot::Kexec => "installer uploaded and kexec started",
+        Boot::Grub(_) => "installer uploaded, one-shot GRUB entry set, reboot started",
+    });
 
     // 4. follow
+    let old = OldSystem { ssh: &ssh, boot_id: d.boot_id.as_deref(), method: &method, standalone: carried.is_some() };
     match &carried {
-        Some(c) => follow_standalone(client, &ssh, o, &boot, c, d.boot_id.as_deref(), &session, &mut clock),
-        None => follow(client, &ssh, o, &boot, d.boot_id.as_deref(), host.timeline.len(), &mut clock),
+        Some(c) => follow_standalone(client, &old, o, &boot, c, &session, &mut clock),
+        None => follow(client, &old, o, &boot, host.timeline.len(), &mut clock),
     }
 }
 
@@ -266,25 +287,6 @@ fn confirm(name: &str, disk: &DiskFacts) -> Result<()> {
     Ok(())
 }
 
-const ENSURE_KEXEC: &str = r#"set -u
-[ "$(id -u)" = 0 ] || { echo "not root: kexec and a reinstall need root" >&2; exit 3; }
-command -v kexec >/dev/null 2>&1 && exit 0
-if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q kexec-tools >&2
-elif command -v dnf >/dev/null 2>&1; then dnf install -y kexec-tools >&2
-elif command -v yum >/dev/null 2>&1; then yum install -y kexec-tools >&2
-elif command -v apk >/dev/null 2>&1; then apk add kexec-tools >&2
-fi
-command -v kexec >/dev/null 2>&1 || { echo "kexec is not installed and the package manager could not install kexec-tools" >&2; exit 4; }
-"#;
-
-fn ensure_kexec(ssh: &Ssh, d: &Discovered) -> Result<&'static str> {
-    if d.kexec.is_none() {
-        println!("kexec not found on the target: installing kexec-tools with its package manager");
-    }
-    ssh.check("preparing kexec", &["sh", "-s"], ENSURE_KEXEC.as_bytes())?;
-    Ok("kexec")
-}
-
 /// Hex sha256 of a file.
 pub fn sha256_file(p: &std::path::Path) -> Result<String> {
     let mut f = std::fs::File::open(p)?;
@@ -293,99 +295,64 @@ pub fn sha256_file(p: &std::path::Path) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// Where a standalone payload is uploaded: on disk, since `/run` is small.
-const STANDALONE_DIR: &str = "/var/tmp/metalboot";
-
-fn boot_installer(
-    client: &ApiClient,
-    ssh: &Ssh,
-    session: &std::path::Path,
-    boot: &ReinstallBoot,
-    carried: Option<&Carried>,
-) -> Result<()> {
-    // a standalone payload is too big for the tmpfs /run: it goes on the
-    // disk that is about to be wiped anyway
-    let dir = if carried.is_some() { STANDALONE_DIR } else { "/run/metalboot" };
-    ssh.check(&format!("creating {dir}"), &["mkdir", "-p", dir], b"")?;
-    let result = upload_and_load(client, ssh, session, boot, carried, dir);
-    if result.is_err() && carried.is_some() {
-        let _ = ssh.check("cleaning up", &["rm", "-rf", dir], b"");
-    }
-    result
+/// The system being replaced, as the follow loops watch for it.
+struct OldSystem<'a> {
+    /// SSH pinned to its host key.
+    ssh: &'a Ssh,
+    /// Its boot id before the installer was started.
+    boot_id: Option<&'a str>,
+    method: &'a Boot,
+    standalone: bool,
 }
 
-fn upload_and_load(
-    client: &ApiClient,
-    ssh: &Ssh,
-    session: &std::path::Path,
-    boot: &ReinstallBoot,
-    carried: Option<&Carried>,
-    dir: &str,
-) -> Result<()> {
-    let mut files = Vec::new();
-    for (url, name) in [(&boot.kernel_url, "vmlinuz"), (&boot.initramfs_url, "initramfs.img")] {
-        let local = session.join(name);
-        let mut f = std::fs::File::create(&local)?;
-        client.download(url, &mut f)?;
-        files.push((local, name));
+impl OldSystem<'_> {
+    /// `Some(true)`: it answers with a new boot id (it rebooted into the
+    /// old system); `Some(false)`: still the same boot; `None`: no answer.
+    fn came_back(&self) -> Option<bool> {
+        let id = self.ssh.pinned_boot_id(Duration::from_secs(5))?;
+        Some(self.boot_id.is_some_and(|old| old != id))
     }
-    if let Some(c) = carried {
-        files.push((c.payload.clone(), "payload.cpio"));
-        let bytes: u64 = files.iter().map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
-        let need_kib = bytes / 1024 + 65536;
-        let df = format!(
-            "avail=$(df -Pk {dir} | awk 'NR==2 {{print $4}}'); [ \"$avail\" -ge {need_kib} ] || \
-             {{ echo \"only $avail KiB free in {dir}; the standalone payload needs {need_kib} KiB\" >&2; exit 5; }}"
-        );
-        ssh.check("checking free space for the payload", &["sh", "-c", &shell_quote(&df)], b"")?;
-    }
-    let mut sums = Vec::new();
-    for (local, name) in &files {
-        ssh.upload(local, &format!("{dir}/{name}"))?;
-        println!("  sent {name}: {} bytes", std::fs::metadata(local)?.len());
-        sums.push(format!("{}  {dir}/{name}\n", sha256_file(local)?));
-    }
-    ssh.check(
-        "checking the uploaded files (sha256sum -c)",
-        &["sha256sum", "-c", "--quiet", "-"],
-        sums.concat().as_bytes(),
-    )?;
-    let (initrd, cmdline) = match carried {
-        // the uncompressed payload first, the compressed initramfs after it
-        Some(c) => {
-            let join = format!("cat {dir}/initramfs.img >> {dir}/payload.cpio");
-            ssh.check("joining the payload and the installer initramfs", &["sh", "-c", &shell_quote(&join)], b"")?;
-            (format!("{dir}/payload.cpio"), c.cmdline.as_str())
+
+    fn clean(&self) {
+        if let Err(e) = clean_old_system(self.ssh, self.method, self.standalone) {
+            println!("  could not clean up the old system: {e:#}");
         }
-        None => (format!("{dir}/initramfs.img"), boot.cmdline.as_str()),
-    };
-    let load = format!("kexec -l {dir}/vmlinuz --initrd={initrd} --command-line={}", shell_quote(cmdline));
-    ssh.check("loading the installer (kexec -l)", &["sh", "-c", &shell_quote(&load)], b"")?;
-    // detached, so the SSH session ends cleanly before the system goes
-    let exec = "nohup sh -c 'sleep 2; sync; systemctl kexec 2>/dev/null || kexec -e' </dev/null >/dev/null 2>&1 &";
-    ssh.check("starting kexec", &["sh", "-c", &shell_quote(exec)], b"")?;
-    Ok(())
+    }
+
+    /// The old system never went away: take back what was set up.
+    fn never_left(&self, client: &ApiClient, o: &Options) -> Result<()> {
+        self.clean();
+        let msg = format!(
+            "{} did not happen: the old system is still running (same boot id after 180 s)",
+            match self.method {
+                Boot::Kexec => "kexec",
+                Boot::Grub(_) => "the reboot into the one-shot GRUB entry",
+            }
+        );
+        give_up(client, o, self.method.name(), &msg)
+    }
 }
 
 /// Standalone: the installer reports nothing, so this command watches the
 /// target's SSH: the old host key with a new boot id means it rebooted
 /// into the old system (the carried network failed); the pinned new key
 /// means the new system is up, and this command reports for it.
-#[allow(clippy::too_many_arguments)]
 fn follow_standalone(
     client: &ApiClient,
-    old: &Ssh,
+    old: &OldSystem,
     o: &Options,
     boot: &ReinstallBoot,
     c: &Carried,
-    old_boot_id: Option<&str>,
     session: &std::path::Path,
     clock: &mut Clock,
 ) -> Result<()> {
     let kexec_at = Instant::now();
     let ev = crate::state::ProgressEvent {
         step: "kexec".into(),
-        message: "standalone installer started from RAM; it reports nothing until the new system answers SSH".into(),
+        message: format!(
+            "standalone installer started from RAM ({}); it reports nothing until the new system answers SSH",
+            old.method.name()
+        ),
         ..Default::default()
     };
     if let Err(e) = client.event(&o.name, &boot.token, &ev) {
@@ -407,16 +374,14 @@ fn follow_standalone(
             }
             _ => {}
         }
-        if let Some(id) = old.pinned_boot_id(Duration::from_secs(5)) {
-            if old_boot_id.is_some_and(|old| old != id) {
+        match old.came_back() {
+            Some(true) => {
                 // the old system is back: take the payload off its disk
-                let _ = old.check("removing the payload", &["rm", "-rf", STANDALONE_DIR], b"");
+                old.clean();
                 return stranded(client, o, &c.cmdline, "the target rebooted into its old system, untouched");
             }
-            if kexec_at.elapsed() > Duration::from_secs(180) {
-                let msg = "kexec did not happen: the old system is still running (same boot id after 180 s)";
-                return give_up(client, o, "kexec", msg);
-            }
+            Some(false) if kexec_at.elapsed() > Duration::from_secs(180) => return old.never_left(client, o),
+            _ => {}
         }
         if kexec_at.elapsed() > o.install_timeout {
             let msg = format!("the new system did not answer SSH with its pinned key within {:?}", o.install_timeout);
@@ -438,10 +403,9 @@ fn follow_standalone(
 
 fn follow(
     client: &ApiClient,
-    ssh: &Ssh,
+    old: &OldSystem,
     o: &Options,
     boot: &ReinstallBoot,
-    old_boot_id: Option<&str>,
     mut seen: usize,
     clock: &mut Clock,
 ) -> Result<()> {
@@ -471,15 +435,14 @@ fn follow(
             HostState::Booting => {
                 if Instant::now() >= next_probe {
                     next_probe = Instant::now() + Duration::from_secs(10);
-                    match ssh.pinned_boot_id(Duration::from_secs(5)) {
-                        Some(id) if old_boot_id.is_some_and(|old| old != id) => {
+                    match old.came_back() {
+                        Some(true) => {
+                            old.clean();
                             let what = "the target rebooted into its old system, untouched";
                             return stranded(client, o, &boot.cmdline, what);
                         }
-                        Some(_) if kexec_at.elapsed() > Duration::from_secs(180) => {
-                            let msg =
-                                "kexec did not happen: the old system is still running (same boot id after 180 s)";
-                            return give_up(client, o, "kexec", msg);
+                        Some(false) if kexec_at.elapsed() > Duration::from_secs(180) => {
+                            return old.never_left(client, o);
                         }
                         _ => {}
                     }

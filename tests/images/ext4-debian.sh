@@ -1,0 +1,75 @@
+#!/bin/bash
+# A Debian system installed the classic way, not by metalboot: one ext4
+# partition on an MBR disk, GRUB for BIOS in the MBR gap, a static /32 by
+# systemd-networkd, root's authorized_keys, and no kexec-tools. Made from
+# metalboot's root filesystem image with a loop device (as root).
+#
+# usage: ext4-debian.sh IMG SIZE ROOTFS_TAR_ZST MAC IP GATEWAY AUTHORIZED_KEYS_FILE
+# prints the new system's SSH host public keys on standard output.
+set -euo pipefail
+img=$1 size=$2 rootfs=$3 mac=$4 ip=$5 gw=$6 keys=$7
+
+work=$(mktemp -d)
+mnt=$work/root
+mkdir "$mnt"
+loop=
+cleanup() {
+	umount -R "$mnt" 2>/dev/null || true
+	if [ -n "$loop" ]; then
+		partx -d "$loop" 2>/dev/null || true
+		losetup -d "$loop" || true
+	fi
+	rmdir "$mnt" "$work" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+rm -f "$img"
+truncate -s "$size" "$img"
+printf 'label: dos\nstart=2048, type=83, bootable\n' | sfdisk -q "$img"
+loop=$(losetup -f --show "$img")
+# no udev here: make the partition node ourselves if the kernel did not
+[ -b "${loop}p1" ] || partx -a "$loop"
+for _ in 1 2 3 4 5; do [ -b "${loop}p1" ] && break; sleep 1; done
+part=${loop}p1
+mkfs.ext4 -q -L old-root "$part"
+uuid=$(blkid -s UUID -o value "$part")
+mount "$part" "$mnt"
+tar --zstd -xpf "$rootfs" -C "$mnt" --numeric-owner
+
+echo "UUID=$uuid / ext4 errors=remount-ro 0 1" >"$mnt/etc/fstab"
+echo old-system >"$mnt/etc/hostname"
+cat >"$mnt/etc/systemd/network/10-static.network" <<EOF
+[Match]
+MACAddress=$mac
+
+[Network]
+Address=$ip/32
+
+[Route]
+Gateway=$gw
+GatewayOnLink=yes
+EOF
+install -d -m 700 "$mnt/root/.ssh"
+install -m 600 "$keys" "$mnt/root/.ssh/authorized_keys"
+ln -sf /run/systemd/resolve/resolv.conf "$mnt/etc/resolv.conf"
+
+# a private /dev for the chroot: the loop nodes, and the by-uuid link
+# grub-mkconfig looks for before it writes root=UUID=
+mount -t tmpfs -o mode=755 dev "$mnt/dev"
+cp -a /dev/null /dev/zero /dev/full /dev/random /dev/urandom "$loop" "$part" "$mnt/dev/"
+mkdir -p "$mnt/dev/disk/by-uuid"
+ln -s "../../$(basename "$part")" "$mnt/dev/disk/by-uuid/$uuid"
+mount -t proc proc "$mnt/proc"
+mount -t sysfs sys "$mnt/sys"
+
+chroot "$mnt" ssh-keygen -A >/dev/null
+chroot "$mnt" dpkg --purge kexec-tools >/dev/null
+sed -i -e 's/^GRUB_TIMEOUT=.*/GRUB_TIMEOUT=2/' \
+	-e 's/^GRUB_CMDLINE_LINUX=.*/GRUB_CMDLINE_LINUX="console=ttyS0,115200"/' \
+	-e 's/^GRUB_CMDLINE_LINUX_DEFAULT=.*/GRUB_CMDLINE_LINUX_DEFAULT=""/' "$mnt/etc/default/grub"
+echo 'GRUB_TERMINAL=console' >>"$mnt/etc/default/grub"
+chroot "$mnt" grub-install --target=i386-pc "$loop" >/dev/null 2>&1 ||
+	{ chroot "$mnt" grub-install --target=i386-pc "$loop"; exit 1; }
+chroot "$mnt" update-grub >/dev/null 2>&1 || { chroot "$mnt" update-grub; exit 1; }
+grep -q "root=UUID=$uuid" "$mnt/boot/grub/grub.cfg" || { echo "grub.cfg does not boot root=UUID=$uuid" >&2; exit 1; }
+cat "$mnt"/etc/ssh/ssh_host_*_key.pub

@@ -1,0 +1,131 @@
+//! Scenario 8: `metalboot reinstall` of a Debian system installed the
+//! classic way (ext4 root, GRUB in the MBR gap, no kexec-tools, and no
+//! package mirror to install it from): the installer is booted by a
+//! one-shot GRUB entry instead of kexec.
+//!
+//! 1. `--dry-run` says so, and changes nothing;
+//! 2. the server unreachable from the target: GRUB boots the installer
+//!    once, the installer cannot reach the server and reboots, and GRUB's
+//!    default entry brings the old system back untouched (marker present,
+//!    no pending `next_entry`, `custom.cfg` and `/boot/metalboot` gone);
+//!    the host is `failed` with the reason;
+//! 3. reachable: wiped, installed, back on the same /32 with new host keys;
+//! 4. the result is a metalboot host (btrfs `/boot`), where GRUB cannot
+//!    clear a one-shot entry: `--boot-via grub` is refused by name, before
+//!    anything changes.
+
+use crate::harness::Scenario;
+use crate::reinstall::{block_server_from_target, new_system, reinstall_to, IP, MARKER};
+use crate::scenarios::{inventory, MAC};
+use crate::vm::{accel, Disk, Vm};
+use anyhow::{ensure, Context, Result};
+use std::time::Duration;
+
+fn reinstall(s: &Scenario, log: &str, extra: &[&str]) -> Result<(bool, String)> {
+    let (ok, stdout, stderr) = reinstall_to(s, log, IP, "vm1", extra)?;
+    Ok((ok, format!("{stdout}{stderr}")))
+}
+
+/// The old system's disk, made by `tests/images/ext4-debian.sh`; returns
+/// it and a known_hosts file pinning its host keys at [`IP`].
+fn ext4_debian(s: &Scenario) -> Result<(Disk, std::path::PathBuf)> {
+    let path = s.dir.join("disk.img");
+    let script = crate::harness::workspace().join("tests/images/ext4-debian.sh");
+    let rootfs = crate::harness::assets().join("rootfs.tar.zst");
+    let keys = s.ssh_key.with_extension("pub");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(&path)
+        .arg("8G")
+        .arg(&rootfs)
+        .arg(MAC)
+        .arg(IP)
+        .arg("10.99.0.1")
+        .arg(&keys)
+        .output()
+        .context("running tests/images/ext4-debian.sh")?;
+    std::fs::write(s.dir.join("ext4-debian.log"), &out.stderr)?;
+    ensure!(out.status.success(), "building the ext4 Debian disk: {}", String::from_utf8_lossy(&out.stderr));
+    let kh: String = String::from_utf8_lossy(&out.stdout).lines().map(|k| format!("{IP} {k}\n")).collect();
+    let p = s.dir.join("known_hosts.old-system");
+    std::fs::write(&p, kh)?;
+    Ok((Disk { path, serial: "E2E-DISK".into() }, p))
+}
+
+/// Runs the whole scenario.
+pub fn reinstall_via_grub(name: &str) -> Result<Scenario> {
+    crate::harness::require_assets()?;
+    let mut s = Scenario::new(name, 1)?;
+    let accel = accel(&crate::harness::assets(), &s.dir.join(".."));
+    s.phase(&format!("accelerator {accel}"));
+    let inv = format!(
+        "{}network = {{ mode = \"static\", addresses = [\"{IP}/32\"], gateway = \"10.99.0.1\" }}\n",
+        inventory(&s, "{ serial = \"E2E-DISK\" }")?
+    );
+    s.start_server(&inv, "[dhcp]\nmode = \"off\"\n")?;
+    let (disk, old_kh) = ext4_debian(&s)?;
+    s.phase("ext4 Debian disk built (GRUB for BIOS, static /32, no kexec-tools)");
+    let vm = Vm::start_from_disk(&s.ns, &s.dir, accel, "tap0", MAC, &[disk])?;
+    s.wait_ssh(IP, &old_kh, Duration::from_secs(900))?;
+    s.ssh(IP, &old_kh, &format!("echo old-system > {MARKER} && sync"))?;
+    let fs = s.ssh(IP, &old_kh, "findmnt -n -o FSTYPE /; command -v kexec || echo no-kexec")?;
+    ensure!(fs.contains("ext4") && fs.contains("no-kexec"), "the old system: {fs}");
+    let old_keys = s.host("vm1")?["host_keys"].clone();
+    s.phase("old system up from its ext4 disk, static address, no kexec; marker written");
+
+    // 1. the summary says how it will boot; nothing changes
+    let before = s.host("vm1")?;
+    let (ok, out) = reinstall(&s, "reinstall-grub-dry-run.log", &["--dry-run"])?;
+    ensure!(ok && out.contains("nothing was changed"), "dry run:\n{out}");
+    ensure!(out.contains("else a one-shot GRUB entry (/boot/grub on ext2)"), "dry run boot method:\n{out}");
+    ensure!(s.host("vm1")?["timeline"] == before["timeline"], "the dry run changed the host");
+    s.phase("--dry-run: kexec to be installed, else a one-shot GRUB entry; host unchanged");
+
+    // 2. the server unreachable: the one-shot entry runs once, then the
+    // default entry is the old system again
+    block_server_from_target(&s, true)?;
+    let (ok, out) = reinstall(&s, "reinstall-grub-unreachable.log", &["--yes"])?;
+    block_server_from_target(&s, false)?;
+    ensure!(!ok && out.contains("no network in installer"), "reinstall with the server unreachable:\n{out}");
+    ensure!(out.contains("one-shot GRUB entry"), "the command did not fall back to GRUB:\n{out}");
+    let h = s.host("vm1")?;
+    ensure!(h["state"] == "failed", "host is {} not failed", h["state"]);
+    let err = h["failed_error"].as_str().unwrap_or("");
+    ensure!(err.contains("no network in installer") && err.contains("ip="), "failed_error: {err}");
+    let marker = s.ssh(IP, &old_kh, &format!("cat {MARKER}"))?;
+    ensure!(marker.trim() == "old-system", "marker: {marker:?}");
+    let env = s.ssh(IP, &old_kh, "grub-editenv list")?;
+    ensure!(!env.contains("next_entry=metalboot"), "a one-shot entry is still pending: {env}");
+    let left = s.ssh(
+        IP,
+        &old_kh,
+        "ls -d /boot/metalboot /boot/grub/custom.cfg /boot/grub/custom.cfg.metalboot-created 2>/dev/null || true",
+    )?;
+    ensure!(left.trim().is_empty(), "left on the old system: {left}");
+    let timeline = h["timeline"].to_string();
+    ensure!(timeline.contains("grub-reboot"), "the timeline does not say how the installer was started: {timeline}");
+    s.phase("unreachable: GRUB booted the installer once, the old system came back untouched and clean");
+
+    // 3. reachable: installed through the one-shot entry
+    let (ok, out) = reinstall(&s, "reinstall-grub.log", &["--yes"])?;
+    ensure!(ok, "reinstall through the one-shot GRUB entry failed:\n{out}");
+    for line in out.lines().filter(|l| l.starts_with('[')) {
+        println!("  grub: {line}");
+    }
+    let (_, kh) = new_system(&mut s, &old_keys, &old_kh, "the reinstall through GRUB")?;
+    let fs = s.ssh(IP, &kh, "findmnt -n -o FSTYPE /")?;
+    ensure!(fs.trim() == "btrfs", "the new root filesystem is {fs}");
+    s.phase("installed through the one-shot GRUB entry: same /32, new host keys, btrfs, marker gone");
+
+    // 4. a btrfs /boot: refused by name, nothing changed
+    let before = s.host("vm1")?;
+    let (ok, out) = reinstall(&s, "reinstall-grub-btrfs.log", &["--yes", "--boot-via", "grub"])?;
+    ensure!(!ok && out.contains("is on btrfs") && out.contains("nothing was changed"), "grub on btrfs:\n{out}");
+    ensure!(s.host("vm1")?["timeline"] == before["timeline"], "the refusal changed the host");
+    s.ssh(IP, &kh, "true")?;
+    s.phase("--boot-via grub on a btrfs /boot: refused by name, host unchanged");
+    let mut vm = vm;
+    vm.stop();
+    s.finish();
+    Ok(s)
+}
