@@ -153,6 +153,27 @@ mod remote {
         assert!(text.contains("boots via: kexec (to be installed)"), "{text}");
     }
 
+    /// The `boots via:` line: kexec where it is, else what the GRUB probe
+    /// allows, with the reason when it does not.
+    #[test]
+    fn the_summary_says_how_the_installer_will_start() {
+        use metalboot::reinstall::oneshot::GrubFacts;
+        use metalboot::reinstall::start::{boots_via, BootVia};
+        let mut d = Discovered::parse(&recorded()).unwrap();
+        let probe = super::fixture("../grub/ext4.probe");
+        let ext4 = GrubFacts::parse(&probe).unwrap();
+        let btrfs = GrubFacts::parse(&probe.replace("### fs\next2", "### fs\nbtrfs")).unwrap();
+        assert_eq!(
+            boots_via(BootVia::Auto, &d, Some(&ext4)),
+            "kexec (kexec-tools to be installed), else a one-shot GRUB entry (/boot/grub on ext2) and a reboot"
+        );
+        let refused = boots_via(BootVia::Grub, &d, Some(&btrfs));
+        assert!(refused.starts_with("no one-shot GRUB entry: /boot/grub is on btrfs"), "{refused}");
+        assert_eq!(boots_via(BootVia::Kexec, &d, None), "kexec (kexec-tools to be installed)");
+        d.kexec = Some("/usr/sbin/kexec".into());
+        assert_eq!(boots_via(BootVia::Auto, &d, None), "kexec");
+    }
+
     #[test]
     fn cut_or_foreign_output_is_refused_with_the_reason() {
         let full = recorded();

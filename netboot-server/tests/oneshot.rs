@@ -201,3 +201,15 @@ fn without_a_custom_cfg_disarming_removes_the_one_it_made() {
     let left: Vec<_> = std::fs::read_dir(f.dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, ["grubenv"], "nothing of ours is left");
 }
+
+#[test]
+fn the_probe_only_reads() {
+    use metalboot::reinstall::oneshot::GRUB_PROBE_SCRIPT;
+    for line in GRUB_PROBE_SCRIPT.lines() {
+        let l = line.replace("2>&1", "").replace("2>/dev/null", "");
+        for word in ["rm ", "mv ", "cp ", " set ", "unset", "create", "grub-install", "update-grub", ">"] {
+            assert!(!l.contains(word), "the GRUB probe writes ({word:?}): {line}");
+        }
+        assert!(!l.trim_start().starts_with("\"$reboot\""), "the GRUB probe runs grub-reboot: {line}");
+    }
+}

@@ -101,6 +101,8 @@ pub fn choose_boot(ssh: &Ssh, d: &Discovered, via: BootVia, grub: Option<GrubFac
             .context("a one-shot GRUB entry is not safe on this target; nothing was changed"),
         BootVia::Auto => match ensure_kexec(ssh, d) {
             Ok(()) => Ok(Boot::Kexec),
+            // kexec is there but unusable (not root): no GRUB either
+            Err(e) if grub.is_none() => Err(e),
             Err(e) => match grub_ok(grub) {
                 Ok(g) => {
                     println!("kexec cannot be used ({e:#}): starting the installer with a one-shot GRUB entry");
