@@ -9,8 +9,12 @@
 //!    default entry brings the old system back untouched (marker present,
 //!    no pending `next_entry`, `custom.cfg` and `/boot/metalboot` gone);
 //!    the host is `failed` with the reason;
-//! 3. reachable: wiped, installed, back on the same /32 with new host keys;
-//! 4. the result is a metalboot host (btrfs `/boot`), where GRUB cannot
+//! 3. `--standalone` with the server still unreachable: GRUB loads the
+//!    carried payload (plan, image, host keys) and the installer initramfs
+//!    as two initrds; the new system answers with the pinned keys;
+//! 4. on a fresh old system, reachable: wiped, installed, phoned home, back
+//!    on the same /32 with new host keys;
+//! 5. the result is a metalboot host (btrfs `/boot`), where GRUB cannot
 //!    clear a one-shot entry: `--boot-via grub` is refused by name, before
 //!    anything changes.
 
@@ -52,6 +56,20 @@ fn ext4_debian(s: &Scenario) -> Result<(Disk, std::path::PathBuf)> {
     Ok((Disk { path, serial: "E2E-DISK".into() }, p))
 }
 
+/// Builds the old system's disk and boots it; returns the VM and its
+/// pinned known_hosts once the marker is written.
+fn boot_old_system(s: &mut Scenario, accel: &str) -> Result<(Vm, std::path::PathBuf)> {
+    let (disk, old_kh) = ext4_debian(s)?;
+    s.phase("ext4 Debian disk built (GRUB for BIOS, static /32, no kexec-tools)");
+    let vm = Vm::start_from_disk(&s.ns, &s.dir, accel, "tap0", MAC, &[disk])?;
+    s.wait_ssh(IP, &old_kh, Duration::from_secs(900))?;
+    s.ssh(IP, &old_kh, &format!("echo old-system > {MARKER} && sync"))?;
+    let fs = s.ssh(IP, &old_kh, "findmnt -n -o FSTYPE /; command -v kexec || echo no-kexec")?;
+    ensure!(fs.contains("ext4") && fs.contains("no-kexec"), "the old system: {fs}");
+    s.phase("old system up from its ext4 disk, static address, no kexec; marker written");
+    Ok((vm, old_kh))
+}
+
 /// Runs the whole scenario.
 pub fn reinstall_via_grub(name: &str) -> Result<Scenario> {
     crate::harness::require_assets()?;
@@ -63,15 +81,8 @@ pub fn reinstall_via_grub(name: &str) -> Result<Scenario> {
         inventory(&s, "{ serial = \"E2E-DISK\" }")?
     );
     s.start_server(&inv, "[dhcp]\nmode = \"off\"\n")?;
-    let (disk, old_kh) = ext4_debian(&s)?;
-    s.phase("ext4 Debian disk built (GRUB for BIOS, static /32, no kexec-tools)");
-    let vm = Vm::start_from_disk(&s.ns, &s.dir, accel, "tap0", MAC, &[disk])?;
-    s.wait_ssh(IP, &old_kh, Duration::from_secs(900))?;
-    s.ssh(IP, &old_kh, &format!("echo old-system > {MARKER} && sync"))?;
-    let fs = s.ssh(IP, &old_kh, "findmnt -n -o FSTYPE /; command -v kexec || echo no-kexec")?;
-    ensure!(fs.contains("ext4") && fs.contains("no-kexec"), "the old system: {fs}");
+    let (mut vm, old_kh) = boot_old_system(&mut s, accel)?;
     let old_keys = s.host("vm1")?["host_keys"].clone();
-    s.phase("old system up from its ext4 disk, static address, no kexec; marker written");
 
     // 1. the summary says how it will boot; nothing changes
     let before = s.host("vm1")?;
@@ -106,7 +117,27 @@ pub fn reinstall_via_grub(name: &str) -> Result<Scenario> {
     ensure!(timeline.contains("grub-reboot"), "the timeline does not say how the installer was started: {timeline}");
     s.phase("unreachable: GRUB booted the installer once, the old system came back untouched and clean");
 
-    // 3. reachable: installed through the one-shot entry
+    // 3. standalone, the server still unreachable: two initrds from /boot
+    block_server_from_target(&s, true)?;
+    let (ok, out) = reinstall(&s, "reinstall-grub-standalone.log", &["--yes", "--standalone"])?;
+    block_server_from_target(&s, false)?;
+    ensure!(ok, "standalone reinstall through the one-shot GRUB entry failed:\n{out}");
+    ensure!(out.contains("sent payload.cpio"), "no payload was carried:\n{out}");
+    for line in out.lines().filter(|l| l.starts_with('[')) {
+        println!("  grub standalone: {line}");
+    }
+    let (_, kh) = new_system(&mut s, &old_keys, &old_kh, "the standalone reinstall through GRUB")?;
+    let wants = "/etc/systemd/system/multi-user.target.wants/metalboot-phone-home.service";
+    let phoned = s.ssh(IP, &kh, &format!("test -e {wants} && echo on || echo off"))?;
+    ensure!(phoned.trim() == "off", "a standalone install enabled the phone-home unit");
+    s.phase("standalone through the one-shot GRUB entry: installed with the server unreachable; pinned keys");
+
+    // 4. a fresh old system, reachable: installed through the one-shot entry
+    let old_keys = s.host("vm1")?["host_keys"].clone();
+    vm.stop();
+    let _ = std::fs::rename(s.dir.join("serial.log"), s.dir.join("serial.1.log"));
+    let (new_vm, old_kh) = boot_old_system(&mut s, accel)?;
+    vm = new_vm;
     let (ok, out) = reinstall(&s, "reinstall-grub.log", &["--yes"])?;
     ensure!(ok, "reinstall through the one-shot GRUB entry failed:\n{out}");
     for line in out.lines().filter(|l| l.starts_with('[')) {
@@ -117,14 +148,13 @@ pub fn reinstall_via_grub(name: &str) -> Result<Scenario> {
     ensure!(fs.trim() == "btrfs", "the new root filesystem is {fs}");
     s.phase("installed through the one-shot GRUB entry: same /32, new host keys, btrfs, marker gone");
 
-    // 4. a btrfs /boot: refused by name, nothing changed
+    // 5. a btrfs /boot: refused by name, nothing changed
     let before = s.host("vm1")?;
     let (ok, out) = reinstall(&s, "reinstall-grub-btrfs.log", &["--yes", "--boot-via", "grub"])?;
     ensure!(!ok && out.contains("is on btrfs") && out.contains("nothing was changed"), "grub on btrfs:\n{out}");
     ensure!(s.host("vm1")?["timeline"] == before["timeline"], "the refusal changed the host");
     s.ssh(IP, &kh, "true")?;
     s.phase("--boot-via grub on a btrfs /boot: refused by name, host unchanged");
-    let mut vm = vm;
     vm.stop();
     s.finish();
     Ok(s)
