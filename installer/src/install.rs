@@ -10,13 +10,17 @@ use crate::layout::{partition_layout, PartSpec};
 use crate::probe::{self, DiskFacts};
 use crate::report::Reporter;
 use crate::select;
-use crate::{configure, disk, fs};
+use crate::{configure, disk, entropy, fs};
 use anyhow::{anyhow, Context, Result};
 use metalboot_spec::InstallPlan;
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// How long the install waits for the kernel's random number generator.
+const ENTROPY_LIMIT: Duration = Duration::from_secs(300);
 
 /// Where and how to install.
 pub struct Options {
@@ -145,6 +149,19 @@ pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result
         }
     };
     rep.done(step, "disk is free and large enough");
+    step = "entropy";
+    let waited = entropy::wait_until(&mut entropy::seeded, ENTROPY_LIMIT, Duration::from_secs(1), &mut || {
+        entropy::nudge_kernel();
+        rep.step(step, "waiting for the kernel's random number generator to be seeded (partition GUIDs, host keys)");
+    });
+    match waited {
+        Ok(w) if w.is_zero() => {}
+        Ok(w) => rep.done(step, &format!("seeded after {:.1}s", w.as_secs_f64())),
+        Err(e) => {
+            rep.failed(step, &format!("{e:#}"));
+            return Err(e);
+        }
+    }
     // ---- the destructive boundary: from here on the disk is being changed ----
     let mut current = "partition";
     let result = write_system(plan, opts, rep, &chosen, &parts, &mut current);

@@ -6,6 +6,7 @@ pub mod cmd;
 pub mod cmdline;
 pub mod configure;
 pub mod disk;
+pub mod entropy;
 pub mod fetch;
 pub mod fs;
 pub mod install;

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use metalboot_installer::install::{self, Options};
 use metalboot_installer::report::Reporter;
-use metalboot_installer::{cmdline, fetch, net, probe, sysinit};
+use metalboot_installer::{cmdline, entropy, fetch, net, probe, sysinit};
 use metalboot_spec::{InstallPlan, OnFailure};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -117,6 +117,11 @@ fn init() -> Result<()> {
     for d in &disks {
         println!("metalboot: disk {}", probe::describe(d));
     }
+    println!(
+        "metalboot: random number generator: {}; hardware source: {}",
+        if entropy::seeded() { "seeded" } else { "not seeded yet" },
+        entropy::hardware_source(Path::new("/sys")).as_deref().unwrap_or("none")
+    );
     if args.action.as_deref() == Some("probe") {
         println!("metalboot: probe done, powering off");
         power_off();

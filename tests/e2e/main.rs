@@ -86,6 +86,7 @@ fn initramfs_boots_and_installer_sees_disks() {
         .arg(format!("file:{}", log.display()))
         .args(["-drive", &format!("file={},format=raw,if=none,id=d0", disk.display())])
         .args(["-device", "virtio-blk-pci,drive=d0,serial=PROBE-DISK"])
+        .args(["-device", "virtio-rng-pci"])
         .status()
         .unwrap();
     let out = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
@@ -95,6 +96,7 @@ fn initramfs_boots_and_installer_sees_disks() {
         version.as_str(),
         "metalboot: 1 disk(s) seen",
         "metalboot: disk /dev/vda 3.0 GiB model=- serial=PROBE-DISK",
+        "hardware source: virtio_rng.0",
         "metalboot: probe done",
     ];
     let mut at = 0;

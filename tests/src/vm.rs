@@ -111,6 +111,10 @@ impl Vm {
         cmd.args(["-accel", accel, "-m", "2048", "-smp", "2", "-display", "none", "-monitor", "none"]);
         cmd.arg("-serial").arg(format!("file:{}", serial_log.display()));
         cmd.args(["-netdev", &format!("tap,id=n0,ifname={tap},script=no,downscript=no")]);
+        // like any VPS: a hardware random source, so the kernel is seeded at
+        // once (emulated CPUs have no RDRAND, and under TCG the kernel's
+        // jitter fallback can take arbitrarily long)
+        cmd.args(["-device", "virtio-rng-pci"]);
         // Under OVMF, drop QEMU's iPXE option ROM so the firmware's own PXE
         // client boots: DHCP → TFTP snponly.efi → iPXE → HTTP.
         // SeaBIOS: network first, then the disks. OVMF: no bootindex at all —
