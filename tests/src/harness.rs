@@ -275,6 +275,12 @@ impl Scenario {
             &format!("UserKnownHostsFile={}", known_hosts.display()),
             "-o",
             "ConnectTimeout=10",
+            // a session caught by a reboot must end, not wait forever for a
+            // peer that went away without closing the connection
+            "-o",
+            "ServerAliveInterval=5",
+            "-o",
+            "ServerAliveCountMax=3",
             "-o",
             "BatchMode=yes",
             &format!("root@{ip}"),

@@ -175,7 +175,7 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     s.ns.exec(&["ip", "-6", "addr", "add", &format!("{GW6}/64"), "dev", "br0", "nodad"])?;
     s.start_server(&inv, dhcp_config(Dhcp::Full))?;
     let disk = blank_disk(&s, "disk.img", "E2E-DISK", 8 << 30)?;
-    let limit = Duration::from_secs(if accel == "kvm" { 600 } else { 1800 });
+    let limit = Duration::from_secs(if accel == "kvm" { 300 } else { 900 });
 
     // the old system: installed by metalboot, static /32, off-subnet gateway
     let mut vm = Vm::start(&s.ns, &s.dir, accel, crate::vm::Firmware::Bios, "tap0", MAC, std::slice::from_ref(&disk))?;

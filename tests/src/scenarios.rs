@@ -130,7 +130,7 @@ pub fn install(fw: Firmware, name: &str, dhcp: Dhcp) -> Result<Installed> {
     let disk = blank_disk(&s, "disk.img", "E2E-DISK", 8 << 30)?;
     let mut vm = Vm::start(&s.ns, &s.dir, accel, fw, "tap0", MAC, &[disk])?;
     s.phase("vm started");
-    let limit = Duration::from_secs(if accel == "kvm" { 600 } else { 1800 });
+    let limit = Duration::from_secs(if accel == "kvm" { 300 } else { 900 });
     s.wait_serial(&mut vm, "metalboot-installer", Duration::from_secs(600))?;
     s.wait_state("vm1", "installing", &mut vm, limit)?;
     s.wait_state("vm1", "rebooting", &mut vm, limit)?;
