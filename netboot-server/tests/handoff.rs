@@ -118,7 +118,7 @@ first_boot_timeout_secs = 10
 [[handoff.hooks]]
 name = "record"
 on = ["installed", "failed"]
-command = ["sh", "-c", "env | grep ^METALBOOT_ | sort > \"hook-$METALBOOT_HOST-$METALBOOT_EVENT.env\"; cp \"$METALBOOT_KNOWN_HOSTS\" \"hook-$METALBOOT_HOST.known_hosts\""]
+command = ["sh", "-c", "cp \"$METALBOOT_KNOWN_HOSTS\" \"hook-$METALBOOT_HOST.known_hosts\"; f=\"hook-$METALBOOT_HOST-$METALBOOT_EVENT.env\"; env | grep ^METALBOOT_ | sort > \"$f.part\" && mv \"$f.part\" \"$f\""]
 
 [[handoff.hooks]]
 name = "flaky"
