@@ -81,10 +81,11 @@ pub struct BootArgs {
     pub net: NetConfig,
     /// Static IPv6, from `metalboot.ip6`.
     pub ip6: Option<StaticIp6>,
-    /// `metalboot.fallback=reboot`: when the network or the server cannot be
-    /// reached (before anything is written), reboot instead of stopping: a
-    /// kexec'd installer then comes back up as the old system.
-    pub reboot_on_no_network: bool,
+    /// `metalboot.fallback=reboot`: when anything fails before the first
+    /// write (no network, no server, the disk refused, no random seed),
+    /// reboot instead of stopping: a kexec'd installer, or one started from
+    /// a one-shot GRUB entry, then comes back up as the old system.
+    pub fallback_reboot: bool,
     /// `metalboot.standalone`: the plan, image and host keys came inside the
     /// initramfs (`metalboot.plan`); nothing is fetched or reported. The
     /// carried network is still brought up and must reach its gateway
@@ -168,8 +169,8 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, CmdlineError> {
             "metalboot.standalone" => a.standalone = true,
             "metalboot.ip6" => a.ip6 = Some(parse_ip6(v)?),
             "metalboot.fallback" => match v {
-                "reboot" => a.reboot_on_no_network = true,
-                "stop" => a.reboot_on_no_network = false,
+                "reboot" => a.fallback_reboot = true,
+                "stop" => a.fallback_reboot = false,
                 other => return Err(CmdlineError::Bad(format!("metalboot.fallback={other:?}: reboot or stop"))),
             },
             _ => {}
@@ -210,7 +211,7 @@ mod tests {
         assert_eq!(a.token.as_deref(), Some("abc123"));
         assert_eq!(a.bootif.unwrap().to_string(), "52:54:00:ab:cd:ef");
         assert_eq!(a.net, NetConfig::Dhcp);
-        assert!(!a.reboot_on_no_network);
+        assert!(!a.fallback_reboot);
     }
 
     #[test]
@@ -236,8 +237,8 @@ mod tests {
 
     #[test]
     fn fallback_reboot_is_opt_in_and_checked() {
-        assert!(parse("metalboot.fallback=reboot").unwrap().reboot_on_no_network);
-        assert!(!parse("metalboot.fallback=stop").unwrap().reboot_on_no_network);
+        assert!(parse("metalboot.fallback=reboot").unwrap().fallback_reboot);
+        assert!(!parse("metalboot.fallback=stop").unwrap().fallback_reboot);
         assert!(parse("metalboot.fallback=shell").is_err());
     }
 

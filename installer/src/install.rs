@@ -128,10 +128,7 @@ pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result
     rep.step(step, &format!("looking for {}", plan.disk.describe()));
     let chosen = match choose_disk(plan, opts) {
         Ok(d) => d,
-        Err(e) => {
-            rep.failed(step, &format!("{e:#}"));
-            return Err(e);
-        }
+        Err(e) => return Err(untouched(rep, step, e)),
     };
     rep.done(step, &probe::describe(&chosen));
     step = "preflight";
@@ -143,10 +140,7 @@ pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result
     })();
     let parts = match pre {
         Ok(p) => p,
-        Err(e) => {
-            rep.failed(step, &format!("{e:#}"));
-            return Err(e);
-        }
+        Err(e) => return Err(untouched(rep, step, e)),
     };
     rep.done(step, "disk is free and large enough");
     step = "entropy";
@@ -157,10 +151,7 @@ pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result
     match waited {
         Ok(w) if w.is_zero() => {}
         Ok(w) => rep.done(step, &format!("seeded after {:.1}s", w.as_secs_f64())),
-        Err(e) => {
-            rep.failed(step, &format!("{e:#}"));
-            return Err(e);
-        }
+        Err(e) => return Err(untouched(rep, step, e)),
     }
     // ---- the destructive boundary: from here on the disk is being changed ----
     let mut current = "partition";
@@ -180,6 +171,18 @@ pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result
             Err(e)
         }
     }
+}
+
+/// A failure before the first write: every disk is as it was. Callers tell
+/// it from a failure after with `error.is::<NothingWritten>()`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct NothingWritten(pub anyhow::Error);
+
+fn untouched(rep: &mut Reporter, step: &str, e: anyhow::Error) -> anyhow::Error {
+    debug_assert!(metalboot_spec::STEPS_BEFORE_FIRST_WRITE.contains(&step), "{step}");
+    rep.failed(step, &format!("{e:#}"));
+    NothingWritten(e).into()
 }
 
 fn write_system(

@@ -9,7 +9,7 @@ use serde::Serialize;
 pub const LBA: u64 = 512;
 const MIB: u64 = 1 << 20;
 /// Smallest root partition we accept.
-pub const MIN_ROOT: u64 = 2 << 30;
+pub const MIN_ROOT: u64 = metalboot_spec::MIN_ROOT_BYTES;
 
 /// Role of a partition.
 #[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,9 +62,8 @@ pub fn partition_layout(disk_bytes: u64, layout: &Layout) -> Result<Vec<PartSpec
     // 1 MiB before the first partition; the backup GPT needs 33 sectors at the end.
     let end = (disk_bytes.saturating_sub(33 * LBA) / MIB) * MIB;
     let root_start = MIB + bios + esp;
-    let need = root_start + MIN_ROOT + MIB;
     if end < root_start + MIN_ROOT {
-        return Err(TooSmall { disk: disk_bytes, need });
+        return Err(TooSmall { disk: disk_bytes, need: layout.min_disk_bytes() });
     }
     Ok(vec![
         PartSpec {
@@ -111,5 +110,14 @@ mod tests {
     fn too_small_disk_is_refused() {
         let e = partition_layout(2 << 30, &Layout::default()).unwrap_err();
         assert!(e.need > 2 << 30);
+    }
+
+    #[test]
+    fn the_spec_minimum_is_exactly_where_the_layout_starts_to_fit() {
+        for l in [Layout::default(), Layout { bios_boot_mib: 2, esp_mib: 100, ..Layout::default() }] {
+            let need = l.min_disk_bytes();
+            assert!(partition_layout(need, &l).is_ok(), "{need}");
+            assert_eq!(partition_layout(need - 1, &l).unwrap_err().need, need);
+        }
     }
 }

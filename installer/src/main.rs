@@ -143,7 +143,7 @@ fn init() -> Result<()> {
             })();
             match proved {
                 Ok(p) => p,
-                Err(e) => no_network(e, args.reboot_on_no_network)?,
+                Err(e) => no_network(e, args.fallback_reboot)?,
             }
         }
         (Some(p), _, _) => read_plan(p)?,
@@ -160,7 +160,7 @@ fn init() -> Result<()> {
             })();
             match reached {
                 Ok(p) => p,
-                Err(e) => no_network(e, args.reboot_on_no_network)?,
+                Err(e) => no_network(e, args.fallback_reboot)?,
             }
         }
         _ => bail!(
@@ -195,6 +195,13 @@ fn init() -> Result<()> {
         }
         Err(e) => {
             println!("metalboot: install failed: {e:#}");
+            if args.fallback_reboot && e.is::<install::NothingWritten>() {
+                println!(
+                    "metalboot: nothing was written; rebooting into the system on disk (metalboot.fallback=reboot)"
+                );
+                std::thread::sleep(Duration::from_secs(3));
+                reboot();
+            }
             if plan.on_failure == OnFailure::Reboot {
                 println!("metalboot: rebooting (on_failure = reboot)");
                 reboot();

@@ -135,6 +135,8 @@ fn corrupted_image_aborts_and_leaves_no_partition_table() {
     let err = install::install(&plan, &opts(dir.path()), &mut rep).expect_err("corrupt image refused");
     let msg = format!("{err:#}");
     assert!(msg.contains("checksum mismatch") || msg.contains("tar failed"), "{msg}");
+    // the disk was written to: a reinstall must not reboot into it as if untouched
+    assert!(!err.is::<install::NothingWritten>(), "{msg}");
     // nothing left mounted, and no partition table to boot from
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(dir.path().to_str().unwrap()), "{mounts}");
@@ -164,6 +166,7 @@ fn refuses_no_match_and_two_matches_without_writing_a_byte() {
         let mut rep = Reporter::new(None, "");
         let err = install::install(&plan, &opts(dir.path()), &mut rep).expect_err("refused");
         assert!(format!("{err:#}").contains(want), "{err:#}");
+        assert!(err.is::<install::NothingWritten>(), "not marked as before the first write: {err:#}");
     }
     assert_eq!(before, (a.sha256(), b.sha256()), "a disk image changed");
 }
@@ -181,5 +184,6 @@ fn refuses_a_disk_with_partitions_unless_wipe_is_set() {
     let mut rep = Reporter::new(None, "");
     let err = install::install(&plan, &opts(dir.path()), &mut rep).expect_err("refused");
     assert!(format!("{err:#}").contains("holds partitions"), "{err:#}");
+    assert!(err.is::<install::NothingWritten>(), "not marked as before the first write: {err:#}");
     assert_eq!(before, disk.sha256());
 }

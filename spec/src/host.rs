@@ -156,10 +156,20 @@ impl Default for Layout {
     }
 }
 
+/// The smallest root partition the installer makes.
+pub const MIN_ROOT_BYTES: u64 = 2 << 30;
+
 impl Layout {
     /// The subvolume mounted at `/`.
     pub fn root_subvolume(&self) -> Option<&Subvolume> {
         self.subvolumes.iter().find(|s| s.mountpoint == "/")
+    }
+
+    /// The smallest disk this layout fits on: 1 MiB before the first
+    /// partition, the BIOS boot partition, the ESP, the smallest root, and
+    /// the 33 sectors of the backup GPT.
+    pub fn min_disk_bytes(&self) -> u64 {
+        (1 + self.bios_boot_mib + self.esp_mib) * (1 << 20) + MIN_ROOT_BYTES + 33 * 512
     }
 }
 

@@ -14,8 +14,8 @@ pub mod safe;
 pub mod size;
 
 pub use error::SpecError;
-pub use host::{DiskSelector, HandoffSpec, HostSpec, Layout, Method, NetMode, NetworkSpec, Subvolume};
+pub use host::{DiskSelector, HandoffSpec, HostSpec, Layout, Method, NetMode, NetworkSpec, Subvolume, MIN_ROOT_BYTES};
 pub use mac::MacAddr;
 pub use net::IpCidr;
-pub use plan::{Endpoints, ImageRef, InstallPlan, OnFailure, PLAN_VERSION};
+pub use plan::{Endpoints, ImageRef, InstallPlan, OnFailure, PLAN_VERSION, STEPS_BEFORE_FIRST_WRITE};
 pub use size::ByteSize;

@@ -35,6 +35,9 @@ pub struct HostView {
     pub method: metalboot_spec::Method,
     /// Disk selector, in words.
     pub disk: String,
+    /// The smallest disk the host's layout fits on (0: not said).
+    #[serde(default)]
+    pub min_disk_bytes: u64,
 }
 
 /// `show` adds the timeline.
@@ -54,6 +57,7 @@ pub(super) fn view(spec: &metalboot_spec::HostSpec, record: HostRecord) -> HostV
         labels: spec.labels.clone(),
         method: spec.method,
         disk: spec.disk.describe(),
+        min_disk_bytes: spec.layout.min_disk_bytes(),
     }
 }
 

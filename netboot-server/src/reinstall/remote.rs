@@ -149,7 +149,8 @@ impl Discovered {
     }
 }
 
-fn gib(b: u64) -> String {
+/// A size as the summaries print it: GiB with one decimal, else MiB.
+pub fn gib(b: u64) -> String {
     if b >= 1 << 30 {
         format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
     } else {

@@ -93,6 +93,22 @@ pub fn disk_selector(disk: &DiskFacts, all: &[DiskFacts]) -> DiskSelector {
     sel
 }
 
+/// The installer would refuse a disk its layout does not fit on, after the
+/// target had been left for it: refuse it here, before anything changes.
+pub fn disk_fits(disk: &DiskFacts, need: u64) -> Result<()> {
+    if disk.size < need {
+        bail!(
+            "{} ({}) is too small for the host's layout, which needs at least {} (BIOS boot partition, ESP and a \
+             root of {}); nothing was changed",
+            disk.path,
+            super::remote::gib(disk.size),
+            super::remote::gib(need),
+            super::remote::gib(metalboot_spec::MIN_ROOT_BYTES)
+        );
+    }
+    Ok(())
+}
+
 /// The installer keeps the target's IPv4 (`ip=`) and IPv6
 /// (`metalboot.ip6=`), but reaches the server over IPv4 only: an IPv6-only
 /// target can only be reinstalled standalone, and is refused otherwise,
@@ -162,6 +178,7 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
             o.name
         )
     })?;
+    disk_fits(&disk, host.host.min_disk_bytes)?;
     clock.phase("discovered the target over SSH");
 
     // 2. show and confirm
@@ -319,6 +336,22 @@ impl OldSystem<'_> {
         }
     }
 
+    /// The installer failed before its first write and reboots into the
+    /// system on disk (`metalboot.fallback=reboot`): wait for it, then take
+    /// off it what was set up. The host stays `failed` with the installer's
+    /// reason.
+    fn back_after_failure(&self, msg: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_secs(10));
+            if self.came_back() == Some(true) {
+                self.clean();
+                bail!("{msg}; nothing was written, and the old system is back");
+            }
+        }
+        bail!("{msg}; nothing was written, but the old system did not answer SSH within 300 s")
+    }
+
     /// The old system never went away: take back what was set up.
     fn never_left(&self, client: &ApiClient, o: &Options) -> Result<()> {
         self.clean();
@@ -465,12 +498,21 @@ fn follow(
                 );
                 return Ok(());
             }
-            HostState::Failed => bail!(
-                "{} failed at step {}: {}",
-                o.name,
-                h.host.record.failed_step.as_deref().unwrap_or("?"),
-                h.host.record.failed_error.as_deref().unwrap_or("?")
-            ),
+            HostState::Failed => {
+                let step = h.host.record.failed_step.as_deref().unwrap_or("?");
+                let msg = format!(
+                    "{} failed at step {step}: {}",
+                    o.name,
+                    h.host.record.failed_error.as_deref().unwrap_or("?")
+                );
+                if !metalboot_spec::STEPS_BEFORE_FIRST_WRITE.contains(&step) {
+                    bail!(msg);
+                }
+                shown.line(&format!("  {msg}"));
+                shown.line("  nothing was written; waiting for the target to come back on its old system");
+                drop(shown);
+                return old.back_after_failure(&msg);
+            }
             HostState::Installing | HostState::Rebooting => {}
             other => bail!("{} went to {other} while installing (re-armed or disarmed by someone?)", o.name),
         }
@@ -533,6 +575,20 @@ mod tests {
         let bare = [disk("/dev/vda", None, 42)];
         let s = disk_selector(&bare[0], &bare);
         assert_eq!((s.min_size.map(|b| b.0), s.max_size.map(|b| b.0)), (Some(42), Some(42)));
+    }
+
+    #[test]
+    fn a_disk_the_layout_does_not_fit_is_refused_before_anything_changes() {
+        let need = metalboot_spec::Layout::default().min_disk_bytes();
+        assert!(disk_fits(&disk("/dev/vda", None, need), need).is_ok());
+        let e = disk_fits(&disk("/dev/vda", None, 2 << 30), need).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "/dev/vda (2.0 GiB) is too small for the host's layout, which needs at least 2.5 GiB (BIOS boot \
+             partition, ESP and a root of 2.0 GiB); nothing was changed"
+        );
+        // a server that does not say (0) is not second-guessed
+        assert!(disk_fits(&disk("/dev/vda", None, 1), 0).is_ok());
     }
 
     #[test]
