@@ -5,7 +5,7 @@ CARGO ?= cargo
 
 # Debian packages the build and the test tiers use.
 APT_PACKAGES := build-essential pkg-config ca-certificates git curl cpio zstd tar kmod busybox-static \
-	btrfs-progs dosfstools util-linux fdisk openssh-client libbtrfsutil-dev libclang-dev clang \
+	btrfs-progs dosfstools mtools util-linux fdisk openssh-client libbtrfsutil-dev libclang-dev clang \
 	qemu-system-x86 qemu-utils ovmf ipxe mmdebstrap iproute2 dnsmasq-base atftp isc-dhcp-client ansible-core \
 	debian-installer-12-netboot-amd64 nftables grub2-common
 

@@ -1,7 +1,8 @@
 //! Scenario 8: `metalboot reinstall` of a Debian system installed the
-//! classic way (ext4 root, GRUB in the MBR gap, no kexec-tools, and no
-//! package mirror to install it from): the installer is booted by a
-//! one-shot GRUB entry instead of kexec.
+//! classic way (ext4 root, GRUB, no kexec-tools, and no package mirror to
+//! install it from): the installer is booted by a one-shot GRUB entry
+//! instead of kexec. Steps 1 to 3 run on BIOS (GRUB in the MBR gap), step 4
+//! on UEFI (OVMF, GRUB at the ESP's removable-media path).
 //!
 //! 1. `--dry-run` says so, and changes nothing;
 //! 2. the server unreachable from the target: GRUB boots the installer
@@ -12,8 +13,8 @@
 //! 3. `--standalone` with the server still unreachable: GRUB loads the
 //!    carried payload (plan, image, host keys) and the installer initramfs
 //!    as two initrds; the new system answers with the pinned keys;
-//! 4. on a fresh old system, reachable: wiped, installed, phoned home, back
-//!    on the same /32 with new host keys;
+//! 4. on a fresh old system, booted by UEFI, reachable: wiped, installed,
+//!    phoned home, back (by UEFI) on the same /32 with new host keys;
 //! 5. the result is a metalboot host (btrfs `/boot`), where GRUB cannot
 //!    clear a one-shot entry: `--boot-via grub` is refused by name, before
 //!    anything changes.
@@ -21,7 +22,7 @@
 use crate::harness::Scenario;
 use crate::reinstall::{block_server_from_target, new_system, reinstall_to, IP, MARKER};
 use crate::scenarios::{inventory, MAC};
-use crate::vm::{accel, Disk, Vm};
+use crate::vm::{accel, Disk, Firmware, Vm};
 use anyhow::{ensure, Context, Result};
 use std::time::Duration;
 
@@ -30,9 +31,9 @@ fn reinstall(s: &Scenario, log: &str, extra: &[&str]) -> Result<(bool, String)> 
     Ok((ok, format!("{stdout}{stderr}")))
 }
 
-/// The old system's disk, made by `tests/images/ext4-debian.sh`; returns
-/// it and a known_hosts file pinning its host keys at [`IP`].
-fn ext4_debian(s: &Scenario) -> Result<(Disk, std::path::PathBuf)> {
+/// The old system's disk, made by `tests/images/ext4-debian.sh` for `fw`;
+/// returns it and a known_hosts file pinning its host keys at [`IP`].
+fn ext4_debian(s: &Scenario, fw: Firmware) -> Result<(Disk, std::path::PathBuf)> {
     let path = s.dir.join("disk.img");
     let script = crate::harness::workspace().join("tests/images/ext4-debian.sh");
     let rootfs = crate::harness::assets().join("rootfs.tar.zst");
@@ -46,6 +47,7 @@ fn ext4_debian(s: &Scenario) -> Result<(Disk, std::path::PathBuf)> {
         .arg(IP)
         .arg("10.99.0.1")
         .arg(&keys)
+        .arg(firmware_name(fw))
         .output()
         .context("running tests/images/ext4-debian.sh")?;
     std::fs::write(s.dir.join("ext4-debian.log"), &out.stderr)?;
@@ -56,17 +58,36 @@ fn ext4_debian(s: &Scenario) -> Result<(Disk, std::path::PathBuf)> {
     Ok((Disk { path, serial: "E2E-DISK".into() }, p))
 }
 
-/// Builds the old system's disk and boots it; returns the VM and its
-/// pinned known_hosts once the marker is written.
-fn boot_old_system(s: &mut Scenario, accel: &str) -> Result<(Vm, std::path::PathBuf)> {
-    let (disk, old_kh) = ext4_debian(s)?;
-    s.phase("ext4 Debian disk built (GRUB for BIOS, static /32, no kexec-tools)");
-    let vm = Vm::start_from_disk(&s.ns, &s.dir, accel, "tap0", MAC, &[disk])?;
+fn firmware_name(fw: Firmware) -> &'static str {
+    match fw {
+        Firmware::Bios => "bios",
+        Firmware::Uefi => "uefi",
+    }
+}
+
+/// How the running system at `kh` was booted, as it sees it.
+fn booted_by(s: &Scenario, kh: &std::path::Path) -> Result<String> {
+    Ok(s.ssh(IP, kh, "test -d /sys/firmware/efi && echo uefi || echo bios")?.trim().to_string())
+}
+
+/// Builds the old system's disk for `fw` and boots it; returns the VM and
+/// its pinned known_hosts once the marker is written.
+fn boot_old_system(s: &mut Scenario, accel: &str, fw: Firmware) -> Result<(Vm, std::path::PathBuf)> {
+    let (disk, old_kh) = ext4_debian(s, fw)?;
+    let name = firmware_name(fw);
+    s.phase(&format!("ext4 Debian disk built (GRUB for {name}, static /32, no kexec-tools)"));
+    let vm = match fw {
+        Firmware::Bios => Vm::start_from_disk(&s.ns, &s.dir, accel, "tap0", MAC, &[disk])?,
+        // OVMF tries the disk before the network
+        Firmware::Uefi => Vm::start(&s.ns, &s.dir, accel, fw, "tap0", MAC, &[disk])?,
+    };
     s.wait_ssh(IP, &old_kh, Duration::from_secs(900))?;
     s.ssh(IP, &old_kh, &format!("echo old-system > {MARKER} && sync"))?;
     let fs = s.ssh(IP, &old_kh, "findmnt -n -o FSTYPE /; command -v kexec || echo no-kexec")?;
     ensure!(fs.contains("ext4") && fs.contains("no-kexec"), "the old system: {fs}");
-    s.phase("old system up from its ext4 disk, static address, no kexec; marker written");
+    let booted = booted_by(s, &old_kh)?;
+    ensure!(booted == name, "the old system was booted by {booted}, not {name}");
+    s.phase(&format!("old system up by {name} from its ext4 disk, static address, no kexec; marker written"));
     Ok((vm, old_kh))
 }
 
@@ -81,7 +102,7 @@ pub fn reinstall_via_grub(name: &str) -> Result<Scenario> {
         inventory(&s, "{ serial = \"E2E-DISK\" }")?
     );
     s.start_server(&inv, "[dhcp]\nmode = \"off\"\n")?;
-    let (mut vm, old_kh) = boot_old_system(&mut s, accel)?;
+    let (mut vm, old_kh) = boot_old_system(&mut s, accel, Firmware::Bios)?;
     let old_keys = s.host("vm1")?["host_keys"].clone();
 
     // 1. the summary says how it will boot; nothing changes
@@ -132,11 +153,12 @@ pub fn reinstall_via_grub(name: &str) -> Result<Scenario> {
     ensure!(phoned.trim() == "off", "a standalone install enabled the phone-home unit");
     s.phase("standalone through the one-shot GRUB entry: installed with the server unreachable; pinned keys");
 
-    // 4. a fresh old system, reachable: installed through the one-shot entry
+    // 4. a fresh old system booted by UEFI, reachable: installed through the
+    // one-shot entry
     let old_keys = s.host("vm1")?["host_keys"].clone();
     vm.stop();
     let _ = std::fs::rename(s.dir.join("serial.log"), s.dir.join("serial.1.log"));
-    let (new_vm, old_kh) = boot_old_system(&mut s, accel)?;
+    let (new_vm, old_kh) = boot_old_system(&mut s, accel, Firmware::Uefi)?;
     vm = new_vm;
     let (ok, out) = reinstall(&s, "reinstall-grub.log", &["--yes"])?;
     ensure!(ok, "reinstall through the one-shot GRUB entry failed:\n{out}");
@@ -146,7 +168,9 @@ pub fn reinstall_via_grub(name: &str) -> Result<Scenario> {
     let (_, kh) = new_system(&mut s, &old_keys, &old_kh, "the reinstall through GRUB")?;
     let fs = s.ssh(IP, &kh, "findmnt -n -o FSTYPE /")?;
     ensure!(fs.trim() == "btrfs", "the new root filesystem is {fs}");
-    s.phase("installed through the one-shot GRUB entry: same /32, new host keys, btrfs, marker gone");
+    let booted = booted_by(&s, &kh)?;
+    ensure!(booted == "uefi", "the new system was booted by {booted}, not uefi");
+    s.phase("installed through the UEFI GRUB's one-shot entry: same /32, new host keys, btrfs, marker gone, UEFI");
 
     // 5. a btrfs /boot: refused by name, nothing changed
     let before = s.host("vm1")?;
