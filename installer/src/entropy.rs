@@ -13,11 +13,8 @@ use std::time::{Duration, Instant};
 /// Whether `getrandom` would return now without blocking. A kernel without
 /// the call (before 3.17) cannot tell, and is taken as seeded.
 pub fn seeded() -> bool {
-    let mut byte = [0u8; 1];
     loop {
-        // SAFETY: one byte into a one-byte buffer that outlives the call.
-        let r = unsafe { nix::libc::getrandom(byte.as_mut_ptr().cast(), 1, nix::libc::GRND_NONBLOCK) };
-        if r == 1 {
+        if read_one(nix::libc::GRND_NONBLOCK) == 1 {
             return true;
         }
         match nix::errno::Errno::last() {
@@ -40,11 +37,14 @@ pub fn hardware_source(sys: &Path) -> Option<String> {
 /// kernels since 5.4 a blocked reader is what makes the kernel gather timing
 /// jitter, which seeds machines that have no other source.
 pub fn nudge_kernel() {
-    let _ = std::thread::Builder::new().name("getrandom".into()).spawn(|| {
-        let mut byte = [0u8; 1];
-        // SAFETY: as in `seeded`; the result is not needed.
-        unsafe { nix::libc::getrandom(byte.as_mut_ptr().cast(), 1, 0) };
-    });
+    let _ = std::thread::Builder::new().name("getrandom".into()).spawn(|| read_one(0));
+}
+
+/// `getrandom` of one byte with `flags`; its return value.
+fn read_one(flags: nix::libc::c_uint) -> isize {
+    let mut byte = [0u8; 1];
+    // SAFETY: one byte into a one-byte buffer that outlives the call.
+    unsafe { nix::libc::getrandom(byte.as_mut_ptr().cast(), 1, flags) }
 }
 
 /// Waits until `is_seeded` holds, asking every `every`, for at most `limit`.

@@ -196,11 +196,7 @@ fn init() -> Result<()> {
         Err(e) => {
             println!("metalboot: install failed: {e:#}");
             if args.fallback_reboot && e.is::<install::NothingWritten>() {
-                println!(
-                    "metalboot: nothing was written; rebooting into the system on disk (metalboot.fallback=reboot)"
-                );
-                std::thread::sleep(Duration::from_secs(3));
-                reboot();
+                back_to_system_on_disk();
             }
             if plan.on_failure == OnFailure::Reboot {
                 println!("metalboot: rebooting (on_failure = reboot)");
@@ -229,6 +225,13 @@ fn no_network(e: anyhow::Error, reboot_back: bool) -> Result<InstallPlan> {
         return Err(e.context("no network in installer"));
     }
     println!("metalboot: failed: no network in installer: {e:#}");
+    back_to_system_on_disk();
+}
+
+/// `metalboot.fallback=reboot` after a failure before the first write: a
+/// kexec'd installer, or one a one-shot GRUB entry started, reboots into
+/// the old system.
+fn back_to_system_on_disk() -> ! {
     println!("metalboot: nothing was written; rebooting into the system on disk (metalboot.fallback=reboot)");
     std::thread::sleep(Duration::from_secs(3));
     reboot();

@@ -108,7 +108,7 @@ fn print_host(s: &Scenario) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn block_server_from_target(s: &Scenario, on: bool) -> Result<()> {
+fn block_server_from_target(s: &Scenario, on: bool) -> Result<()> {
     if on {
         s.ns.exec(&["nft", "add", "table", "inet", "mbe2e"])?;
         s.ns.exec(&["nft", "add", "chain", "inet", "mbe2e", "input", "{ type filter hook input priority 0 ; }"])?;
@@ -135,6 +135,30 @@ pub(crate) fn block_server_from_target(s: &Scenario, on: bool) -> Result<()> {
         s.ns.exec(&["nft", "delete", "table", "inet", "mbe2e"])?;
     }
     Ok(())
+}
+
+/// Runs `f` with the server unreachable from the target, and makes it
+/// reachable again whatever `f` returned.
+pub(crate) fn with_server_blocked<T>(s: &Scenario, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    block_server_from_target(s, true)?;
+    let r = f();
+    block_server_from_target(s, false)?;
+    r
+}
+
+/// [`new_system`] after a standalone install, which must have left the
+/// phone-home unit off (the new system cannot reach the server).
+pub(crate) fn new_standalone_system(
+    s: &mut Scenario,
+    old_keys: &serde_json::Value,
+    old_kh: &std::path::Path,
+    what: &str,
+) -> Result<(serde_json::Value, std::path::PathBuf)> {
+    let (keys, kh) = new_system(s, old_keys, old_kh, what)?;
+    let wants = "/etc/systemd/system/multi-user.target.wants/metalboot-phone-home.service";
+    let phoned = s.ssh(IP, &kh, &format!("test -e {wants} && echo on || echo off"))?;
+    ensure!(phoned.trim() == "off", "{what} enabled the phone-home unit");
+    Ok((keys, kh))
 }
 
 /// After `what`: the host is installed with new host keys, the new system
@@ -209,9 +233,7 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     );
 
     // 1. the server unreachable from the target: nothing may be lost
-    block_server_from_target(&s, true)?;
-    let (ok, out) = reinstall(&s, "reinstall-unreachable.log")?;
-    block_server_from_target(&s, false)?;
+    let (ok, out) = with_server_blocked(&s, || reinstall(&s, "reinstall-unreachable.log"))?;
     ensure!(!ok, "reinstall succeeded although the target could not reach the server:\n{out}");
     ensure!(out.contains("no network in installer"), "reinstall did not say why:\n{out}");
     let h = s.host("vm1")?;
@@ -247,17 +269,13 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
 
     // 2b. standalone, the server still unreachable from the target: plan,
     // image and new host keys travel over SSH into the installer's RAM
-    block_server_from_target(&s, true)?;
-    let (ok, out) = reinstall_with(&s, "reinstall-standalone.log", &["--yes", "--standalone"])?;
-    block_server_from_target(&s, false)?;
+    let (ok, out) =
+        with_server_blocked(&s, || reinstall_with(&s, "reinstall-standalone.log", &["--yes", "--standalone"]))?;
     ensure!(ok, "standalone reinstall failed:\n{out}");
     for line in out.lines().filter(|l| l.starts_with('[')) {
         println!("  standalone: {line}");
     }
-    let (keys, kh) = new_system(&mut s, &old_keys, &old_kh, "the standalone reinstall")?;
-    let wants = "/etc/systemd/system/multi-user.target.wants/metalboot-phone-home.service";
-    let phoned = s.ssh(IP, &kh, &format!("test -e {wants} && echo on || echo off"))?;
-    ensure!(phoned.trim() == "off", "a standalone install enabled the phone-home unit");
+    let (keys, kh) = new_standalone_system(&mut s, &old_keys, &old_kh, "the standalone reinstall")?;
     s.ssh(IP, &kh, &format!("echo standalone-system > {MARKER} && sync"))?;
     s.phase("standalone: installed with the server unreachable; pinned host keys reported; marker gone");
     let old_kh = s.dir.join("known_hosts.standalone-system");

@@ -20,7 +20,7 @@
 //!    anything changes.
 
 use crate::harness::Scenario;
-use crate::reinstall::{block_server_from_target, new_system, reinstall_to, IP, MARKER};
+use crate::reinstall::{new_standalone_system, new_system, reinstall_to, with_server_blocked, IP, MARKER};
 use crate::scenarios::{inventory, MAC};
 use crate::vm::{accel, Disk, Firmware, Vm};
 use anyhow::{ensure, Context, Result};
@@ -115,9 +115,7 @@ pub fn reinstall_via_grub(name: &str) -> Result<Scenario> {
 
     // 2. the server unreachable: the one-shot entry runs once, then the
     // default entry is the old system again
-    block_server_from_target(&s, true)?;
-    let (ok, out) = reinstall(&s, "reinstall-grub-unreachable.log", &["--yes"])?;
-    block_server_from_target(&s, false)?;
+    let (ok, out) = with_server_blocked(&s, || reinstall(&s, "reinstall-grub-unreachable.log", &["--yes"]))?;
     ensure!(!ok && out.contains("no network in installer"), "reinstall with the server unreachable:\n{out}");
     ensure!(out.contains("one-shot GRUB entry"), "the command did not fall back to GRUB:\n{out}");
     let h = s.host("vm1")?;
@@ -139,18 +137,14 @@ pub fn reinstall_via_grub(name: &str) -> Result<Scenario> {
     s.phase("unreachable: GRUB booted the installer once, the old system came back untouched and clean");
 
     // 3. standalone, the server still unreachable: two initrds from /boot
-    block_server_from_target(&s, true)?;
-    let (ok, out) = reinstall(&s, "reinstall-grub-standalone.log", &["--yes", "--standalone"])?;
-    block_server_from_target(&s, false)?;
+    let (ok, out) =
+        with_server_blocked(&s, || reinstall(&s, "reinstall-grub-standalone.log", &["--yes", "--standalone"]))?;
     ensure!(ok, "standalone reinstall through the one-shot GRUB entry failed:\n{out}");
     ensure!(out.contains("sent payload.cpio"), "no payload was carried:\n{out}");
     for line in out.lines().filter(|l| l.starts_with('[')) {
         println!("  grub standalone: {line}");
     }
-    let (_, kh) = new_system(&mut s, &old_keys, &old_kh, "the standalone reinstall through GRUB")?;
-    let wants = "/etc/systemd/system/multi-user.target.wants/metalboot-phone-home.service";
-    let phoned = s.ssh(IP, &kh, &format!("test -e {wants} && echo on || echo off"))?;
-    ensure!(phoned.trim() == "off", "a standalone install enabled the phone-home unit");
+    new_standalone_system(&mut s, &old_keys, &old_kh, "the standalone reinstall through GRUB")?;
     s.phase("standalone through the one-shot GRUB entry: installed with the server unreachable; pinned keys");
 
     // 4. a fresh old system booted by UEFI, reachable: installed through the
