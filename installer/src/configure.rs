@@ -51,7 +51,7 @@ pub fn by_uuid_link(uuid: &str, dev: &str) -> Result<()> {
 pub fn configure_system(
     target: &Path,
     plan: &InstallPlan,
-    opts: &crate::install::Options,
+    opts: &crate::options::Options,
     root_uuid: &str,
     esp_uuid: &str,
 ) -> Result<()> {

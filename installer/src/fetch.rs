@@ -59,10 +59,10 @@ pub fn fetch_plan(base: &str, host: &str, token: &str, patience: Duration) -> Re
 }
 
 /// POSTs JSON with a few retries.
-pub fn post_json(url: &str, token: &str, body: &serde_json::Value) -> Result<()> {
+pub fn post_json(url: &str, token: &str, body: &impl serde::Serialize) -> Result<()> {
     let mut last = None;
     for i in 0..5 {
-        match agent().post(&format!("{url}?token={token}")).send_json(body.clone()) {
+        match agent().post(&format!("{url}?token={token}")).send_json(body) {
             Ok(_) => return Ok(()),
             Err(ureq::Error::Status(code, r)) => {
                 bail!("{url}: HTTP {code}: {}", r.into_string().unwrap_or_default().trim())

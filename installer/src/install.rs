@@ -12,37 +12,17 @@ use crate::report::Reporter;
 use crate::select;
 use crate::{configure, disk, entropy, fs};
 use anyhow::{anyhow, Context, Result};
-use metalboot_spec::InstallPlan;
+use metalboot_spec::{InstallPlan, Step};
 use serde::Serialize;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+pub use crate::options::Options;
+
 /// How long the install waits for the kernel's random number generator.
 const ENTROPY_LIMIT: Duration = Duration::from_secs(300);
-
-/// Where and how to install.
-pub struct Options {
-    /// sysfs root to probe (`/sys`).
-    pub sys: PathBuf,
-    /// Consider only loop devices (integration tests on the build machine).
-    pub loop_only: bool,
-    /// Where the new system is mounted.
-    pub target: PathBuf,
-    /// Scratch mount point for the top-level subvolume.
-    pub scratch: PathBuf,
-    /// Install token (for the phone-home unit).
-    pub token: String,
-    /// Install GRUB (false in tests that only check the filesystem).
-    pub bootloader: bool,
-    /// Install these `ssh_host_*` files instead of generating host keys
-    /// (standalone reinstall: the operator's side chose and pinned them).
-    pub host_keys: Option<PathBuf>,
-    /// Enable the first-boot phone-home unit (off when the host cannot reach
-    /// the server: standalone).
-    pub phone_home: bool,
-}
 
 /// What the installer will do, computed without touching anything.
 #[derive(Serialize, Debug)]
@@ -124,14 +104,14 @@ pub fn dry_run(plan: &InstallPlan, opts: &Options) -> Result<DryRun> {
 
 /// Runs the install. Returns the new host's SSH host public keys.
 pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result<Vec<String>> {
-    let mut step = "select-disk";
+    let mut step = Step::SelectDisk;
     rep.step(step, &format!("looking for {}", plan.disk.describe()));
     let chosen = match choose_disk(plan, opts) {
         Ok(d) => d,
         Err(e) => return Err(untouched(rep, step, e)),
     };
     rep.done(step, &probe::describe(&chosen));
-    step = "preflight";
+    step = Step::Preflight;
     rep.step(step, &format!("checking {}", chosen.path));
     let pre = (|| -> Result<Vec<PartSpec>> {
         let parts = partition_layout(chosen.size, &plan.layout)?;
@@ -143,7 +123,7 @@ pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result
         Err(e) => return Err(untouched(rep, step, e)),
     };
     rep.done(step, "disk is free and large enough");
-    step = "entropy";
+    step = Step::Entropy;
     let waited = entropy::wait_until(&mut entropy::seeded, ENTROPY_LIMIT, Duration::from_secs(1), &mut || {
         entropy::nudge_kernel();
         rep.step(step, "waiting for the kernel's random number generator to be seeded (partition GUIDs, host keys)");
@@ -154,7 +134,7 @@ pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result
         Err(e) => return Err(untouched(rep, step, e)),
     }
     // ---- the destructive boundary: from here on the disk is being changed ----
-    let mut current = "partition";
+    let mut current = Step::Partition;
     let result = write_system(plan, opts, rep, &chosen, &parts, &mut current);
     match result {
         Ok(keys) => Ok(keys),
@@ -179,8 +159,8 @@ pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result
 #[error("{0:#}")]
 pub struct NothingWritten(pub anyhow::Error);
 
-fn untouched(rep: &mut Reporter, step: &str, e: anyhow::Error) -> anyhow::Error {
-    debug_assert!(metalboot_spec::STEPS_BEFORE_FIRST_WRITE.contains(&step), "{step}");
+fn untouched(rep: &mut Reporter, step: Step, e: anyhow::Error) -> anyhow::Error {
+    debug_assert!(step.before_first_write(), "{step}");
     rep.failed(step, &format!("{e:#}"));
     NothingWritten(e).into()
 }
@@ -191,10 +171,10 @@ fn write_system(
     rep: &mut Reporter,
     d: &DiskFacts,
     parts: &[PartSpec],
-    current: &mut &'static str,
+    current: &mut Step,
 ) -> Result<Vec<String>> {
-    *current = "partition";
-    rep.step("partition", &format!("GPT on {}: {} partitions", d.path, parts.len()));
+    *current = Step::Partition;
+    rep.step(Step::Partition, &format!("GPT on {}: {} partitions", d.path, parts.len()));
     disk::wipe_signatures(&d.path, &d.partitions)?;
     disk::zero_ends(&d.path, d.size)?;
     disk::write_partition_table(&d.path, d.size, parts)?;
@@ -207,46 +187,46 @@ fn write_system(
         disk::wait_for_partitions(&d.name, parts)?
     };
     let (esp, root) = (&devs[1], &devs[2]);
-    rep.done("partition", &devs.join(" "));
+    rep.done(Step::Partition, &devs.join(" "));
 
-    *current = "mkfs";
-    rep.step("mkfs", &format!("vfat on {esp}, btrfs on {root}"));
+    *current = Step::Mkfs;
+    rep.step(Step::Mkfs, &format!("vfat on {esp}, btrfs on {root}"));
     fs::make_esp(esp)?;
     fs::make_btrfs(root, "root")?;
     let root_uuid = fs::fs_uuid(root)?;
     let esp_uuid = fs::fs_uuid(esp)?;
-    rep.done("mkfs", &format!("root UUID {root_uuid}"));
+    rep.done(Step::Mkfs, &format!("root UUID {root_uuid}"));
 
-    *current = "subvolumes";
-    rep.step("subvolumes", &plan.layout.subvolumes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" "));
+    *current = Step::Subvolumes;
+    rep.step(Step::Subvolumes, &plan.layout.subvolumes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" "));
     let default_id = fs::create_subvolumes(root, &plan.layout, &opts.scratch)?;
     // the ESP is only needed by GRUB (and the build machine's kernel may lack vfat)
     fs::mount_target(root, opts.bootloader.then_some(esp.as_str()), &plan.layout, &opts.target)?;
-    rep.done("subvolumes", &format!("default subvolume id {default_id}, mounted at {}", opts.target.display()));
+    rep.done(Step::Subvolumes, &format!("default subvolume id {default_id}, mounted at {}", opts.target.display()));
 
-    *current = "unpack";
-    rep.step("unpack", &format!("{} ({:.1} MiB)", plan.image.url, plan.image.size as f64 / 1048576.0));
+    *current = Step::Unpack;
+    rep.step(Step::Unpack, &format!("{} ({:.1} MiB)", plan.image.url, plan.image.size as f64 / 1048576.0));
     let started = std::time::Instant::now();
     unpack_image(plan, &opts.target, rep)?;
-    rep.done("unpack", &format!("in {:.1}s", started.elapsed().as_secs_f64()));
+    rep.done(Step::Unpack, &format!("in {:.1}s", started.elapsed().as_secs_f64()));
 
-    *current = "configure";
-    rep.step("configure", &plan.hostname);
+    *current = Step::Configure;
+    rep.step(Step::Configure, &plan.hostname);
     fs::bind_system(&opts.target)?;
     configure::configure_system(&opts.target, plan, opts, &root_uuid, &esp_uuid)?;
-    rep.done("configure", "fstab, network, keys, host keys, phone-home");
+    rep.done(Step::Configure, "fstab, network, keys, host keys, phone-home");
 
     if opts.bootloader {
-        *current = "bootloader";
-        rep.step("bootloader", "GRUB for BIOS and UEFI");
+        *current = Step::Bootloader;
+        rep.step(Step::Bootloader, "GRUB for BIOS and UEFI");
         configure::by_uuid_link(&root_uuid, root)?;
         configure::by_uuid_link(&esp_uuid, esp)?;
         let started = std::time::Instant::now();
         crate::bootloader::install_grub(&opts.target, &d.path)?;
-        rep.done("bootloader", &format!("in {:.1}s", started.elapsed().as_secs_f64()));
+        rep.done(Step::Bootloader, &format!("in {:.1}s", started.elapsed().as_secs_f64()));
     }
     let keys = configure::host_keys(&opts.target)?;
-    *current = "unmount";
+    *current = Step::Unmount;
     fs::unmount_all(&opts.target)?;
     nix::unistd::sync();
     Ok(keys)
@@ -278,7 +258,7 @@ fn unpack_image(plan: &InstallPlan, target: &Path, rep: &mut Reporter) -> Result
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let size = plan.image.size.max(1);
     let fetched = fetch::stream_image(&plan.image.url, plan.image.size, &plan.image.sha256, &mut stdin, &mut |done| {
-        rep.progress("unpack", (done * 100 / size) as u8, done)
+        rep.progress(Step::Unpack, (done * 100 / size) as u8, done)
     });
     drop(stdin);
     let out = child.wait_with_output().context("waiting for tar")?;

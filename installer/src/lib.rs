@@ -1,17 +1,20 @@
-//! metalboot-installer as a library: the pure parts (command line, disk
-//! facts, selection, layout, rendering) and the steps that carry a plan out.
+//! metalboot-installer as a library: the pure parts (disk facts, selection,
+//! layout, rendering), the steps that carry a plan out, the command-line
+//! interface and the initramfs's init sequence.
 
 pub mod bootloader;
+pub mod cli;
 pub mod cmd;
-pub mod cmdline;
 pub mod configure;
 pub mod disk;
 pub mod entropy;
 pub mod fetch;
 pub mod fs;
+pub mod init;
 pub mod install;
 pub mod layout;
 pub mod net;
+pub mod options;
 pub mod probe;
 pub mod render;
 pub mod report;

@@ -2,8 +2,8 @@
 //! plan), then DHCP with busybox `udhcpc` or static addresses with `ip`,
 //! including a gateway outside the subnet (added on-link).
 
-use crate::cmdline::{NetConfig, StaticIp, StaticIp6};
 use anyhow::{bail, Context, Result};
+use metalboot_spec::bootargs::{NetConfig, StaticIp, StaticIp6};
 use metalboot_spec::MacAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,9 +1,9 @@
 //! Progress to the console and to the server. Every step prints one line and
-//! posts an event (`step`, `status`, `percent`, `bytes`, `message`) to the
-//! plan's events URL with the install token. Posting is best effort: a lost
-//! event never stops an install, but a lost failure report is retried.
+//! posts a [`ProgressEvent`] (the contract in `metalboot_spec::progress`) to
+//! the plan's events URL with the install token. Posting is best effort: a
+//! lost event never stops an install, but a lost failure report is retried.
 
-use serde_json::json;
+use metalboot_spec::{EventStatus, ProgressEvent, Step};
 use std::time::{Duration, Instant};
 
 /// Sends progress events; without an endpoint it only prints.
@@ -27,10 +27,10 @@ impl Reporter {
         self.events = Some(events.to_string());
     }
 
-    fn post(&self, body: serde_json::Value, tries: u32) -> bool {
+    fn post(&self, body: ProgressEvent, tries: u32) -> bool {
         let Some(url) = &self.events else { return false };
         for i in 0..tries {
-            match self.agent.post(&format!("{url}?token={}", self.token)).send_json(body.clone()) {
+            match self.agent.post(&format!("{url}?token={}", self.token)).send_json(&body) {
                 Ok(_) => return true,
                 Err(ureq::Error::Status(code, _)) => {
                     println!("metalboot: server refused event (HTTP {code})");
@@ -44,20 +44,20 @@ impl Reporter {
     }
 
     /// A step started.
-    pub fn step(&mut self, step: &str, message: &str) {
+    pub fn step(&mut self, step: Step, message: &str) {
         println!("metalboot: [{:6.1}s] {step}: {message}", self.started.elapsed().as_secs_f64());
-        self.post(json!({"step": step, "status": "running", "message": message}), 2);
+        self.post(ProgressEvent::new(step, EventStatus::Running, message), 2);
         self.last_post = Some(Instant::now());
     }
 
     /// A step finished.
-    pub fn done(&mut self, step: &str, message: &str) {
+    pub fn done(&mut self, step: Step, message: &str) {
         println!("metalboot: [{:6.1}s] {step}: done {message}", self.started.elapsed().as_secs_f64());
-        self.post(json!({"step": step, "status": "done", "message": message}), 2);
+        self.post(ProgressEvent::new(step, EventStatus::Done, message), 2);
     }
 
     /// Progress within a step, rate-limited to one post per second.
-    pub fn progress(&mut self, step: &str, percent: u8, bytes: u64) {
+    pub fn progress(&mut self, step: Step, percent: u8, bytes: u64) {
         if self.last_post.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) && percent < 100 {
             return;
         }
@@ -66,14 +66,14 @@ impl Reporter {
             self.started.elapsed().as_secs_f64(),
             bytes as f64 / 1048576.0
         );
-        self.post(json!({"step": step, "status": "running", "percent": percent, "bytes": bytes}), 1);
+        self.post(ProgressEvent::progress(step, percent, bytes), 1);
         self.last_post = Some(Instant::now());
     }
 
     /// The install failed at `step`.
-    pub fn failed(&mut self, step: &str, error: &str) {
+    pub fn failed(&mut self, step: Step, error: &str) {
         println!("metalboot: FAILED at step {step}: {error}");
-        self.post(json!({"step": step, "status": "failed", "message": error}), 5);
+        self.post(ProgressEvent::new(step, EventStatus::Failed, error), 5);
     }
 
     /// Seconds since the installer started.

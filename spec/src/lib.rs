@@ -1,21 +1,27 @@
 //! The shared contract of metalboot: the host inventory the operator writes and
-//! the install plan the installer consumes, as serde types with validation.
+//! the install plan the installer consumes, as serde types with validation,
+//! and the wire between server and installer: the kernel command line
+//! ([`BootArgs`]) and the progress events and reports ([`progress`]).
 //!
 //! No I/O lives here. The server loads and validates the inventory, renders
 //! plans from it; the installer deserialises a plan and validates it again, so
 //! both sides agree on what a safe value is.
 
+pub mod bootargs;
 pub mod error;
 pub mod host;
 pub mod mac;
 pub mod net;
 pub mod plan;
+pub mod progress;
 pub mod safe;
 pub mod size;
 
+pub use bootargs::BootArgs;
 pub use error::SpecError;
 pub use host::{DiskSelector, HandoffSpec, HostSpec, Layout, Method, NetMode, NetworkSpec, Subvolume, MIN_ROOT_BYTES};
 pub use mac::MacAddr;
 pub use net::IpCidr;
-pub use plan::{Endpoints, ImageRef, InstallPlan, OnFailure, PLAN_VERSION, STEPS_BEFORE_FIRST_WRITE};
+pub use plan::{Endpoints, ImageRef, InstallPlan, OnFailure, PLAN_VERSION};
+pub use progress::{EventStatus, HostReport, ProgressEvent, Step, STEPS_BEFORE_FIRST_WRITE};
 pub use size::ByteSize;

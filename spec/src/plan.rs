@@ -8,12 +8,6 @@ use serde::{Deserialize, Serialize};
 /// Version of the plan format; the installer refuses plans it does not know.
 pub const PLAN_VERSION: u32 = 1;
 
-/// The installer's steps that come before its first write to any disk. A
-/// failure in one of them leaves every disk as it was; with
-/// `metalboot.fallback=reboot` the installer then reboots into the system
-/// on disk (reinstall in place).
-pub const STEPS_BEFORE_FIRST_WRITE: &[&str] = &["network", "select-disk", "preflight", "entropy"];
-
 /// What the installer does after a failure.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]

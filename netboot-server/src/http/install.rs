@@ -7,6 +7,7 @@ use super::{base_url, blocking, known_host, AppError, St};
 use crate::config::ASSET_ROOTFS;
 use crate::script::{self, Site};
 use crate::state::{HostRecord, HostReport, ProgressEvent, TokenError};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query};
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
@@ -96,15 +97,17 @@ pub async fn di_script(
 }
 
 /// `POST /v1/hosts/{name}/events?token=…` with a [`ProgressEvent`].
-#[tracing::instrument(skip_all, fields(host = %name, step = %ev.step))]
+#[tracing::instrument(skip_all, fields(host = %name, step = tracing::field::Empty))]
 pub async fn event(
     st: St,
     Path(name): Path<String>,
     Query(q): Query<TokenQuery>,
-    Json(ev): Json<ProgressEvent>,
+    ev: Result<Json<ProgressEvent>, JsonRejection>,
 ) -> Result<impl IntoResponse, AppError> {
     known_host(&st.0, &name)?;
-    metalboot_spec::safe::check_word(&ev.step, 64).map_err(|m| AppError::BadRequest(format!("step: {m}")))?;
+    // a step or field the contract does not know is the client's error
+    let Json(ev) = ev.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    tracing::Span::current().record("step", ev.step.as_str());
     let mut ev = ev;
     ev.message = clean_message(&ev.message);
     let s = st.0.clone();
@@ -138,8 +141,11 @@ pub async fn event_get(
     Path((name, step)): Path<(String, String)>,
     Query(q): Query<EventQuery>,
 ) -> Result<impl IntoResponse, AppError> {
-    let ev = ProgressEvent { step, status: q.status, percent: None, bytes: None, message: q.message };
-    event(st, Path(name), Query(TokenQuery { token: q.token }), Json(ev)).await
+    known_host(&st.0, &name)?;
+    require_token(&st, &name, q.token.clone()).await?;
+    let step: metalboot_spec::Step = step.parse().map_err(|e| AppError::BadRequest(format!("{e}")))?;
+    let ev = ProgressEvent::new(step, q.status, q.message);
+    event(st, Path(name), Query(TokenQuery { token: q.token }), Ok(Json(ev))).await
 }
 
 /// `POST /v1/hosts/{name}/report?token=…`: the installer is done, rebooting.

@@ -110,11 +110,9 @@ pub async fn reinstall(
     let base = base_url(&st.0, &headers)?;
     let token = new_token();
     let mut args: Vec<String> = st.0.config.console.clone();
-    // keep IPv6 too (and no DHCP where there is no IPv4 to keep)
-    let net = crate::cmdline::reinstall_net_args(&host.network, &host.name);
-    args.extend(crate::cmdline::installer_args_with_net(&host, &base, &token, &req.mac, net));
-    // no server reachable: reboot (into the old system) instead of waiting
-    args.push("metalboot.fallback=reboot".into());
+    // keeps IPv6 too, and reboots into the old system when the server is
+    // out of reach
+    args.extend(crate::cmdline::reinstall_boot_args(&host, &base, &token, &req.mac).to_cmdline());
     let json = serde_json::to_string(&ov).map_err(|e| AppError::Internal(e.into()))?;
     let (s, n, th, via) = (st.0.clone(), name.clone(), hash_token(&token), req.via.clone());
     blocking(move || s.store.start_reinstall(&n, &th, &json, &via)).await?;
@@ -136,6 +134,7 @@ pub async fn fail(
 ) -> Result<Json<HostView>, AppError> {
     authorize(&st, &headers)?;
     let spec = inventory_host(&st, &name)?;
+    req.step.parse::<metalboot_spec::Step>().map_err(|e| AppError::BadRequest(format!("step: {e}")))?;
     for (what, v, max) in [("step", &req.step, 64), ("error", &req.error, 2000)] {
         if v.is_empty() || v.len() > max || v.chars().any(char::is_control) {
             return Err(AppError::BadRequest(format!("{what}: 1 to {max} printable characters")));

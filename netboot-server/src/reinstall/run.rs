@@ -380,14 +380,14 @@ fn follow_standalone(
     clock: &mut Clock,
 ) -> Result<()> {
     let kexec_at = Instant::now();
-    let ev = crate::state::ProgressEvent {
-        step: "kexec".into(),
-        message: format!(
+    let ev = metalboot_spec::ProgressEvent::new(
+        metalboot_spec::Step::Kexec,
+        metalboot_spec::EventStatus::Running,
+        format!(
             "standalone installer started from RAM ({}); it reports nothing until the new system answers SSH",
             old.method.name()
         ),
-        ..Default::default()
-    };
+    );
     if let Err(e) = client.event(&o.name, &boot.token, &ev) {
         println!("  (server: {e:#})");
     }
@@ -505,7 +505,7 @@ fn follow(
                     o.name,
                     h.host.record.failed_error.as_deref().unwrap_or("?")
                 );
-                if !metalboot_spec::STEPS_BEFORE_FIRST_WRITE.contains(&step) {
+                if !step.parse::<metalboot_spec::Step>().is_ok_and(metalboot_spec::Step::before_first_write) {
                     bail!(msg);
                 }
                 shown.line(&format!("  {msg}"));

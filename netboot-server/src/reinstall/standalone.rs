@@ -23,6 +23,7 @@ use super::ssh::Ssh;
 use crate::client::ApiClient;
 use crate::http::api_types::ReinstallBoot;
 use anyhow::{bail, Context, Result};
+use metalboot_spec::bootargs::{self, BootArgs};
 use std::path::{Path, PathBuf};
 
 /// What a standalone reinstall carries.
@@ -45,15 +46,16 @@ pub const IMAGE_URL: &str = "file:///metalboot/rootfs.tar.zst";
 
 /// The server's command line for a networked install, turned standalone:
 /// no server URL or token; the carried plan instead.
-pub fn standalone_cmdline(cmdline: &str) -> String {
-    let mut words: Vec<&str> = cmdline
-        .split_whitespace()
-        .filter(|w| !w.starts_with("metalboot.url=") && !w.starts_with("metalboot.token="))
-        .collect();
-    let plan = format!("metalboot.plan={PLAN_PATH}");
-    words.push(&plan);
-    words.push("metalboot.standalone");
-    words.join(" ")
+pub fn standalone_cmdline(cmdline: &str) -> Result<String> {
+    let mut args = BootArgs::parse(cmdline).context("the server's installer command line")?;
+    args.url = None;
+    args.token = None;
+    args.plan = Some(PLAN_PATH.into());
+    args.standalone = true;
+    let mut words: Vec<String> =
+        cmdline.split_whitespace().filter(|w| !bootargs::is_ours(w)).map(String::from).collect();
+    words.extend(args.to_cmdline());
+    Ok(words.join(" "))
 }
 
 fn keygen(dir: &Path, name: &str) -> Result<Vec<(String, PathBuf)>> {
@@ -115,7 +117,7 @@ pub fn prepare(client: &ApiClient, session: &Path, name: &str, boot: &ReinstallB
     w.finish()?;
     std::fs::remove_file(&image)?;
     let payload_bytes = std::fs::metadata(&payload)?.len();
-    Ok(Carried { payload, payload_bytes, host_keys, cmdline: standalone_cmdline(&boot.cmdline) })
+    Ok(Carried { payload, payload_bytes, host_keys, cmdline: standalone_cmdline(&boot.cmdline)? })
 }
 
 /// Refuses when the target's RAM cannot hold the payload twice (the
@@ -155,13 +157,14 @@ mod tests {
         let c = standalone_cmdline(
             "console=ttyS0 metalboot.url=http://10.0.0.1:8080 metalboot.host=vm1 metalboot.token=abc-123 \
              BOOTIF=01-52-54-00-e2-e0-01 ip=10.99.0.50::10.99.0.1:255.255.255.255::eth0:off metalboot.fallback=reboot",
-        );
+        )
+        .unwrap();
         assert_eq!(
             c,
-            "console=ttyS0 metalboot.host=vm1 BOOTIF=01-52-54-00-e2-e0-01 \
-             ip=10.99.0.50::10.99.0.1:255.255.255.255::eth0:off metalboot.fallback=reboot \
-             metalboot.plan=/metalboot/plan.json metalboot.standalone"
+            "console=ttyS0 BOOTIF=01-52-54-00-e2-e0-01 ip=10.99.0.50::10.99.0.1:255.255.255.255::eth0:off \
+             metalboot.host=vm1 metalboot.plan=/metalboot/plan.json metalboot.fallback=reboot metalboot.standalone"
         );
+        assert!(standalone_cmdline("metalboot.hots=vm1").is_err());
     }
 
     #[test]

@@ -279,7 +279,7 @@ impl Store {
                 params![
                     name,
                     now_ms(),
-                    ev.step,
+                    ev.step.as_str(),
                     ev.percent.map(i64::from),
                     ev.bytes.map(|b| b as i64),
                     format!("{}{}", match ev.status { EventStatus::Running => "", EventStatus::Done => "done: ", EventStatus::Failed => "failed: " }, ev.message)
@@ -289,7 +289,7 @@ impl Store {
                 set_state(tx, name, HostState::Failed, &format!("failed at step {}: {}", ev.step, ev.message))?;
                 tx.execute(
                     "UPDATE hosts SET failed_step = ?2, failed_error = ?3 WHERE name = ?1",
-                    params![name, ev.step, ev.message],
+                    params![name, ev.step.as_str(), ev.message],
                 )?;
             } else if rec.state == HostState::Booting {
                 set_state(tx, name, HostState::Installing, &format!("installer started ({})", ev.step))?;

@@ -1,5 +1,6 @@
 //! Host states, records and timeline entries.
 
+pub use metalboot_spec::{EventStatus, HostReport, ProgressEvent};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -125,49 +126,4 @@ pub struct TimelineEntry {
     pub bytes: Option<i64>,
     /// Human message.
     pub message: String,
-}
-
-/// A progress event as the installer posts it.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ProgressEvent {
-    /// Step name (`partition`, `mkfs`, `unpack`, …).
-    pub step: String,
-    /// `running` (default), `done` or `failed`.
-    #[serde(default)]
-    pub status: EventStatus,
-    /// Percent done of this step.
-    #[serde(default)]
-    pub percent: Option<u8>,
-    /// Bytes done.
-    #[serde(default)]
-    pub bytes: Option<u64>,
-    /// Message; for `failed`, the error.
-    #[serde(default)]
-    pub message: String,
-}
-
-/// Status carried by a progress event.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum EventStatus {
-    /// The step is under way.
-    #[default]
-    Running,
-    /// The step finished.
-    Done,
-    /// The step failed; the install stops.
-    Failed,
-}
-
-/// The installer's final report, or the first boot's phone-home.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct HostReport {
-    /// SSH host public keys (`type base64`).
-    #[serde(default)]
-    pub host_keys: Vec<String>,
-    /// Addresses the host has.
-    #[serde(default)]
-    pub addresses: Vec<String>,
 }

@@ -7,7 +7,7 @@ fn store() -> (tempfile::TempDir, Store) {
 }
 
 fn ev(step: &str, status: EventStatus) -> ProgressEvent {
-    ProgressEvent { step: step.into(), status, ..Default::default() }
+    ProgressEvent::new(step.parse().expect("a known step"), status, "")
 }
 
 #[test]
@@ -24,7 +24,7 @@ fn install_once_lifecycle() {
     assert_eq!(s.record_report("web1", &tok, &rep).unwrap().unwrap().state, HostState::Rebooting);
     assert_eq!(s.record_installed("web1", &tok, &rep).unwrap().unwrap().state, HostState::Installed);
     // token is dead now, and the host no longer wants install
-    assert_eq!(s.record_event("web1", &tok, &ev("x", EventStatus::Running)).unwrap(), Err(TokenError::Invalid));
+    assert_eq!(s.record_event("web1", &tok, &ev("mkfs", EventStatus::Running)).unwrap(), Err(TokenError::Invalid));
     assert!(!s.start_boot("web1", &hash_token(&new_token()), "image", "bios").unwrap());
     let states: Vec<_> = s.timeline("web1").unwrap().into_iter().filter_map(|e| e.state).collect();
     assert_eq!(states, ["armed", "booting", "installing", "rebooting", "installed"]);
@@ -39,11 +39,11 @@ fn wrong_or_old_token_changes_nothing() {
     let new = new_token();
     s.start_boot("a", &hash_token(&new), "image", "bios").unwrap();
     let before = (s.get("a").unwrap(), s.timeline("a").unwrap());
-    assert_eq!(s.record_event("a", &old, &ev("x", EventStatus::Failed)).unwrap(), Err(TokenError::Invalid));
-    assert_eq!(s.record_event("a", "", &ev("x", EventStatus::Failed)).unwrap(), Err(TokenError::Invalid));
+    assert_eq!(s.record_event("a", &old, &ev("mkfs", EventStatus::Failed)).unwrap(), Err(TokenError::Invalid));
+    assert_eq!(s.record_event("a", "", &ev("mkfs", EventStatus::Failed)).unwrap(), Err(TokenError::Invalid));
     assert_eq!(s.record_installed("b", &new, &HostReport::default()).unwrap(), Err(TokenError::Invalid));
     assert_eq!(before, (s.get("a").unwrap(), s.timeline("a").unwrap()));
-    assert!(s.record_event("a", &new, &ev("x", EventStatus::Running)).unwrap().is_ok());
+    assert!(s.record_event("a", &new, &ev("mkfs", EventStatus::Running)).unwrap().is_ok());
 }
 
 #[test]

@@ -1,0 +1,399 @@
+//! The kernel command line between the server and the installer: one type,
+//! [`BootArgs`], that the server renders with [`BootArgs::to_cmdline`] and the
+//! installer reads back with [`BootArgs::parse`].
+//!
+//! The words are ours (`metalboot.*`), the pxelinux convention `BOOTIF=01-…`
+//! (the NIC that booted; Debian's netcfg honours it too) and the kernel's
+//! `ip=` syntax (Documentation/admin-guide/nfs/nfsroot.rst):
+//! `ip=<client>:<server>:<gw>:<netmask>:<hostname>:<device>:<autoconf>:<dns0>:<dns1>`.
+//! Every other word (`console=…`, the host's own kernel arguments) belongs to
+//! the kernel and is passed over. An unknown `metalboot.*` word is an error:
+//! a misspelt key on the command line of something that wipes disks must not
+//! be silently ignored.
+
+use crate::MacAddr;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Every `metalboot.*` key, in the order [`BootArgs::to_cmdline`] writes them.
+pub const KEYS: &[&str] = &[
+    "metalboot.ip6",
+    "metalboot.url",
+    "metalboot.host",
+    "metalboot.token",
+    "metalboot.plan",
+    "metalboot.action",
+    "metalboot.fallback",
+    "metalboot.standalone",
+];
+
+/// Static IPv4 settings from `ip=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticIp {
+    /// Our address.
+    pub address: Ipv4Addr,
+    /// Prefix length (written as a netmask).
+    pub prefix: u8,
+    /// Default gateway (may be off-subnet, as on a /32 VPS).
+    pub gateway: Option<Ipv4Addr>,
+    /// Hostname field.
+    pub hostname: Option<String>,
+    /// Device name field.
+    pub device: Option<String>,
+    /// Resolvers (the kernel syntax has room for two).
+    pub dns: Vec<Ipv4Addr>,
+}
+
+/// Static IPv6 from `metalboot.ip6=ADDR/LEN[,GATEWAY]`, next to (or instead
+/// of, with `ip=off`) the IPv4 of `ip=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticIp6 {
+    /// Our address.
+    pub address: Ipv6Addr,
+    /// Prefix length.
+    pub prefix: u8,
+    /// Default gateway (may be link-local or off-prefix: on-link).
+    pub gateway: Option<Ipv6Addr>,
+}
+
+/// How the installer brings up its network (`ip=`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NetConfig {
+    /// DHCP on the boot NIC (default).
+    #[default]
+    Dhcp,
+    /// Static IPv4.
+    Static(StaticIp),
+    /// `ip=off`/`none`: no IPv4 (an IPv6-only host, or nothing at all).
+    Off,
+}
+
+/// What the installer is booted for (`metalboot.action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Action {
+    /// Install the host (default).
+    #[default]
+    Install,
+    /// Print the machine's disks and power off; writes nothing.
+    Probe,
+}
+
+/// What the installer does when it fails before its first write
+/// (`metalboot.fallback`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fallback {
+    /// Stop with the error on the console (default).
+    #[default]
+    Stop,
+    /// Reboot: a kexec'd installer, or one a one-shot GRUB entry started,
+    /// then comes back up as the old system (reinstall in place).
+    Reboot,
+}
+
+/// Everything the installer takes from the kernel command line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BootArgs {
+    /// NIC that booted, from `BOOTIF=01-aa-bb-…`.
+    pub bootif: Option<MacAddr>,
+    /// IPv4 network, from `ip=`.
+    pub net: NetConfig,
+    /// Static IPv6, from `metalboot.ip6`.
+    pub ip6: Option<StaticIp6>,
+    /// Server base URL (`metalboot.url`, no trailing `/`).
+    pub url: Option<String>,
+    /// Host name in the inventory (`metalboot.host`).
+    pub host: Option<String>,
+    /// Install token (`metalboot.token`).
+    pub token: Option<String>,
+    /// A local plan file instead of fetching one (`metalboot.plan`).
+    pub plan: Option<String>,
+    /// `metalboot.action`.
+    pub action: Action,
+    /// `metalboot.fallback`.
+    pub fallback: Fallback,
+    /// `metalboot.standalone`: the plan, image and host keys came inside the
+    /// initramfs (`metalboot.plan`); nothing is fetched or reported. The
+    /// carried network is still brought up and must reach its gateway
+    /// before anything is written.
+    pub standalone: bool,
+}
+
+/// Why a command line could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BootArgsError {
+    /// A `metalboot.*` key nobody knows.
+    #[error("kernel command line: unknown key {0:?} (known: {known})", known = KEYS.join(", "))]
+    UnknownKey(String),
+    /// A key given twice with different values.
+    #[error("kernel command line: {0} is given twice")]
+    Repeated(String),
+    /// A value did not parse.
+    #[error("kernel command line: {0}")]
+    Bad(String),
+}
+
+fn bad(msg: String) -> BootArgsError {
+    BootArgsError::Bad(msg)
+}
+
+fn prefix_of(mask: Ipv4Addr) -> Result<u8, BootArgsError> {
+    let m = u32::from(mask);
+    if m.leading_ones() + m.trailing_zeros() != 32 {
+        return Err(bad(format!("netmask {mask} is not contiguous")));
+    }
+    Ok(m.leading_ones() as u8)
+}
+
+fn netmask(prefix: u8) -> Ipv4Addr {
+    Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0))
+}
+
+/// A field of `ip=` or a value of ours: printable, no separators the
+/// syntax uses, no whitespace.
+fn check_field(what: &str, v: &str) -> Result<(), BootArgsError> {
+    if v.is_empty() || v.len() > 255 || !v.bytes().all(|b| b.is_ascii_graphic() && b != b':' && b != b',') {
+        return Err(bad(format!("{what} {v:?}: 1 to 255 printable characters, no ':' or ','")));
+    }
+    Ok(())
+}
+
+impl NetConfig {
+    /// Parses the kernel's `ip=` value.
+    pub fn parse(v: &str) -> Result<NetConfig, BootArgsError> {
+        match v {
+            "dhcp" | "on" | "any" | "both" | "" => return Ok(NetConfig::Dhcp),
+            "off" | "none" => return Ok(NetConfig::Off),
+            _ => {}
+        }
+        let f: Vec<&str> = v.split(':').collect();
+        let get = |i: usize| f.get(i).copied().filter(|s| !s.is_empty());
+        let bad_field = |what: &str, s: &str| bad(format!("ip=: bad {what} {s:?}"));
+        let address: Ipv4Addr = get(0)
+            .ok_or_else(|| bad_field("client address", ""))?
+            .parse()
+            .map_err(|_| bad_field("client address", f[0]))?;
+        let gateway = match get(2) {
+            Some(g) => Some(g.parse().map_err(|_| bad_field("gateway", g))?),
+            None => None,
+        };
+        let prefix = match get(3) {
+            Some(m) => prefix_of(m.parse().map_err(|_| bad_field("netmask", m))?)?,
+            None => 24,
+        };
+        if let Some(auto) = get(6) {
+            if !["off", "none"].contains(&auto) {
+                return Ok(NetConfig::Dhcp);
+            }
+        }
+        let mut dns = Vec::new();
+        for i in [7, 8] {
+            if let Some(d) = get(i) {
+                dns.push(d.parse().map_err(|_| bad_field("dns server", d))?);
+            }
+        }
+        Ok(NetConfig::Static(StaticIp {
+            address,
+            prefix,
+            gateway,
+            hostname: get(4).map(str::to_string),
+            device: get(5).map(str::to_string),
+            dns,
+        }))
+    }
+
+    /// The `ip=` word.
+    pub fn to_arg(&self) -> String {
+        match self {
+            NetConfig::Dhcp => "ip=dhcp".into(),
+            NetConfig::Off => "ip=off".into(),
+            NetConfig::Static(s) => {
+                let gw = s.gateway.map(|g| g.to_string()).unwrap_or_default();
+                let mut w = format!(
+                    "ip={}::{gw}:{}:{}:{}:off",
+                    s.address,
+                    netmask(s.prefix),
+                    s.hostname.as_deref().unwrap_or(""),
+                    s.device.as_deref().unwrap_or("")
+                );
+                for d in s.dns.iter().take(2) {
+                    w.push(':');
+                    w.push_str(&d.to_string());
+                }
+                w
+            }
+        }
+    }
+}
+
+impl StaticIp6 {
+    /// Parses a `metalboot.ip6` value.
+    pub fn parse(v: &str) -> Result<StaticIp6, BootArgsError> {
+        let bad6 = |why: &str| bad(format!("metalboot.ip6={v:?}: {why}"));
+        let (cidr, gw) = match v.split_once(',') {
+            Some((c, g)) => (c, Some(g)),
+            None => (v, None),
+        };
+        let (a, len) = cidr.split_once('/').ok_or_else(|| bad6("expected ADDR/LEN[,GATEWAY]"))?;
+        let address: Ipv6Addr = a.parse().map_err(|_| bad6("address is not IPv6"))?;
+        let prefix: u8 = len.parse().ok().filter(|p| *p <= 128).ok_or_else(|| bad6("prefix length is not 0-128"))?;
+        let gateway = gw.map(|g| g.parse::<Ipv6Addr>().map_err(|_| bad6("gateway is not IPv6"))).transpose()?;
+        Ok(StaticIp6 { address, prefix, gateway })
+    }
+}
+
+impl fmt::Display for StaticIp6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)?;
+        if let Some(g) = self.gateway {
+            write!(f, ",{g}")?;
+        }
+        Ok(())
+    }
+}
+
+/// True for a word of the command line that [`BootArgs`] owns.
+pub fn is_ours(word: &str) -> bool {
+    let key = word.split_once('=').map_or(word, |(k, _)| k);
+    key == "BOOTIF" || key == "ip" || key.starts_with("metalboot.")
+}
+
+/// Checks a token's shape (what [`crate`]'s server issues: letters, digits, `-`).
+pub fn check_token(t: &str) -> Result<(), BootArgsError> {
+    if t.is_empty() || t.len() > 128 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(bad("metalboot.token is not a token".into()));
+    }
+    Ok(())
+}
+
+impl BootArgs {
+    /// Parses a whole command line; words that are not ours are skipped.
+    pub fn parse(cmdline: &str) -> Result<BootArgs, BootArgsError> {
+        let mut a = BootArgs::default();
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for word in cmdline.split_whitespace().filter(|w| is_ours(w)) {
+            let (k, v) = word.split_once('=').unwrap_or((word, ""));
+            if let Some((_, prev)) = seen.iter().find(|(sk, _)| *sk == k) {
+                if *prev != v {
+                    return Err(BootArgsError::Repeated(k.to_string()));
+                }
+                continue;
+            }
+            seen.push((k, v));
+            match k {
+                "BOOTIF" => {
+                    let mac = v.strip_prefix("01-").unwrap_or(v);
+                    a.bootif = Some(mac.parse().map_err(|e: String| bad(format!("BOOTIF: {e}")))?);
+                }
+                "ip" => a.net = NetConfig::parse(v)?,
+                "metalboot.ip6" => a.ip6 = Some(StaticIp6::parse(v)?),
+                "metalboot.url" => a.url = Some(v.trim_end_matches('/').to_string()),
+                "metalboot.host" => a.host = Some(v.to_string()),
+                "metalboot.token" => a.token = Some(v.to_string()),
+                "metalboot.plan" => a.plan = Some(v.to_string()),
+                "metalboot.action" => {
+                    a.action = match v {
+                        "install" => Action::Install,
+                        "probe" => Action::Probe,
+                        other => return Err(bad(format!("metalboot.action={other:?}: install or probe"))),
+                    }
+                }
+                "metalboot.fallback" => {
+                    a.fallback = match v {
+                        "reboot" => Fallback::Reboot,
+                        "stop" => Fallback::Stop,
+                        other => return Err(bad(format!("metalboot.fallback={other:?}: reboot or stop"))),
+                    }
+                }
+                "metalboot.standalone" if word == k => a.standalone = true,
+                "metalboot.standalone" => return Err(bad("metalboot.standalone takes no value".into())),
+                other => return Err(BootArgsError::UnknownKey(other.to_string())),
+            }
+        }
+        a.validate()?;
+        Ok(a)
+    }
+
+    /// The checks both sides rely on: what [`BootArgs::parse`] accepts and
+    /// what [`BootArgs::to_cmdline`] may write.
+    pub fn validate(&self) -> Result<(), BootArgsError> {
+        if self.standalone && self.plan.is_none() {
+            return Err(bad("metalboot.standalone needs metalboot.plan=FILE (the carried plan)".into()));
+        }
+        if let Some(h) = &self.host {
+            crate::safe::check_host_name(h).map_err(|e| bad(format!("metalboot.host: {e}")))?;
+        }
+        if let Some(t) = &self.token {
+            check_token(t)?;
+        }
+        if let Some(u) = &self.url {
+            if u.is_empty() || u.len() > 255 || !u.bytes().all(|b| b.is_ascii_graphic()) || u.ends_with('/') {
+                return Err(bad(format!("metalboot.url {u:?}: 1 to 255 printable characters, no trailing '/'")));
+            }
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(bad(format!("metalboot.url {u:?}: not an http(s) URL")));
+            }
+        }
+        if let Some(p) = &self.plan {
+            check_field("metalboot.plan", p)?;
+            if !p.starts_with('/') {
+                return Err(bad(format!("metalboot.plan {p:?}: not an absolute path")));
+            }
+        }
+        if let NetConfig::Static(s) = &self.net {
+            if s.prefix > 32 {
+                return Err(bad(format!("ip=: prefix /{} is longer than 32", s.prefix)));
+            }
+            if s.dns.len() > 2 {
+                return Err(bad("ip=: at most two dns servers".into()));
+            }
+            for (what, v) in [("hostname", &s.hostname), ("device", &s.device)] {
+                if let Some(v) = v {
+                    check_field(&format!("ip= {what}"), v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The words of the command line, in a fixed order: `BOOTIF`, `ip=`,
+    /// then [`KEYS`]. Defaults (`action=install`, `fallback=stop`) are not
+    /// written.
+    pub fn to_cmdline(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(m) = &self.bootif {
+            v.push(format!("BOOTIF=01-{}", m.to_string().replace(':', "-")));
+        }
+        v.push(self.net.to_arg());
+        if let Some(six) = &self.ip6 {
+            v.push(format!("metalboot.ip6={six}"));
+        }
+        for (k, val) in [("url", &self.url), ("host", &self.host), ("token", &self.token), ("plan", &self.plan)] {
+            if let Some(val) = val {
+                v.push(format!("metalboot.{k}={val}"));
+            }
+        }
+        if self.action == Action::Probe {
+            v.push("metalboot.action=probe".into());
+        }
+        if self.fallback == Fallback::Reboot {
+            v.push("metalboot.fallback=reboot".into());
+        }
+        if self.standalone {
+            v.push("metalboot.standalone".into());
+        }
+        v
+    }
+}
+
+/// The command line with the token masked, for logs.
+pub fn redact(cmdline: &str) -> String {
+    cmdline
+        .split_whitespace()
+        .map(|w| if w.starts_with("metalboot.token=") { "metalboot.token=<redacted>" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+#[path = "bootargs_tests.rs"]
+mod tests;
