@@ -21,9 +21,8 @@ use super::remote::{summary, Discovered, DISCOVER_SCRIPT};
 use super::ssh::{Ssh, Target};
 use super::standalone::{self, Carried};
 use super::start::{boot_installer, boots_via, choose_boot, clean_old_system, probe_grub, Boot, BootVia};
-use crate::client::ApiClient;
-use crate::http::api_types::{ReinstallBoot, ReinstallRequest};
-use crate::state::HostState;
+use crate::api::{HostState, ReinstallBoot, ReinstallRequest};
+use crate::operator::client::ApiClient;
 use anyhow::{bail, Context, Result};
 use metalboot_spec::{DiskSelector, NetworkSpec};
 use sha2::Digest;
@@ -304,14 +303,6 @@ fn confirm(name: &str, disk: &DiskFacts) -> Result<()> {
     Ok(())
 }
 
-/// Hex sha256 of a file.
-pub fn sha256_file(p: &std::path::Path) -> Result<String> {
-    let mut f = std::fs::File::open(p)?;
-    let mut h = sha2::Sha256::new();
-    std::io::copy(&mut f, &mut h)?;
-    Ok(hex::encode(h.finalize()))
-}
-
 /// The system being replaced, as the follow loops watch for it.
 struct OldSystem<'a> {
     /// SSH pinned to its host key.
@@ -491,7 +482,7 @@ fn follow(
                 for k in &h.host.record.host_keys {
                     println!("  {}", fingerprint(k).unwrap_or_else(|_| k.clone()));
                 }
-                let ip = h.host.record.addresses.first().map(|a| crate::handoff::keys::bare_address(a).to_string());
+                let ip = h.host.record.addresses.first().map(|a| crate::sshkey::bare_address(a).to_string());
                 println!(
                     "connect:  metalboot known-hosts >> ~/.ssh/known_hosts && ssh root@{}",
                     ip.unwrap_or_else(|| o.target.host.clone())
@@ -544,7 +535,7 @@ fn give_up(client: &ApiClient, o: &Options, step: &str, msg: &str) -> Result<()>
 /// `SHA256:…` as `ssh-keygen -l` prints it, with the key type.
 pub fn fingerprint(line: &str) -> Result<String> {
     use base64::Engine;
-    let k = crate::handoff::keys::parse_key(line)?;
+    let k = crate::sshkey::parse_key(line)?;
     let d = sha2::Sha256::digest(&k.blob);
     Ok(format!("{} SHA256:{}", k.kind, base64::engine::general_purpose::STANDARD_NO_PAD.encode(d)))
 }

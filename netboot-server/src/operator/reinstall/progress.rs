@@ -3,7 +3,7 @@
 //! 52% 104.3 MiB`) and everything else is a line above it; to a pipe or a
 //! log every event is its own line, so nothing is lost to `\r`.
 
-use crate::state::TimelineEntry;
+use crate::api::TimelineEntry;
 use std::io::Write;
 
 /// Width of the bar between the brackets.
