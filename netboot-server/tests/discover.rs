@@ -36,7 +36,7 @@ fn rented_server_with_slash32_and_off_subnet_gateway() {
     assert_eq!(net.dns, ["185.12.64.1".parse::<IpAddr>().unwrap(), "2a01:4ff:ff00::add:1".parse().unwrap()]);
     assert_eq!(net.search, ["example.org"]);
     assert_eq!(ip_arg(&net, "vps1"), "ip=203.0.113.7::172.31.1.1:255.255.255.255:vps1::off:185.12.64.1");
-    metalboot::operator::reinstall::run::installer_can_carry(&net, false).expect("dual-stack /32 is carried");
+    metalboot::operator::reinstall::policy::installer_can_carry(&net, false).expect("dual-stack /32 is carried");
 }
 
 #[test]
@@ -65,9 +65,9 @@ fn ipv6_only_vps() {
     // metalboot.ip6, and without IPv4 it cannot reach the server, so only
     // a standalone reinstall is allowed
     assert_eq!(ip_arg(&net, "v6"), "ip=dhcp");
-    let e = metalboot::operator::reinstall::run::installer_can_carry(&net, false).unwrap_err().to_string();
+    let e = metalboot::operator::reinstall::policy::installer_can_carry(&net, false).unwrap_err().to_string();
     assert!(e.contains("no IPv4 address (2001:db8:2::42/64)") && e.contains("--standalone"), "{e}");
-    metalboot::operator::reinstall::run::installer_can_carry(&net, true).expect("standalone carries IPv6 alone");
+    metalboot::operator::reinstall::policy::installer_can_carry(&net, true).expect("standalone carries IPv6 alone");
     assert_eq!(
         metalboot::cmdline::reinstall_net_args(&net, "v6"),
         ["ip=off", "metalboot.ip6=2001:db8:2::42/64,2001:db8:2::1"]
