@@ -39,6 +39,7 @@ build: deps
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	python3 tools/import-cycles
 
 # every tier that runs on the build machine; root-only tests are marked
 # #[ignore] so a plain `cargo test` as a normal user still passes

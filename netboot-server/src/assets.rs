@@ -4,9 +4,7 @@
 //! per (size, mtime) and published as `NAME.sha256` and in plans.
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -73,26 +71,11 @@ impl Assets {
                 return Ok(hit.clone());
             }
         }
-        let sha256 = sha256_file(path)?;
+        let sha256 = crate::digest::sha256_file(path)?;
         let info = AssetInfo { path: path.clone(), size: meta.len(), mtime, sha256 };
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), info.clone());
         Ok(info)
     }
-}
-
-/// sha256 of a file, streamed.
-pub fn sha256_file(path: &std::path::Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
 }
 
 /// A parsed single-range `Range` header (RFC 9110 §14.1.2), resolved against

@@ -1,7 +1,8 @@
 //! Command-line interface: `serve`, `check-config`, `hosts …` (through the
 //! operator API) and `render …` (what a host would be served, for debugging).
 
-use crate::client::ApiClient;
+use crate::operator::client::ApiClient;
+use crate::operator::hosts::{self, HostsAction};
 use crate::script::{self, Platform, Site};
 use crate::serve::{self, load_all};
 use anyhow::{Context, Result};
@@ -91,7 +92,7 @@ pub enum Command {
     /// comes back on the same addresses.
     Reinstall {
         #[command(flatten)]
-        opts: crate::reinstall::run::Options,
+        opts: crate::operator::reinstall::run::Options,
         /// Server base URL (default: from the config's listen address).
         #[arg(long, env = "METALBOOT_SERVER")]
         server: Option<String>,
@@ -100,28 +101,6 @@ pub enum Command {
     Render {
         #[command(subcommand)]
         what: RenderWhat,
-    },
-}
-
-/// `hosts` actions.
-#[derive(Subcommand, Debug)]
-pub enum HostsAction {
-    /// List hosts with their state.
-    List,
-    /// Show one host with its timeline.
-    Show {
-        /// Host name.
-        name: String,
-    },
-    /// Arm a host: install it at its next network boot.
-    Arm {
-        /// Host name.
-        name: String,
-    },
-    /// Disarm a host: it boots its local disk.
-    Disarm {
-        /// Host name.
-        name: String,
     },
 }
 
@@ -215,14 +194,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             let base = server.unwrap_or_else(|| local_base(&config));
             let token = serve::api_token(&config, false)?;
             let client = ApiClient::new(&base, &token);
-            tokio::task::spawn_blocking(move || crate::client::hosts_command(&client, action, json))
+            tokio::task::spawn_blocking(move || hosts::hosts_command(&client, action, json))
                 .await
                 .context("running hosts command")?
         }
         Command::Render { what } => render(cfg_path, what),
         Command::Reinstall { opts: o, server } => {
             let client = api_client(cfg_path, server)?;
-            tokio::task::spawn_blocking(move || crate::reinstall::run::run(&client, &o)).await.context("reinstall")?
+            tokio::task::spawn_blocking(move || crate::operator::reinstall::run::run(&client, &o))
+                .await
+                .context("reinstall")?
         }
         Command::Inventory { server, format: InventoryFormat::Ansible { host, .. } } => {
             let client = api_client(cfg_path, server)?;
@@ -232,23 +213,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::KnownHosts { server, output } => {
             let client = api_client(cfg_path, server)?;
-            let text = tokio::task::spawn_blocking(move || crate::client::known_hosts_text(&client.list()?)).await??;
-            match output {
-                Some(p) => {
-                    let tmp = p.with_extension("tmp");
-                    std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
-                    std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
-                    eprintln!("{}: {} key(s)", p.display(), text.lines().count());
-                }
-                None => print!("{text}"),
-            }
-            Ok(())
+            tokio::task::spawn_blocking(move || hosts::known_hosts_command(&client, output.as_deref())).await?
         }
         Command::Sshfp { server, domain } => {
             let client = api_client(cfg_path, server)?;
             let text =
-                tokio::task::spawn_blocking(move || crate::client::sshfp_text(&client.list()?, domain.as_deref()))
-                    .await??;
+                tokio::task::spawn_blocking(move || hosts::sshfp_text(&client.list()?, domain.as_deref())).await??;
             print!("{text}");
             Ok(())
         }

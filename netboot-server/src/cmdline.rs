@@ -205,9 +205,11 @@ mod tests {
             let pxe = installer_boot_args(&h, "http://10.0.0.1:8080", "tok-1", &mac);
             let re = reinstall_boot_args(&h, "http://10.0.0.1:8080", "tok-2", &mac);
             let console = "console=tty0 console=ttyS0,115200n8";
-            let standalone_line =
-                crate::reinstall::standalone::standalone_cmdline(&format!("{console} {}", re.to_cmdline().join(" ")))
-                    .unwrap();
+            let standalone_line = crate::operator::reinstall::standalone::standalone_cmdline(&format!(
+                "{console} {}",
+                re.to_cmdline().join(" ")
+            ))
+            .unwrap();
             for (args, line) in [
                 (Some(&pxe), format!("{console} {}", pxe.to_cmdline().join(" "))),
                 (Some(&re), format!("{console} {}", re.to_cmdline().join(" "))),

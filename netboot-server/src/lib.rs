@@ -1,18 +1,20 @@
 //! metalboot's netboot server and operator CLI as a library, so that tests
 //! and the thin `main.rs` share one code path.
 
+pub mod api;
 pub mod assets;
 pub mod cli;
-pub mod client;
 pub mod cmdline;
 pub mod config;
 pub mod dhcp;
+pub mod digest;
 pub mod handoff;
 pub mod http;
 pub mod inventory;
-pub mod reinstall;
+pub mod operator;
 pub mod render;
 pub mod script;
 pub mod serve;
+pub mod sshkey;
 pub mod state;
 pub mod tftp;

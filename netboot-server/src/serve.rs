@@ -106,7 +106,13 @@ pub async fn run(
         std::fs::write(&tmp, format!("{addr}\n")).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, f).with_context(|| format!("writing {}", f.display()))?;
     }
-    let watch = tokio::spawn(crate::handoff::watch_first_boot(state.clone(), std::time::Duration::from_secs(10)));
+    let st = state.clone();
+    let watch = tokio::spawn(crate::handoff::watch_first_boot(
+        state.store.clone(),
+        std::time::Duration::from_secs(state.config.handoff.first_boot_timeout_secs),
+        std::time::Duration::from_secs(10),
+        move |name| crate::handoff::fire(&st.handoff(), "failed", name),
+    ));
     let http = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown());
     let _watch = AbortOnDrop(watch);
     tokio::select! {

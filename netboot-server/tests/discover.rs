@@ -3,7 +3,7 @@
 //! argument the reinstalled host's installer boots with.
 
 use metalboot::cmdline::ip_arg;
-use metalboot::reinstall::discover::{parse_lsblk, parse_resolv_conf, NetFacts};
+use metalboot::operator::reinstall::discover::{parse_lsblk, parse_resolv_conf, NetFacts};
 use std::net::IpAddr;
 
 fn fixture(name: &str) -> String {
@@ -36,7 +36,7 @@ fn rented_server_with_slash32_and_off_subnet_gateway() {
     assert_eq!(net.dns, ["185.12.64.1".parse::<IpAddr>().unwrap(), "2a01:4ff:ff00::add:1".parse().unwrap()]);
     assert_eq!(net.search, ["example.org"]);
     assert_eq!(ip_arg(&net, "vps1"), "ip=203.0.113.7::172.31.1.1:255.255.255.255:vps1::off:185.12.64.1");
-    metalboot::reinstall::run::installer_can_carry(&net, false).expect("dual-stack /32 is carried");
+    metalboot::operator::reinstall::policy::installer_can_carry(&net, false).expect("dual-stack /32 is carried");
 }
 
 #[test]
@@ -65,9 +65,9 @@ fn ipv6_only_vps() {
     // metalboot.ip6, and without IPv4 it cannot reach the server, so only
     // a standalone reinstall is allowed
     assert_eq!(ip_arg(&net, "v6"), "ip=dhcp");
-    let e = metalboot::reinstall::run::installer_can_carry(&net, false).unwrap_err().to_string();
+    let e = metalboot::operator::reinstall::policy::installer_can_carry(&net, false).unwrap_err().to_string();
     assert!(e.contains("no IPv4 address (2001:db8:2::42/64)") && e.contains("--standalone"), "{e}");
-    metalboot::reinstall::run::installer_can_carry(&net, true).expect("standalone carries IPv6 alone");
+    metalboot::operator::reinstall::policy::installer_can_carry(&net, true).expect("standalone carries IPv6 alone");
     assert_eq!(
         metalboot::cmdline::reinstall_net_args(&net, "v6"),
         ["ip=off", "metalboot.ip6=2001:db8:2::42/64,2001:db8:2::1"]
@@ -126,7 +126,7 @@ fn btrfs_root_mounted_once_per_subvolume_is_found_in_mountpoints() {
 }
 
 mod remote {
-    use metalboot::reinstall::remote::{summary, BootMode, Discovered, DISCOVER_SCRIPT};
+    use metalboot::operator::reinstall::remote::{summary, BootMode, Discovered, DISCOVER_SCRIPT};
 
     fn recorded() -> String {
         super::fixture("debian12-host.txt")
@@ -157,8 +157,8 @@ mod remote {
     /// allows, with the reason when it does not.
     #[test]
     fn the_summary_says_how_the_installer_will_start() {
-        use metalboot::reinstall::oneshot::GrubFacts;
-        use metalboot::reinstall::start::{boots_via, BootVia};
+        use metalboot::operator::reinstall::oneshot::GrubFacts;
+        use metalboot::operator::reinstall::start::{boots_via, BootVia};
         let mut d = Discovered::parse(&recorded()).unwrap();
         let probe = super::fixture("../grub/ext4.probe");
         let ext4 = GrubFacts::parse(&probe).unwrap();
@@ -210,7 +210,7 @@ mod remote {
 
     #[test]
     fn restricted_or_foreign_keys_are_left_out_and_odd_comments_dropped() {
-        use metalboot::reinstall::entry::usable_keys;
+        use metalboot::operator::reinstall::entry::usable_keys;
         let blob = KEY.split(' ').nth(1).unwrap();
         let lines = vec![
             KEY.to_string(),
@@ -227,7 +227,7 @@ mod remote {
     #[test]
     fn print_host_makes_an_inventory_entry_that_loads_and_keeps_disk_network_and_keys() {
         use metalboot::inventory::Inventory;
-        use metalboot::reinstall::entry::host_entry;
+        use metalboot::operator::reinstall::entry::host_entry;
         let d = Discovered::parse(&with_keys(&format!("{KEY}\n"))).unwrap();
         let net = d.net.network_spec().unwrap();
         let text = host_entry("root@192.0.2.2", "vps1", &d, &net, &[]).unwrap();
@@ -248,7 +248,7 @@ mod remote {
 
     #[test]
     fn print_host_refuses_without_a_key_and_with_a_bad_name() {
-        use metalboot::reinstall::entry::host_entry;
+        use metalboot::operator::reinstall::entry::host_entry;
         let d = Discovered::parse(&recorded()).unwrap();
         let net = d.net.network_spec().unwrap();
         let e = format!("{:#}", host_entry("root@h", "vps1", &d, &net, &[]).unwrap_err());

@@ -5,7 +5,7 @@
 //! scripts run in a real shell against real `grub-reboot` and
 //! `grub-editenv` on a scratch boot directory.
 
-use metalboot::reinstall::oneshot::{GrubFacts, ENTRY_ID};
+use metalboot::operator::reinstall::oneshot::{GrubFacts, ENTRY_ID};
 use std::path::Path;
 use std::process::Command;
 
@@ -204,7 +204,7 @@ fn without_a_custom_cfg_disarming_removes_the_one_it_made() {
 
 #[test]
 fn the_probe_only_reads() {
-    use metalboot::reinstall::oneshot::GRUB_PROBE_SCRIPT;
+    use metalboot::operator::reinstall::oneshot::GRUB_PROBE_SCRIPT;
     for line in GRUB_PROBE_SCRIPT.lines() {
         let l = line.replace("2>&1", "").replace("2>/dev/null", "");
         for word in ["rm ", "mv ", "cp ", " set ", "unset", "create", "grub-install", "update-grub", ">"] {

@@ -5,9 +5,20 @@
 //! line without further escaping (renderers still check again).
 
 use crate::safe;
-use crate::{ByteSize, IpCidr, MacAddr, SpecError};
+use crate::{DiskSelector, IpCidr, Layout, MacAddr, SpecError};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
+
+/// What the installer does after a failure.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Stay up with a shell on the console for inspection.
+    #[default]
+    Shell,
+    /// Reboot.
+    Reboot,
+}
 
 /// How a host is installed.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -60,7 +71,7 @@ pub struct HostSpec {
     pub kernel_args: Vec<String>,
     /// What happens when the installer fails: keep a shell or reboot.
     #[serde(default)]
-    pub on_failure: crate::OnFailure,
+    pub on_failure: OnFailure,
     /// Handing the host to the config layer.
     #[serde(default)]
     pub handoff: HandoffSpec,
@@ -72,105 +83,6 @@ pub struct HostSpec {
 
 fn default_image() -> String {
     "rootfs.tar.zst".to_string()
-}
-
-/// Rules that must match exactly one disk. All given rules must hold.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct DiskSelector {
-    /// Device path, e.g. `/dev/vda` or a `/dev/disk/by-id/…` link.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// Serial number as in `/sys/block/*/device/serial`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
-    /// World Wide Name as in `/sys/block/*/device/wwid` or `…/wwn`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wwn: Option<String>,
-    /// Model as in `/sys/block/*/device/model`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// Smallest acceptable size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_size: Option<ByteSize>,
-    /// Largest acceptable size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_size: Option<ByteSize>,
-    /// Allow wiping a disk that already holds partitions.
-    #[serde(default)]
-    pub wipe: bool,
-}
-
-/// A BTRFS subvolume and where it is mounted.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Subvolume {
-    /// Subvolume name, starting with `@`.
-    pub name: String,
-    /// Absolute mount point in the installed system.
-    pub mountpoint: String,
-}
-
-/// Partition and subvolume layout (DESIGN.md's default).
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Layout {
-    /// Size of the BIOS boot partition in MiB.
-    #[serde(default = "default_bios_boot")]
-    pub bios_boot_mib: u64,
-    /// Size of the EFI system partition in MiB.
-    #[serde(default = "default_esp")]
-    pub esp_mib: u64,
-    /// Subvolumes; exactly one is mounted at `/` and becomes the default.
-    #[serde(default = "default_subvolumes")]
-    pub subvolumes: Vec<Subvolume>,
-    /// BTRFS mount options.
-    #[serde(default = "default_mount_options")]
-    pub mount_options: String,
-}
-
-fn default_bios_boot() -> u64 {
-    1
-}
-fn default_esp() -> u64 {
-    512
-}
-fn default_mount_options() -> String {
-    "compress=zstd:1,noatime".to_string()
-}
-fn default_subvolumes() -> Vec<Subvolume> {
-    [("@", "/"), ("@home", "/home"), ("@var_log", "/var/log"), ("@snapshots", "/.snapshots")]
-        .into_iter()
-        .map(|(n, m)| Subvolume { name: n.into(), mountpoint: m.into() })
-        .collect()
-}
-
-impl Default for Layout {
-    fn default() -> Self {
-        Layout {
-            bios_boot_mib: default_bios_boot(),
-            esp_mib: default_esp(),
-            subvolumes: default_subvolumes(),
-            mount_options: default_mount_options(),
-        }
-    }
-}
-
-/// The smallest root partition the installer makes.
-pub const MIN_ROOT_BYTES: u64 = 2 << 30;
-
-impl Layout {
-    /// The subvolume mounted at `/`.
-    pub fn root_subvolume(&self) -> Option<&Subvolume> {
-        self.subvolumes.iter().find(|s| s.mountpoint == "/")
-    }
-
-    /// The smallest disk this layout fits on: 1 MiB before the first
-    /// partition, the BIOS boot partition, the ESP, the smallest root, and
-    /// the 33 sectors of the backup GPT.
-    pub fn min_disk_bytes(&self) -> u64 {
-        (1 + self.bios_boot_mib + self.esp_mib) * (1 << 20) + MIN_ROOT_BYTES + 33 * 512
-    }
 }
 
 /// DHCP or static addressing.
@@ -275,93 +187,6 @@ impl HostSpec {
                 "ssh_authorized_keys",
                 "no key and no root_password_hash: nobody could log in to the installed host",
             ));
-        }
-        Ok(())
-    }
-}
-
-impl DiskSelector {
-    /// Checks each rule's characters and that the size range is not empty.
-    pub fn validate(&self) -> Result<(), SpecError> {
-        opt(&self.path, "path", |p| {
-            safe::check_abs_path(p)?;
-            if !p.starts_with("/dev/") {
-                return Err(format!("{p:?} is not under /dev"));
-            }
-            Ok(())
-        })?;
-        opt(&self.serial, "serial", |s| safe::check_spaced_word(s, 128))?;
-        opt(&self.wwn, "wwn", |s| safe::check_word(s, 128))?;
-        opt(&self.model, "model", |s| safe::check_spaced_word(s, 128))?;
-        if let (Some(min), Some(max)) = (self.min_size, self.max_size) {
-            if min > max {
-                return Err(SpecError::new("min_size", format!("{min} is larger than max_size {max}")));
-            }
-        }
-        Ok(())
-    }
-
-    /// A one-line human summary: `serial=X, size 8GiB..16GiB`.
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(p) = &self.path {
-            parts.push(format!("path={p}"));
-        }
-        if let Some(s) = &self.serial {
-            parts.push(format!("serial={s}"));
-        }
-        if let Some(s) = &self.wwn {
-            parts.push(format!("wwn={s}"));
-        }
-        if let Some(s) = &self.model {
-            parts.push(format!("model={s}"));
-        }
-        match (self.min_size, self.max_size) {
-            (Some(a), Some(b)) => parts.push(format!("size {a}..{b}")),
-            (Some(a), None) => parts.push(format!("size >= {a}")),
-            (None, Some(b)) => parts.push(format!("size <= {b}")),
-            (None, None) => {}
-        }
-        if parts.is_empty() {
-            "the only eligible disk".into()
-        } else {
-            parts.join(", ")
-        }
-    }
-}
-
-impl Layout {
-    /// Checks sizes, subvolume names, mount points and mount options.
-    pub fn validate(&self) -> Result<(), SpecError> {
-        if self.bios_boot_mib == 0 || self.bios_boot_mib > 64 {
-            return Err(SpecError::new("bios_boot_mib", "must be 1 to 64"));
-        }
-        if self.esp_mib < 32 || self.esp_mib > 4096 {
-            return Err(SpecError::new("esp_mib", "must be 32 to 4096"));
-        }
-        if self.subvolumes.iter().filter(|s| s.mountpoint == "/").count() != 1 {
-            return Err(SpecError::new("subvolumes", "exactly one subvolume must be mounted at /"));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (i, s) in self.subvolumes.iter().enumerate() {
-            let f = format!("subvolumes[{i}]");
-            let rest = s.name.strip_prefix('@').unwrap_or("-");
-            if !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-                || s.name.len() > 64
-            {
-                return Err(SpecError::new(
-                    format!("{f}.name"),
-                    format!("{:?} must start with '@' then letters, digits, _ - .", s.name),
-                ));
-            }
-            safe::check_abs_path(&s.mountpoint).map_err(|m| SpecError::new(format!("{f}.mountpoint"), m))?;
-            if !seen.insert((&s.name, "n")) || !seen.insert((&s.mountpoint, "m")) {
-                return Err(SpecError::new(f, "duplicate subvolume name or mount point"));
-            }
-        }
-        safe::check_word(&self.mount_options, 255).map_err(|m| SpecError::new("mount_options", m))?;
-        if self.mount_options.split(',').any(|o| o.starts_with("subvol")) {
-            return Err(SpecError::new("mount_options", "subvol options are set per subvolume"));
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! both sides agree on what a safe value is.
 
 pub mod bootargs;
+pub mod disk;
 pub mod error;
 pub mod host;
 pub mod mac;
@@ -18,10 +19,11 @@ pub mod safe;
 pub mod size;
 
 pub use bootargs::BootArgs;
+pub use disk::{DiskSelector, Layout, Subvolume, MIN_ROOT_BYTES};
 pub use error::SpecError;
-pub use host::{DiskSelector, HandoffSpec, HostSpec, Layout, Method, NetMode, NetworkSpec, Subvolume, MIN_ROOT_BYTES};
+pub use host::{HandoffSpec, HostSpec, Method, NetMode, NetworkSpec, OnFailure};
 pub use mac::MacAddr;
 pub use net::IpCidr;
-pub use plan::{Endpoints, ImageRef, InstallPlan, OnFailure, PLAN_VERSION};
+pub use plan::{Endpoints, ImageRef, InstallPlan, PLAN_VERSION};
 pub use progress::{EventStatus, HostReport, ProgressEvent, Step, STEPS_BEFORE_FIRST_WRITE};
 pub use size::ByteSize;

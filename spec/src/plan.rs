@@ -2,22 +2,11 @@
 //! served as JSON at `/v1/hosts/{name}/plan?token=…`. The token itself is not
 //! in the plan; the installer got it on its kernel command line.
 
-use crate::{DiskSelector, Layout, MacAddr, NetworkSpec, SpecError};
+use crate::{DiskSelector, Layout, MacAddr, NetworkSpec, OnFailure, SpecError};
 use serde::{Deserialize, Serialize};
 
 /// Version of the plan format; the installer refuses plans it does not know.
 pub const PLAN_VERSION: u32 = 1;
-
-/// What the installer does after a failure.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum OnFailure {
-    /// Stay up with a shell on the console for inspection.
-    #[default]
-    Shell,
-    /// Reboot.
-    Reboot,
-}
 
 /// Where to fetch the root filesystem image, and how to check it.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]

@@ -3,7 +3,7 @@
 //! hosts are in it: they are the ones Ansible can reach, with host keys
 //! already known.
 
-use super::keys::bare_address;
+use crate::sshkey::bare_address;
 use crate::state::{HostRecord, HostState};
 use metalboot_spec::HostSpec;
 use serde_json::{json, Map, Value};

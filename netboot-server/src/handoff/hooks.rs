@@ -5,7 +5,7 @@
 //! host's timeline; the host's state is committed before any hook runs, so
 //! a failing hook never changes it.
 
-use super::keys::known_hosts_lines;
+use crate::sshkey::known_hosts_lines;
 use crate::state::{HostRecord, Store};
 use anyhow::{bail, Context, Result};
 use hmac::{Hmac, Mac};

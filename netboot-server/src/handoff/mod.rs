@@ -5,11 +5,11 @@
 
 pub mod ansible;
 pub mod hooks;
-pub mod keys;
 
-use crate::http::AppState;
+use crate::inventory::Inventory;
+use crate::state::Store;
 use serde::Deserialize;
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
 /// `[handoff]` in metalboot.toml.
@@ -48,39 +48,52 @@ impl HandoffConfig {
     }
 }
 
+/// What the handoff needs from the running server: its `[handoff]`
+/// section, the inventory, the state store and the data directory (where
+/// hooks write known_hosts files). Borrowed, so the server keeps owning it.
+pub struct Handoff<'a> {
+    /// `[handoff]`.
+    pub config: &'a HandoffConfig,
+    /// Validated inventory.
+    pub inventory: &'a Inventory,
+    /// State database.
+    pub store: &'a Store,
+    /// `server.data_dir`.
+    pub data_dir: &'a Path,
+}
+
 /// Runs the hooks for `event` on host `name` in the background.
-pub fn fire(state: &Arc<AppState>, event: &'static str, name: &str) {
-    let hooks = &state.config.handoff.hooks;
-    let Some(spec) = state.inventory.get(name).cloned() else { return };
-    if !hooks.iter().any(|h| h.matches(event, &spec)) {
+pub fn fire(h: &Handoff, event: &'static str, name: &str) {
+    let Some(spec) = h.inventory.get(name).cloned() else { return };
+    if !h.config.hooks.iter().any(|hook| hook.matches(event, &spec)) {
         return;
     }
-    let state = state.clone();
+    let (hooks, store, dir) = (h.config.hooks.clone(), h.store.clone(), h.data_dir.join("known_hosts"));
     tokio::spawn(async move {
-        let st = state.store.clone();
+        let st = store.clone();
         let n = spec.name.clone();
         let rec = match tokio::task::spawn_blocking(move || st.get(&n)).await {
             Ok(Ok(r)) => r,
             _ => return,
         };
         let facts = hooks::HookFacts::new(event, &spec, &rec);
-        let dir = state.config.data_dir.join("known_hosts");
-        hooks::run_all(&state.config.handoff.hooks, &state.store, &dir, &spec, facts).await;
+        hooks::run_all(&hooks, &store, &dir, &spec, facts).await;
     });
 }
 
-/// Every `every`, fails the hosts whose first boot is overdue and fires
-/// their `failed` hooks.
-pub async fn watch_first_boot(state: Arc<AppState>, every: Duration) {
-    let timeout_ms = state.config.handoff.first_boot_timeout_secs as i64 * 1000;
+/// Every `every`, fails the hosts whose first boot is overdue (`timeout`
+/// after their install's end) and calls `on_failed` for each, to fire their
+/// `failed` hooks.
+pub async fn watch_first_boot(store: Store, timeout: Duration, every: Duration, on_failed: impl Fn(&str)) {
+    let timeout_ms = timeout.as_millis() as i64;
     loop {
         tokio::time::sleep(every).await;
-        let st = state.store.clone();
+        let st = store.clone();
         match tokio::task::spawn_blocking(move || st.expire_first_boot(timeout_ms)).await {
             Ok(Ok(names)) => {
                 for n in names {
                     tracing::warn!(host = %n, "no first boot: host marked failed");
-                    fire(&state, "failed", &n);
+                    on_failed(&n);
                 }
             }
             Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "checking first boots"),

@@ -2,11 +2,11 @@
 //! state and timeline, arm (reinstall) and disarm.
 
 use super::{blocking, AppError, St};
-use crate::state::{hash_token, HostRecord, TimelineEntry};
+use crate::api::{HostDetail, HostView};
+use crate::state::{hash_token, HostRecord};
 use axum::extract::Path;
 use axum::http::HeaderMap;
 use axum::Json;
-use serde::{Deserialize, Serialize};
 
 pub(super) fn authorize(st: &St, headers: &HeaderMap) -> Result<(), AppError> {
     let given = headers
@@ -19,35 +19,6 @@ pub(super) fn authorize(st: &St, headers: &HeaderMap) -> Result<(), AppError> {
     } else {
         Err(AppError::Unauthorized)
     }
-}
-
-/// A host as the API shows it: inventory facts plus state.
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct HostView {
-    /// Stored state.
-    #[serde(flatten)]
-    pub record: HostRecord,
-    /// MACs from the inventory.
-    pub macs: Vec<String>,
-    /// Labels from the inventory.
-    pub labels: Vec<String>,
-    /// Install method.
-    pub method: metalboot_spec::Method,
-    /// Disk selector, in words.
-    pub disk: String,
-    /// The smallest disk the host's layout fits on (0: not said).
-    #[serde(default)]
-    pub min_disk_bytes: u64,
-}
-
-/// `show` adds the timeline.
-#[derive(Serialize, Deserialize, Debug)]
-pub struct HostDetail {
-    /// Host and state.
-    #[serde(flatten)]
-    pub host: HostView,
-    /// Every recorded transition and event.
-    pub timeline: Vec<TimelineEntry>,
 }
 
 pub(super) fn view(spec: &metalboot_spec::HostSpec, record: HostRecord) -> HostView {

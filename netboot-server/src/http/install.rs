@@ -115,7 +115,7 @@ pub async fn event(
     let failed = ev.status == crate::state::EventStatus::Failed;
     let rec = token_result(blocking(move || s.store.record_event(&n, &q.token, &ev)).await?)?;
     if failed {
-        crate::handoff::fire(&st.0, "failed", &name);
+        crate::handoff::fire(&st.0.handoff(), "failed", &name);
     }
     Ok(Json(rec))
 }
@@ -177,7 +177,7 @@ pub async fn installed(
     let n = name.clone();
     let rec = token_result(blocking(move || s.store.record_installed(&n, &q.token, &rep)).await?)?;
     tracing::info!("host installed");
-    crate::handoff::fire(&st.0, "installed", &name);
+    crate::handoff::fire(&st.0.handoff(), "installed", &name);
     Ok(Json(rec))
 }
 

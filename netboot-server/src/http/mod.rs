@@ -4,11 +4,6 @@
 //! errors through one [`AppError`].
 
 mod api;
-/// Types the operator API returns.
-pub mod api_types {
-    pub use super::api::{HostDetail, HostView};
-    pub use super::reinstall::{FailRequest, InstallOverride, ReinstallBoot, ReinstallRequest};
-}
 mod assets;
 mod boot;
 mod error;
@@ -44,6 +39,18 @@ pub struct AppState {
     pub assets: Assets,
     /// sha256 (hex) of the operator API bearer token.
     pub api_token_hash: String,
+}
+
+impl AppState {
+    /// What the handoff (hooks) needs of this state.
+    pub fn handoff(&self) -> crate::handoff::Handoff<'_> {
+        crate::handoff::Handoff {
+            config: &self.config.handoff,
+            inventory: &self.inventory,
+            store: &self.store,
+            data_dir: &self.config.data_dir,
+        }
+    }
 }
 
 /// Shared state handle.

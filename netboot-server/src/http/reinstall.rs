@@ -5,50 +5,16 @@
 //! kernel, initramfs and command line to kexec; `POST /v1/hosts/{name}/fail`
 //! records a failure the installer could not report (it never reached us).
 
-use super::api::{authorize, HostView};
+use super::api::authorize;
 use super::{base_url, blocking, AppError, St};
+use crate::api::{FailRequest, HostView, ReinstallBoot, ReinstallRequest};
 use crate::config::{ASSET_INITRAMFS, ASSET_KERNEL};
 use crate::state::{hash_token, new_token};
 use axum::extract::Path;
 use axum::http::HeaderMap;
 use axum::Json;
-use metalboot_spec::{DiskSelector, HostSpec, MacAddr, Method, NetworkSpec};
+use metalboot_spec::{DiskSelector, HostSpec, Method, NetworkSpec};
 use serde::{Deserialize, Serialize};
-
-/// What discovery found, and how the target will boot the installer.
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct ReinstallRequest {
-    /// The NIC the network config belongs to.
-    pub mac: MacAddr,
-    /// The running system's network, as static config.
-    pub network: NetworkSpec,
-    /// The disk the operator confirmed: the one holding `/`.
-    pub disk: DiskSelector,
-    /// How the installer is booted (`kexec`), for the timeline.
-    pub via: String,
-}
-
-/// The installer to boot, with its command line (token included).
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct ReinstallBoot {
-    /// Install token (also in `cmdline`).
-    pub token: String,
-    /// Installer kernel URL.
-    pub kernel_url: String,
-    /// Installer initramfs URL.
-    pub initramfs_url: String,
-    /// Kernel command line for the installer.
-    pub cmdline: String,
-}
-
-/// A failure recorded by the operator side.
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct FailRequest {
-    /// Step that failed.
-    pub step: String,
-    /// Why.
-    pub error: String,
-}
 
 /// What a reinstall replaces in the inventory's host for one install.
 #[derive(Serialize, Deserialize, Debug, Clone)]

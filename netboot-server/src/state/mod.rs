@@ -2,6 +2,7 @@
 //! host's state, its per-install token (hashed) and its timeline. Every change
 //! is one transaction, so the store survives `kill -9` at any point.
 
+mod install;
 mod leases;
 mod model;
 mod schema;
@@ -259,82 +260,6 @@ impl Store {
             Ok(load(tx, name)?.unwrap_or_else(|| absent(name)))
         })
     }
-
-    /// Checks `token` against the host's current token.
-    pub fn check_token(&self, name: &str, token: &str) -> Result<Result<HostRecord, TokenError>> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        check(&conn, name, token)
-    }
-
-    /// Records a progress event. `booting → installing` on the first one;
-    /// a `failed` event moves the host to `failed` with the step and error.
-    pub fn record_event(&self, name: &str, token: &str, ev: &ProgressEvent) -> Result<Result<HostRecord, TokenError>> {
-        self.with_tx(|tx| {
-            let rec = match check(tx, name, token)? {
-                Ok(r) => r,
-                Err(e) => return Ok(Err(e)),
-            };
-            tx.execute(
-                "INSERT INTO events (host, at_ms, kind, step, percent, bytes, message) VALUES (?1, ?2, 'progress', ?3, ?4, ?5, ?6)",
-                params![
-                    name,
-                    now_ms(),
-                    ev.step.as_str(),
-                    ev.percent.map(i64::from),
-                    ev.bytes.map(|b| b as i64),
-                    format!("{}{}", match ev.status { EventStatus::Running => "", EventStatus::Done => "done: ", EventStatus::Failed => "failed: " }, ev.message)
-                ],
-            )?;
-            if ev.status == EventStatus::Failed {
-                set_state(tx, name, HostState::Failed, &format!("failed at step {}: {}", ev.step, ev.message))?;
-                tx.execute(
-                    "UPDATE hosts SET failed_step = ?2, failed_error = ?3 WHERE name = ?1",
-                    params![name, ev.step.as_str(), ev.message],
-                )?;
-            } else if rec.state == HostState::Booting {
-                set_state(tx, name, HostState::Installing, &format!("installer started ({})", ev.step))?;
-            }
-            Ok(Ok(load(tx, name)?.unwrap_or_else(|| absent(name))))
-        })
-    }
-
-    /// The installer's final report: host keys recorded, `→ rebooting`.
-    pub fn record_report(&self, name: &str, token: &str, rep: &HostReport) -> Result<Result<HostRecord, TokenError>> {
-        self.with_tx(|tx| {
-            if let Err(e) = check(tx, name, token)? {
-                return Ok(Err(e));
-            }
-            store_report(tx, name, rep)?;
-            set_state(
-                tx,
-                name,
-                HostState::Rebooting,
-                &format!("installer finished; {} host key(s) reported", rep.host_keys.len()),
-            )?;
-            Ok(Ok(load(tx, name)?.unwrap_or_else(|| absent(name))))
-        })
-    }
-
-    /// First boot phoned home: `→ installed`, the token dies (install once).
-    pub fn record_installed(
-        &self,
-        name: &str,
-        token: &str,
-        rep: &HostReport,
-    ) -> Result<Result<HostRecord, TokenError>> {
-        self.with_tx(|tx| {
-            if let Err(e) = check(tx, name, token)? {
-                return Ok(Err(e));
-            }
-            store_report(tx, name, rep)?;
-            tx.execute(
-                "UPDATE hosts SET token_hash = NULL, installed_ms = ?2 WHERE name = ?1",
-                params![name, now_ms()],
-            )?;
-            set_state(tx, name, HostState::Installed, "first boot phoned home; host disarmed, token revoked")?;
-            Ok(Ok(load(tx, name)?.unwrap_or_else(|| absent(name))))
-        })
-    }
 }
 
 const COLS: &str = "name, state, failed_step, failed_error, host_keys, addresses, installed_ms, updated_ms";
@@ -385,14 +310,6 @@ fn check(conn: &Connection, name: &str, token: &str) -> Result<Result<HostRecord
         return Ok(Err(TokenError::Invalid));
     }
     Ok(Ok(load(conn, name)?.expect("row seen in this transaction")))
-}
-
-fn store_report(conn: &Connection, name: &str, rep: &HostReport) -> Result<()> {
-    conn.execute(
-        "UPDATE hosts SET host_keys = ?2, addresses = ?3 WHERE name = ?1",
-        params![name, serde_json::to_string(&rep.host_keys)?, serde_json::to_string(&rep.addresses)?],
-    )?;
-    Ok(())
 }
 
 fn set_state(conn: &Connection, name: &str, state: HostState, message: &str) -> Result<()> {

@@ -1,6 +1,8 @@
-//! Host keys for the config layer: known_hosts lines and SSHFP records
-//! (RFC 4255, SHA-256 fingerprints per RFC 6594), so nothing connects to a
-//! new host by trust on first use.
+//! SSH public keys as hosts report them: parsing, known_hosts lines and
+//! SSHFP records (RFC 4255, SHA-256 fingerprints per RFC 6594), so nothing
+//! connects to a new host by trust on first use. Shared by the server's
+//! handoff (hooks, Ansible inventory) and the operator commands
+//! (`known-hosts`, `sshfp`, `reinstall`), so it depends on neither.
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;

@@ -6,11 +6,11 @@
 
 use super::oneshot::{GrubFacts, BOOT_DIR, GRUB_PROBE_SCRIPT};
 use super::remote::Discovered;
-use super::run::sha256_file;
 use super::ssh::{shell_quote, Ssh};
 use super::standalone::Carried;
-use crate::client::ApiClient;
-use crate::http::api_types::ReinstallBoot;
+use crate::api::ReinstallBoot;
+use crate::digest::sha256_file;
+use crate::operator::client::ApiClient;
 use anyhow::{bail, Context, Result};
 
 /// `--boot-via`.

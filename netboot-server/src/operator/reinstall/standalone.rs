@@ -20,8 +20,8 @@
 
 use super::payload::CpioWriter;
 use super::ssh::Ssh;
-use crate::client::ApiClient;
-use crate::http::api_types::ReinstallBoot;
+use crate::api::ReinstallBoot;
+use crate::operator::client::ApiClient;
 use anyhow::{bail, Context, Result};
 use metalboot_spec::bootargs::{self, BootArgs};
 use std::path::{Path, PathBuf};
@@ -86,7 +86,7 @@ pub fn prepare(client: &ApiClient, session: &Path, name: &str, boot: &ReinstallB
     let mut f = std::fs::File::create(&image)?;
     let n = client.download(&plan.image.url, &mut f).with_context(|| format!("downloading {}", plan.image.url))?;
     drop(f);
-    let sum = super::run::sha256_file(&image)?;
+    let sum = crate::digest::sha256_file(&image)?;
     if n != plan.image.size || sum != plan.image.sha256 {
         bail!(
             "the image downloaded as {n} bytes sha256 {sum}; the plan says {} bytes sha256 {}",

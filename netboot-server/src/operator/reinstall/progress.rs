@@ -3,8 +3,9 @@
 //! 52% 104.3 MiB`) and everything else is a line above it; to a pipe or a
 //! log every event is its own line, so nothing is lost to `\r`.
 
-use crate::state::TimelineEntry;
+use crate::api::TimelineEntry;
 use std::io::Write;
+use std::time::Instant;
 
 /// Width of the bar between the brackets.
 const BAR: usize = 30;
@@ -73,6 +74,35 @@ impl<W: Write> Drop for Progress<W> {
     /// An error printed after the command gives up starts on its own line.
     fn drop(&mut self) {
         self.end_bar();
+    }
+}
+
+/// Stamps the phases of a reinstall: time since the start, and since the
+/// phase before.
+pub struct Clock(Instant, Instant);
+
+impl Clock {
+    /// A clock started now.
+    pub fn start() -> Clock {
+        let now = Instant::now();
+        Clock(now, now)
+    }
+
+    /// `[ 12.3s] what (4.5s)`: since the start, and since the last phase.
+    pub fn stamp(&mut self, what: &str) -> String {
+        let now = Instant::now();
+        let s = format!(
+            "[{:>6.1}s] {what} ({:.1}s)",
+            now.duration_since(self.0).as_secs_f64(),
+            now.duration_since(self.1).as_secs_f64()
+        );
+        self.1 = now;
+        s
+    }
+
+    /// Prints a phase as [`Clock::stamp`] words it.
+    pub fn phase(&mut self, what: &str) {
+        println!("{}", self.stamp(what));
     }
 }
 

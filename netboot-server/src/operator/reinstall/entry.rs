@@ -11,8 +11,8 @@
 //! Keys with `authorized_keys` options (`command=`, `from=`, …) are left
 //! out: they are restricted today and must not become root keys unasked.
 
+use super::policy::disk_selector;
 use super::remote::Discovered;
-use super::run::disk_selector;
 use crate::inventory::Inventory;
 use anyhow::{bail, Context, Result};
 use metalboot_spec::{DiskSelector, MacAddr, NetworkSpec};

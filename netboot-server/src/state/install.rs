@@ -1,0 +1,95 @@
+//! The store's install-time side: what an installer holding the host's
+//! current token may record (progress, the final report, the first boot's
+//! phone-home). Every call checks the token inside the transaction that
+//! uses it.
+
+use super::{absent, check, load, now_ms, set_state, Store, TokenError};
+use super::{EventStatus, HostRecord, HostReport, HostState, ProgressEvent};
+use anyhow::Result;
+use rusqlite::{params, Connection};
+
+impl Store {
+    /// Checks `token` against the host's current token.
+    pub fn check_token(&self, name: &str, token: &str) -> Result<Result<HostRecord, TokenError>> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        check(&conn, name, token)
+    }
+
+    /// Records a progress event. `booting → installing` on the first one;
+    /// a `failed` event moves the host to `failed` with the step and error.
+    pub fn record_event(&self, name: &str, token: &str, ev: &ProgressEvent) -> Result<Result<HostRecord, TokenError>> {
+        self.with_tx(|tx| {
+            let rec = match check(tx, name, token)? {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            };
+            tx.execute(
+                "INSERT INTO events (host, at_ms, kind, step, percent, bytes, message) VALUES (?1, ?2, 'progress', ?3, ?4, ?5, ?6)",
+                params![
+                    name,
+                    now_ms(),
+                    ev.step.as_str(),
+                    ev.percent.map(i64::from),
+                    ev.bytes.map(|b| b as i64),
+                    format!("{}{}", match ev.status { EventStatus::Running => "", EventStatus::Done => "done: ", EventStatus::Failed => "failed: " }, ev.message)
+                ],
+            )?;
+            if ev.status == EventStatus::Failed {
+                set_state(tx, name, HostState::Failed, &format!("failed at step {}: {}", ev.step, ev.message))?;
+                tx.execute(
+                    "UPDATE hosts SET failed_step = ?2, failed_error = ?3 WHERE name = ?1",
+                    params![name, ev.step.as_str(), ev.message],
+                )?;
+            } else if rec.state == HostState::Booting {
+                set_state(tx, name, HostState::Installing, &format!("installer started ({})", ev.step))?;
+            }
+            Ok(Ok(load(tx, name)?.unwrap_or_else(|| absent(name))))
+        })
+    }
+
+    /// The installer's final report: host keys recorded, `→ rebooting`.
+    pub fn record_report(&self, name: &str, token: &str, rep: &HostReport) -> Result<Result<HostRecord, TokenError>> {
+        self.with_tx(|tx| {
+            if let Err(e) = check(tx, name, token)? {
+                return Ok(Err(e));
+            }
+            store_report(tx, name, rep)?;
+            set_state(
+                tx,
+                name,
+                HostState::Rebooting,
+                &format!("installer finished; {} host key(s) reported", rep.host_keys.len()),
+            )?;
+            Ok(Ok(load(tx, name)?.unwrap_or_else(|| absent(name))))
+        })
+    }
+
+    /// First boot phoned home: `→ installed`, the token dies (install once).
+    pub fn record_installed(
+        &self,
+        name: &str,
+        token: &str,
+        rep: &HostReport,
+    ) -> Result<Result<HostRecord, TokenError>> {
+        self.with_tx(|tx| {
+            if let Err(e) = check(tx, name, token)? {
+                return Ok(Err(e));
+            }
+            store_report(tx, name, rep)?;
+            tx.execute(
+                "UPDATE hosts SET token_hash = NULL, installed_ms = ?2 WHERE name = ?1",
+                params![name, now_ms()],
+            )?;
+            set_state(tx, name, HostState::Installed, "first boot phoned home; host disarmed, token revoked")?;
+            Ok(Ok(load(tx, name)?.unwrap_or_else(|| absent(name))))
+        })
+    }
+}
+
+fn store_report(conn: &Connection, name: &str, rep: &HostReport) -> Result<()> {
+    conn.execute(
+        "UPDATE hosts SET host_keys = ?2, addresses = ?3 WHERE name = ?1",
+        params![name, serde_json::to_string(&rep.host_keys)?, serde_json::to_string(&rep.addresses)?],
+    )?;
+    Ok(())
+}
