@@ -7,6 +7,7 @@
 //! plans from it; the installer deserialises a plan and validates it again, so
 //! both sides agree on what a safe value is.
 
+pub mod api;
 pub mod bootargs;
 pub mod disk;
 pub mod error;

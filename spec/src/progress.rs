@@ -64,8 +64,9 @@ steps! {
     Report = "report",
     /// The reinstall command starts the installer with kexec.
     Kexec = "kexec",
-    /// The reinstall command starts the installer with a one-shot GRUB entry.
-    Grub = "grub",
+    /// The reinstall command starts the installer with a one-shot GRUB
+    /// entry (`grub-reboot`).
+    GrubReboot = "grub-reboot",
     /// The reinstall command prepares a standalone payload.
     Standalone = "standalone",
     /// The reinstall command waits for the new system.

@@ -10,6 +10,7 @@ use super::{base_url, blocking, AppError, St};
 use crate::api::{FailRequest, HostView, ReinstallBoot, ReinstallRequest};
 use crate::config::{ASSET_INITRAMFS, ASSET_KERNEL};
 use crate::state::{hash_token, new_token};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::Path;
 use axum::http::HeaderMap;
 use axum::Json;
@@ -96,17 +97,18 @@ pub async fn fail(
     st: St,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Json(req): Json<FailRequest>,
+    req: Result<Json<FailRequest>, JsonRejection>,
 ) -> Result<Json<HostView>, AppError> {
     authorize(&st, &headers)?;
+    // an unknown step is the caller's error, named
+    let Json(req) = req.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let spec = inventory_host(&st, &name)?;
-    req.step.parse::<metalboot_spec::Step>().map_err(|e| AppError::BadRequest(format!("step: {e}")))?;
-    for (what, v, max) in [("step", &req.step, 64), ("error", &req.error, 2000)] {
+    for (what, v, max) in [("error", &req.error, 2000)] {
         if v.is_empty() || v.len() > max || v.chars().any(char::is_control) {
             return Err(AppError::BadRequest(format!("{what}: 1 to {max} printable characters")));
         }
     }
     let s = st.0.clone();
-    let rec = blocking(move || s.store.fail(&name, &req.step, &req.error)).await?;
+    let rec = blocking(move || s.store.fail(&name, req.step.as_str(), &req.error)).await?;
     Ok(Json(super::api::view(&spec, rec)))
 }

@@ -71,8 +71,8 @@ impl ApiClient {
     }
 
     /// Records a failure the installer could not report.
-    pub fn fail(&self, name: &str, step: &str, error: &str) -> Result<HostView> {
-        self.post_json(&format!("/v1/hosts/{name}/fail"), &FailRequest { step: step.into(), error: error.into() })
+    pub fn fail(&self, name: &str, step: metalboot_spec::Step, error: &str) -> Result<HostView> {
+        self.post_json(&format!("/v1/hosts/{name}/fail"), &FailRequest { step, error: error.into() })
     }
 
     /// The host's install plan, fetched with its install token.

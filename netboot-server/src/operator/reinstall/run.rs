@@ -147,7 +147,7 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     let carried = match o.standalone.then(|| carry(client, &ssh, session, &o.name, &boot)).transpose() {
         Ok(c) => c,
         Err(e) => {
-            let _ = client.fail(&o.name, "standalone", &format!("{e:#}"));
+            let _ = client.fail(&o.name, metalboot_spec::Step::Standalone, &format!("{e:#}"));
             return Err(e.context("preparing the standalone payload (nothing was changed on the target)"));
         }
     };
@@ -160,7 +160,7 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     }
     if let Err(e) = boot_installer(client, &ssh, session, &boot, &method, carried.as_ref()) {
         let msg = format!("{e:#}");
-        let _ = client.fail(&o.name, method.name(), &msg);
+        let _ = client.fail(&o.name, method.step(), &msg);
         return Err(e.context("starting the installer (the old system is still running)"));
     }
     clock.phase(match method {

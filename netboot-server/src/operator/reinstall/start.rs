@@ -41,6 +41,14 @@ impl Boot {
             Boot::Grub(_) => "grub-reboot",
         }
     }
+
+    /// The step a failure to start this way is recorded at.
+    pub fn step(&self) -> metalboot_spec::Step {
+        match self {
+            Boot::Kexec => metalboot_spec::Step::Kexec,
+            Boot::Grub(_) => metalboot_spec::Step::GrubReboot,
+        }
+    }
 }
 
 const ENSURE_KEXEC: &str = r#"set -u

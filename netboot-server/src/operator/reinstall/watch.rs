@@ -207,11 +207,11 @@ impl Watcher<'_> {
                     // the old system is back: take off it what was set up
                     self.old.clean();
                 }
-                self.give_up("network", &message)
+                self.give_up(Step::Network, &message)
             }
             Outcome::NeverLeft(message) => {
                 self.old.clean();
-                self.give_up(self.old.method.name(), &message)
+                self.give_up(self.old.method.step(), &message)
             }
             Outcome::BackAfterFailure(message) => {
                 self.old.clean();
@@ -225,7 +225,7 @@ impl Watcher<'_> {
         }
     }
 
-    fn give_up(&self, step: &str, msg: &str) -> Result<()> {
+    fn give_up(&self, step: Step, msg: &str) -> Result<()> {
         self.client.fail(&self.policy.name, step, msg).context("recording the failure on the server")?;
         bail!("failed: {msg}")
     }

@@ -142,7 +142,7 @@ pub enum Outcome {
     /// standalone installer cannot).
     TimedOut {
         /// Record the failure at this step first.
-        record: Option<&'static str>,
+        record: Option<metalboot_spec::Step>,
         /// Why.
         message: String,
     },
@@ -273,7 +273,7 @@ impl Follow {
                 "the new system did not answer SSH with its pinned key within {:?}",
                 self.policy.install_timeout
             );
-            return Action::Done(Outcome::TimedOut { record: Some("install"), message });
+            return Action::Done(Outcome::TimedOut { record: Some(metalboot_spec::Step::Install), message });
         }
         self.poll()
     }

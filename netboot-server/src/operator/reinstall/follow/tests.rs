@@ -238,7 +238,7 @@ fn an_install_that_does_not_finish_times_out() {
         &[(3601, Observation::NewSystem { up: false }), (3602, old(OldAnswer::Silent))],
     );
     let want = "the new system did not answer SSH with its pinned key within 3600s".to_string();
-    assert_eq!(outcome(&a), &Outcome::TimedOut { record: Some("install"), message: want });
+    assert_eq!(outcome(&a), &Outcome::TimedOut { record: Some(metalboot_spec::Step::Install), message: want });
 }
 
 #[test]
