@@ -10,6 +10,7 @@ pub mod dhcp;
 pub mod handoff;
 pub mod http;
 pub mod inventory;
+pub mod ra;
 pub mod reinstall;
 pub mod render;
 pub mod script;
