@@ -204,8 +204,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             if config.dhcp.mode != crate::dhcp::DhcpMode::Off {
                 println!(
-                    "dhcp: {:?} on {}, router advertisements {}",
-                    config.dhcp.mode,
+                    "dhcp: {} on {}, router advertisements {}",
+                    format!("{:?}", config.dhcp.mode).to_lowercase(),
                     config.dhcp.interface.as_deref().unwrap_or("(no interface)"),
                     if config.dhcp.router_advertisements_on() { "on" } else { "off" }
                 );
