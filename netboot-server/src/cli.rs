@@ -181,6 +181,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                 inv.hosts().len(),
                 config.assets.len()
             );
+            if config.dhcp.mode != crate::dhcp::DhcpMode::Off {
+                println!(
+                    "dhcp: {} on {}, router advertisements {}",
+                    format!("{:?}", config.dhcp.mode).to_lowercase(),
+                    config.dhcp.interface.as_deref().unwrap_or("(no interface)"),
+                    if config.dhcp.router_advertisements_on() { "on" } else { "off" }
+                );
+            }
             if !missing.is_empty() {
                 println!(
                     "note: asset files not present yet: {}",

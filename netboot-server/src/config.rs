@@ -209,6 +209,7 @@ impl Config {
             check_asset_name(name).map_err(|m| anyhow::anyhow!("field `assets.files.{name}`: {m}"))?;
             assets.insert(name.clone(), abs(path));
         }
+        file.dhcp.validate()?;
         let mut handoff = file.handoff;
         handoff.validate()?;
         for h in &mut handoff.hooks {
@@ -284,6 +285,20 @@ mod tests {
         assert!(check_base_url("http://10.0.0.1:8080").is_ok());
         assert!(check_base_url("http://x/${evil}").is_err());
         assert!(check_base_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn router_advertisements_default_by_mode() {
+        let on = |dhcp: &str| Config::parse(dhcp, Path::new("/"), None).map(|c| c.dhcp.router_advertisements_on());
+        assert!(on("[dhcp]\nmode = \"full\"\n").unwrap());
+        assert!(!on("[dhcp]\nmode = \"proxy\"\n").unwrap());
+        assert!(!on("[dhcp]\n").unwrap());
+        assert!(!on("[dhcp]\nmode = \"full\"\nrouter_advertisements = false\n").unwrap());
+        assert!(on("[dhcp]\nmode = \"proxy\"\nrouter_advertisements = true\n").unwrap());
+        let e = on("[dhcp]\nrouter_advertisements = true\n").unwrap_err();
+        assert!(format!("{e:#}").contains("dhcp.router_advertisements"), "{e:#}");
+        let e = on("[dhcp]\nmode = \"full\"\nrouter_advertisement = true\n").unwrap_err();
+        assert!(format!("{e:#}").contains("router_advertisement"), "{e:#}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod handoff;
 pub mod http;
 pub mod inventory;
 pub mod operator;
+pub mod ra;
 pub mod render;
 pub mod script;
 pub mod serve;

@@ -99,6 +99,7 @@ pub async fn run(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, hosts = inventory.hosts().len(), "metalboot listening");
     let dhcp_task = start_dhcp(&config, &inventory, &store, addr.port())?;
+    let _ra_task = start_router_advertisements(&config)?;
     let tftp_task = start_tftp(&config).await?;
     let state = Arc::new(AppState { config, inventory, renderer, store, assets, api_token_hash: hash_token(&token) });
     if let Some(f) = ready_file {
@@ -163,6 +164,21 @@ fn start_dhcp(config: &Config, inventory: &Inventory, store: &Store, http_port: 
             None => Ok(()),
         }
     })))
+}
+
+/// Router advertisements beside DHCP (see `ra`). A failure after start-up
+/// ends this task only, with the error logged: DHCP and TFTP keep serving.
+fn start_router_advertisements(config: &Config) -> Result<Option<AbortOnDrop>> {
+    if !config.dhcp.router_advertisements_on() {
+        return Ok(None);
+    }
+    let iface = config.dhcp.interface.as_deref().context("dhcp.interface is required when dhcp.mode is not off")?;
+    let sock = crate::ra::socket::open(iface).context("in [dhcp] router_advertisements")?;
+    Ok(Some(AbortOnDrop(tokio::spawn(async move {
+        if let Err(e) = sock.serve().await {
+            tracing::error!(error = format!("{e:#}"), "router advertisements stopped");
+        }
+    }))))
 }
 
 async fn start_tftp(config: &Config) -> Result<Option<Task>> {

@@ -1,6 +1,7 @@
-//! DHCP and TFTP on the wire, with real clients (busybox `udhcpc`, ISC
-//! `dhclient`, `atftp`, `curl`) and a real peer DHCP server (dnsmasq), each
-//! test in network namespaces of its own (run as root by `make netns`).
+//! DHCP, TFTP and router advertisements on the wire, with real clients
+//! (busybox `udhcpc`, ISC `dhclient`, `atftp`, `curl`, `rdisc6`) and a real
+//! peer DHCP server (dnsmasq), each test in network namespaces of its own
+//! (run as root by `make netns`).
 
 use anyhow::{Context, Result};
 use metalboot_e2e::harness::{Killed, Scenario};
@@ -231,5 +232,122 @@ fn tftp_serves_ipxe_byte_identical_and_refuses_everything_else() {
     let o = c.command("atftp").args(["-p", "-l"]).arg(d.join("up")).args(["-r", "up", "10.99.0.1"]).output().unwrap();
     assert!(!o.status.success(), "a write was accepted");
     s.phase("tftp checks passed");
+    s.finish();
+}
+
+/// Waits until `eth0` in `peer` has a link-local address past duplicate
+/// address detection (rdisc6 solicits from it), and returns it.
+fn link_local(peer: &Netns) -> String {
+    wait_for("a link-local address on eth0", Duration::from_secs(10), || {
+        let out = peer.exec(&["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"]).ok()?;
+        let line = out.lines().find(|l| !l.contains("tentative"))?;
+        let addr = line.split_whitespace().skip_while(|w| *w != "inet6").nth(1)?;
+        Some(addr.split('/').next()?.to_string())
+    })
+}
+
+fn wait_log(s: &Scenario, what: &str) {
+    wait_for(what, Duration::from_secs(10), || s.server_log().contains(what).then_some(String::new()));
+}
+
+/// `rdisc6` (package ndisc6) in `peer`: one solicitation, the first answer;
+/// its output and how long it took.
+fn rdisc6(peer: &Netns) -> (std::process::Output, Duration) {
+    let start = Instant::now();
+    let out = peer.command("rdisc6").args(["-1", "-n", "-r", "1", "-w", "2000", "eth0"]).output().expect("rdisc6");
+    (out, start.elapsed())
+}
+
+/// Full mode: a host soliciting routers gets, within half a second, an
+/// advertisement that announces nothing (router lifetime 0, no prefix, no
+/// DHCPv6 flags) from the server's link-local address.
+#[test]
+#[ignore = "network namespaces, as root: run by `make netns`"]
+fn router_solicitation_gets_an_advertisement_that_announces_nothing() {
+    let mut s = Scenario::new("ra", 0).unwrap();
+    s.start_server(HOST, &full(600)).unwrap();
+    let c = s.ns.peer("c1", "").unwrap();
+    link_local(&c);
+    wait_log(&s, "router advertisements on");
+    s.phase("advertising");
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        let (out, t) = rdisc6(&c);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "no advertisement: {text}{}", String::from_utf8_lossy(&out.stderr));
+        let field = |name: &str| {
+            text.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or_else(|| panic!("{name} in {text}"))
+        };
+        assert!(field("Router lifetime").contains(" 0 (0x0000"), "{text}");
+        assert!(field("Stateful address conf.").trim_end().ends_with("No"), "{text}");
+        assert!(field("Stateful other conf.").trim_end().ends_with("No"), "{text}");
+        assert!(field("Hop limit").contains("undefined"), "{text}");
+        assert!(!text.contains("Prefix"), "an advertised prefix: {text}");
+        assert!(field("from").contains("fe80::"), "{text}");
+        took.push(t);
+    }
+    s.phase(&format!("5 solicitations answered in {took:.2?}"));
+    assert!(took.iter().all(|t| *t < Duration::from_millis(1500)), "{took:?}");
+    let log = s.server_log();
+    assert!(log.contains("router solicitation: advertisement scheduled"), "{log}");
+    s.finish();
+}
+
+/// A router advertisement as a real router sends one: default router for
+/// 1800 s, prefix 2001:db8:99::/64, sent once to ff02::1 from `peer`'s
+/// `eth0` with hop limit 255 (from a thread that enters the namespace).
+fn send_router_advertisement(peer: &Netns) -> Result<()> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let ns_path = format!("/var/run/netns/{}", peer.name);
+    std::thread::scope(|t| {
+        t.spawn(|| -> Result<()> {
+            let ns = std::fs::File::open(&ns_path).with_context(|| format!("opening {ns_path}"))?;
+            // SAFETY: setns on this thread only, with an open namespace file.
+            if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error()).context("entering the namespace");
+            }
+            // SAFETY: a NUL-terminated constant name; the lookup runs in the
+            // namespace this thread has just entered.
+            let ifindex = unsafe { libc::if_nametoindex(c"eth0".as_ptr()) };
+            anyhow::ensure!(ifindex != 0, "no eth0 in {}", ns_path);
+            let sock = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
+            sock.set_multicast_hops_v6(255)?;
+            sock.set_multicast_if_v6(ifindex)?;
+            let mut ra = vec![134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
+            ra.extend_from_slice(&[3, 4, 64, 0xc0, 0, 1, 0x51, 0x80, 0, 0, 0x38, 0x40, 0, 0, 0, 0]);
+            ra.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0x99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            let to = std::net::SocketAddrV6::new("ff02::1".parse().expect("constant"), 0, 0, ifindex);
+            sock.send_to(&ra, &SockAddr::from(to)).context("sending the router advertisement")?;
+            Ok(())
+        })
+        .join()
+        .expect("RA sender thread")
+    })
+}
+
+/// Another router advertising on the link silences ours for good, with one
+/// warning naming it; solicitations then go unanswered by metalboot.
+#[test]
+#[ignore = "network namespaces, as root: run by `make netns`"]
+fn another_router_on_the_link_silences_our_advertisements() {
+    let mut s = Scenario::new("ra-other", 0).unwrap();
+    s.start_server(HOST, &full(600)).unwrap();
+    let c = s.ns.peer("c1", "").unwrap();
+    let r = s.ns.peer("r1", "").unwrap();
+    link_local(&c);
+    let router = link_local(&r);
+    wait_log(&s, "router advertisements on");
+    let (first, _) = rdisc6(&c);
+    assert!(first.status.success(), "no advertisement before the other router appeared");
+    send_router_advertisement(&r).unwrap();
+    wait_log(&s, "another router advertises on this link");
+    let log = s.server_log();
+    let line = log.lines().find(|l| l.contains("another router advertises")).unwrap();
+    assert!(line.contains("WARN") && line.contains(&router), "{line}");
+    s.phase(&format!("silenced by {router}"));
+    let (after, t) = rdisc6(&c);
+    assert!(!after.status.success(), "still answering: {}", String::from_utf8_lossy(&after.stdout));
+    assert_eq!(log.matches("another router advertises").count(), 1, "{log}");
+    s.phase(&format!("a solicitation went unanswered ({t:.1?})"));
     s.finish();
 }

@@ -6,6 +6,7 @@
 
 pub mod dhcp_client;
 pub mod harness;
+pub mod kvm;
 pub mod netns;
 pub mod reinstall;
 pub mod reinstall_grub;

@@ -188,7 +188,7 @@ pub(crate) fn new_system(
 pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     crate::harness::require_assets()?;
     let mut s = Scenario::new(name, 1)?;
-    let accel = accel(&crate::harness::assets(), &s.dir.join(".."));
+    let accel = accel();
     s.phase(&format!("accelerator {accel}"));
     // dual stack: every reinstall carries the IPv6 too (metalboot.ip6=)
     let inv = format!(

@@ -95,7 +95,7 @@ fn boot_old_system(s: &mut Scenario, accel: &str, fw: Firmware) -> Result<(Vm, s
 pub fn reinstall_via_grub(name: &str) -> Result<Scenario> {
     crate::harness::require_assets()?;
     let mut s = Scenario::new(name, 1)?;
-    let accel = accel(&crate::harness::assets(), &s.dir.join(".."));
+    let accel = accel();
     s.phase(&format!("accelerator {accel}"));
     let inv = format!(
         "{}network = {{ mode = \"static\", addresses = [\"{IP}/32\"], gateway = \"10.99.0.1\" }}\n",

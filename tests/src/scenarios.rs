@@ -113,7 +113,7 @@ impl Installed {
 fn start(name: &str, dhcp: Dhcp, disk_selector: &str) -> Result<(Scenario, &'static str)> {
     crate::harness::require_assets()?;
     let mut s = Scenario::new(name, 1)?;
-    let accel = accel(&assets(), &s.dir.join(".."));
+    let accel = accel();
     s.phase(&format!("accelerator {accel}"));
     if dhcp == Dhcp::ProxyBesideDnsmasq {
         s.start_dnsmasq()?;
@@ -277,7 +277,7 @@ pub fn debian_installer(name: &str) -> Result<Scenario> {
     }
     let mirror = std::env::var("METALBOOT_DI_MIRROR").ok();
     let mut s = Scenario::new(name, 1)?;
-    let accel = accel(&assets(), &s.dir.join(".."));
+    let accel = accel();
     s.phase(&format!("accelerator {accel}"));
     let inv = inventory(&s, "{ serial = \"E2E-DISK\" }")?
         .replace("arm = true\n", "arm = true\nmethod = \"debian-installer\"\n");

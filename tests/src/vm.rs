@@ -1,12 +1,11 @@
 //! QEMU VMs with real firmware: SeaBIOS with the iPXE ROM QEMU ships, or
 //! OVMF; NIC on a tap in our namespace; disks with serial numbers; serial
-//! console to a file. TCG unless a short KVM probe boot succeeds.
+//! console to a file. KVM when a quick capability check passes, else TCG.
 
 use crate::netns::Netns;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
 
 /// Firmware to boot with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,45 +32,15 @@ pub struct Vm {
     pub serial_log: PathBuf,
 }
 
-/// `-accel kvm` if a probe boot of our initramfs under KVM reaches its
-/// marker within 20 s, else `-accel tcg`. The answer is cached per run.
-pub fn accel(assets: &Path, work: &Path) -> &'static str {
+/// `kvm` or `tcg` for QEMU's `-accel`: `METALBOOT_ACCEL` if set, else KVM
+/// only if a tiny guest runs under it within two seconds (see `kvm`).
+/// Decided once per process; the choice and the reason are printed.
+pub fn accel() -> &'static str {
     static CHOICE: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
     CHOICE.get_or_init(|| {
-        if !Path::new("/dev/kvm").exists() {
-            return "tcg";
-        }
-        let log = work.join("kvm-probe.log");
-        let _ = std::fs::create_dir_all(work);
-        let child = std::process::Command::new("qemu-system-x86_64")
-            .args(["-accel", "kvm", "-m", "512", "-display", "none", "-monitor", "none", "-no-reboot"])
-            .arg("-kernel")
-            .arg(assets.join("vmlinuz"))
-            .arg("-initrd")
-            .arg(assets.join("initramfs.img"))
-            .args(["-append", "console=ttyS0 metalboot.action=probe", "-serial"])
-            .arg(format!("file:{}", log.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let Ok(mut child) = child else { return "tcg" };
-        let start = Instant::now();
-        let ok = loop {
-            if std::fs::read_to_string(&log).unwrap_or_default().contains("metalboot: probe done") {
-                break true;
-            }
-            if start.elapsed() > Duration::from_secs(20) || child.try_wait().ok().flatten().is_some() {
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        };
-        let _ = child.kill();
-        let _ = child.wait();
-        if ok {
-            "kvm"
-        } else {
-            "tcg"
-        }
+        let (accel, why) = crate::kvm::detect();
+        println!("accelerator: {} ({why})", accel.name());
+        accel.name()
     })
 }
 

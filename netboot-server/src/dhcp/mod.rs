@@ -56,6 +56,10 @@ pub struct DhcpConfig {
     /// TFTP file for UEFI PXE.
     #[serde(default = "default_efi")]
     pub efi_file: String,
+    /// Answer IPv6 router solicitations on the interface with advertisements
+    /// that announce nothing, so iPXE and Linux stop waiting for a router
+    /// (see `ra`). Default: on in full mode, off in proxy mode.
+    pub router_advertisements: Option<bool>,
 }
 
 fn default_lease() -> u32 {
@@ -112,6 +116,23 @@ pub fn interface_addrs(iface: &str) -> Result<Vec<IpCidr>> {
 }
 
 impl DhcpConfig {
+    /// Whether to send router advertisements on the interface.
+    pub fn router_advertisements_on(&self) -> bool {
+        match self.mode {
+            DhcpMode::Off => false,
+            DhcpMode::Full => self.router_advertisements.unwrap_or(true),
+            DhcpMode::Proxy => self.router_advertisements.unwrap_or(false),
+        }
+    }
+
+    /// Checks what needs no interface or inventory.
+    pub fn validate(&self) -> Result<()> {
+        if self.mode == DhcpMode::Off && self.router_advertisements == Some(true) {
+            bail!("field `dhcp.router_advertisements`: needs dhcp.mode = \"full\" or \"proxy\" (it serves dhcp.interface)");
+        }
+        Ok(())
+    }
+
     /// Checks the config against the interface and the inventory.
     pub fn resolve(&self, inventory: &crate::inventory::Inventory, http_port: u16) -> Result<DhcpSettings> {
         let iface = self.interface.as_deref().context("dhcp.interface is required when dhcp.mode is not off")?;
