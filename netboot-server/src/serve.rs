@@ -140,7 +140,7 @@ async fn wait(task: Option<Task>) -> Result<()> {
 }
 
 fn start_dhcp(config: &Config, inventory: &Inventory, store: &Store, http_port: u16) -> Result<Option<Task>> {
-    use crate::dhcp::{socket, DhcpMode};
+    use crate::dhcp::{ledger, socket, DhcpMode};
     let mode = config.dhcp.mode;
     if mode == DhcpMode::Off {
         return Ok(None);
@@ -150,11 +150,15 @@ fn start_dhcp(config: &Config, inventory: &Inventory, store: &Store, http_port: 
         settings.http_base = u.clone();
     }
     let iface = config.dhcp.interface.clone().unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let ledger = Arc::new(ledger::Ledger::open(store.clone(), &settings, now).context("loading DHCP leases")?);
     let settings = Arc::new(settings);
     let mut set = tokio::task::JoinSet::new();
+    let (writer, queue) = tokio::sync::mpsc::channel(ledger::QUEUE);
+    set.spawn(ledger::write_batches(ledger.clone(), queue));
     for port in [67, 4011] {
         let sock = socket::bind(&iface, port)?;
-        set.spawn(socket::serve(sock, mode, settings.clone(), store.clone()));
+        set.spawn(socket::serve(sock, mode, settings.clone(), ledger.clone(), writer.clone()));
     }
     tracing::info!(?mode, interface = %iface, server_ip = %settings.server_ip, "DHCP listening");
     Ok(Some(tokio::spawn(async move {

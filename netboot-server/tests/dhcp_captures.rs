@@ -4,6 +4,7 @@
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use dhcproto::{Decodable, Decoder};
 use metalboot::dhcp::classify::{classify, Firmware};
+use metalboot::dhcp::ledger::Ledger;
 use metalboot::dhcp::socket::handle;
 use metalboot::dhcp::{DhcpMode, DhcpSettings};
 use metalboot::state::Store;
@@ -32,9 +33,9 @@ fn settings() -> DhcpSettings {
 /// Runs the capture through `handle` in `mode`; the decoded reply, if any.
 fn answer(name: &str, mode: DhcpMode) -> Option<Message> {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let ledger = Ledger::open(Store::open(dir.path()).unwrap(), &settings(), 0).unwrap();
     let src: SocketAddr = "0.0.0.0:68".parse().unwrap();
-    let (bytes, dest) = handle(&capture(name), src, 67, mode, &settings(), &store)?;
+    let (bytes, dest) = handle(&capture(name), src, 67, mode, &settings(), &ledger)?;
     assert_eq!(dest, "255.255.255.255:68".parse::<SocketAddr>().unwrap(), "{name}: reply not broadcast");
     Some(Message::decode(&mut Decoder::new(&bytes)).unwrap())
 }
@@ -110,7 +111,7 @@ fn os_dhcp_clients_get_an_address_and_no_boot_file_and_proxy_ignores_them() {
 fn fuzz_findings_are_ignored_not_fatal() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(tmp.path()).unwrap();
+    let ledger = Ledger::open(Store::open(tmp.path()).unwrap(), &settings(), 0).unwrap();
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -121,7 +122,7 @@ fn fuzz_findings_are_ignored_not_fatal() {
         for mode in [DhcpMode::Full, DhcpMode::Proxy] {
             for port in [67, 4011] {
                 let src: SocketAddr = "0.0.0.0:68".parse().unwrap();
-                assert!(handle(&data[1..], src, port, mode, &settings(), &store).is_none(), "{}", p.display());
+                assert!(handle(&data[1..], src, port, mode, &settings(), &ledger).is_none(), "{}", p.display());
             }
         }
         n += 1;

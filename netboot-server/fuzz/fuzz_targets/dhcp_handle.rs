@@ -3,6 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use metalboot::dhcp::ledger::Ledger;
 use metalboot::dhcp::socket::handle;
 use metalboot::dhcp::{DhcpMode, DhcpSettings};
 use metalboot::state::Store;
@@ -11,7 +12,7 @@ use std::sync::OnceLock;
 
 struct World {
     _dir: tempfile::TempDir,
-    store: Store,
+    ledger: Ledger,
     settings: DhcpSettings,
 }
 
@@ -33,7 +34,8 @@ fn world() -> &'static World {
             http_base: "http://10.99.0.1:8080".into(),
             reservations: vec![("52:54:00:00:00:09".parse().expect("mac"), Ipv4Addr::new(10, 99, 0, 9))],
         };
-        World { _dir: dir, store, settings }
+        let ledger = Ledger::open(store, &settings, 0).expect("ledger");
+        World { _dir: dir, ledger, settings }
     })
 }
 
@@ -43,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     let mode = if sel & 1 == 0 { DhcpMode::Full } else { DhcpMode::Proxy };
     let port = if sel & 2 == 0 { 67 } else { 4011 };
     let src: SocketAddr = if sel & 4 == 0 { "0.0.0.0:68".parse().unwrap() } else { "10.99.0.77:4011".parse().unwrap() };
-    if let Some((reply, _dest)) = handle(packet, src, port, mode, &w.settings, &w.store) {
+    if let Some((reply, _dest)) = handle(packet, src, port, mode, &w.settings, &w.ledger) {
         assert!(reply.len() >= 240, "a reply shorter than a BOOTP header");
     }
 });

@@ -1,7 +1,9 @@
 //! What to answer (RFC 2131 §4.3): given the classified request, the DHCP
 //! settings and the lease book, an address decision and the boot
 //! information for the client's firmware. The only I/O is through the
-//! `LeaseBook` trait.
+//! `LeaseBook` trait; a new client's address comes from the book's free list
+//! (`LeaseBook::free_address`), so deciding costs the same whatever the
+//! number of leases.
 
 use super::classify::{ClientInfo, Firmware};
 use super::leases::{Hold, Lease, LeaseBook};
@@ -88,7 +90,7 @@ fn usable_for(ip: Ipv4Addr, mac: &MacAddr, s: &DhcpSettings, book: &dyn LeaseBoo
     }
 }
 
-fn choose_address(c: &ClientInfo, s: &DhcpSettings, book: &dyn LeaseBook, now: i64) -> Option<Ipv4Addr> {
+fn choose_address(c: &ClientInfo, s: &DhcpSettings, book: &mut dyn LeaseBook, now: i64) -> Option<Ipv4Addr> {
     if let Some((_, ip)) = s.reservations.iter().find(|(m, _)| *m == c.mac) {
         return Some(*ip);
     }
@@ -102,9 +104,13 @@ fn choose_address(c: &ClientInfo, s: &DhcpSettings, book: &dyn LeaseBook, now: i
             return Some(req);
         }
     }
-    (u32::from(s.range_start)..=u32::from(s.range_end))
-        .map(Ipv4Addr::from)
-        .find(|ip| usable_for(*ip, &c.mac, s, book, now))
+    book.free_address(now, &|ip| poolable(ip, s))
+}
+
+/// Whether a pool address may go to a client without a reservation: never
+/// the server's own, one outside the subnet, or one reserved for a host.
+fn poolable(ip: Ipv4Addr, s: &DhcpSettings) -> bool {
+    ip != s.server_ip && s.subnet.contains(ip.into()) && !s.reservations.iter().any(|(_, rip)| *rip == ip)
 }
 
 /// Full-mode decision.
@@ -113,7 +119,11 @@ pub fn decide(c: &ClientInfo, s: &DhcpSettings, book: &mut dyn LeaseBook, now: i
     match c.msg_type {
         MessageType::Discover => match choose_address(c, s, book, now) {
             Some(ip) => {
-                book.put(Lease { ip, mac: c.mac, hold: Hold::Offered, expires_ms: now + OFFER_HOLD_MS });
+                // a bound client asking again keeps its lease; anyone else
+                // gets a short hold, in memory only (see `LeaseChange`)
+                if book.by_ip(ip, now).is_none_or(|l| l.mac != c.mac || l.hold != Hold::Bound) {
+                    book.put(Lease { ip, mac: c.mac, hold: Hold::Offered, expires_ms: now + OFFER_HOLD_MS });
+                }
                 Decision::Reply { msg_type: MessageType::Offer, yiaddr: ip, lease_secs: Some(s.lease_secs), boot }
             }
             None => Decision::Ignore("address pool exhausted".into()),

@@ -1,9 +1,10 @@
 //! The lease book `decide` works against: who holds which address until
-//! when. The server keeps it in SQLite (a restart never hands an address out
-//! twice); tests use the in-memory book.
+//! when, and which pool address to offer next. The running server keeps the
+//! book in memory (`pool::MemoryLeases`) and writes every change but an
+//! offer to SQLite before it answers (see `ledger`), so a restart never
+//! hands out an address that was acknowledged to someone else.
 
 use metalboot_spec::MacAddr;
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 /// How an address is held.
@@ -30,6 +31,24 @@ pub struct Lease {
     pub expires_ms: i64,
 }
 
+/// A change the state database must see before the answer that depends on
+/// it leaves: everything but an offer. An offer is a reservation in memory
+/// only — RFC 2131 §3.1 step 2: "servers need not reserve the offered
+/// network address"; a REQUEST for an offer lost in a restart is checked
+/// against the leases like any other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseChange {
+    /// Record this lease (replacing the holder's other lease and any lease on its address).
+    Put(Lease),
+    /// Drop `mac`'s lease on `ip`.
+    Remove {
+        /// Holder.
+        mac: MacAddr,
+        /// Address.
+        ip: Ipv4Addr,
+    },
+}
+
 /// Lease storage.
 pub trait LeaseBook {
     /// The unexpired lease of `mac`, if any.
@@ -40,30 +59,45 @@ pub trait LeaseBook {
     fn put(&mut self, lease: Lease);
     /// Drops `mac`'s lease on `ip`.
     fn remove(&mut self, mac: &MacAddr, ip: Ipv4Addr);
+    /// A pool address nobody holds, found without scanning the leases; the
+    /// caller puts a lease on it. Addresses `usable` refuses are set aside
+    /// for good, so it must not change while the book lives (the server's
+    /// own address, addresses reserved for inventory hosts).
+    fn free_address(&mut self, now_ms: i64, usable: &dyn Fn(Ipv4Addr) -> bool) -> Option<Ipv4Addr>;
 }
 
-/// A lease book in memory.
-#[derive(Default, Debug)]
-pub struct MemoryLeases {
-    by_ip: HashMap<Ipv4Addr, Lease>,
+/// A lease book that notes the changes the database must see.
+pub struct Journal<'a> {
+    book: &'a mut dyn LeaseBook,
+    /// Changes in the order they were made; offers left out.
+    pub changes: Vec<LeaseChange>,
 }
 
-impl LeaseBook for MemoryLeases {
+impl<'a> Journal<'a> {
+    /// Notes the changes made to `book` through it.
+    pub fn new(book: &'a mut dyn LeaseBook) -> Journal<'a> {
+        Journal { book, changes: Vec::new() }
+    }
+}
+
+impl LeaseBook for Journal<'_> {
     fn by_mac(&self, mac: &MacAddr, now_ms: i64) -> Option<Lease> {
-        self.by_ip.values().find(|l| l.mac == *mac && l.expires_ms > now_ms && l.hold != Hold::Declined).cloned()
+        self.book.by_mac(mac, now_ms)
     }
     fn by_ip(&self, ip: Ipv4Addr, now_ms: i64) -> Option<Lease> {
-        self.by_ip.get(&ip).filter(|l| l.expires_ms > now_ms).cloned()
+        self.book.by_ip(ip, now_ms)
     }
     fn put(&mut self, lease: Lease) {
-        if lease.hold != Hold::Declined {
-            self.by_ip.retain(|_, l| l.mac != lease.mac || l.hold == Hold::Declined);
+        if lease.hold != Hold::Offered {
+            self.changes.push(LeaseChange::Put(lease.clone()));
         }
-        self.by_ip.insert(lease.ip, lease);
+        self.book.put(lease);
     }
     fn remove(&mut self, mac: &MacAddr, ip: Ipv4Addr) {
-        if self.by_ip.get(&ip).is_some_and(|l| l.mac == *mac) {
-            self.by_ip.remove(&ip);
-        }
+        self.changes.push(LeaseChange::Remove { mac: *mac, ip });
+        self.book.remove(mac, ip);
+    }
+    fn free_address(&mut self, now_ms: i64, usable: &dyn Fn(Ipv4Addr) -> bool) -> Option<Ipv4Addr> {
+        self.book.free_address(now_ms, usable)
     }
 }

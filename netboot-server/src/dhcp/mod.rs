@@ -6,6 +6,8 @@
 pub mod classify;
 pub mod decide;
 pub mod leases;
+pub mod ledger;
+pub mod pool;
 pub mod reply;
 pub mod socket;
 

@@ -1,18 +1,22 @@
 //! The DHCP sockets: UDP 67 and the PXE boot server port 4011, bound to the
 //! provisioning interface (SO_BINDTODEVICE), replies broadcast to clients
 //! without an address, unicast to relays (giaddr) and renewing clients.
+//! Each datagram is decided in memory as it arrives; answers that depend on
+//! a lease change wait for the group commit (`ledger`).
 
 use super::classify::classify;
-use super::decide::{decide, decide_proxy, Decision};
+use super::decide::{decide_proxy, Decision};
+use super::leases::LeaseChange;
+use super::ledger::{Ledger, Pending};
 use super::reply::reply;
 use super::{DhcpMode, DhcpSettings};
-use crate::state::Store;
 use anyhow::{Context, Result};
 use dhcproto::v4::{Message, MessageType};
 use dhcproto::{Decodable, Decoder, Encodable};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 
 /// Binds UDP `port` on `iface`.
 pub fn bind(iface: &str, port: u16) -> Result<UdpSocket> {
@@ -31,27 +35,58 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// Handles one datagram; returns the reply and where to send it.
+/// What a datagram calls for: a reply (and where to send it), and the lease
+/// changes that must be durable before it leaves (see `ledger`).
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// The reply bytes and destination, if we answer.
+    pub reply: Option<(Vec<u8>, SocketAddr)>,
+    /// Lease changes to commit first (empty: send at once).
+    pub changes: Vec<LeaseChange>,
+}
+
+/// Handles one datagram, writing its lease changes before it returns; the
+/// reply and where to send it.
 pub fn handle(
     buf: &[u8],
     src: SocketAddr,
     local_port: u16,
     mode: DhcpMode,
     s: &DhcpSettings,
-    store: &Store,
+    ledger: &Ledger,
 ) -> Option<(Vec<u8>, SocketAddr)> {
+    let p = prepare(buf, src, local_port, mode, s, ledger, now_ms());
+    if !p.changes.is_empty() {
+        if let Err(e) = ledger.commit(&p.changes) {
+            tracing::error!(error = format!("{e:#}"), "lease database");
+            return None;
+        }
+    }
+    p.reply
+}
+
+/// Decides on one datagram against the book in memory; writes nothing.
+pub fn prepare(
+    buf: &[u8],
+    src: SocketAddr,
+    local_port: u16,
+    mode: DhcpMode,
+    s: &DhcpSettings,
+    ledger: &Ledger,
+    now_ms: i64,
+) -> Prepared {
     let msg = match Message::decode(&mut Decoder::new(buf)) {
         Ok(m) => m,
         Err(e) => {
             tracing::debug!(%src, error = %e, "ignoring undecodable DHCP packet");
-            return None;
+            return Prepared::default();
         }
     };
     let info = match classify(&msg) {
         Ok(i) => i,
         Err(e) => {
             tracing::debug!(%src, reason = %e, "ignoring DHCP packet");
-            return None;
+            return Prepared::default();
         }
     };
     let span = tracing::debug_span!("dhcp", mac = %info.mac, msg = ?info.msg_type);
@@ -60,27 +95,20 @@ pub fn handle(
     // mode (EDK2 asks there again after an offer carrying `PXEClient`).
     let boot_server = local_port == 4011;
     let proxy = mode == DhcpMode::Proxy || boot_server;
-    let decision = if proxy {
-        decide_proxy(&info, s, boot_server)
-    } else {
-        match store.with_leases(|book| decide(&info, s, book, now_ms())) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = format!("{e:#}"), "lease database");
-                return None;
-            }
-        }
-    };
+    let (decision, changes) =
+        if proxy { (decide_proxy(&info, s, boot_server), Vec::new()) } else { ledger.decide(&info, s, now_ms) };
     if let Decision::Ignore(why) = &decision {
         tracing::debug!(reason = %why, "not answering");
-        return None;
+        return Prepared { reply: None, changes };
     }
-    let out = reply(&msg, &decision, s, info.guid.as_deref(), proxy)?;
+    let Some(out) = reply(&msg, &decision, s, info.guid.as_deref(), proxy) else {
+        return Prepared { reply: None, changes };
+    };
     let bytes = match out.to_vec() {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "encoding DHCP reply");
-            return None;
+            return Prepared { reply: None, changes };
         }
     };
     if let Decision::Reply { msg_type, yiaddr, boot, .. } = &decision {
@@ -95,20 +123,29 @@ pub fn handle(
     } else {
         SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, 68))
     };
-    Some((bytes, dest))
+    Prepared { reply: Some((bytes, dest)), changes }
 }
 
-/// Serves until the task is dropped.
-pub async fn serve(sock: UdpSocket, mode: DhcpMode, settings: Arc<DhcpSettings>, store: Store) -> Result<()> {
+/// Serves until the task is dropped. Decisions are made here, in memory;
+/// an answer whose lease changes must be durable goes to the lease writer
+/// (`ledger::write_batches`), every other answer leaves at once.
+pub async fn serve(
+    sock: UdpSocket,
+    mode: DhcpMode,
+    settings: Arc<DhcpSettings>,
+    ledger: Arc<Ledger>,
+    writer: mpsc::Sender<Pending>,
+) -> Result<()> {
+    let sock = Arc::new(sock);
     let local_port = sock.local_addr()?.port();
     let mut buf = vec![0u8; 1500];
     loop {
         let (n, src) = sock.recv_from(&mut buf).await.context("receiving DHCP")?;
-        let packet = buf[..n].to_vec();
-        let (s, st) = (settings.clone(), store.clone());
-        let out =
-            tokio::task::spawn_blocking(move || handle(&packet, src, local_port, mode, &s, &st)).await.ok().flatten();
-        if let Some((bytes, dest)) = out {
+        let p = prepare(&buf[..n], src, local_port, mode, &settings, &ledger, now_ms());
+        if !p.changes.is_empty() {
+            let pending = Pending { changes: p.changes, reply: p.reply, sock: sock.clone() };
+            writer.send(pending).await.map_err(|_| anyhow::anyhow!("the lease writer stopped"))?;
+        } else if let Some((bytes, dest)) = p.reply {
             if let Err(e) = sock.send_to(&bytes, dest).await {
                 tracing::warn!(%dest, error = %e, "sending DHCP reply");
             }

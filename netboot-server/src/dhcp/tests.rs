@@ -1,6 +1,7 @@
 use super::classify::{classify, Firmware};
 use super::decide::{decide, decide_proxy, Decision};
-use super::leases::MemoryLeases;
+use super::ledger::Ledger;
+use super::pool::MemoryLeases;
 use super::reply::reply;
 use super::DhcpSettings;
 use dhcproto::v4::{Architecture, DhcpOption, Message, MessageType, OptionCode};
@@ -81,7 +82,7 @@ fn classifies_firmware() {
 #[test]
 fn boot_file_per_firmware() {
     let s = settings();
-    let mut book = MemoryLeases::default();
+    let mut book = MemoryLeases::new(s.range_start, s.range_end);
     assert_eq!(
         boot_file(&decide(&classify(&msg(A, MessageType::Discover, pxe(0))).unwrap(), &s, &mut book, 0)).as_deref(),
         Some("undionly.kpxe")
@@ -104,7 +105,7 @@ fn boot_file_per_firmware() {
 #[test]
 fn full_exchange_offer_request_ack_release() {
     let s = settings();
-    let mut book = MemoryLeases::default();
+    let mut book = MemoryLeases::new(s.range_start, s.range_end);
     let offer = decide(&classify(&msg(A, MessageType::Discover, |_| {})).unwrap(), &s, &mut book, 0);
     let ip = yi(&offer);
     assert_eq!(ip, Ipv4Addr::new(10, 99, 0, 100));
@@ -139,7 +140,7 @@ fn full_exchange_offer_request_ack_release() {
 #[test]
 fn reservation_wins_and_pool_exhaustion_is_reported() {
     let s = settings();
-    let mut book = MemoryLeases::default();
+    let mut book = MemoryLeases::new(s.range_start, s.range_end);
     let r = msg([0x52, 0x54, 0, 0, 0, 9], MessageType::Discover, |_| {});
     assert_eq!(yi(&decide(&classify(&r).unwrap(), &s, &mut book, 0)), Ipv4Addr::new(10, 99, 0, 9));
     for i in 0..3u8 {
@@ -157,7 +158,7 @@ fn reservation_wins_and_pool_exhaustion_is_reported() {
 #[test]
 fn request_for_another_server_drops_our_offer() {
     let s = settings();
-    let mut book = MemoryLeases::default();
+    let mut book = MemoryLeases::new(s.range_start, s.range_end);
     let ip = yi(&decide(&classify(&msg(A, MessageType::Discover, |_| {})).unwrap(), &s, &mut book, 0));
     let other = msg(A, MessageType::Request, |m| {
         m.opts_mut().insert(DhcpOption::RequestedIpAddress(Ipv4Addr::new(192, 168, 1, 5)));
@@ -171,7 +172,7 @@ fn request_for_another_server_drops_our_offer() {
 #[test]
 fn decline_quarantines_the_address() {
     let s = settings();
-    let mut book = MemoryLeases::default();
+    let mut book = MemoryLeases::new(s.range_start, s.range_end);
     let ip = yi(&decide(&classify(&msg(A, MessageType::Discover, |_| {})).unwrap(), &s, &mut book, 0));
     let dec = msg(A, MessageType::Decline, |m| {
         m.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
@@ -195,7 +196,7 @@ fn proxy_mode_answers_pxe_clients_only_and_never_with_an_address() {
 #[test]
 fn reply_carries_options_guid_and_no_pxedhcp() {
     let s = settings();
-    let mut book = MemoryLeases::default();
+    let mut book = MemoryLeases::new(s.range_start, s.range_end);
     let req = msg(A, MessageType::Discover, pxe(0));
     let info = classify(&req).unwrap();
     let d = decide(&info, &s, &mut book, 0);
@@ -227,12 +228,13 @@ fn boot_server_port_answers_binl_requests_in_full_mode() {
     let dir = tempfile::tempdir().unwrap();
     let store = crate::state::Store::open(dir.path()).unwrap();
     let s = settings();
+    let ledger = Ledger::open(store, &s, 0).unwrap();
     let req = msg(A, MessageType::Request, |m| {
         pxe(7)(m);
         m.set_ciaddr(Ipv4Addr::new(10, 99, 0, 100));
     });
     let src: std::net::SocketAddr = "10.99.0.100:4011".parse().unwrap();
-    let (bytes, dest) = handle(&req.to_vec().unwrap(), src, 4011, DhcpMode::Full, &s, &store).unwrap();
+    let (bytes, dest) = handle(&req.to_vec().unwrap(), src, 4011, DhcpMode::Full, &s, &ledger).unwrap();
     assert_eq!(dest, src);
     let back = Message::decode(&mut Decoder::new(&bytes)).unwrap();
     assert_eq!(back.opts().msg_type(), Some(MessageType::Ack));
@@ -242,11 +244,11 @@ fn boot_server_port_answers_binl_requests_in_full_mode() {
         matches!(back.opts().get(OptionCode::BootfileName), Some(DhcpOption::BootfileName(f)) if f == b"snponly.efi")
     );
     let mac = "52:54:00:00:00:01".parse().unwrap();
-    let lease = store.with_leases(|b| b.by_mac(&mac, 0)).unwrap();
+    let lease = ledger.lease_of(&mac, 0);
     assert!(lease.is_none(), "a boot-server request must not create a lease: {lease:?}");
     // the same request on port 67 is a lease renewal
     let src67: std::net::SocketAddr = "10.99.0.100:68".parse().unwrap();
-    let (bytes, _) = handle(&req.to_vec().unwrap(), src67, 67, DhcpMode::Full, &s, &store).unwrap();
+    let (bytes, _) = handle(&req.to_vec().unwrap(), src67, 67, DhcpMode::Full, &s, &ledger).unwrap();
     let back = Message::decode(&mut Decoder::new(&bytes)).unwrap();
     assert!(
         back.opts().get(OptionCode::AddressLeaseTime).is_some() || back.opts().msg_type() == Some(MessageType::Nak)
@@ -263,13 +265,14 @@ fn proxy_offers_to_ipxe_say_pxeclient_and_requests_for_the_dhcp_server_are_left_
     let dir = tempfile::tempdir().unwrap();
     let store = crate::state::Store::open(dir.path()).unwrap();
     let s = settings();
+    let ledger = Ledger::open(store, &s, 0).unwrap();
     let ipxe = |m: &mut Message| {
         pxe(0)(m);
         m.opts_mut().insert(DhcpOption::UserClass(b"iPXE".to_vec()));
     };
     let src: std::net::SocketAddr = "0.0.0.0:68".parse().unwrap();
     let disc = msg(A, MessageType::Discover, ipxe);
-    let (bytes, _) = handle(&disc.to_vec().unwrap(), src, 67, DhcpMode::Proxy, &s, &store).unwrap();
+    let (bytes, _) = handle(&disc.to_vec().unwrap(), src, 67, DhcpMode::Proxy, &s, &ledger).unwrap();
     let back = Message::decode(&mut Decoder::new(&bytes)).unwrap();
     assert_eq!(back.yiaddr(), Ipv4Addr::UNSPECIFIED);
     assert!(
@@ -281,14 +284,50 @@ fn proxy_offers_to_ipxe_say_pxeclient_and_requests_for_the_dhcp_server_are_left_
         m.opts_mut().insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 99, 0, 2)));
         m.opts_mut().insert(DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 99, 0, 85)));
     });
-    assert!(handle(&req.to_vec().unwrap(), src, 67, DhcpMode::Proxy, &s, &store).is_none());
+    assert!(handle(&req.to_vec().unwrap(), src, 67, DhcpMode::Proxy, &s, &ledger).is_none());
     // the same client's ProxyDHCPREQUEST on 4011 is answered
     let src4011: std::net::SocketAddr = "10.99.0.85:68".parse().unwrap();
-    let (bytes, dest) = handle(&req.to_vec().unwrap(), src4011, 4011, DhcpMode::Proxy, &s, &store).unwrap();
+    let (bytes, dest) = handle(&req.to_vec().unwrap(), src4011, 4011, DhcpMode::Proxy, &s, &ledger).unwrap();
     assert_eq!(dest, src4011);
     let back = Message::decode(&mut Decoder::new(&bytes)).unwrap();
     assert_eq!(back.opts().msg_type(), Some(MessageType::Ack));
     assert!(
         matches!(back.opts().get(OptionCode::BootfileName), Some(DhcpOption::BootfileName(f)) if f == b"http://10.99.0.1:8080/boot.ipxe")
     );
+}
+
+/// An offer is a reservation in memory only; an ACK is written before it is
+/// answered, and a restarted server (a new ledger on the same database)
+/// knows the acknowledged lease but not the offer.
+#[test]
+fn only_acknowledged_leases_are_written_and_survive_a_restart() {
+    use super::leases::LeaseChange;
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings();
+    let ledger = Ledger::open(crate::state::Store::open(dir.path()).unwrap(), &s, 0).unwrap();
+    let (offer, changes) = ledger.decide(&classify(&msg(A, MessageType::Discover, |_| {})).unwrap(), &s, 0);
+    assert!(changes.is_empty(), "an offer was written: {changes:?}");
+    let ip = yi(&offer);
+    let (_, b_changes) = ledger.decide(&classify(&msg(B, MessageType::Discover, |_| {})).unwrap(), &s, 0);
+    assert!(b_changes.is_empty());
+    let req = msg(A, MessageType::Request, |m| {
+        m.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
+        m.opts_mut().insert(DhcpOption::ServerIdentifier(s.server_ip));
+    });
+    let (ack, changes) = ledger.decide(&classify(&req).unwrap(), &s, 1);
+    assert!(matches!(ack, Decision::Reply { msg_type: MessageType::Ack, .. }));
+    assert!(matches!(&changes[..], [LeaseChange::Put(l)] if l.ip == ip), "{changes:?}");
+    ledger.commit(&changes).unwrap();
+    drop(ledger);
+
+    let again = Ledger::open(crate::state::Store::open(dir.path()).unwrap(), &s, 2).unwrap();
+    assert_eq!(again.lease_of(&metalboot_spec::MacAddr(A), 2).map(|l| l.ip), Some(ip));
+    assert_eq!(again.lease_of(&metalboot_spec::MacAddr(B), 2), None, "B's offer outlived the restart");
+    let steal = msg(B, MessageType::Request, |m| {
+        m.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
+    });
+    assert!(matches!(
+        again.decide(&classify(&steal).unwrap(), &s, 3).0,
+        Decision::Reply { msg_type: MessageType::Nak, .. }
+    ));
 }

@@ -1,16 +1,14 @@
 //! DHCP leases in the state database, so a restart never hands out an
-//! address twice. Every decision runs in one transaction.
+//! address that was acknowledged to another client. The server decides
+//! against its book in memory (`dhcp::pool`); this table is where the book
+//! comes from at start and where every change but an offer is written —
+//! many exchanges' changes in one transaction (`dhcp::ledger`), committed
+//! before any of their answers is sent.
 
-use crate::dhcp::leases::{Hold, Lease, LeaseBook};
+use crate::dhcp::leases::{Hold, Lease, LeaseChange};
 use metalboot_spec::MacAddr;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use std::net::Ipv4Addr;
-
-/// A lease book over an open transaction.
-pub struct SqlLeases<'a> {
-    pub(crate) conn: &'a Connection,
-    pub(crate) error: Option<rusqlite::Error>,
-}
 
 fn hold_str(h: Hold) -> &'static str {
     match h {
@@ -36,56 +34,38 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Lease> {
     })
 }
 
-impl SqlLeases<'_> {
-    fn note<T>(&mut self, r: rusqlite::Result<T>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.error.get_or_insert(e);
-                None
+/// Drops the leases that expired by `now_ms` and returns the others.
+pub(super) fn load(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<Lease>> {
+    conn.execute("DELETE FROM leases WHERE expires_ms <= ?1", [now_ms])?;
+    let mut stmt = conn.prepare("SELECT ip, mac, hold, expires_ms FROM leases")?;
+    let rows = stmt.query_map([], row)?;
+    rows.collect()
+}
+
+/// Applies `changes` in order (inside the caller's transaction).
+pub(super) fn write(conn: &Connection, changes: &[LeaseChange]) -> rusqlite::Result<()> {
+    for c in changes {
+        match c {
+            LeaseChange::Put(l) => {
+                if l.hold != Hold::Declined {
+                    conn.prepare_cached("DELETE FROM leases WHERE mac = ?1 AND hold != 'declined'")?
+                        .execute([l.mac.to_string()])?;
+                }
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO leases (ip, mac, hold, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    l.ip.to_string(),
+                    l.mac.to_string(),
+                    hold_str(l.hold),
+                    l.expires_ms
+                ])?;
+            }
+            LeaseChange::Remove { mac, ip } => {
+                conn.prepare_cached("DELETE FROM leases WHERE ip = ?1 AND mac = ?2")?
+                    .execute(params![ip.to_string(), mac.to_string()])?;
             }
         }
     }
-}
-
-impl LeaseBook for SqlLeases<'_> {
-    fn by_mac(&self, mac: &MacAddr, now_ms: i64) -> Option<Lease> {
-        self.conn
-            .query_row(
-                "SELECT ip, mac, hold, expires_ms FROM leases WHERE mac = ?1 AND expires_ms > ?2 AND hold != 'declined'",
-                params![mac.to_string(), now_ms],
-                row,
-            )
-            .optional()
-            .ok()
-            .flatten()
-    }
-    fn by_ip(&self, ip: Ipv4Addr, now_ms: i64) -> Option<Lease> {
-        self.conn
-            .query_row(
-                "SELECT ip, mac, hold, expires_ms FROM leases WHERE ip = ?1 AND expires_ms > ?2",
-                params![ip.to_string(), now_ms],
-                row,
-            )
-            .optional()
-            .ok()
-            .flatten()
-    }
-    fn put(&mut self, l: Lease) {
-        if l.hold != Hold::Declined {
-            let r = self.conn.execute("DELETE FROM leases WHERE mac = ?1 AND hold != 'declined'", [l.mac.to_string()]);
-            self.note(r);
-        }
-        let r = self.conn.execute(
-            "INSERT OR REPLACE INTO leases (ip, mac, hold, expires_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![l.ip.to_string(), l.mac.to_string(), hold_str(l.hold), l.expires_ms],
-        );
-        self.note(r);
-    }
-    fn remove(&mut self, mac: &MacAddr, ip: Ipv4Addr) {
-        let r = self
-            .conn
-            .execute("DELETE FROM leases WHERE ip = ?1 AND mac = ?2", params![ip.to_string(), mac.to_string()]);
-        self.note(r);
-    }
+    Ok(())
 }

@@ -63,16 +63,16 @@ impl Store {
         Ok(out)
     }
 
-    /// Runs a DHCP decision against the lease table in one transaction.
-    pub fn with_leases<T>(&self, f: impl FnOnce(&mut dyn crate::dhcp::leases::LeaseBook) -> T) -> Result<T> {
-        self.with_tx(|tx| {
-            let mut book = leases::SqlLeases { conn: tx, error: None };
-            let out = f(&mut book);
-            match book.error {
-                Some(e) => Err(anyhow::Error::from(e).context("updating DHCP leases")),
-                None => Ok(out),
-            }
-        })
+    /// The DHCP leases that have not expired by `now_ms` (expired ones are
+    /// dropped from the table).
+    pub fn load_leases(&self, now_ms: i64) -> Result<Vec<crate::dhcp::leases::Lease>> {
+        self.with_tx(|tx| leases::load(tx, now_ms).context("loading DHCP leases"))
+    }
+
+    /// Writes DHCP lease changes, in order, in one transaction: durable
+    /// when this returns.
+    pub fn write_leases(&self, changes: &[crate::dhcp::leases::LeaseChange]) -> Result<()> {
+        self.with_tx(|tx| leases::write(tx, changes).context("writing DHCP leases"))
     }
 
     /// Records hosts that the inventory arms on first sight (`arm = true`) and

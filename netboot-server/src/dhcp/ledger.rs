@@ -1,0 +1,115 @@
+//! The running server's DHCP leases: the book in memory every decision
+//! reads and changes (`pool::MemoryLeases`, loaded from the state database
+//! at start), and the writer that makes changes durable with group commit.
+//!
+//! What a client can rely on: an ACK leaves only after the transaction that
+//! holds its lease has committed, so a lease acknowledged to a client is in
+//! the database when the client hears of it, and a restarted server (after
+//! `kill -9` at any moment) loads it and never hands that address to
+//! another client while the lease runs. Offers are not written (RFC 2131
+//! §3.1: a server need not reserve an offered address): after a restart an
+//! offer may be made again to someone else, and the REQUEST of the client it
+//! was first offered to is then NAKed and that client starts over — what
+//! RFC 2131 expects when two servers offer. Releases and declines are
+//! written too, but nothing waits for them; losing one leaves an address
+//! held longer, never given twice.
+//!
+//! Cost: exchanges arriving while a commit runs go into the next one, so
+//! the database sees one transaction (one WAL sync) per batch, not per
+//! exchange. The book in memory is always ahead of the database, never
+//! behind: a decision made while a batch is in flight sees that batch's
+//! leases.
+
+use super::classify::ClientInfo;
+use super::decide::{decide, Decision};
+use super::leases::{Journal, Lease, LeaseBook, LeaseChange};
+use super::pool::MemoryLeases;
+use super::DhcpSettings;
+use crate::state::Store;
+use anyhow::{Context, Result};
+use metalboot_spec::MacAddr;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// Most exchanges in one transaction.
+const BATCH: usize = 1024;
+/// Answers waiting for the writer before the receive loops wait too.
+pub const QUEUE: usize = 4096;
+
+/// Leases in memory, backed by the state database.
+pub struct Ledger {
+    book: Mutex<MemoryLeases>,
+    store: Store,
+}
+
+/// An answer that may leave only once its lease changes are durable.
+pub struct Pending {
+    /// What the decision changed (never empty).
+    pub changes: Vec<LeaseChange>,
+    /// The reply and where it goes, if the decision was to answer.
+    pub reply: Option<(Vec<u8>, SocketAddr)>,
+    /// The socket the request came in on.
+    pub sock: Arc<UdpSocket>,
+}
+
+impl Ledger {
+    /// Loads the unexpired leases of `store` into a book for the pool of `s`.
+    pub fn open(store: Store, s: &DhcpSettings, now_ms: i64) -> Result<Ledger> {
+        let leases = store.load_leases(now_ms)?;
+        let book = MemoryLeases::with_leases(s.range_start, s.range_end, leases);
+        tracing::debug!(leases = book.len(), "DHCP leases loaded");
+        Ok(Ledger { book: Mutex::new(book), store })
+    }
+
+    /// Decides in full mode against the book; the changes to write before
+    /// the answer leaves.
+    pub fn decide(&self, c: &ClientInfo, s: &DhcpSettings, now_ms: i64) -> (Decision, Vec<LeaseChange>) {
+        let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        let mut journal = Journal::new(&mut *book);
+        let d = decide(c, s, &mut journal, now_ms);
+        (d, journal.changes)
+    }
+
+    /// Writes `changes` in one transaction; durable when this returns.
+    pub fn commit(&self, changes: &[LeaseChange]) -> Result<()> {
+        self.store.write_leases(changes)
+    }
+
+    /// The unexpired lease of `mac` in the book.
+    pub fn lease_of(&self, mac: &MacAddr, now_ms: i64) -> Option<Lease> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner()).by_mac(mac, now_ms)
+    }
+}
+
+/// Group commit: takes every answer queued while the previous transaction
+/// ran, writes all their changes in one transaction, then sends the answers
+/// in the order they were decided. A failed commit sends none of them (the
+/// clients retry; the book keeps the addresses held, which is safe).
+pub async fn write_batches(ledger: Arc<Ledger>, mut rx: mpsc::Receiver<Pending>) -> Result<()> {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        if rx.recv_many(&mut batch, BATCH).await == 0 {
+            return Ok(());
+        }
+        let changes: Vec<LeaseChange> = batch.iter().flat_map(|p| p.changes.iter().cloned()).collect();
+        let l = ledger.clone();
+        let done = tokio::task::spawn_blocking(move || l.commit(&changes)).await.context("lease writer task")?;
+        match done {
+            Ok(()) => {
+                for p in batch.drain(..) {
+                    if let Some((bytes, dest)) = p.reply {
+                        if let Err(e) = p.sock.send_to(&bytes, dest).await {
+                            tracing::warn!(%dest, error = %e, "sending DHCP reply");
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), exchanges = batch.len(), "lease database: answers dropped");
+                batch.clear();
+            }
+        }
+    }
+}
