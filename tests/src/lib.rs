@@ -8,6 +8,7 @@ pub mod dhcp_client;
 pub mod harness;
 pub mod kvm;
 pub mod netns;
+pub mod perfdhcp;
 pub mod reinstall;
 pub mod reinstall_grub;
 pub mod scenarios;

@@ -8,6 +8,7 @@
 //! DHCP: `CLIENTS` distinct clients each doing DISCOVER/OFFER/REQUEST/ACK,
 //! at most 16 in flight, bounded at 60 s, against metalboot (full mode),
 //! dnsmasq as shipped (pings each new address first) and dnsmasq --no-ping.
+//! DHCP under perfdhcp at several rates: see `metalboot_e2e::perfdhcp`.
 
 use anyhow::{ensure, Context, Result};
 use metalboot_e2e::harness::{workspace, Killed, Scenario};
@@ -131,6 +132,8 @@ fn main() -> Result<()> {
         println!("{label}: {raw}");
     }
     s.phase("dhcp done");
+    report.push_str(&metalboot_e2e::perfdhcp::section(&s.ns, &dir)?);
+    s.phase("perfdhcp done");
     drop(peer);
     drop(client);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
