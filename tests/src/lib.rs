@@ -11,4 +11,5 @@ pub mod netns;
 pub mod reinstall;
 pub mod reinstall_grub;
 pub mod scenarios;
+pub mod timing;
 pub mod vm;
