@@ -19,3 +19,4 @@ mod kill9;
 mod oneshot;
 mod preseed_debconf;
 mod render_failure;
+mod tftp_loopback;
