@@ -3,6 +3,9 @@
 //! loopback, the `metalboot` binary on temporary data directories. Each module
 //! was once a test binary of its own; one binary links the crate once.
 
+// a test may unwrap: a panic is its failure report
+#![allow(clippy::unwrap_used)]
+
 mod common;
 mod dhcp_captures;
 mod di_select_disk;
