@@ -98,7 +98,7 @@ fuzz:
 	cargo +nightly fuzz run tftp_packet -- -max_total_time=$(FUZZ_SECS) -print_final_stats=1
 
 golden:
-	UPDATE_GOLDEN=1 $(CARGO) test -p metalboot --test golden
+	UPDATE_GOLDEN=1 $(CARGO) test -p metalboot --test it -- golden::
 	@git status --short netboot-server/tests/golden
 
 demo: assets release

@@ -3,6 +3,9 @@
 //! SSH with the enrolled key, the host key checked against what the server
 //! recorded.
 
+// a test may unwrap: a panic is its failure report
+#![allow(clippy::unwrap_used)]
+
 use metalboot_e2e::scenarios::{check_installed, debian_installer, install, install_once, pxe_install, refusal, Dhcp};
 use metalboot_e2e::timing::Timed;
 use metalboot_e2e::vm::Firmware;
