@@ -78,7 +78,10 @@ netns: release
 
 # QEMU end to end (as root): real firmware, PXE over a tap in our own netns
 e2e: assets release
-	$(CARGO) test --locked -p metalboot-e2e --test e2e -- --ignored --nocapture --test-threads=1
+	@rm -f target/e2e/timings.tsv
+	@$(CARGO) test --locked -p metalboot-e2e --test e2e -- --ignored --nocapture --test-threads=1; rc=$$?; \
+	echo "e2e scenario times (s):"; column -t target/e2e/timings.tsv 2>/dev/null || cat target/e2e/timings.tsv; \
+	awk '{ t += $$2 } END { printf "total %.1f s for %d scenarios\n", t, NR }' target/e2e/timings.tsv; exit $$rc
 
 # side by side with dnsmasq in our own namespaces (as root); report in target/bench/
 bench: release
@@ -95,7 +98,7 @@ fuzz:
 	cargo +nightly fuzz run tftp_packet -- -max_total_time=$(FUZZ_SECS) -print_final_stats=1
 
 golden:
-	UPDATE_GOLDEN=1 $(CARGO) test -p metalboot --test golden
+	UPDATE_GOLDEN=1 $(CARGO) test -p metalboot --test it -- golden::
 	@git status --short netboot-server/tests/golden
 
 demo: assets release

@@ -13,7 +13,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-nix::ioctl_none!(blkrrpart, 0x12, 95);
+nix::ioctl_none!(
+    /// BLKRRPART (`_IO(0x12, 95)`, linux/fs.h): re-read the partition table.
+    blkrrpart,
+    0x12,
+    95
+);
 
 /// Kernel names of disks holding a mounted filesystem (from `/proc/mounts`)
 /// — the installer's own boot medium among them.
@@ -99,6 +104,8 @@ pub fn write_partition_table(dev: &str, size: u64, parts: &[PartSpec]) -> Result
 
 /// Asks the kernel to re-read the partition table (BLKRRPART), retrying
 /// while the device is busy.
+// BLKRRPART is an ioctl: nix wraps it only as an unsafe fn
+#[allow(unsafe_code)]
 pub fn reread_partition_table(dev: &str) -> Result<()> {
     let f = OpenOptions::new().read(true).open(dev).with_context(|| format!("opening {dev}"))?;
     use std::os::fd::AsRawFd;

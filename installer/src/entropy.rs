@@ -41,6 +41,8 @@ pub fn nudge_kernel() {
 }
 
 /// `getrandom` of one byte with `flags`; its return value.
+// GRND_NONBLOCK probing of the pool has no safe std or nix wrapper
+#[allow(unsafe_code)]
 fn read_one(flags: nix::libc::c_uint) -> isize {
     let mut byte = [0u8; 1];
     // SAFETY: one byte into a one-byte buffer that outlives the call.

@@ -56,6 +56,7 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// What to do with the hosts.
         #[command(subcommand)]
         action: HostsAction,
     },
@@ -65,6 +66,7 @@ pub enum Command {
         /// Server base URL (default: from the config's listen address).
         #[arg(long, env = "METALBOOT_SERVER")]
         server: Option<String>,
+        /// Inventory format.
         #[command(subcommand)]
         format: InventoryFormat,
     },
@@ -91,6 +93,7 @@ pub enum Command {
     /// one-shot GRUB entry), follow it until the new system phones home. It
     /// comes back on the same addresses.
     Reinstall {
+        /// Target, disk and confirmation options.
         #[command(flatten)]
         opts: crate::operator::reinstall::run::Options,
         /// Server base URL (default: from the config's listen address).
@@ -99,6 +102,7 @@ pub enum Command {
     },
     /// Print what a host would be served.
     Render {
+        /// What to render.
         #[command(subcommand)]
         what: RenderWhat,
     },
@@ -128,6 +132,7 @@ pub enum RenderWhat {
         /// Firmware platform.
         #[arg(long, value_enum, default_value = "pcbios")]
         platform: PlatformArg,
+        /// Options shared by `render` targets.
         #[command(flatten)]
         common: RenderArgs,
     },
@@ -135,6 +140,7 @@ pub enum RenderWhat {
     Preseed {
         /// Host name.
         host: String,
+        /// Options shared by `render` targets.
         #[command(flatten)]
         common: RenderArgs,
     },
@@ -142,6 +148,7 @@ pub enum RenderWhat {
     Plan {
         /// Host name.
         host: String,
+        /// Options shared by `render` targets.
         #[command(flatten)]
         common: RenderArgs,
     },

@@ -3,6 +3,7 @@
 //! HTTP and no database here, so the CLI's `render` and the tests use it
 //! directly.
 
+use crate::api::ReinstallBoot;
 use crate::cmdline;
 use crate::config::{ASSET_DI_INITRD, ASSET_DI_KERNEL, ASSET_INITRAMFS, ASSET_KERNEL};
 use crate::render::{names, Renderer};
@@ -108,6 +109,22 @@ pub fn install_script(
         cmdline,
     };
     r.render(tmpl, &ctx)
+}
+
+/// What a reinstall in place boots (over SSH, with kexec or a one-shot
+/// GRUB entry): the installer's kernel and initramfs and its command line,
+/// which keeps the target's static network (IPv6 included) and reboots into
+/// the old system when the server is out of reach.
+pub fn reinstall_boot(site: &Site, host: &HostSpec, mac: &MacAddr, token: &str) -> ReinstallBoot {
+    let base = site.base_url;
+    let mut args: Vec<String> = site.console.to_vec();
+    args.extend(cmdline::reinstall_boot_args(host, base, token, mac).to_cmdline());
+    ReinstallBoot {
+        token: token.to_string(),
+        kernel_url: format!("{base}/assets/{ASSET_KERNEL}"),
+        initramfs_url: format!("{base}/assets/{ASSET_INITRAMFS}"),
+        cmdline: args.join(" "),
+    }
 }
 
 /// The iPXE script that boots the local disk.
@@ -290,4 +307,34 @@ pub fn di_script(r: &Renderer, site: &Site, host: &HostSpec, token: &str, name: 
         phone_home_unit: PHONE_HOME_UNIT.trim_end(),
     };
     r.render(tmpl, &ctx).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metalboot_spec::bootargs::Fallback;
+    use metalboot_spec::BootArgs;
+
+    #[test]
+    fn reinstall_boot_keeps_the_network_and_falls_back_to_the_old_system() {
+        let host: HostSpec = toml::from_str(
+            "name = \"vps1\"\nmacs = [\"52:54:00:00:00:07\"]\ndisk = { path = \"/dev/vda\" }\n\
+             root_password_hash = \"$6$x$y\"\n[network]\nmode = \"static\"\n\
+             addresses = [\"203.0.113.7/32\", \"2001:db8::7/64\"]\ngateway = \"172.31.1.1\"\n",
+        )
+        .unwrap();
+        let console = vec!["console=ttyS0,115200n8".to_string()];
+        let debian = crate::config::DebianInstallerConfig::default();
+        let site = Site { base_url: "http://192.0.2.1:8080", console: &console, debian: &debian };
+        let mac = "52:54:00:00:00:07".parse().unwrap();
+        let boot = reinstall_boot(&site, &host, &mac, "tok-1");
+        assert_eq!(boot.kernel_url, "http://192.0.2.1:8080/assets/vmlinuz");
+        assert_eq!(boot.initramfs_url, "http://192.0.2.1:8080/assets/initramfs.img");
+        assert!(boot.cmdline.starts_with("console=ttyS0,115200n8 BOOTIF=01-52-54-00-00-00-07 "), "{}", boot.cmdline);
+        let args = BootArgs::parse(&boot.cmdline).unwrap();
+        assert_eq!(args.fallback, Fallback::Reboot);
+        assert_eq!(args.token.as_deref(), Some("tok-1"));
+        assert_eq!(args.ip6.unwrap().to_string(), "2001:db8::7/64");
+        assert!(boot.cmdline.contains("ip=203.0.113.7::172.31.1.1:255.255.255.255:vps1::off"), "{}", boot.cmdline);
+    }
 }

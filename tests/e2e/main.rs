@@ -3,7 +3,11 @@
 //! SSH with the enrolled key, the host key checked against what the server
 //! recorded.
 
+// a test may unwrap: a panic is its failure report
+#![allow(clippy::unwrap_used)]
+
 use metalboot_e2e::scenarios::{check_installed, debian_installer, install, install_once, pxe_install, refusal, Dhcp};
+use metalboot_e2e::timing::Timed;
 use metalboot_e2e::vm::Firmware;
 
 /// Scenario 1 (BIOS, full DHCP), then scenario 3 (install once) on the same
@@ -12,6 +16,7 @@ use metalboot_e2e::vm::Firmware;
 #[test]
 #[ignore = "QEMU end to end, as root: run by `make e2e`"]
 fn bios_full_dhcp_install_boot_and_ssh_then_install_once() {
+    let _t = Timed::start("bios_full_dhcp_install_boot_and_ssh_then_install_once");
     let mut i = install(Firmware::Bios, "bios", Dhcp::Full).unwrap();
     check_installed(&mut i).unwrap();
     install_once(&mut i, 2).unwrap();
@@ -23,6 +28,7 @@ fn bios_full_dhcp_install_boot_and_ssh_then_install_once() {
 #[test]
 #[ignore = "QEMU end to end, as root: run by `make e2e`"]
 fn uefi_full_dhcp_install_boot_and_ssh() {
+    let _t = Timed::start("uefi_full_dhcp_install_boot_and_ssh");
     pxe_install(Firmware::Uefi, "uefi").unwrap();
 }
 
@@ -31,6 +37,7 @@ fn uefi_full_dhcp_install_boot_and_ssh() {
 #[test]
 #[ignore = "QEMU end to end, as root: run by `make e2e`"]
 fn proxy_dhcp_beside_dnsmasq_install_boot_and_ssh() {
+    let _t = Timed::start("proxy_dhcp_beside_dnsmasq_install_boot_and_ssh");
     let mut i = install(Firmware::Bios, "proxy", Dhcp::ProxyBesideDnsmasq).unwrap();
     check_installed(&mut i).unwrap();
     i.vm.stop();
@@ -41,6 +48,7 @@ fn proxy_dhcp_beside_dnsmasq_install_boot_and_ssh() {
 #[test]
 #[ignore = "QEMU end to end, as root: run by `make e2e`"]
 fn two_matching_disks_refused_and_left_unchanged() {
+    let _t = Timed::start("two_matching_disks_refused_and_left_unchanged");
     refusal("refusal").unwrap();
 }
 
@@ -49,6 +57,7 @@ fn two_matching_disks_refused_and_left_unchanged() {
 #[test]
 #[ignore = "QEMU end to end, as root: run by `make e2e`"]
 fn debian_installer_fetches_its_preseed_and_reports_started() {
+    let _t = Timed::start("debian_installer_fetches_its_preseed_and_reports_started");
     debian_installer("debian-installer").unwrap();
 }
 
@@ -57,6 +66,7 @@ fn debian_installer_fetches_its_preseed_and_reports_started() {
 #[test]
 #[ignore = "QEMU end to end: run by `make e2e`"]
 fn initramfs_boots_and_installer_sees_disks() {
+    let _t = Timed::start("initramfs_boots_and_installer_sees_disks");
     use metalboot_e2e::harness::{assets, workspace};
     let dir = workspace().join("target/e2e/initramfs-probe");
     let _ = std::fs::remove_dir_all(&dir);
@@ -113,6 +123,7 @@ fn initramfs_boots_and_installer_sees_disks() {
 #[test]
 #[ignore = "QEMU end to end, as root: run by `make e2e`"]
 fn reinstall_in_place_over_ssh_keeps_the_static_address_and_never_strands() {
+    let _t = Timed::start("reinstall_in_place_over_ssh_keeps_the_static_address_and_never_strands");
     metalboot_e2e::reinstall::reinstall_in_place("reinstall").unwrap();
 }
 
@@ -122,5 +133,6 @@ fn reinstall_in_place_over_ssh_keeps_the_static_address_and_never_strands() {
 #[test]
 #[ignore = "QEMU end to end, as root: run by `make e2e`"]
 fn reinstall_without_kexec_boots_the_installer_once_from_grub() {
+    let _t = Timed::start("reinstall_without_kexec_boots_the_installer_once_from_grub");
     metalboot_e2e::reinstall_grub::reinstall_via_grub("reinstall-grub").unwrap();
 }

@@ -3,6 +3,9 @@
 //! peer DHCP server (dnsmasq), each test in network namespaces of its own
 //! (run as root by `make netns`).
 
+// a test may unwrap: a panic is its failure report
+#![allow(clippy::unwrap_used)]
+
 use anyhow::{Context, Result};
 use metalboot_e2e::harness::{Killed, Scenario};
 use metalboot_e2e::netns::Netns;
@@ -296,6 +299,8 @@ fn router_solicitation_gets_an_advertisement_that_announces_nothing() {
 /// A router advertisement as a real router sends one: default router for
 /// 1800 s, prefix 2001:db8:99::/64, sent once to ff02::1 from `peer`'s
 /// `eth0` with hop limit 255 (from a thread that enters the namespace).
+// setns and if_nametoindex have no safe wrapper among our dependencies
+#[allow(unsafe_code)]
 fn send_router_advertisement(peer: &Netns) -> Result<()> {
     use socket2::{Domain, Protocol, SockAddr, Socket, Type};
     let ns_path = format!("/var/run/netns/{}", peer.name);

@@ -16,6 +16,9 @@
 //! one byte to port 0x3f8 and halted. The run has a deadline on a thread of
 //! its own; a thread still in `KVM_RUN` is left to finish its copy (it ends
 //! with the guest or the process) and the answer is TCG.
+// The KVM API is ioctls on raw descriptors and an mmap'd guest memory and
+// run area: libc calls, each block with its SAFETY.
+#![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};

@@ -12,4 +12,5 @@ pub mod perfdhcp;
 pub mod reinstall;
 pub mod reinstall_grub;
 pub mod scenarios;
+pub mod timing;
 pub mod vm;

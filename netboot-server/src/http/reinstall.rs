@@ -8,7 +8,7 @@
 use super::api::authorize;
 use super::{base_url, blocking, AppError, St};
 use crate::api::{FailRequest, HostView, ReinstallBoot, ReinstallRequest};
-use crate::config::{ASSET_INITRAMFS, ASSET_KERNEL};
+use crate::script::{self, Site};
 use crate::state::{hash_token, new_token};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::Path;
@@ -76,20 +76,13 @@ pub async fn reinstall(
     }
     let base = base_url(&st.0, &headers)?;
     let token = new_token();
-    let mut args: Vec<String> = st.0.config.console.clone();
-    // keeps IPv6 too, and reboots into the old system when the server is
-    // out of reach
-    args.extend(crate::cmdline::reinstall_boot_args(&host, &base, &token, &req.mac).to_cmdline());
+    let site = Site { base_url: &base, console: &st.0.config.console, debian: &st.0.config.debian_installer };
+    let boot = script::reinstall_boot(&site, &host, &req.mac, &token);
     let json = serde_json::to_string(&ov).map_err(|e| AppError::Internal(e.into()))?;
     let (s, n, th, via) = (st.0.clone(), name.clone(), hash_token(&token), req.via.clone());
     blocking(move || s.store.start_reinstall(&n, &th, &json, &via)).await?;
     tracing::info!(via = %req.via, "reinstall in place: installer issued");
-    Ok(Json(ReinstallBoot {
-        token,
-        kernel_url: format!("{base}/assets/{ASSET_KERNEL}"),
-        initramfs_url: format!("{base}/assets/{ASSET_INITRAMFS}"),
-        cmdline: args.join(" "),
-    }))
+    Ok(Json(boot))
 }
 
 /// `POST /v1/hosts/{name}/fail`

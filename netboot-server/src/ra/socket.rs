@@ -7,6 +7,9 @@
 //! link-local address, which the kernel picks as source for link-scope
 //! destinations; none can be sent before it exists and has passed duplicate
 //! address detection, so the loop waits for that first.
+// The ICMPv6 filter and the hop-limit control message have no safe wrapper in
+// socket2 or nix: setsockopt/recvmsg through libc, each block with its SAFETY.
+#![allow(unsafe_code)]
 
 use super::decide::{Advertiser, Dest, Verdict};
 use super::packet::{build_advertisement, ROUTER_ADVERTISEMENT, ROUTER_SOLICITATION};

@@ -8,6 +8,16 @@ use super::{EventStatus, HostRecord, HostReport, HostState, ProgressEvent};
 use anyhow::Result;
 use rusqlite::{params, Connection};
 
+/// [`check`] for the installer's own calls (events, the final report): a
+/// `failed` host's install is over. Only its first boot may still speak (a
+/// host that missed the first-boot deadline keeps its token for that).
+fn installer_check(conn: &Connection, name: &str, token: &str) -> Result<Result<HostRecord, TokenError>> {
+    Ok(match check(conn, name, token)? {
+        Ok(r) if r.state == HostState::Failed => Err(TokenError::Invalid),
+        other => other,
+    })
+}
+
 impl Store {
     /// Checks `token` against the host's current token.
     pub fn check_token(&self, name: &str, token: &str) -> Result<Result<HostRecord, TokenError>> {
@@ -16,10 +26,12 @@ impl Store {
     }
 
     /// Records a progress event. `booting → installing` on the first one;
-    /// a `failed` event moves the host to `failed` with the step and error.
+    /// a `failed` event moves the host to `failed` with the step and error
+    /// and revokes the token: nothing more is taken from that install, so
+    /// the failure (and its hooks) happens once.
     pub fn record_event(&self, name: &str, token: &str, ev: &ProgressEvent) -> Result<Result<HostRecord, TokenError>> {
         self.with_tx(|tx| {
-            let rec = match check(tx, name, token)? {
+            let rec = match installer_check(tx, name, token)? {
                 Ok(r) => r,
                 Err(e) => return Ok(Err(e)),
             };
@@ -37,7 +49,7 @@ impl Store {
             if ev.status == EventStatus::Failed {
                 set_state(tx, name, HostState::Failed, &format!("failed at step {}: {}", ev.step, ev.message))?;
                 tx.execute(
-                    "UPDATE hosts SET failed_step = ?2, failed_error = ?3 WHERE name = ?1",
+                    "UPDATE hosts SET token_hash = NULL, failed_step = ?2, failed_error = ?3 WHERE name = ?1",
                     params![name, ev.step.as_str(), ev.message],
                 )?;
             } else if rec.state == HostState::Booting {
@@ -50,7 +62,7 @@ impl Store {
     /// The installer's final report: host keys recorded, `→ rebooting`.
     pub fn record_report(&self, name: &str, token: &str, rep: &HostReport) -> Result<Result<HostRecord, TokenError>> {
         self.with_tx(|tx| {
-            if let Err(e) = check(tx, name, token)? {
+            if let Err(e) = installer_check(tx, name, token)? {
                 return Ok(Err(e));
             }
             store_report(tx, name, rep)?;

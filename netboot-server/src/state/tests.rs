@@ -58,6 +58,14 @@ fn failure_records_step_and_error() {
     assert_eq!(r.state, HostState::Failed);
     assert_eq!(r.failed_step.as_deref(), Some("select-disk"));
     assert_eq!(r.failed_error.as_deref(), Some("2 disks match"));
+    // the install is over: its token takes no more events or reports, so a
+    // failure is recorded (and its hooks fired) once
+    let again = s.record_event("a", &t, &e).unwrap();
+    assert_eq!(again, Err(TokenError::Invalid));
+    let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![] };
+    assert_eq!(s.record_report("a", &t, &rep).unwrap(), Err(TokenError::Invalid));
+    assert_eq!(s.record_installed("a", &t, &rep).unwrap(), Err(TokenError::Invalid));
+    assert_eq!(s.get("a").unwrap().state, HostState::Failed);
     assert!(!r.state.wants_install());
     // re-arming clears the failure and kills the token
     assert_eq!(s.arm("a", "retry").unwrap().failed_step, None);

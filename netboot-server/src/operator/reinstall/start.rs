@@ -70,6 +70,7 @@ fn ensure_kexec(ssh: &Ssh, d: &Discovered) -> Result<()> {
     Ok(())
 }
 
+/// The target's GRUB facts, from a probe script run over SSH.
 pub fn probe_grub(ssh: &Ssh) -> Result<GrubFacts> {
     let out = ssh.run_script(false, GRUB_PROBE_SCRIPT)?;
     if out.code.is_none() {
@@ -128,6 +129,8 @@ pub fn choose_boot(ssh: &Ssh, d: &Discovered, via: BootVia, grub: Option<GrubFac
 /// Where a standalone payload is uploaded: on disk, since `/run` is small.
 pub const STANDALONE_DIR: &str = "/var/tmp/metalboot";
 
+/// Uploads the installer's kernel and initramfs (and a carried payload) and
+/// starts it by `method`; on failure cleans up what it left on the target.
 pub fn boot_installer(
     client: &ApiClient,
     ssh: &Ssh,

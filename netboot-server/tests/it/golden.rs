@@ -2,7 +2,7 @@
 //! with `make golden` (UPDATE_GOLDEN=1) after an intended change and review
 //! the diff; CI fails on drift.
 
-mod common;
+use crate::common;
 use metalboot::inventory::Inventory;
 use metalboot::render::Renderer;
 use metalboot::script::{self, Platform, Site};

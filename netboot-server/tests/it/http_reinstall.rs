@@ -1,7 +1,7 @@
 //! `POST /v1/hosts/{name}/reinstall` and `/fail` through the real router:
 //! what a reinstall in place hands the target, and what it refuses.
 
-mod common;
+use crate::common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{TestServer, API_TOKEN};

@@ -1,7 +1,7 @@
 //! A template that fails to render answers 500 with no detail in the body,
 //! logs why, and changes no state.
 
-mod common;
+use crate::common;
 use axum::http::StatusCode;
 use common::TestServer;
 use metalboot::render::Renderer;

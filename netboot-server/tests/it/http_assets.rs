@@ -1,6 +1,6 @@
 //! Asset serving: whitelist, Range, HEAD, ETag, sha256 sidecar.
 
-mod common;
+use crate::common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::TestServer;

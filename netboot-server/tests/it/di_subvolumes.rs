@@ -4,7 +4,7 @@
 //! naming it, files under /home and /var/log), the script run with busybox
 //! `sh` as the installer would, then the result read back with btrfs-progs.
 
-mod common;
+use crate::common;
 use metalboot::inventory::Inventory;
 use metalboot::render::Renderer;
 use metalboot::script::{self, Site};

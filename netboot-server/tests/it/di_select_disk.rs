@@ -6,7 +6,7 @@
 //! the real Debian installer initrd's userland (its busybox has fewer
 //! applets than Debian's `busybox` package).
 
-mod common;
+use crate::common;
 use metalboot::inventory::Inventory;
 use metalboot::render::Renderer;
 use metalboot::script::{self, Site};

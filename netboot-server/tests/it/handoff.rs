@@ -4,7 +4,7 @@
 //! Ansible inventory read by the real `ansible-inventory`, a command hook
 //! and a signed webhook with retries, and the no-first-boot timeout.
 
-mod common;
+use crate::common;
 
 use hmac::{Hmac, Mac};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -3,7 +3,7 @@
 //! posted), restarted on the same data directory, and every acknowledged
 //! change is still there; the install then finishes with the same token.
 
-mod common;
+use crate::common;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

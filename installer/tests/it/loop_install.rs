@@ -3,7 +3,7 @@
 //! checks it; a corrupted image leaves no partition table; a selector that
 //! matches no disk or two disks writes nothing.
 
-mod common;
+use crate::common;
 use common::*;
 use metalboot_installer::install::{self, Options};
 use metalboot_installer::report::Reporter;

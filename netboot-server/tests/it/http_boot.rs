@@ -1,6 +1,6 @@
 //! The install-once guard and token checks, through the real router.
 
-mod common;
+use crate::common;
 use axum::http::StatusCode;
 use common::{token_of, TestServer};
 use serde_json::json;

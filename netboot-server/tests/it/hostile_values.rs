@@ -4,7 +4,7 @@
 //! past validation, the renderers refuse to print it rather than let it add a
 //! line, a command or an argument.
 
-mod common;
+use crate::common;
 use metalboot::inventory::Inventory;
 use metalboot::render::Renderer;
 use metalboot::script::{self, Platform, Site};

@@ -1,7 +1,7 @@
 //! Inventory and config validation: good fixtures load; each bad one is
 //! refused with an error naming the file, the host and the field.
 
-mod common;
+use crate::common;
 use metalboot::inventory::Inventory;
 
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@example";

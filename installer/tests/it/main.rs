@@ -1,0 +1,11 @@
+//! The integration tests of the installer, in one test binary: disk selection
+//! on sysfs fixtures, entropy, and installs onto loop devices (root only,
+//! `#[ignore]`d otherwise).
+
+// a test may unwrap: a panic is its failure report
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod entropy;
+mod loop_install;
+mod select_fixtures;

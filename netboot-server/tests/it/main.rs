@@ -1,0 +1,25 @@
+//! The integration tests of the netboot server, in one test binary: the HTTP
+//! router through `oneshot`, DHCP decisions on captured packets, TFTP over
+//! loopback, the `metalboot` binary on temporary data directories. Each module
+//! was once a test binary of its own; one binary links the crate once.
+
+// a test may unwrap: a panic is its failure report
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod dhcp_captures;
+mod di_select_disk;
+mod di_subvolumes;
+mod discover;
+mod golden;
+mod handoff;
+mod hostile_values;
+mod http_assets;
+mod http_boot;
+mod http_reinstall;
+mod inventory_validation;
+mod kill9;
+mod oneshot;
+mod preseed_debconf;
+mod render_failure;
+mod tftp_loopback;
