@@ -145,6 +145,7 @@ mod dhcp {
 
     /// Moves this thread (and what it spawns) into a new network namespace
     /// with its loopback up.
+    #[allow(unsafe_code)] // unshare(2) has no safe wrapper in the crates we use
     pub fn enter_own_netns() {
         // SAFETY: unshare has no memory effects; it moves the calling thread only
         let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
