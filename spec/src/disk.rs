@@ -2,6 +2,7 @@
 //! selector's rules (each must match exactly one disk) and the GPT +
 //! BTRFS subvolume layout (DESIGN.md's default).
 
+use crate::error::opt;
 use crate::safe;
 use crate::{ByteSize, SpecError};
 use serde::{Deserialize, Serialize};
@@ -102,13 +103,6 @@ impl Layout {
     /// the 33 sectors of the backup GPT.
     pub fn min_disk_bytes(&self) -> u64 {
         (1 + self.bios_boot_mib + self.esp_mib) * (1 << 20) + MIN_ROOT_BYTES + 33 * 512
-    }
-}
-
-fn opt(v: &Option<String>, field: &str, f: impl Fn(&str) -> Result<(), String>) -> Result<(), SpecError> {
-    match v {
-        Some(s) => f(s).map_err(|m| SpecError::new(field, m)),
-        None => Ok(()),
     }
 }
 

@@ -38,3 +38,11 @@ impl fmt::Display for SpecError {
 }
 
 impl std::error::Error for SpecError {}
+
+/// Checks an optional field with `f`, naming `field` in the error.
+pub(crate) fn opt(v: &Option<String>, field: &str, f: impl Fn(&str) -> Result<(), String>) -> Result<(), SpecError> {
+    match v {
+        Some(s) => f(s).map_err(|m| SpecError::new(field, m)),
+        None => Ok(()),
+    }
+}

@@ -4,6 +4,7 @@
 //! passes can be rendered into an iPXE script, a preseed or a kernel command
 //! line without further escaping (renderers still check again).
 
+use crate::error::opt;
 use crate::safe;
 use crate::{DiskSelector, IpCidr, Layout, MacAddr, SpecError};
 use serde::{Deserialize, Serialize};
@@ -150,13 +151,6 @@ fn each<T>(items: &[T], field: &str, f: impl Fn(&T) -> Result<(), String>) -> Re
         f(item).map_err(|m| SpecError::new(format!("{field}[{i}]"), m))?;
     }
     Ok(())
-}
-
-fn opt(v: &Option<String>, field: &str, f: impl Fn(&str) -> Result<(), String>) -> Result<(), SpecError> {
-    match v {
-        Some(s) => f(s).map_err(|m| SpecError::new(field, m)),
-        None => Ok(()),
-    }
 }
 
 impl HostSpec {
