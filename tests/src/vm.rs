@@ -33,7 +33,8 @@ pub struct Vm {
 }
 
 /// `kvm` or `tcg` for QEMU's `-accel`: `METALBOOT_ACCEL` if set, else KVM
-/// only if a tiny guest runs under it within two seconds (see `kvm`).
+/// only if a tiny guest runs under it as fast as working KVM runs it (see
+/// `kvm`).
 /// Decided once per process; the choice and the reason are printed.
 pub fn accel() -> &'static str {
     static CHOICE: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
