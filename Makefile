@@ -99,7 +99,8 @@ fuzz:
 
 golden:
 	UPDATE_GOLDEN=1 $(CARGO) test -p metalboot --test it -- golden::
-	@git status --short netboot-server/tests/golden
+	UPDATE_GOLDEN=1 $(CARGO) test -p metalboot-installer --test it -- grubcfg::
+	@git status --short netboot-server/tests/golden installer/tests/golden
 
 demo: assets release
 	$(CARGO) run --release --locked -p metalboot-e2e --bin metalboot-demo

@@ -222,8 +222,8 @@ fn write_system(
         configure::by_uuid_link(&root_uuid, root)?;
         configure::by_uuid_link(&esp_uuid, esp)?;
         let started = std::time::Instant::now();
-        crate::bootloader::install_grub(&opts.target, &d.path)?;
-        rep.done(Step::Bootloader, &format!("in {:.1}s", started.elapsed().as_secs_f64()));
+        let how = crate::bootloader::install_grub(&opts.target, &d.path, &root_uuid, &plan.layout)?;
+        rep.done(Step::Bootloader, &format!("in {:.1}s: {how}", started.elapsed().as_secs_f64()));
     }
     let keys = configure::host_keys(&opts.target)?;
     *current = Step::Unmount;

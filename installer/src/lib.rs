@@ -10,6 +10,7 @@ pub mod disk;
 pub mod entropy;
 pub mod fetch;
 pub mod fs;
+pub mod grubcfg;
 pub mod init;
 pub mod install;
 pub mod layout;

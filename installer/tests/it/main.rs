@@ -7,5 +7,7 @@
 
 mod common;
 mod entropy;
+mod golden;
+mod grubcfg;
 mod loop_install;
 mod select_fixtures;
