@@ -53,9 +53,11 @@ initramfs: deps
 	$(CARGO) build --release --locked -p metalboot-installer -p metalboot-initramfs
 	target/release/metalboot-initramfs initramfs --installer target/release/metalboot-installer --out $(ASSETS) --cache $(CACHE)
 
+# generic (bare metal; the BIOS scenario and the demo) and cloud (VMs; the other QEMU scenarios)
 rootfs: deps
 	$(CARGO) build --release --locked -p metalboot-initramfs
-	target/release/metalboot-initramfs rootfs --out $(ASSETS) --cache $(CACHE)
+	target/release/metalboot-initramfs rootfs --flavour generic --out $(ASSETS) --cache $(CACHE)
+	target/release/metalboot-initramfs rootfs --flavour cloud --out $(ASSETS) --cache $(CACHE)
 
 # the Debian netboot installer's kernel and initrd, for method = "debian-installer"
 DI_IMAGES := /usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64

@@ -34,8 +34,11 @@ enum Cmd {
         #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
         mtime: u32,
     },
-    /// Build rootfs.tar.zst (+ .sha256, manifest) into OUT with mmdebstrap.
+    /// Build rootfs.tar.zst (cloud: rootfs-cloud.tar.zst) (+ .sha256, manifest) into OUT with mmdebstrap.
     Rootfs {
+        /// Kernel: generic (linux-image-amd64, bare metal) or cloud (linux-image-cloud-amd64, VMs).
+        #[arg(long, value_enum, default_value_t = rootfs::Flavour::Generic)]
+        flavour: rootfs::Flavour,
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
@@ -94,14 +97,15 @@ fn run(cli: Cli) -> Result<()> {
             println!("time:       {:.1}s (kernel fetch {:.1}s)", t0.elapsed().as_secs_f64(), t_kernel.as_secs_f64());
             Ok(())
         }
-        Cmd::Rootfs { out, cache, suite, mirror } => {
+        Cmd::Rootfs { flavour, out, cache, suite, mirror } => {
             let t0 = Instant::now();
             std::fs::create_dir_all(&cache)?;
-            let spec = rootfs::RootfsSpec { suite, mirror: mirror.or_else(rootfs::default_mirror), out, cache };
+            let spec =
+                rootfs::RootfsSpec { suite, mirror: mirror.or_else(rootfs::default_mirror), out, cache, flavour };
             let (img, cached) = rootfs::build(&spec)?;
             let size = std::fs::metadata(&img)?.len();
             let packages =
-                std::fs::read_to_string(spec.out.join("rootfs.manifest")).map(|m| m.lines().count()).unwrap_or(0);
+                std::fs::read_to_string(spec.out.join(flavour.manifest_name())).map(|m| m.lines().count()).unwrap_or(0);
             println!(
                 "rootfs:     {} ({:.1} MiB, {packages} packages){} in {:.1}s",
                 img.display(),
