@@ -16,8 +16,11 @@ pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
 pub const ASSET_KERNEL: &str = "vmlinuz";
 /// The installer initramfs.
 pub const ASSET_INITRAMFS: &str = "initramfs.img";
-/// The default root filesystem image.
+/// The default root filesystem image: Debian's generic kernel, for bare metal.
 pub const ASSET_ROOTFS: &str = "rootfs.tar.zst";
+/// The same image with Debian's cloud kernel, for VMs and VPSs (a host's
+/// `image = "rootfs-cloud.tar.zst"`).
+pub const ASSET_ROOTFS_CLOUD: &str = "rootfs-cloud.tar.zst";
 /// Debian netboot installer kernel.
 pub const ASSET_DI_KERNEL: &str = "di-linux";
 /// Debian netboot installer initrd.
@@ -197,7 +200,8 @@ impl Config {
         let data_dir = abs(&s.data_dir);
         let asset_dir = abs(&file.assets.dir.unwrap_or_else(|| data_dir.join("assets")));
         let mut assets = BTreeMap::new();
-        for name in [ASSET_KERNEL, ASSET_INITRAMFS, ASSET_ROOTFS, ASSET_DI_KERNEL, ASSET_DI_INITRD] {
+        for name in [ASSET_KERNEL, ASSET_INITRAMFS, ASSET_ROOTFS, ASSET_ROOTFS_CLOUD, ASSET_DI_KERNEL, ASSET_DI_INITRD]
+        {
             assets.insert(name.to_string(), asset_dir.join(name));
         }
         // iPXE binaries are also served over HTTP (UEFI HTTP Boot)
@@ -268,6 +272,13 @@ mod tests {
     fn embedded_default_loads() {
         let c = Config::load(None).unwrap();
         assert!(c.assets.contains_key("rootfs.tar.zst"));
+    }
+
+    #[test]
+    fn both_image_flavours_are_default_assets_in_the_asset_dir() {
+        let c = Config::parse("[assets]\ndir = \"/srv/mb\"\n", Path::new("/"), None).unwrap();
+        assert_eq!(c.assets["rootfs.tar.zst"], PathBuf::from("/srv/mb/rootfs.tar.zst"));
+        assert_eq!(c.assets["rootfs-cloud.tar.zst"], PathBuf::from("/srv/mb/rootfs-cloud.tar.zst"));
     }
 
     #[test]

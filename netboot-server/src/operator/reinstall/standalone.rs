@@ -5,7 +5,8 @@
 //!
 //! - the host's plan, fetched by this command with the install token, with
 //!   the image pointed at `file:///metalboot/rootfs.tar.zst`;
-//! - the root filesystem image itself, checked against the plan's sha256;
+//! - the root filesystem image itself (the host's `image`, generic or cloud,
+//!   always carried under that one name), checked against the plan's sha256;
 //! - new SSH host keys made here, so this command can pin them and later
 //!   log in to the new system knowing it is the one it installed.
 //!
@@ -41,7 +42,7 @@ pub struct Carried {
 
 /// Where the plan is inside the installer's root filesystem.
 pub const PLAN_PATH: &str = "/metalboot/plan.json";
-/// Where the image is.
+/// Where the image is, whichever asset the host's plan named.
 pub const IMAGE_URL: &str = "file:///metalboot/rootfs.tar.zst";
 
 /// The server's command line for a networked install, turned standalone:
