@@ -58,13 +58,23 @@ impl Assets {
         &self.files
     }
 
+    /// The file `name` is served from and its metadata, without reading it.
+    fn file(&self, name: &str) -> Result<(&PathBuf, std::fs::Metadata), AssetError> {
+        let path = self.files.get(name).ok_or_else(|| AssetError::Unknown(name.to_string()))?;
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => Ok((path, m)),
+            _ => Err(AssetError::Missing { name: name.into(), path: path.clone() }),
+        }
+    }
+
+    /// Whether `name` can be served now (whitelisted, file present), without hashing it.
+    pub fn check_present(&self, name: &str) -> Result<(), AssetError> {
+        self.file(name).map(|_| ())
+    }
+
     /// Current facts about `name`, hashing the file if it changed. Blocking.
     pub fn info(&self, name: &str) -> Result<AssetInfo, AssetError> {
-        let path = self.files.get(name).ok_or_else(|| AssetError::Unknown(name.to_string()))?;
-        let meta = match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => m,
-            _ => return Err(AssetError::Missing { name: name.into(), path: path.clone() }),
-        };
+        let (path, meta) = self.file(name)?;
         let mtime = meta.modified().context("reading mtime")?;
         if let Some(hit) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
             if hit.size == meta.len() && hit.mtime == mtime {
@@ -126,6 +136,21 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_and_unknown_assets_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rootfs.tar.zst"), b"image").unwrap();
+        let files = ["rootfs.tar.zst", "rootfs-cloud.tar.zst"].map(|n| (n.to_string(), dir.path().join(n)));
+        let a = Assets::new(files.into_iter().collect());
+        assert!(a.check_present("rootfs.tar.zst").is_ok());
+        assert_eq!(a.info("rootfs.tar.zst").unwrap().size, 5);
+        let e = a.check_present("rootfs-cloud.tar.zst").unwrap_err();
+        assert!(matches!(e, AssetError::Missing { .. }), "{e}");
+        assert!(e.to_string().contains("rootfs-cloud.tar.zst\" is configured but"), "{e}");
+        assert!(matches!(a.info("rootfs-cloud.tar.zst"), Err(AssetError::Missing { .. })));
+        assert!(matches!(a.check_present("rootfs-trixie.tar.zst"), Err(AssetError::Unknown(_))));
+    }
 
     #[test]
     fn ranges() {

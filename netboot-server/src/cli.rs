@@ -202,6 +202,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                     missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
                 );
             }
+            for (host, image, path) in serve::hosts_missing_their_image(&config, &inv) {
+                println!("note: host {host:?} installs {image}, which is not there yet ({})", path.display());
+            }
             Ok(())
         }
         Command::Hosts { server, json, action } => {

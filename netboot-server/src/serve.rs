@@ -2,12 +2,13 @@
 //! run until SIGINT/SIGTERM.
 
 use crate::assets::Assets;
-use crate::config::Config;
+use crate::config::{Config, ASSET_ROOTFS, ASSET_ROOTFS_CLOUD};
 use crate::http::{app, AppState};
 use crate::inventory::Inventory;
 use crate::render::Renderer;
 use crate::state::{hash_token, new_token, Store};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use metalboot_spec::Method;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,7 +16,11 @@ use std::sync::Arc;
 pub fn load_all(config_path: Option<&Path>) -> Result<(Config, Inventory, Renderer)> {
     let config = Config::load(config_path)?;
     let inventory = match &config.inventory {
-        Some(p) => Inventory::load(p).with_context(|| format!("loading inventory {}", p.display()))?,
+        Some(p) => {
+            let inv = Inventory::load(p).with_context(|| format!("loading inventory {}", p.display()))?;
+            check_host_images(&config, &inv).with_context(|| format!("in inventory {}", p.display()))?;
+            inv
+        }
         None => Inventory::default(),
     };
     let renderer = match &config.templates {
@@ -23,6 +28,38 @@ pub fn load_all(config_path: Option<&Path>) -> Result<(Config, Inventory, Render
         None => Renderer::embedded()?,
     };
     Ok((config, inventory, renderer))
+}
+
+/// Every `image`-method host's image must be an asset the server knows:
+/// otherwise its installer would ask for a plan that can never be made.
+pub fn check_host_images(config: &Config, inventory: &Inventory) -> Result<()> {
+    for h in inventory.hosts().iter().filter(|h| h.method == Method::Image) {
+        if !config.assets.contains_key(&h.image) {
+            bail!(
+                "host {:?}: field `image`: {:?} is not a configured asset (the asset directory's {ASSET_ROOTFS} \
+                 and {ASSET_ROOTFS_CLOUD}, or a name under [assets.files])",
+                h.name,
+                h.image
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The `image`-method hosts whose image file is not there (yet): host,
+/// image, path. Their installers get no plan until it is.
+pub fn hosts_missing_their_image<'a>(
+    config: &'a Config,
+    inventory: &'a Inventory,
+) -> Vec<(&'a str, &'a str, &'a Path)> {
+    inventory
+        .hosts()
+        .iter()
+        .filter(|h| h.method == Method::Image)
+        .filter_map(|h| config.assets.get(&h.image).map(|p| (h, p)))
+        .filter(|(_, p)| !p.is_file())
+        .map(|(h, p)| (h.name.as_str(), h.image.as_str(), p.as_path()))
+        .collect()
 }
 
 /// Where the operator API token comes from: the configured file, then
@@ -92,6 +129,9 @@ pub async fn run(
         if !path.is_file() {
             tracing::warn!(asset = %name, path = %path.display(), "asset file missing; requests for it get 404");
         }
+    }
+    for (host, image, path) in hosts_missing_their_image(&config, &inventory) {
+        tracing::warn!(%host, %image, path = %path.display(), "the host's image is missing: its installer gets no plan");
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -210,4 +250,46 @@ async fn shutdown() {
         _ = term.recv() => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inventory(image: &str, method: &str) -> Inventory {
+        let text = format!(
+            "[[host]]\nname = \"vm1\"\nmacs = [\"52:54:00:00:00:01\"]\ndisk = {{ path = \"/dev/vda\" }}\n\
+             ssh_authorized_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\"]\n\
+             method = \"{method}\"\nimage = \"{image}\"\n"
+        );
+        Inventory::from_sources([("hosts.toml", text.as_str())]).unwrap()
+    }
+
+    fn config() -> Config {
+        Config::parse("[assets]\ndir = \"/nonexistent/assets\"\n", Path::new("/"), None).unwrap()
+    }
+
+    #[test]
+    fn either_image_flavour_is_a_known_asset() {
+        for image in ["rootfs.tar.zst", "rootfs-cloud.tar.zst"] {
+            check_host_images(&config(), &inventory(image, "image")).unwrap();
+        }
+    }
+
+    #[test]
+    fn rejects_an_image_that_is_no_asset_naming_host_and_field() {
+        let e = check_host_images(&config(), &inventory("rootfs-trixie.tar.zst", "image")).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("\"vm1\"") && msg.contains("field `image`") && msg.contains("rootfs-trixie"), "{msg}");
+        // a debian-installer host never fetches the image
+        check_host_images(&config(), &inventory("rootfs-trixie.tar.zst", "debian-installer")).unwrap();
+    }
+
+    #[test]
+    fn names_the_hosts_whose_image_file_is_missing() {
+        let c = config();
+        let inv = inventory("rootfs-cloud.tar.zst", "image");
+        let missing = hosts_missing_their_image(&c, &inv);
+        assert_eq!(missing, [("vm1", "rootfs-cloud.tar.zst", Path::new("/nonexistent/assets/rootfs-cloud.tar.zst"))]);
+    }
 }

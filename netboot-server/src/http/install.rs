@@ -4,7 +4,6 @@
 
 use super::reinstall::InstallOverride;
 use super::{base_url, blocking, known_host, AppError, St};
-use crate::config::ASSET_ROOTFS;
 use crate::script::{self, Site};
 use crate::state::{HostRecord, HostReport, ProgressEvent, TokenError};
 use axum::extract::rejection::JsonRejection;
@@ -50,9 +49,13 @@ pub async fn plan(
     let base = base_url(&st.0, &headers)?;
     let s = st.0.clone();
     let image_name = host.image.clone();
-    let info = blocking(move || s.assets.info(&image_name).map_err(anyhow::Error::from)).await?;
+    let info = blocking(move || {
+        s.assets
+            .info(&image_name)
+            .map_err(|e| anyhow::Error::from(e).context(format!("the plan's image {image_name:?}")))
+    })
+    .await?;
     let image = ImageRef { url: format!("{base}/assets/{}", host.image), sha256: info.sha256, size: info.size };
-    let _ = ASSET_ROOTFS;
     let site = Site { base_url: &base, console: &st.0.config.console, debian: &st.0.config.debian_installer };
     Ok(Json(script::plan(&site, &host, image)))
 }

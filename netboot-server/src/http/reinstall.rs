@@ -74,6 +74,13 @@ pub async fn reinstall(
     if !(req.via.len() <= 32 && req.via.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')) {
         return Err(AppError::BadRequest("via: letters, digits and '-' only".into()));
     }
+    // an installer that can get no plan would only wait and reboot: refuse
+    // before a token is issued or the target is touched
+    st.0.assets.check_present(&host.image).map_err(|e| {
+        AppError::Internal(
+            anyhow::Error::from(e).context(format!("reinstall refused: the host's image {:?}", host.image)),
+        )
+    })?;
     let base = base_url(&st.0, &headers)?;
     let token = new_token();
     let site = Site { base_url: &base, console: &st.0.config.console, debian: &st.0.config.debian_installer };

@@ -109,3 +109,16 @@ async fn reinstall_refuses_bad_input_and_changes_nothing() {
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_eq!(s.api("GET", "/v1/hosts/vps1").await.1, before);
 }
+
+#[tokio::test]
+async fn reinstall_is_refused_while_the_hosts_image_is_missing() {
+    let s = TestServer::new();
+    std::fs::remove_file(s.dir.path().join("assets/rootfs.tar.zst")).unwrap();
+    let (_, before) = s.api("GET", "/v1/hosts/vps1").await;
+    let (st, body) = api_post(&s, "/v1/hosts/vps1/reinstall", discovered(), true).await;
+    // our failure: a 500 with the detail in the log, and no installer issued
+    assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(!body.contains("rootfs"), "{body}");
+    let (_, after) = s.api("GET", "/v1/hosts/vps1").await;
+    assert_eq!(before, after);
+}
