@@ -33,9 +33,34 @@ impl Drop for Killed {
     }
 }
 
+/// A root filesystem image `make rootfs` builds, which a scenario's host
+/// installs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Image {
+    /// `rootfs.tar.zst`, Debian's generic kernel: the inventory's default.
+    Generic,
+    /// `rootfs-cloud.tar.zst`, Debian's cloud kernel.
+    Cloud,
+}
+
+impl Image {
+    /// Its asset name.
+    pub fn asset(self) -> &'static str {
+        match self {
+            Image::Generic => "rootfs.tar.zst",
+            Image::Cloud => "rootfs-cloud.tar.zst",
+        }
+    }
+
+    /// Whether `uname -r` is this image's kernel.
+    pub fn is_its_kernel(self, release: &str) -> bool {
+        release.ends_with("-cloud-amd64") == (self == Image::Cloud)
+    }
+}
+
 /// Fails unless `make assets` has run.
 pub fn require_assets() -> Result<()> {
-    for f in ["vmlinuz", "initramfs.img", "rootfs.tar.zst"] {
+    for f in ["vmlinuz", "initramfs.img", Image::Generic.asset(), Image::Cloud.asset()] {
         if !assets().join(f).is_file() {
             bail!("{} missing: run `make assets` first", assets().join(f).display());
         }
@@ -325,5 +350,18 @@ impl Drop for Scenario {
             let _ = c.wait();
         }
         self.peers.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Image;
+
+    #[test]
+    fn each_image_knows_its_kernel() {
+        assert!(Image::Cloud.is_its_kernel("6.1.0-57-cloud-amd64"));
+        assert!(!Image::Cloud.is_its_kernel("6.1.0-57-amd64"));
+        assert!(Image::Generic.is_its_kernel("6.1.0-57-amd64"));
+        assert!(!Image::Generic.is_its_kernel("6.1.0-57-cloud-amd64"));
     }
 }

@@ -13,7 +13,9 @@
 //!    the marker.
 
 use crate::harness::{metalboot_bin, Scenario};
-use crate::scenarios::{blank_disk, check_installed, dhcp_config, inventory, known_hosts, Dhcp, Installed, MAC};
+use crate::scenarios::{
+    blank_disk, check_installed, dhcp_config, inventory, known_hosts, Dhcp, Installed, MAC, TEST_IMAGE,
+};
 use crate::vm::{accel, Vm};
 use anyhow::{ensure, Context, Result};
 use std::time::Duration;
@@ -194,7 +196,7 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     let inv = format!(
         "{}network = {{ mode = \"static\", addresses = [\"{IP}/32\", \"{IP6}/64\"], gateway = \"10.99.0.1\", \
          gateway6 = \"{GW6}\" }}\n",
-        inventory(&s, "{ serial = \"E2E-DISK\" }")?
+        inventory(&s, "{ serial = \"E2E-DISK\" }", TEST_IMAGE)?
     );
     s.ns.exec(&["ip", "-6", "addr", "add", &format!("{GW6}/64"), "dev", "br0", "nodad"])?;
     s.start_server(&inv, dhcp_config(Dhcp::Full))?;
@@ -296,6 +298,7 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     ensure!(six.contains(&format!("{IP6}/64")), "the reinstalled host lost its IPv6: {six}");
     let mut i = Installed { s, vm, ip: IP.into(), known_hosts: kh };
     check_installed(&mut i)?;
+    i.check_kernel(TEST_IMAGE)?;
     let Installed { mut s, mut vm, known_hosts: kh, .. } = i;
 
     // 4. IPv6 only (the IPv4 removed at runtime): reached over IPv6, the

@@ -21,7 +21,7 @@
 
 use crate::harness::Scenario;
 use crate::reinstall::{new_standalone_system, new_system, reinstall_to, with_server_blocked, IP, MARKER};
-use crate::scenarios::{inventory, MAC};
+use crate::scenarios::{inventory, MAC, TEST_IMAGE};
 use crate::vm::{accel, Disk, Firmware, Vm};
 use anyhow::{ensure, Context, Result};
 use std::time::Duration;
@@ -36,7 +36,7 @@ fn reinstall(s: &Scenario, log: &str, extra: &[&str]) -> Result<(bool, String)> 
 fn ext4_debian(s: &Scenario, fw: Firmware) -> Result<(Disk, std::path::PathBuf)> {
     let path = s.dir.join("disk.img");
     let script = crate::harness::workspace().join("tests/images/ext4-debian.sh");
-    let rootfs = crate::harness::assets().join("rootfs.tar.zst");
+    let rootfs = crate::harness::assets().join(TEST_IMAGE.asset());
     let keys = s.ssh_key.with_extension("pub");
     let out = std::process::Command::new("bash")
         .arg(&script)
@@ -99,7 +99,7 @@ pub fn reinstall_via_grub(name: &str) -> Result<Scenario> {
     s.phase(&format!("accelerator {accel}"));
     let inv = format!(
         "{}network = {{ mode = \"static\", addresses = [\"{IP}/32\"], gateway = \"10.99.0.1\" }}\n",
-        inventory(&s, "{ serial = \"E2E-DISK\" }")?
+        inventory(&s, "{ serial = \"E2E-DISK\" }", TEST_IMAGE)?
     );
     s.start_server(&inv, "[dhcp]\nmode = \"off\"\n")?;
     let (mut vm, old_kh) = boot_old_system(&mut s, accel, Firmware::Bios)?;

@@ -2,13 +2,15 @@
 //! namespace, log in over SSH, print what the new host says about itself and
 //! the phase timeline, and clean up.
 
+use metalboot_e2e::harness::Image;
 use metalboot_e2e::scenarios::pxe_install;
 use metalboot_e2e::vm::Firmware;
 
 fn main() -> std::process::ExitCode {
     println!("metalboot demo: a QEMU VM (SeaBIOS + iPXE) network-boots from metalboot in a private");
     println!("network namespace, is installed onto a blank disk, reboots, and is reached over SSH.\n");
-    match pxe_install(Firmware::Bios, "demo") {
+    // the generic image, as a bare-metal machine would get
+    match pxe_install(Firmware::Bios, "demo", Image::Generic) {
         Ok((s, facts)) => {
             println!(
                 "\n--- the installed host, over SSH (host key checked against the one metalboot recorded) ---\n{facts}"
