@@ -64,7 +64,9 @@ pub struct HostSpec {
     /// Optional crypt(3) hash for root's password; never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_password_hash: Option<String>,
-    /// Name of the root filesystem image asset.
+    /// Name of the root filesystem image asset: `rootfs.tar.zst` (Debian's
+    /// generic kernel, the default) or `rootfs-cloud.tar.zst` (its cloud
+    /// kernel, for VMs), or any name under the server's `[assets.files]`.
     #[serde(default = "default_image")]
     pub image: String,
     /// Extra kernel arguments for the installed system.
