@@ -20,7 +20,7 @@ use std::process::Command;
 pub enum Flavour {
     /// Debian's generic kernel, every driver: for bare metal.
     Generic,
-    /// Debian's cloud kernel (virtio, Xen, Hyper-V, no drivers for physical
+    /// Debian's cloud kernel (virtio, Xen, Hyper-V; few drivers for physical
     /// hardware): for VMs and VPSs.
     Cloud,
 }
