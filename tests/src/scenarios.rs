@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 pub const MAC: &str = "52:54:00:e2:e0:01";
 
 /// What the VM scenarios install (a quarter of the generic kernel's modules:
-/// some 40% less to fetch and unpack), but for the BIOS scenario and `make
-/// demo`, which keep the generic image so its kernel stays covered.
+/// some 40% less to fetch and unpack), as `make demo` does; the BIOS
+/// scenario keeps the generic image so its kernel stays covered.
 pub const TEST_IMAGE: Image = Image::Cloud;
 
 /// Who hands out addresses on the provisioning network.

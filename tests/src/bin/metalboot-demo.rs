@@ -9,8 +9,9 @@ use metalboot_e2e::vm::Firmware;
 fn main() -> std::process::ExitCode {
     println!("metalboot demo: a QEMU VM (SeaBIOS + iPXE) network-boots from metalboot in a private");
     println!("network namespace, is installed onto a blank disk, reboots, and is reached over SSH.\n");
-    // the generic image, as a bare-metal machine would get
-    match pxe_install(Firmware::Bios, "demo", Image::Generic) {
+    // a VM gets the VM image (the cloud kernel); the BIOS e2e scenario
+    // covers the generic image bare metal gets
+    match pxe_install(Firmware::Bios, "demo", Image::Cloud) {
         Ok((s, facts)) => {
             println!(
                 "\n--- the installed host, over SSH (host key checked against the one metalboot recorded) ---\n{facts}"
