@@ -85,8 +85,9 @@ e2e: assets release
 	echo "e2e scenario times (s):"; column -t target/e2e/timings.tsv 2>/dev/null || cat target/e2e/timings.tsv; \
 	awk '{ t += $$2 } END { printf "total %.1f s for %d scenarios\n", t, NR }' target/e2e/timings.tsv; exit $$rc
 
-# side by side with dnsmasq in our own namespaces (as root); report in target/bench/
-bench: release
+# side by side with dnsmasq in our own namespaces, and QEMU boots and installs
+# (as root); report in target/bench/report.md
+bench: assets release
 	$(CARGO) build --release --locked -p metalboot-e2e --bins
 	target/release/metalboot-bench
 

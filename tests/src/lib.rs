@@ -4,6 +4,7 @@
 //! events (server state, serial console markers) with deadlines. Everything
 //! it starts is stopped by PID, and its namespace removed, even on failure.
 
+pub mod boot_bench;
 pub mod dhcp_client;
 pub mod harness;
 pub mod kvm;

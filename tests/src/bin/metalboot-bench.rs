@@ -9,6 +9,8 @@
 //! at most 16 in flight, bounded at 60 s, against metalboot (full mode),
 //! dnsmasq as shipped (pings each new address first) and dnsmasq --no-ping.
 //! DHCP under perfdhcp at several rates: see `metalboot_e2e::perfdhcp`.
+//! PXE power-on to the installer, with and without router advertisements,
+//! and the installer's step times: see `metalboot_e2e::boot_bench`.
 
 use anyhow::{ensure, Context, Result};
 use metalboot_e2e::harness::{workspace, Killed, Scenario};
@@ -136,6 +138,8 @@ fn main() -> Result<()> {
     s.phase("perfdhcp done");
     drop(peer);
     drop(client);
+    drop(s);
+    report.push_str(&metalboot_e2e::boot_bench::section()?);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
