@@ -59,7 +59,8 @@ async fn idle_connections_from_one_address_do_not_lock_out_another() {
     let dir = tempfile::tempdir().unwrap();
     // 1,024 open files, as many service managers start a process with: enough
     // for 1,100 idle connections to lock every client out without limits
-    let (srv, addr) = start(dir.path(), "", Some(1024));
+    // a header timeout longer than the test, so the count below is the cap's doing
+    let (srv, addr) = start(dir.path(), "header_read_timeout_secs = 120", Some(1024));
     let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
     assert!(log.contains("max_connections=384") && log.contains("nofile=1024"), "{log}");
     let mut flood = Vec::new();
@@ -91,14 +92,24 @@ fn stalled_request_headers_and_idle_connections_are_closed() {
     // a partial request line, then nothing
     let mut slow = TcpStream::connect(addr).unwrap();
     slow.write_all(b"GET /healthz HT").unwrap();
-    // an idle keep-alive connection after one answered request
-    let mut idle = TcpStream::connect(addr).unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
     let slow_closed = wait_for_close(&mut slow, Duration::from_secs(5)).expect("stalled headers cut off");
     eprintln!("stalled request headers closed after {slow_closed:?}");
     assert!(slow_closed >= Duration::from_millis(800), "not before the timeout: {slow_closed:?}");
+    // a keep-alive connection left idle after one answered request
+    let mut idle = TcpStream::connect(addr).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 1024];
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    while !resp.ends_with(b"ok\n") {
+        let n = idle.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before answering: {}", String::from_utf8_lossy(&resp));
+        resp.extend_from_slice(&buf[..n]);
+    }
+    assert!(resp.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&resp));
     let idle_closed = wait_for_close(&mut idle, Duration::from_secs(5)).expect("idle keep-alive closed");
-    eprintln!("idle keep-alive connection closed {idle_closed:?} after the stalled one");
+    eprintln!("idle keep-alive connection closed {idle_closed:?} after its response");
+    assert!(idle_closed >= Duration::from_millis(800), "not before the timeout: {idle_closed:?}");
     // the server still answers, and shuts down on SIGTERM with a connection open
     assert!(healthz(addr).starts_with("HTTP/1.1 200"));
     let _open = TcpStream::connect(addr).unwrap();

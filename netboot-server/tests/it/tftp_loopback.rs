@@ -265,7 +265,7 @@ async fn unacknowledged_requests_from_one_address_do_not_lock_out_another() {
     let took = started.elapsed();
     eprintln!("TFTP read beside 64 unacknowledged requests: {took:?}");
     assert_eq!(file, data);
-    assert!(took < Duration::from_secs(1), "served at once: {took:?}");
+    assert!(took < Duration::from_secs(5), "served at once, not refused as busy: {took:?}");
     // the unacknowledged OACKs stop within seconds (not 5 x 255 s)
     let deadline = Instant::now() + Duration::from_secs(10);
     let drains: Vec<_> = flood
