@@ -214,6 +214,10 @@ async fn transfer(
     let mut acked = 0usize; // blocks acknowledged, counted from 1
     let mut retries = 0;
     while acked < nblocks {
+        let wait = match first_waits.as_mut() {
+            Some(waits) => *waits.next().context("no ACK for block 1")?,
+            None => timeout,
+        };
         let end = (acked + neg.windowsize as usize).min(nblocks);
         for i in acked..end {
             let s = (i * bs).min(data.len());
@@ -221,10 +225,6 @@ async fn transfer(
             let block = ((i + 1) % 65536) as u16;
             sock.send(&encode(&Packet::Data { block, data: data[s..e].to_vec() })).await?;
         }
-        let wait = match first_waits.as_mut() {
-            Some(waits) => *waits.next().context("no ACK for block 1")?,
-            None => timeout,
-        };
         let deadline = tokio::time::Instant::now() + wait;
         let mut progressed = false;
         loop {

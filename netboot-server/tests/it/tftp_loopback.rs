@@ -291,3 +291,17 @@ async fn unacknowledged_requests_hold_every_slot_for_seconds_not_minutes() {
     assert_eq!(file, data);
     drop(flood);
 }
+
+#[tokio::test]
+async fn plain_request_whose_first_block_is_never_acknowledged_frees_its_slot_within_seconds() {
+    let (server, data, _dir) = start_server(3000, 1).await;
+    let started = Instant::now();
+    let mut silent = Client::request_from("127.0.0.2", server, &[]).await;
+    assert!(matches!(silent.recv().await, Got::Data(1, _)));
+    let seen = ignore_until_silent(&mut silent, Instant::now() + Duration::from_secs(10)).await;
+    assert!(seen.len() <= 2 && seen.iter().all(|p| matches!(p, Got::Data(1, _))), "block 1 again: {seen:?}");
+    let file = fetch_when_free(server, Instant::now() + Duration::from_secs(10)).await;
+    assert_eq!(file, data);
+    // 5 s of retransmits and 3 s of the client's own wait for silence
+    assert!(started.elapsed() < Duration::from_secs(10), "slot held {:?}", started.elapsed());
+}
