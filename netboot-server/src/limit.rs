@@ -58,6 +58,11 @@ impl Slots {
         Ok(Admitted { slots: self.clone(), ip })
     }
 
+    /// Slots held now in total.
+    pub fn held_total(&self) -> usize {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).total
+    }
+
     /// Slots held now: in total, and by `ip`.
     pub fn held(&self, ip: IpAddr) -> (usize, usize) {
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner());

@@ -11,7 +11,8 @@
 //!   file-descriptor limit leaves room for ([`fit_to_fd_limit`]).
 //!
 //! Shutdown stops accepting, asks every connection to finish its response
-//! and close, and waits for them (hyper-util's graceful shutdown).
+//! and close, and waits for them (hyper-util's graceful shutdown) up to
+//! [`SHUTDOWN_GRACE`], so a client that stopped reading cannot hold it up.
 
 use crate::limit::Slots;
 use anyhow::{bail, Result};
@@ -66,6 +67,9 @@ impl HttpLimits {
         })
     }
 }
+
+/// How long shutdown waits for responses under way.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// File descriptors kept for everything but HTTP connections: the state
 /// database, DHCP and TFTP sockets and transfers, logs, hooks.
@@ -134,7 +138,9 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!(held = slots.held_total(), "HTTP connections still open after the shutdown grace; leaving them");
+    }
     Ok(())
 }
 
