@@ -2,6 +2,11 @@
 //! total and per client IP address, so that one address cannot take every
 //! slot and lock the others out. A slot is held by an [`Admitted`] value and
 //! freed when it is dropped, however the connection or transfer ends.
+//!
+//! An IPv6 client is counted by its /64: a site is given at least a /64
+//! (RFC 6177) and picks addresses in it freely (RFC 4941), so one machine
+//! could otherwise take a fresh share per address. An IPv4-mapped address
+//! (a dual-stack socket) counts as the IPv4 address.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -45,6 +50,7 @@ impl Slots {
 
     /// Takes a slot for `ip`, or says why not.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, Refused> {
+        let ip = client_key(ip);
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let mine = held.by_address.get(&ip).copied().unwrap_or(0);
         if mine >= self.max_per_address {
@@ -65,8 +71,20 @@ impl Slots {
 
     /// Slots held now: in total, and by `ip`.
     pub fn held(&self, ip: IpAddr) -> (usize, usize) {
+        let ip = client_key(ip);
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         (held.total, held.by_address.get(&ip).copied().unwrap_or(0))
+    }
+}
+
+/// What a client is counted by: its IPv4 address, or its IPv6 /64.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
     }
 }
 
@@ -103,6 +121,17 @@ mod tests {
         assert_eq!(slots.held(a), (2, 1));
         let _c1 = slots.admit(c).unwrap();
         assert_eq!(slots.admit(a).unwrap_err(), Refused::Full);
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let slots = Slots::new(10, 1);
+        let _a = slots.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        let other_in_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert_eq!(slots.admit(other_in_64).unwrap_err(), Refused::PerAddress);
+        let _b = slots.admit("2001:db8:1:3::1".parse().unwrap()).unwrap();
+        let _c = slots.admit("192.0.2.7".parse().unwrap()).unwrap();
+        assert_eq!(slots.admit("::ffff:192.0.2.7".parse().unwrap()).unwrap_err(), Refused::PerAddress);
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub struct HttpLimits {
     pub header_read_timeout: Duration,
     /// Open connections in total; start-up lowers it to fit the file-descriptor limit.
     pub max_connections: usize,
-    /// Open connections from one client IP address.
+    /// Open connections from one client IP address (IPv6: one /64, see [`crate::limit`]).
     pub max_connections_per_ip: usize,
 }
 

@@ -41,7 +41,7 @@ pub struct TftpConfig {
     /// Concurrent transfers.
     #[serde(default = "default_max")]
     pub max_transfers: usize,
-    /// Concurrent transfers to one client IP address.
+    /// Concurrent transfers to one client IP address (IPv6: one /64, see [`crate::limit`]).
     #[serde(default = "default_max_per_client")]
     pub max_transfers_per_client: usize,
     /// Largest `timeout` option (seconds) acknowledged; a larger one is left out of the OACK.
