@@ -3,6 +3,7 @@
 //! start-up; an invalid file stops start-up with a message naming the file and
 //! the field. With no file at all, an embedded default is used.
 
+use crate::http::listen::HttpLimits;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -91,6 +92,12 @@ struct ServerSection {
     api_token_file: Option<PathBuf>,
     #[serde(default = "default_console")]
     console: Vec<String>,
+    #[serde(default = "default_header_read_timeout")]
+    header_read_timeout_secs: u64,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+    #[serde(default = "default_max_connections_per_ip")]
+    max_connections_per_ip: usize,
 }
 
 impl Default for ServerSection {
@@ -103,6 +110,9 @@ impl Default for ServerSection {
             templates: None,
             api_token_file: None,
             console: default_console(),
+            header_read_timeout_secs: default_header_read_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
         }
     }
 }
@@ -115,6 +125,15 @@ fn default_data_dir() -> PathBuf {
 }
 fn default_console() -> Vec<String> {
     vec!["console=tty0".into(), "console=ttyS0,115200n8".into()]
+}
+fn default_header_read_timeout() -> u64 {
+    HttpLimits::default().header_read_timeout.as_secs()
+}
+fn default_max_connections() -> usize {
+    HttpLimits::default().max_connections
+}
+fn default_max_connections_per_ip() -> usize {
+    HttpLimits::default().max_connections_per_ip
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -144,6 +163,8 @@ pub struct Config {
     pub api_token_file: Option<PathBuf>,
     /// Console arguments for kernels we boot.
     pub console: Vec<String>,
+    /// HTTP connection limits and timeouts.
+    pub http_limits: HttpLimits,
     /// Whitelisted assets: URL name → file.
     pub assets: BTreeMap<String, PathBuf>,
     /// Debian installer settings.
@@ -178,6 +199,7 @@ impl Config {
         })?;
         let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
         let s = file.server;
+        let http_limits = HttpLimits::new(s.header_read_timeout_secs, s.max_connections, s.max_connections_per_ip)?;
         if let Some(u) = &s.public_url {
             check_base_url(u).with_context(|| "field `server.public_url`")?;
         }
@@ -214,6 +236,7 @@ impl Config {
             assets.insert(name.clone(), abs(path));
         }
         file.dhcp.validate()?;
+        file.tftp.validate()?;
         let mut handoff = file.handoff;
         handoff.validate()?;
         for h in &mut handoff.hooks {
@@ -229,6 +252,7 @@ impl Config {
             templates: s.templates.map(|p| abs(&p)),
             api_token_file: s.api_token_file.map(|p| abs(&p)),
             console: s.console,
+            http_limits,
             assets,
             debian_installer: di,
             dhcp: file.dhcp,
@@ -310,6 +334,41 @@ mod tests {
         assert!(format!("{e:#}").contains("dhcp.router_advertisements"), "{e:#}");
         let e = on("[dhcp]\nmode = \"full\"\nrouter_advertisement = true\n").unwrap_err();
         assert!(format!("{e:#}").contains("router_advertisement"), "{e:#}");
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_are_checked() {
+        let c = Config::parse("[server]\n", Path::new("/"), None).unwrap();
+        assert_eq!(c.http_limits, HttpLimits::default());
+        let c = Config::parse(
+            "[server]\nheader_read_timeout_secs = 5\nmax_connections = 100\nmax_connections_per_ip = 10\n",
+            Path::new("/"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            c.http_limits,
+            HttpLimits {
+                header_read_timeout: std::time::Duration::from_secs(5),
+                max_connections: 100,
+                max_connections_per_ip: 10
+            }
+        );
+        for (text, field) in [
+            ("header_read_timeout_secs = 0", "server.header_read_timeout_secs"),
+            ("max_connections = 0", "server.max_connections"),
+            ("max_connections_per_ip = 0", "server.max_connections_per_ip"),
+            ("max_connections = 10\nmax_connections_per_ip = 11", "server.max_connections_per_ip"),
+            ("max_connections = -1", "server.max_connections"),
+        ] {
+            let e = Config::parse(&format!("[server]\n{text}\n"), Path::new("/"), None).unwrap_err();
+            assert!(format!("{e:#}").contains(field), "{text}: {e:#}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("metalboot.toml");
+        std::fs::write(&f, "[tftp]\nmax_timeout_secs = 0\n").unwrap();
+        let e = format!("{:#}", Config::load(Some(&f)).unwrap_err());
+        assert!(e.contains(&f.display().to_string()) && e.contains("tftp.max_timeout_secs"), "{e}");
     }
 
     #[test]

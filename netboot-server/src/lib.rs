@@ -11,6 +11,7 @@ pub mod digest;
 pub mod handoff;
 pub mod http;
 pub mod inventory;
+pub mod limit;
 pub mod operator;
 pub mod ra;
 pub mod render;

@@ -118,6 +118,24 @@ pub async fn run(
     if let Some(l) = listen {
         config.listen = l;
     }
+    let (was, fd_limit) = crate::http::listen::raise_fd_limit().context("raising the open-file limit")?;
+    let mut limits = config.http_limits.clone();
+    limits.max_connections = crate::http::listen::fit_to_fd_limit(limits.max_connections, fd_limit);
+    tracing::info!(
+        nofile_soft_was = was,
+        nofile = fd_limit,
+        max_connections = limits.max_connections,
+        max_connections_per_ip = limits.max_connections_per_ip,
+        header_read_timeout_secs = limits.header_read_timeout.as_secs(),
+        "HTTP connection limits"
+    );
+    if limits.max_connections < config.http_limits.max_connections {
+        tracing::warn!(
+            configured = config.http_limits.max_connections,
+            nofile = fd_limit,
+            "server.max_connections lowered to fit the open-file limit"
+        );
+    }
     let store = Store::open(&config.data_dir)?;
     let to_arm: Vec<&str> = inventory.hosts().iter().filter(|h| h.arm).map(|h| h.name.as_str()).collect();
     for name in store.arm_new_hosts(to_arm)? {
@@ -154,7 +172,7 @@ pub async fn run(
         std::time::Duration::from_secs(10),
         move |name| crate::handoff::fire(&st.handoff(), "failed", name),
     ));
-    let http = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown());
+    let http = crate::http::listen::serve(listener, app(state), &limits, shutdown());
     let _watch = AbortOnDrop(watch);
     tokio::select! {
         r = http => r.context("serving HTTP"),

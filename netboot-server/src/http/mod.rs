@@ -8,6 +8,7 @@ mod assets;
 mod boot;
 mod error;
 mod install;
+pub mod listen;
 mod reinstall;
 
 pub use error::AppError;

@@ -1,10 +1,21 @@
 //! A read-only TFTP server for the iPXE binaries. Files are looked up in a
 //! whitelist by name — a request never becomes a path, so `../` cannot
-//! escape. Concurrent transfers are bounded; each runs on its own port
-//! (RFC 1350 TID) with retransmission on timeout and RFC 7440 windows.
+//! escape. Concurrent transfers are bounded, in total and per client
+//! address; each runs on its own port (RFC 1350 TID) with retransmission on
+//! timeout and RFC 7440 windows.
+//!
+//! A read request is one UDP packet and its source address can be forged, so
+//! a transfer the client has not yet acknowledged is cheap to ask for and must
+//! be cheap to drop: the option ack (RFC 2347 OACK), or the first block of a
+//! plain request, is sent on a short schedule ([`FIRST_REPLY_WAITS`]) and the
+//! transfer gives up after it. The client's `timeout` option (RFC 2349) is
+//! accepted only up to `max_timeout_secs`; RFC 2349 lets the server either
+//! accept the value or leave the option out of the OACK, so a larger value is
+//! left out and the default of 1 s applies.
 
 pub mod packet;
 
+use crate::limit::Slots;
 use anyhow::{Context, Result};
 use packet::{encode, negotiate, parse, Packet};
 use serde::Deserialize;
@@ -14,7 +25,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
-use tokio::sync::Semaphore;
 
 /// `[tftp]` in metalboot.toml.
 #[derive(Deserialize, Debug, Clone)]
@@ -31,13 +41,31 @@ pub struct TftpConfig {
     /// Concurrent transfers.
     #[serde(default = "default_max")]
     pub max_transfers: usize,
+    /// Concurrent transfers to one client IP address (IPv6: one /64, see [`crate::limit`]).
+    #[serde(default = "default_max_per_client")]
+    pub max_transfers_per_client: usize,
+    /// Largest `timeout` option (seconds) acknowledged; a larger one is left out of the OACK.
+    #[serde(default = "default_max_timeout")]
+    pub max_timeout_secs: u64,
 }
+
+/// How long to wait after each sending of the first reply (the OACK, or block
+/// 1 of a plain request) before sending it again; after the last wait the
+/// transfer is dropped. 5 s in all: the client's own timeout (RFC 2349) is
+/// not yet agreed while the OACK is unacknowledged.
+pub const FIRST_REPLY_WAITS: [Duration; 3] = [Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(2)];
 
 fn default_listen() -> SocketAddr {
     "0.0.0.0:69".parse().expect("constant")
 }
 fn default_max() -> usize {
     64
+}
+fn default_max_per_client() -> usize {
+    8
+}
+fn default_max_timeout() -> u64 {
+    5
 }
 
 /// iPXE binaries as Debian's `ipxe` package installs them.
@@ -50,7 +78,33 @@ pub fn default_files() -> BTreeMap<String, PathBuf> {
 
 impl Default for TftpConfig {
     fn default() -> Self {
-        TftpConfig { enabled: None, listen: default_listen(), files: default_files(), max_transfers: default_max() }
+        TftpConfig {
+            enabled: None,
+            listen: default_listen(),
+            files: default_files(),
+            max_transfers: default_max(),
+            max_transfers_per_client: default_max_per_client(),
+            max_timeout_secs: default_max_timeout(),
+        }
+    }
+}
+
+impl TftpConfig {
+    /// Checks the limits, naming the field at fault.
+    pub fn validate(&self) -> Result<()> {
+        anyhow::ensure!(self.max_transfers >= 1, "field `tftp.max_transfers`: must be at least 1");
+        anyhow::ensure!(
+            (1..=self.max_transfers).contains(&self.max_transfers_per_client),
+            "field `tftp.max_transfers_per_client`: {} is not within 1..=tftp.max_transfers ({})",
+            self.max_transfers_per_client,
+            self.max_transfers
+        );
+        anyhow::ensure!(
+            (1..=255).contains(&self.max_timeout_secs),
+            "field `tftp.max_timeout_secs`: {} is not within 1..=255 (RFC 2349)",
+            self.max_timeout_secs
+        );
+        Ok(())
     }
 }
 
@@ -66,7 +120,7 @@ async fn send_error(sock: &UdpSocket, to: SocketAddr, code: u16, message: &str) 
 
 /// Serves until dropped.
 pub async fn serve(sock: UdpSocket, cfg: Arc<TftpConfig>) -> Result<()> {
-    let slots = Arc::new(Semaphore::new(cfg.max_transfers));
+    let slots = Slots::new(cfg.max_transfers, cfg.max_transfers_per_client);
     let local_ip = sock.local_addr()?.ip();
     let mut buf = vec![0u8; 2048];
     loop {
@@ -95,13 +149,18 @@ pub async fn serve(sock: UdpSocket, cfg: Arc<TftpConfig>) -> Result<()> {
             send_error(&sock, peer, 4, "unsupported mode").await;
             continue;
         }
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            send_error(&sock, peer, 0, "server busy").await;
-            continue;
+        let permit = match slots.admit(peer.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::debug!(%peer, ?why, "TFTP: refused, server busy");
+                send_error(&sock, peer, 0, "server busy").await;
+                continue;
+            }
         };
+        let max_timeout = cfg.max_timeout_secs;
         tokio::spawn(async move {
             let _permit = permit;
-            match transfer(local_ip, peer, &path, &options).await {
+            match transfer(local_ip, peer, &path, &options, max_timeout).await {
                 Ok(None) => {
                     tracing::info!(%peer, file = %filename, "TFTP: client ended after the option ack (size probe)")
                 }
@@ -119,19 +178,20 @@ async fn transfer(
     peer: SocketAddr,
     path: &PathBuf,
     options: &[(String, String)],
+    max_timeout: u64,
 ) -> Result<Option<(usize, usize, u16)>> {
     let data = tokio::fs::read(path).await.with_context(|| format!("reading {}", path.display()))?;
     let sock = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
     sock.connect(peer).await?;
-    let neg = negotiate(options, data.len() as u64, 65464);
+    let neg = negotiate(options, data.len() as u64, 65464, max_timeout);
     let timeout = Duration::from_secs(neg.timeout);
     let mut buf = vec![0u8; 2048];
     if !neg.oack.is_empty() {
         let oack = encode(&Packet::Oack(neg.oack.clone()));
         let mut ok = false;
-        for _ in 0..5 {
+        for wait in FIRST_REPLY_WAITS {
             sock.send(&oack).await?;
-            match tokio::time::timeout(timeout, sock.recv(&mut buf)).await {
+            match tokio::time::timeout(wait, sock.recv(&mut buf)).await {
                 Ok(Ok(n)) => match parse(&buf[..n]) {
                     Ok(Packet::Ack(0)) => {
                         ok = true;
@@ -146,11 +206,18 @@ async fn transfer(
         }
         anyhow::ensure!(ok, "no ACK for OACK");
     }
+    // a plain request is confirmed by the ACK of block 1, and until then
+    // block 1 goes on the same short schedule as an OACK
+    let mut first_waits = neg.oack.is_empty().then_some(FIRST_REPLY_WAITS.iter());
     let bs = neg.blksize;
     let nblocks = data.len() / bs + 1; // the last block is short (maybe empty)
     let mut acked = 0usize; // blocks acknowledged, counted from 1
     let mut retries = 0;
     while acked < nblocks {
+        let wait = match first_waits.as_mut() {
+            Some(waits) => *waits.next().context("no ACK for block 1")?,
+            None => timeout,
+        };
         let end = (acked + neg.windowsize as usize).min(nblocks);
         for i in acked..end {
             let s = (i * bs).min(data.len());
@@ -158,7 +225,7 @@ async fn transfer(
             let block = ((i + 1) % 65536) as u16;
             sock.send(&encode(&Packet::Data { block, data: data[s..e].to_vec() })).await?;
         }
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = tokio::time::Instant::now() + wait;
         let mut progressed = false;
         loop {
             let r = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await;
@@ -183,6 +250,7 @@ async fn transfer(
             }
         }
         if progressed {
+            first_waits = None;
             retries = 0;
         } else {
             retries += 1;

@@ -151,8 +151,10 @@ pub struct Negotiated {
     pub oack: Vec<(String, String)>,
 }
 
-/// Accepts the options we support, within their RFC ranges.
-pub fn negotiate(options: &[(String, String)], file_size: u64, max_blksize: usize) -> Negotiated {
+/// Accepts the options we support, within their RFC ranges; a `timeout`
+/// above `max_timeout` is left out of the OACK (RFC 2349 lets the server
+/// accept the client's value or not acknowledge it), so the default applies.
+pub fn negotiate(options: &[(String, String)], file_size: u64, max_blksize: usize, max_timeout: u64) -> Negotiated {
     let mut n = Negotiated { blksize: 512, timeout: 1, windowsize: 1, oack: Vec::new() };
     for (k, v) in options {
         match k.as_str() {
@@ -167,7 +169,7 @@ pub fn negotiate(options: &[(String, String)], file_size: u64, max_blksize: usiz
             "tsize" => n.oack.push((k.clone(), file_size.to_string())),
             "timeout" => {
                 if let Ok(t) = v.parse::<u64>() {
-                    if (1..=255).contains(&t) {
+                    if (1..=max_timeout.min(255)).contains(&t) {
                         n.timeout = t;
                         n.oack.push((k.clone(), t.to_string()));
                     }
@@ -224,13 +226,27 @@ mod tests {
     #[test]
     fn negotiates_within_rfc_ranges() {
         let o = |v: &[(&str, &str)]| v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
-        let n =
-            negotiate(&o(&[("blksize", "1468"), ("tsize", "0"), ("windowsize", "8"), ("timeout", "3")]), 1000, 65464);
+        let n = negotiate(
+            &o(&[("blksize", "1468"), ("tsize", "0"), ("windowsize", "8"), ("timeout", "3")]),
+            1000,
+            65464,
+            5,
+        );
         assert_eq!((n.blksize, n.windowsize, n.timeout), (1468, 8, 3));
         assert_eq!(n.oack[1], ("tsize".to_string(), "1000".to_string()));
-        let bad = negotiate(&o(&[("blksize", "4"), ("timeout", "0"), ("bogus", "1")]), 5, 65464);
+        let bad = negotiate(&o(&[("blksize", "4"), ("timeout", "0"), ("bogus", "1")]), 5, 65464, 5);
         assert_eq!((bad.blksize, bad.timeout), (512, 1));
         assert!(bad.oack.is_empty());
-        assert!(negotiate(&[], 5, 65464).oack.is_empty());
+        assert!(negotiate(&[], 5, 65464, 5).oack.is_empty());
+    }
+
+    #[test]
+    fn timeout_above_the_cap_is_left_out_of_the_oack() {
+        let o = |v: &[(&str, &str)]| v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+        let n = negotiate(&o(&[("tsize", "0"), ("timeout", "255")]), 7, 65464, 5);
+        assert_eq!(n.timeout, 1, "the RFC 1350 default applies");
+        assert_eq!(n.oack, o(&[("tsize", "7")]));
+        let n = negotiate(&o(&[("timeout", "5")]), 7, 65464, 5);
+        assert_eq!((n.timeout, n.oack), (5, o(&[("timeout", "5")])));
     }
 }

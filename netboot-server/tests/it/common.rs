@@ -128,10 +128,24 @@ impl Drop for ServerProcess {
 /// config are taken from there), logging to `dir/server.log`, and waits for
 /// its ready file.
 pub fn spawn_server(dir: &Path, config: &Path) -> ServerProcess {
+    spawn_server_with_nofile(dir, config, None)
+}
+
+/// As [`spawn_server`], with the open-file limit (soft and hard) set to
+/// `nofile` when given, as a service manager would.
+pub fn spawn_server_with_nofile(dir: &Path, config: &Path, nofile: Option<u64>) -> ServerProcess {
     use std::time::{Duration, Instant};
     let ready = dir.join("ready");
     let _ = std::fs::remove_file(&ready);
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_metalboot"))
+    let mut cmd = match nofile {
+        Some(n) => {
+            let mut c = std::process::Command::new("sh");
+            c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_metalboot")]);
+            c
+        }
+        None => std::process::Command::new(env!("CARGO_BIN_EXE_metalboot")),
+    };
+    let child = cmd
         .arg("--config")
         .arg(config)
         .args(["serve", "--listen", "127.0.0.1:0", "--ready-file"])

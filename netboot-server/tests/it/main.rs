@@ -16,6 +16,7 @@ mod handoff;
 mod hostile_values;
 mod http_assets;
 mod http_boot;
+mod http_limits;
 mod http_reinstall;
 mod inventory_validation;
 mod kill9;

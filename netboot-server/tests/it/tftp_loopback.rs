@@ -6,6 +6,11 @@
 //! answering is given up after the server's retry limit and frees its transfer
 //! slot.
 //!
+//! A flood of read requests from one address that never acknowledge the
+//! OACK (asking for the longest timeout, 255 s) takes at most that address's
+//! share of the transfers, each for a few seconds, and another client is
+//! served at once.
+//!
 //! The client is written by hand from the RFCs (not with the server's packet
 //! module), so the two sides cannot share a misreading.
 
@@ -29,7 +34,7 @@ async fn start_server(len: usize, max: usize) -> (SocketAddr, Vec<u8>, tempfile:
     let files = BTreeMap::from([("boot.bin".to_string(), dir.path().join("boot.bin"))]);
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = sock.local_addr().unwrap();
-    let cfg = TftpConfig { enabled: Some(true), listen: addr, files, max_transfers: max };
+    let cfg = TftpConfig { enabled: Some(true), listen: addr, files, max_transfers: max, ..TftpConfig::default() };
     tokio::spawn(serve(sock, Arc::new(cfg)));
     (addr, data, dir)
 }
@@ -79,7 +84,12 @@ struct Client {
 
 impl Client {
     async fn request(server: SocketAddr, options: &[(&str, &str)]) -> Client {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        Self::request_from("127.0.0.1", server, options).await
+    }
+
+    /// A request from `ip` (any address of 127.0.0.0/8 is loopback).
+    async fn request_from(ip: &str, server: SocketAddr, options: &[(&str, &str)]) -> Client {
+        let sock = UdpSocket::bind((ip, 0)).await.unwrap();
         sock.send_to(&rrq("boot.bin", options), server).await.unwrap();
         Client { sock, server, tid: None }
     }
@@ -220,4 +230,78 @@ async fn client_that_stops_acking_data_is_dropped_and_its_slot_freed() {
     assert!(!seen.is_empty() && seen.iter().all(|p| matches!(p, Got::Data(2, _))), "only block 2 again: {seen:?}");
     let file = fetch_when_free(server, Instant::now() + Duration::from_secs(10)).await;
     assert_eq!(file, data);
+}
+
+/// 64 requests from 127.0.0.2 for the longest timeout, none acknowledged.
+/// Returns the clients that got an OACK (the rest were refused as busy).
+async fn flood_of_unacknowledged_requests(server: SocketAddr) -> Vec<Client> {
+    let mut clients = Vec::new();
+    for _ in 0..64 {
+        clients.push(Client::request_from("127.0.0.2", server, &[("timeout", "255"), ("tsize", "0")]).await);
+    }
+    let mut answered = Vec::new();
+    for mut c in clients {
+        match c.recv().await {
+            Got::Oack(opts) => {
+                assert!(opts.iter().all(|(k, _)| k != "timeout"), "a 255 s timeout is not acknowledged: {opts:?}");
+                answered.push(c);
+            }
+            Got::Error(0, msg) => assert!(msg.contains("busy"), "{msg}"),
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    answered
+}
+
+#[tokio::test]
+async fn unacknowledged_requests_from_one_address_do_not_lock_out_another() {
+    let (server, data, _dir) = start_server(3000, 64).await;
+    let flood = flood_of_unacknowledged_requests(server).await;
+    assert_eq!(flood.len(), 8, "one address gets its share (max_transfers_per_client), not every slot");
+    let started = Instant::now();
+    let mut c = Client::request(server, &[]).await;
+    let first = c.recv().await;
+    let file = receive(&mut c, first, 512, &[]).await;
+    let took = started.elapsed();
+    eprintln!("TFTP read beside 64 unacknowledged requests: {took:?}");
+    assert_eq!(file, data);
+    assert!(took < Duration::from_secs(5), "served at once, not refused as busy: {took:?}");
+    // the unacknowledged OACKs stop within seconds (not 5 x 255 s)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let drains: Vec<_> = flood
+        .into_iter()
+        .map(|mut f| tokio::spawn(async move { ignore_until_silent(&mut f, deadline).await }))
+        .collect();
+    for d in drains {
+        let seen = d.await.unwrap();
+        assert!(seen.len() <= 2 && seen.iter().all(|p| matches!(p, Got::Oack(_))), "OACK retransmits: {seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn unacknowledged_requests_hold_every_slot_for_seconds_not_minutes() {
+    let (server, data, _dir) = start_server(3000, 4).await;
+    let flood = flood_of_unacknowledged_requests(server).await;
+    assert_eq!(flood.len(), 4, "every slot taken");
+    let mut other = Client::request_from("127.0.0.3", server, &[]).await;
+    assert!(matches!(other.recv().await, Got::Error(0, _)), "refused while every slot is held");
+    let started = Instant::now();
+    let file = fetch_when_free(server, Instant::now() + Duration::from_secs(10)).await;
+    eprintln!("TFTP read after 4 unacknowledged requests took every slot: {:?}", started.elapsed());
+    assert_eq!(file, data);
+    drop(flood);
+}
+
+#[tokio::test]
+async fn plain_request_whose_first_block_is_never_acknowledged_frees_its_slot_within_seconds() {
+    let (server, data, _dir) = start_server(3000, 1).await;
+    let started = Instant::now();
+    let mut silent = Client::request_from("127.0.0.2", server, &[]).await;
+    assert!(matches!(silent.recv().await, Got::Data(1, _)));
+    let seen = ignore_until_silent(&mut silent, Instant::now() + Duration::from_secs(10)).await;
+    assert!(seen.len() <= 2 && seen.iter().all(|p| matches!(p, Got::Data(1, _))), "block 1 again: {seen:?}");
+    let file = fetch_when_free(server, Instant::now() + Duration::from_secs(10)).await;
+    assert_eq!(file, data);
+    // 5 s of retransmits and 3 s of the client's own wait for silence
+    assert!(started.elapsed() < Duration::from_secs(10), "slot held {:?}", started.elapsed());
 }
