@@ -164,17 +164,35 @@ pub fn decide(c: &ClientInfo, s: &DhcpSettings, book: &mut dyn LeaseBook, now: i
             book.remove(&c.mac, c.ciaddr);
             Decision::Ignore("released".into())
         }
-        MessageType::Decline => {
-            if let Some(ip) = c.requested_ip {
-                book.remove(&c.mac, ip);
-                book.put(Lease { ip, mac: MacAddr([0; 6]), hold: Hold::Declined, expires_ms: now + DECLINE_HOLD_MS });
-            }
-            Decision::Ignore("declined; address quarantined".into())
-        }
+        MessageType::Decline => decline(c, s, book, now),
         MessageType::Inform => {
             Decision::Reply { msg_type: MessageType::Ack, yiaddr: Ipv4Addr::UNSPECIFIED, lease_secs: None, boot }
         }
         other => Decision::Ignore(format!("{other:?} is not a client message we answer")),
+    }
+}
+
+/// DHCPDECLINE (RFC 2131 §4.3.3): the client found its address in use, so
+/// the address is set aside for a while. Only the client holding the address
+/// (leases are keyed by chaddr) may decline it, and only a pool address: a
+/// DECLINE names an address, not a lease, and anyone on the segment can send
+/// one, so otherwise any host could take another's bound lease away or fill
+/// the lease table with addresses that are not ours.
+fn decline(c: &ClientInfo, s: &DhcpSettings, book: &mut dyn LeaseBook, now: i64) -> Decision {
+    let Some(ip) = c.requested_ip else { return Decision::Ignore("DECLINE without an address".into()) };
+    if let Some(sid) = c.server_id.filter(|sid| *sid != s.server_ip) {
+        return Decision::Ignore(format!("DECLINE of {ip} for server {sid}"));
+    }
+    if !in_range(ip, s) {
+        return Decision::Ignore(format!("DECLINE of {ip}, outside the pool: ignored"));
+    }
+    match book.by_ip(ip, now) {
+        Some(l) if l.mac == c.mac && l.hold != Hold::Declined => {
+            book.remove(&c.mac, ip);
+            book.put(Lease { ip, mac: MacAddr([0; 6]), hold: Hold::Declined, expires_ms: now + DECLINE_HOLD_MS });
+            Decision::Ignore(format!("declined; {ip} quarantined"))
+        }
+        _ => Decision::Ignore(format!("DECLINE of {ip} from a client that does not hold it: ignored")),
     }
 }
 

@@ -77,6 +77,16 @@ impl Ledger {
         self.store.write_leases(changes)
     }
 
+    /// Leases in the book, expired or not.
+    pub fn len(&self) -> usize {
+        self.book.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether the book holds no lease.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The unexpired lease of `mac` in the book.
     pub fn lease_of(&self, mac: &MacAddr, now_ms: i64) -> Option<Lease> {
         self.book.lock().unwrap_or_else(|p| p.into_inner()).by_mac(mac, now_ms)

@@ -331,3 +331,76 @@ fn only_acknowledged_leases_are_written_and_survive_a_restart() {
         Decision::Reply { msg_type: MessageType::Nak, .. }
     ));
 }
+
+fn bind_a(ledger: &Ledger, s: &DhcpSettings, now: i64) -> Ipv4Addr {
+    let ip = yi(&ledger.decide(&classify(&msg(A, MessageType::Discover, |_| {})).unwrap(), s, now).0);
+    let req = msg(A, MessageType::Request, |m| {
+        m.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
+        m.opts_mut().insert(DhcpOption::ServerIdentifier(s.server_ip));
+    });
+    let (ack, changes) = ledger.decide(&classify(&req).unwrap(), s, now);
+    assert!(matches!(ack, Decision::Reply { msg_type: MessageType::Ack, .. }));
+    ledger.commit(&changes).unwrap();
+    ip
+}
+
+fn decline_of(mac: [u8; 6], ip: Ipv4Addr) -> super::classify::ClientInfo {
+    classify(&msg(mac, MessageType::Decline, |m| {
+        m.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
+    }))
+    .unwrap()
+}
+
+/// A DECLINE names an address, not a lease: one from a client that does not
+/// hold the address changes nothing, in memory or in the database, and the
+/// owner keeps (and renews) its lease across a restart.
+#[test]
+fn foreign_decline_leaves_the_owners_lease_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings();
+    let ledger = Ledger::open(crate::state::Store::open(dir.path()).unwrap(), &s, 0).unwrap();
+    let ip = bind_a(&ledger, &s, 0);
+    let (d, changes) = ledger.decide(&decline_of(B, ip), &s, 1);
+    assert!(matches!(&d, Decision::Ignore(w) if w.contains("does not hold it")), "{d:?}");
+    assert!(changes.is_empty(), "{changes:?}");
+    let lease = ledger.lease_of(&metalboot_spec::MacAddr(A), 2).expect("A's lease survives");
+    assert_eq!((lease.ip, lease.hold), (ip, super::leases::Hold::Bound));
+    // B is not given A's address, and A renews it, before and after a restart
+    assert_ne!(yi(&ledger.decide(&classify(&msg(B, MessageType::Discover, |_| {})).unwrap(), &s, 3).0), ip);
+    drop(ledger);
+    let ledger = Ledger::open(crate::state::Store::open(dir.path()).unwrap(), &s, 4).unwrap();
+    let renew = msg(A, MessageType::Request, |m| {
+        m.set_ciaddr(ip);
+    });
+    assert_eq!(yi(&ledger.decide(&classify(&renew).unwrap(), &s, 5).0), ip);
+    // the owner's own DECLINE still quarantines the address
+    let (d, changes) = ledger.decide(&decline_of(A, ip), &s, 6);
+    assert!(matches!(&d, Decision::Ignore(w) if w.contains("quarantined")), "{d:?}");
+    assert_eq!(changes.len(), 2, "{changes:?}");
+}
+
+/// DECLINEs of addresses outside the pool (another subnet, a reserved
+/// address outside the range, the server's own) and DECLINEs meant for
+/// another server store nothing.
+#[test]
+fn off_pool_decline_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings();
+    let ledger = Ledger::open(crate::state::Store::open(dir.path()).unwrap(), &s, 0).unwrap();
+    for ip in [Ipv4Addr::new(192, 0, 2, 7), Ipv4Addr::new(10, 99, 0, 9), s.server_ip, Ipv4Addr::new(10, 99, 0, 103)] {
+        let (d, changes) = ledger.decide(&decline_of(A, ip), &s, 1);
+        assert!(matches!(&d, Decision::Ignore(w) if w.contains("outside the pool")), "{ip}: {d:?}");
+        assert!(changes.is_empty(), "{ip}: {changes:?}");
+    }
+    let ip = bind_a(&ledger, &s, 2);
+    let elsewhere = classify(&msg(A, MessageType::Decline, |m| {
+        m.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
+        m.opts_mut().insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 99, 0, 2)));
+    }))
+    .unwrap();
+    assert!(ledger.decide(&elsewhere, &s, 3).1.is_empty());
+    assert_eq!(ledger.len(), 1, "only A's lease is held");
+    drop(ledger);
+    let ledger = Ledger::open(crate::state::Store::open(dir.path()).unwrap(), &s, 4).unwrap();
+    assert_eq!(ledger.len(), 1, "only A's lease is stored");
+}

@@ -272,3 +272,56 @@ fn acknowledged_lease_is_never_handed_to_another_after_sigkill() {
     dhcp::send(&sock, old, Request, Some(ip));
     assert_eq!(dhcp::replies(&sock, 1), [(old, Ack, ip)], "a client acknowledged before the kill lost its address");
 }
+
+/// DECLINEs over the wire, against a real server in a network namespace of
+/// the test's own: one from a client that does not hold the address, and
+/// one for an address outside the pool, change no lease — the owner is
+/// still acknowledged its address, before and after a SIGKILL and restart,
+/// and the database holds only its lease.
+#[test]
+#[ignore = "needs root: a network namespace of its own"]
+fn foreign_and_off_pool_declines_change_no_lease() {
+    use dhcproto::v4::MessageType::{Ack, Decline, Discover, Offer, Request};
+    let (dir, _) = setup();
+    let cfg = dir.path().join("metalboot-dhcp.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\ndata_dir = \"data\"\ninventory = \"{}\"\napi_token_file = \"api-token\"\n\n\
+             [dhcp]\nmode = \"full\"\ninterface = \"lo\"\nsubnet = \"127.0.0.0/8\"\n\
+             range = [\"127.0.1.0\", \"127.0.1.15\"]\nrouter_advertisements = false\n",
+            common::fixtures().join("inventory").display()
+        ),
+    )
+    .unwrap();
+    dhcp::enter_own_netns();
+    let sock = dhcp::relay_socket();
+    let mut srv = common::spawn_server(dir.path(), &cfg);
+
+    let (owner, other) = (1u32, 2u32);
+    dhcp::send(&sock, owner, Discover, None);
+    let [(_, Offer, ip)] = dhcp::replies(&sock, 1)[..] else { panic!("no offer") };
+    dhcp::send(&sock, owner, Request, Some(ip));
+    assert_eq!(dhcp::replies(&sock, 1), [(owner, Ack, ip)]);
+
+    dhcp::send(&sock, other, Decline, Some(ip));
+    dhcp::send(&sock, other, Decline, Some(std::net::Ipv4Addr::new(192, 0, 2, 7)));
+    dhcp::send(&sock, owner, Decline, Some(std::net::Ipv4Addr::new(127, 0, 9, 9)));
+    // the owner renews: still its address (a DECLINE gets no answer, so this
+    // ACK also shows the server has read the DECLINEs before it)
+    dhcp::send(&sock, owner, Request, Some(ip));
+    assert_eq!(dhcp::replies(&sock, 1), [(owner, Ack, ip)], "the owner lost its lease to a foreign DECLINE");
+
+    srv.child.kill().unwrap(); // SIGKILL
+    srv.child.wait().unwrap();
+    drop(srv);
+    let store = metalboot::state::Store::open(&dir.path().join("data")).unwrap();
+    let leases = store.load_leases(0).unwrap();
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    assert_eq!(leases[0].ip, ip);
+    drop(store);
+
+    let _srv = common::spawn_server(dir.path(), &cfg);
+    dhcp::send(&sock, owner, Request, Some(ip));
+    assert_eq!(dhcp::replies(&sock, 1), [(owner, Ack, ip)], "the owner lost its lease across the restart");
+}
