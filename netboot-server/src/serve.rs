@@ -214,6 +214,7 @@ fn start_dhcp(config: &Config, inventory: &Inventory, store: &Store, http_port: 
     let mut set = tokio::task::JoinSet::new();
     let (writer, queue) = tokio::sync::mpsc::channel(ledger::QUEUE);
     set.spawn(ledger::write_batches(ledger.clone(), queue));
+    set.spawn(ledger::purge_expired_every(ledger.clone(), ledger::PURGE_EVERY));
     for port in [67, 4011] {
         let sock = socket::bind(&iface, port)?;
         set.spawn(socket::serve(sock, mode, settings.clone(), ledger.clone(), writer.clone()));

@@ -7,6 +7,11 @@
 use metalboot_spec::MacAddr;
 use std::net::Ipv4Addr;
 
+/// Unix time in milliseconds, the clock leases expire by.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 /// How an address is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hold {

@@ -77,6 +77,17 @@ impl Ledger {
         self.store.write_leases(changes)
     }
 
+    /// Forgets the leases that expired by `now_ms`, in the book and in the
+    /// database; how many the book held. Only expired leases go, and an
+    /// expired lease is already free to `decide`, so this changes no answer:
+    /// it keeps the book and the table from growing with every client ever
+    /// seen.
+    pub fn purge_expired(&self, now_ms: i64) -> Result<usize> {
+        let n = self.book.lock().unwrap_or_else(|p| p.into_inner()).purge_expired(now_ms);
+        self.store.purge_leases(now_ms)?;
+        Ok(n)
+    }
+
     /// Leases in the book, expired or not.
     pub fn len(&self) -> usize {
         self.book.lock().unwrap_or_else(|p| p.into_inner()).len()
@@ -90,6 +101,24 @@ impl Ledger {
     /// The unexpired lease of `mac` in the book.
     pub fn lease_of(&self, mac: &MacAddr, now_ms: i64) -> Option<Lease> {
         self.book.lock().unwrap_or_else(|p| p.into_inner()).by_mac(mac, now_ms)
+    }
+}
+
+/// How often expired leases are purged.
+pub const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Every `every`, purges expired leases ([`Ledger::purge_expired`]). A
+/// failed purge is logged and tried again next time.
+pub async fn purge_expired_every(ledger: Arc<Ledger>, every: std::time::Duration) -> Result<()> {
+    loop {
+        tokio::time::sleep(every).await;
+        let l = ledger.clone();
+        match tokio::task::spawn_blocking(move || l.purge_expired(super::leases::now_ms())).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::debug!(leases = n, "expired DHCP leases purged"),
+            Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "purging expired DHCP leases"),
+            Err(e) => tracing::warn!(error = %e, "lease purge task"),
+        }
     }
 }
 

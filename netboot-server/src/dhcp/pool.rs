@@ -76,6 +76,21 @@ impl MemoryLeases {
         self.by_ip.is_empty()
     }
 
+    /// Forgets every lease that expired by `now_ms` (offers, bound and
+    /// declined alike); their pool addresses become free. Returns how many.
+    /// Costs O(log n) per lease dropped: the expiry index is in order.
+    pub fn purge_expired(&mut self, now_ms: i64) -> usize {
+        let mut n = 0;
+        while let Some(&(expires, a)) = self.by_expiry.first() {
+            if expires > now_ms {
+                break;
+            }
+            self.drop_lease(a.into(), true);
+            n += 1;
+        }
+        n
+    }
+
     fn in_pool(&self, a: u32) -> bool {
         (self.first..=self.last).contains(&a)
     }

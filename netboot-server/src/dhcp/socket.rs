@@ -6,7 +6,7 @@
 
 use super::classify::classify;
 use super::decide::{decide_proxy, Decision};
-use super::leases::LeaseChange;
+use super::leases::{now_ms, LeaseChange};
 use super::ledger::{Ledger, Pending};
 use super::reply::reply;
 use super::{DhcpMode, DhcpSettings};
@@ -29,10 +29,6 @@ pub fn bind(iface: &str, port: u16) -> Result<UdpSocket> {
         .with_context(|| format!("binding UDP port {port} on {iface}"))?;
     s.set_nonblocking(true)?;
     Ok(UdpSocket::from_std(s.into())?)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// What a datagram calls for: a reply (and where to send it), and the lease

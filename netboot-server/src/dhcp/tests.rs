@@ -404,3 +404,42 @@ fn off_pool_decline_stores_nothing() {
     let ledger = Ledger::open(crate::state::Store::open(dir.path()).unwrap(), &s, 4).unwrap();
     assert_eq!(ledger.len(), 1, "only A's lease is stored");
 }
+
+/// Expired leases (bound, declined, offered) leave the book and the
+/// database; one that is still running stays, and its address is not
+/// handed to anyone else.
+#[test]
+fn expired_leases_are_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(); // three pool addresses, 600 s leases
+    let ledger = Ledger::open(crate::state::Store::open(dir.path()).unwrap(), &s, 0).unwrap();
+    let a = bind_a(&ledger, &s, 0);
+    // B binds at 1 s, then declines: its address is quarantined for 10 minutes
+    let b = yi(&ledger.decide(&classify(&msg(B, MessageType::Discover, |_| {})).unwrap(), &s, 1000).0);
+    let req = msg(B, MessageType::Request, |m| {
+        m.opts_mut().insert(DhcpOption::RequestedIpAddress(b));
+        m.opts_mut().insert(DhcpOption::ServerIdentifier(s.server_ip));
+    });
+    ledger.commit(&ledger.decide(&classify(&req).unwrap(), &s, 1000).1).unwrap();
+    ledger.commit(&ledger.decide(&decline_of(B, b), &s, 2000).1).unwrap();
+    // C is offered the third address
+    let c = [0x52, 0x54, 0, 0, 0, 3];
+    let offered = yi(&ledger.decide(&classify(&msg(c, MessageType::Discover, |_| {})).unwrap(), &s, 3000).0);
+    assert_eq!(ledger.len(), 3);
+
+    // A's lease runs to 600 s: at 599.999 s it is kept, the offer is gone
+    assert_eq!(ledger.purge_expired(599_999).unwrap(), 1, "only the 30 s offer expired");
+    assert_eq!(ledger.lease_of(&metalboot_spec::MacAddr(A), 599_999).map(|l| l.ip), Some(a));
+    assert_eq!(ledger.len(), 2);
+    // a new client then gets the offered address back, never A's or the declined one
+    let d = [0x52, 0x54, 0, 0, 0, 4];
+    assert_eq!(yi(&ledger.decide(&classify(&msg(d, MessageType::Discover, |_| {})).unwrap(), &s, 599_999).0), offered);
+
+    // past both: the book and the table are empty
+    assert_eq!(ledger.purge_expired(630_000).unwrap(), 3);
+    assert!(ledger.is_empty());
+    drop(ledger);
+    // reopened as of time 0, nothing comes back: the rows are gone
+    let ledger = Ledger::open(crate::state::Store::open(dir.path()).unwrap(), &s, 0).unwrap();
+    assert!(ledger.is_empty(), "expired rows are still in the database");
+}

@@ -34,9 +34,14 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Lease> {
     })
 }
 
+/// Drops the leases that expired by `now_ms`; how many.
+pub(super) fn purge(conn: &Connection, now_ms: i64) -> rusqlite::Result<usize> {
+    conn.execute("DELETE FROM leases WHERE expires_ms <= ?1", [now_ms])
+}
+
 /// Drops the leases that expired by `now_ms` and returns the others.
 pub(super) fn load(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<Lease>> {
-    conn.execute("DELETE FROM leases WHERE expires_ms <= ?1", [now_ms])?;
+    purge(conn, now_ms)?;
     let mut stmt = conn.prepare("SELECT ip, mac, hold, expires_ms FROM leases")?;
     let rows = stmt.query_map([], row)?;
     rows.collect()

@@ -69,6 +69,13 @@ impl Store {
         self.with_tx(|tx| leases::load(tx, now_ms).context("loading DHCP leases"))
     }
 
+    /// Drops the DHCP leases that expired by `now_ms`; how many. A lease
+    /// renewed in memory but not yet written is written by its own change
+    /// (`INSERT OR REPLACE`), before or after this: it is never lost.
+    pub fn purge_leases(&self, now_ms: i64) -> Result<usize> {
+        self.with_tx(|tx| leases::purge(tx, now_ms).context("purging expired DHCP leases"))
+    }
+
     /// Writes DHCP lease changes, in order, in one transaction: durable
     /// when this returns.
     pub fn write_leases(&self, changes: &[crate::dhcp::leases::LeaseChange]) -> Result<()> {
