@@ -115,12 +115,13 @@ pub async fn event(
     ev.message = clean_message(&ev.message);
     let s = st.0.clone();
     let n = name.clone();
-    let failed = ev.status == crate::state::EventStatus::Failed;
-    let rec = token_result(blocking(move || s.store.record_event(&n, &q.token, &ev)).await?)?;
-    if failed {
+    // a host failed already refuses the token (403), so its hooks fire
+    // once, for the event that failed it
+    let out = blocking(move || s.store.record_event(&n, &q.token, &ev)).await?.map_err(|_| AppError::Forbidden)?;
+    if out.became_failed {
         crate::handoff::fire(&st.0.handoff(), "failed", &name);
     }
-    Ok(Json(rec))
+    Ok(Json(out.record))
 }
 
 /// `?token=…&status=…&message=…` of [`event_get`].

@@ -109,6 +109,10 @@ pub async fn fail(
         }
     }
     let s = st.0.clone();
-    let rec = blocking(move || s.store.fail(&name, req.step.as_str(), &req.error)).await?;
-    Ok(Json(super::api::view(&spec, rec)))
+    let n = name.clone();
+    let out = blocking(move || s.store.fail(&n, req.step.as_str(), &req.error)).await?;
+    if out.became_failed {
+        crate::handoff::fire(&st.0.handoff(), "failed", &name);
+    }
+    Ok(Json(super::api::view(&spec, out.record)))
 }

@@ -3,7 +3,7 @@
 //! phone-home). Every call checks the token inside the transaction that
 //! uses it.
 
-use super::{absent, check, load, now_ms, set_state, Store, TokenError};
+use super::{absent, check, load, now_ms, set_state, Recorded, Store, TokenError};
 use super::{EventStatus, HostRecord, HostReport, HostState, ProgressEvent};
 use anyhow::Result;
 use rusqlite::{params, Connection};
@@ -28,8 +28,9 @@ impl Store {
     /// Records a progress event. `booting → installing` on the first one;
     /// a `failed` event moves the host to `failed` with the step and error
     /// and revokes the token: nothing more is taken from that install, so
-    /// the failure (and its hooks) happens once.
-    pub fn record_event(&self, name: &str, token: &str, ev: &ProgressEvent) -> Result<Result<HostRecord, TokenError>> {
+    /// the failure happens once and only the call that made it says
+    /// `became_failed` (its hooks fire on that).
+    pub fn record_event(&self, name: &str, token: &str, ev: &ProgressEvent) -> Result<Result<Recorded, TokenError>> {
         self.with_tx(|tx| {
             let rec = match installer_check(tx, name, token)? {
                 Ok(r) => r,
@@ -46,7 +47,8 @@ impl Store {
                     format!("{}{}", match ev.status { EventStatus::Running => "", EventStatus::Done => "done: ", EventStatus::Failed => "failed: " }, ev.message)
                 ],
             )?;
-            if ev.status == EventStatus::Failed {
+            let became_failed = ev.status == EventStatus::Failed && rec.state != HostState::Failed;
+            if became_failed {
                 set_state(tx, name, HostState::Failed, &format!("failed at step {}: {}", ev.step, ev.message))?;
                 tx.execute(
                     "UPDATE hosts SET token_hash = NULL, failed_step = ?2, failed_error = ?3 WHERE name = ?1",
@@ -55,7 +57,7 @@ impl Store {
             } else if rec.state == HostState::Booting {
                 set_state(tx, name, HostState::Installing, &format!("installer started ({})", ev.step))?;
             }
-            Ok(Ok(load(tx, name)?.unwrap_or_else(|| absent(name))))
+            Ok(Ok(Recorded { record: load(tx, name)?.unwrap_or_else(|| absent(name)), became_failed }))
         })
     }
 

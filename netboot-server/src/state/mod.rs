@@ -24,6 +24,17 @@ pub enum TokenError {
     Invalid,
 }
 
+/// A recorded change and whether it moved the host into `failed`: its
+/// failure hooks fire on that transition, once, never on a later call that
+/// finds the host failed already.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// The host's record after the change.
+    pub record: HostRecord,
+    /// The host was not `failed` before this change and is now.
+    pub became_failed: bool,
+}
+
 /// Handle to the state database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -256,15 +267,18 @@ impl Store {
     }
 
     /// The operator (or `metalboot reinstall`) records a failure the
-    /// installer could not report itself; the token dies.
-    pub fn fail(&self, name: &str, step: &str, error: &str) -> Result<HostRecord> {
+    /// installer could not report itself; the token dies. A host failed
+    /// already gets the new step and error on its timeline, but
+    /// `became_failed` is false: its failure was announced once.
+    pub fn fail(&self, name: &str, step: &str, error: &str) -> Result<Recorded> {
         self.with_tx(|tx| {
+            let was_failed = load(tx, name)?.is_some_and(|r| r.state == HostState::Failed);
             set_state(tx, name, HostState::Failed, &format!("failed at step {step}: {error}"))?;
             tx.execute(
                 "UPDATE hosts SET token_hash = NULL, failed_step = ?2, failed_error = ?3 WHERE name = ?1",
                 params![name, step, error],
             )?;
-            Ok(load(tx, name)?.unwrap_or_else(|| absent(name)))
+            Ok(Recorded { record: load(tx, name)?.unwrap_or_else(|| absent(name)), became_failed: !was_failed })
         })
     }
 }

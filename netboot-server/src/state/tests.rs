@@ -19,7 +19,7 @@ fn install_once_lifecycle() {
     assert!(s.start_boot("web1", &hash_token(&tok), "image", "bios").unwrap());
     assert_eq!(s.get("web1").unwrap().state, HostState::Booting);
     let r = s.record_event("web1", &tok, &ev("partition", EventStatus::Running)).unwrap().unwrap();
-    assert_eq!(r.state, HostState::Installing);
+    assert_eq!((r.record.state, r.became_failed), (HostState::Installing, false));
     let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![] };
     assert_eq!(s.record_report("web1", &tok, &rep).unwrap().unwrap().state, HostState::Rebooting);
     assert_eq!(s.record_installed("web1", &tok, &rep).unwrap().unwrap().state, HostState::Installed);
@@ -54,7 +54,8 @@ fn failure_records_step_and_error() {
     s.start_boot("a", &hash_token(&t), "image", "bios").unwrap();
     let mut e = ev("select-disk", EventStatus::Failed);
     e.message = "2 disks match".into();
-    let r = s.record_event("a", &t, &e).unwrap().unwrap();
+    let Recorded { record: r, became_failed } = s.record_event("a", &t, &e).unwrap().unwrap();
+    assert!(became_failed);
     assert_eq!(r.state, HostState::Failed);
     assert_eq!(r.failed_step.as_deref(), Some("select-disk"));
     assert_eq!(r.failed_error.as_deref(), Some("2 disks match"));
@@ -129,10 +130,34 @@ fn reinstall_in_place_carries_its_override_until_rearmed_and_fail_kills_the_toke
     assert_eq!(s.check_token("vps", &old).unwrap(), Err(TokenError::Invalid));
     assert!(s.check_token("vps", &t).unwrap().is_ok());
     let r = s.fail("vps", "network", "no network in installer").unwrap();
-    assert_eq!((r.state, r.failed_step.as_deref()), (HostState::Failed, Some("network")));
+    assert!(r.became_failed);
+    assert_eq!((r.record.state, r.record.failed_step.as_deref()), (HostState::Failed, Some("network")));
     assert_eq!(s.check_token("vps", &t).unwrap(), Err(TokenError::Invalid));
+    // recorded again, but the host was failed already: no second announcement
+    let again = s.fail("vps", "kexec", "operator retried the report").unwrap();
+    assert!(!again.became_failed);
+    assert_eq!(again.record.failed_step.as_deref(), Some("kexec"));
     s.arm("vps", "pxe this time").unwrap();
     assert_eq!(s.install_override("vps").unwrap(), None);
     let states: Vec<_> = s.timeline("vps").unwrap().into_iter().filter_map(|e| e.state).collect();
-    assert_eq!(states, ["armed", "booting", "armed", "booting", "failed", "armed"]);
+    assert_eq!(states, ["armed", "booting", "armed", "booting", "failed", "failed", "armed"]);
+}
+
+/// Fifty `failed` events with the install's token (a looping installer, or
+/// someone replaying its URL): the first fails the host, once; the other 49
+/// are refused and change nothing.
+#[test]
+fn fifty_failed_events_fail_the_host_once() {
+    let (_d, s) = store();
+    s.arm("a", "t").unwrap();
+    let t = new_token();
+    s.start_boot("a", &hash_token(&t), "image", "bios").unwrap();
+    let e = ev("unpack", EventStatus::Failed);
+    let results: Vec<_> = (0..50).map(|_| s.record_event("a", &t, &e).unwrap()).collect();
+    let became: Vec<usize> =
+        results.iter().enumerate().filter(|(_, r)| r.as_ref().is_ok_and(|r| r.became_failed)).map(|(i, _)| i).collect();
+    assert_eq!(became, [0]);
+    assert!(results[1..].iter().all(|r| *r == Err(TokenError::Invalid)));
+    let states: Vec<_> = s.timeline("a").unwrap().into_iter().filter_map(|e| e.state).collect();
+    assert_eq!(states, ["armed", "booting", "failed"]);
 }

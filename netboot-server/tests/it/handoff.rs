@@ -355,3 +355,90 @@ fn bad_hook_config_is_refused_with_the_field_named() {
         assert!(err.contains(want), "{hook}: {err}");
     }
 }
+
+/// Lines of the file the `count` hook appends to, one per run.
+fn hook_runs(dir: &Path, host: &str) -> usize {
+    std::fs::read_to_string(dir.join(format!("hook-{host}-failed.log"))).map(|t| t.lines().count()).unwrap_or(0)
+}
+
+/// Fifty `status=failed` GETs for one install, sent at once, fail the host
+/// once: one is taken (200), 49 are refused (403), and the failure hooks —
+/// a command and a webhook — run once. An operator's failure report fires
+/// them too, once, however often it is sent; a `failed` event after it is
+/// refused. The hooks of a host failed last (`never`) are the marker that
+/// every hook started before it has run.
+#[test]
+fn failure_hooks_fire_once_per_transition_into_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (url, seen) = receiver();
+    std::fs::write(dir.join("hosts.toml"), INVENTORY).unwrap();
+    std::fs::write(dir.join("api-token"), TOKEN).unwrap();
+    std::fs::write(dir.join("hook-secret"), SECRET).unwrap();
+    let cfg = format!(
+        r#"[server]
+data_dir = "data"
+inventory = "hosts.toml"
+api_token_file = "api-token"
+
+[[handoff.hooks]]
+name = "count"
+on = ["failed"]
+command = ["sh", "-c", "echo \"$METALBOOT_FAILED_STEP\" >> \"hook-$METALBOOT_HOST-failed.log\""]
+retries = 0
+
+[[handoff.hooks]]
+name = "notify"
+on = ["failed"]
+hosts = ["web1"]
+url = "{url}"
+secret_file = "hook-secret"
+retries = 0
+"#
+    );
+    std::fs::write(dir.join("metalboot.toml"), cfg).unwrap();
+    let srv = common::spawn_server(dir, Path::new("metalboot.toml"));
+    let boot = |mac: &str| {
+        let s = ureq::get(&format!("{}/boot.ipxe?mac={mac}&platform=pcbios", srv.base)).call().unwrap();
+        common::token_of(&s.into_string().unwrap())
+    };
+    let (web1, db1) = (boot("52:54:00:00:10:01"), boot("52:54:00:00:10:02"));
+    boot("52:54:00:00:10:03");
+
+    let url = format!("{}/v1/hosts/web1/events/unpack?token={web1}&status=failed&message=disk%20full", srv.base);
+    let threads: Vec<_> = (0..50)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || match ureq::get(&url).call() {
+                Ok(r) => r.status(),
+                Err(ureq::Error::Status(c, _)) => c,
+                Err(e) => panic!("{e}"),
+            })
+        })
+        .collect();
+    let mut codes: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    codes.sort();
+    assert_eq!((codes[0], codes[1], codes[49]), (200, 403, 403), "{codes:?}");
+
+    let fail = |host: &str| {
+        ureq::post(&format!("{}/v1/hosts/{host}/fail", srv.base))
+            .set("Authorization", &format!("Bearer {TOKEN}"))
+            .send_json(serde_json::json!({"step": "network", "error": "no network in installer"}))
+            .unwrap();
+    };
+    fail("db1");
+    fail("db1");
+    let late = format!("{}/v1/hosts/db1/events/unpack?token={db1}&status=failed&message=x", srv.base);
+    assert!(matches!(ureq::get(&late).call(), Err(ureq::Error::Status(403, _))));
+    fail("never");
+
+    wait_until("the last host's hook", Duration::from_secs(30), || hook_runs(dir, "never") == 1);
+    wait_until("the webhook", Duration::from_secs(30), || !seen.lock().unwrap().is_empty());
+    assert_eq!(hook_runs(dir, "web1"), 1, "web1's failure hook ran more than once");
+    assert_eq!(hook_runs(dir, "db1"), 1, "db1's failure hook ran more than once");
+    assert_eq!(std::fs::read_to_string(dir.join("hook-web1-failed.log")).unwrap(), "unpack\n");
+    assert_eq!(seen.lock().unwrap().len(), 1, "more than one webhook for one failure");
+    let notes = |h: &str| timeline_hooks(&srv.base, h);
+    assert_eq!(notes("web1").len(), 2, "{:?}", notes("web1"));
+    assert_eq!(notes("db1").len(), 1, "{:?}", notes("db1"));
+}
