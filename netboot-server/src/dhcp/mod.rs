@@ -203,4 +203,6 @@ impl DhcpConfig {
 }
 
 #[cfg(test)]
+mod lease_tests;
+#[cfg(test)]
 mod tests;
