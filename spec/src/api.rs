@@ -3,6 +3,7 @@
 //! send and read, and the host states and records behind them. Both sides
 //! use these, so the operator's code needs nothing of the server's.
 
+use crate::error::quote;
 use crate::{DiskSelector, MacAddr, Method, NetworkSpec};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -79,7 +80,7 @@ impl FromStr for HostState {
             "installed" => HostState::Installed,
             "failed" => HostState::Failed,
             "disarmed" => HostState::Disarmed,
-            other => return Err(format!("unknown host state {other:?} in database")),
+            other => return Err(format!("unknown host state {} in database", quote(other))),
         })
     }
 }

@@ -11,6 +11,7 @@
 //! a misspelt key on the command line of something that wipes disks must not
 //! be silently ignored.
 
+use crate::error::quote;
 use crate::MacAddr;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -122,7 +123,7 @@ pub struct BootArgs {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BootArgsError {
     /// A `metalboot.*` key nobody knows.
-    #[error("kernel command line: unknown key {0:?} (known: {known})", known = KEYS.join(", "))]
+    #[error("kernel command line: unknown key {} (known: {known})", quote(.0), known = KEYS.join(", "))]
     UnknownKey(String),
     /// A key given twice with different values.
     #[error("kernel command line: {0} is given twice")]
@@ -152,7 +153,7 @@ fn netmask(prefix: u8) -> Ipv4Addr {
 /// syntax uses, no whitespace.
 fn check_field(what: &str, v: &str) -> Result<(), BootArgsError> {
     if v.is_empty() || v.len() > 255 || !v.bytes().all(|b| b.is_ascii_graphic() && b != b':' && b != b',') {
-        return Err(bad(format!("{what} {v:?}: 1 to 255 printable characters, no ':' or ','")));
+        return Err(bad(format!("{what} {}: 1 to 255 printable characters, no ':' or ','", quote(v))));
     }
     Ok(())
 }
@@ -167,7 +168,7 @@ impl NetConfig {
         }
         let f: Vec<&str> = v.split(':').collect();
         let get = |i: usize| f.get(i).copied().filter(|s| !s.is_empty());
-        let bad_field = |what: &str, s: &str| bad(format!("ip=: bad {what} {s:?}"));
+        let bad_field = |what: &str, s: &str| bad(format!("ip=: bad {what} {}", quote(s)));
         let address: Ipv4Addr = get(0)
             .ok_or_else(|| bad_field("client address", ""))?
             .parse()
@@ -228,7 +229,7 @@ impl NetConfig {
 impl StaticIp6 {
     /// Parses a `metalboot.ip6` value.
     pub fn parse(v: &str) -> Result<StaticIp6, BootArgsError> {
-        let bad6 = |why: &str| bad(format!("metalboot.ip6={v:?}: {why}"));
+        let bad6 = |why: &str| bad(format!("metalboot.ip6={}: {why}", quote(v)));
         let (cidr, gw) = match v.split_once(',') {
             Some((c, g)) => (c, Some(g)),
             None => (v, None),
@@ -294,14 +295,14 @@ impl BootArgs {
                     a.action = match v {
                         "install" => Action::Install,
                         "probe" => Action::Probe,
-                        other => return Err(bad(format!("metalboot.action={other:?}: install or probe"))),
+                        other => return Err(bad(format!("metalboot.action={}: install or probe", quote(other)))),
                     }
                 }
                 "metalboot.fallback" => {
                     a.fallback = match v {
                         "reboot" => Fallback::Reboot,
                         "stop" => Fallback::Stop,
-                        other => return Err(bad(format!("metalboot.fallback={other:?}: reboot or stop"))),
+                        other => return Err(bad(format!("metalboot.fallback={}: reboot or stop", quote(other)))),
                     }
                 }
                 "metalboot.standalone" if word == k => a.standalone = true,
@@ -327,16 +328,16 @@ impl BootArgs {
         }
         if let Some(u) = &self.url {
             if u.is_empty() || u.len() > 255 || !u.bytes().all(|b| b.is_ascii_graphic()) || u.ends_with('/') {
-                return Err(bad(format!("metalboot.url {u:?}: 1 to 255 printable characters, no trailing '/'")));
+                return Err(bad(format!("metalboot.url {}: 1 to 255 printable characters, no trailing '/'", quote(u))));
             }
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(bad(format!("metalboot.url {u:?}: not an http(s) URL")));
+                return Err(bad(format!("metalboot.url {}: not an http(s) URL", quote(u))));
             }
         }
         if let Some(p) = &self.plan {
             check_field("metalboot.plan", p)?;
             if !p.starts_with('/') {
-                return Err(bad(format!("metalboot.plan {p:?}: not an absolute path")));
+                return Err(bad(format!("metalboot.plan {}: not an absolute path", quote(p))));
             }
         }
         if let NetConfig::Static(s) = &self.net {

@@ -3,6 +3,7 @@
 //! BTRFS subvolume layout (DESIGN.md's default).
 
 use crate::error::opt;
+use crate::error::quote;
 use crate::safe;
 use crate::{ByteSize, SpecError};
 use serde::{Deserialize, Serialize};
@@ -112,7 +113,7 @@ impl DiskSelector {
         opt(&self.path, "path", |p| {
             safe::check_abs_path(p)?;
             if !p.starts_with("/dev/") {
-                return Err(format!("{p:?} is not under /dev"));
+                return Err(format!("{} is not under /dev", quote(p)));
             }
             Ok(())
         })?;
@@ -177,7 +178,7 @@ impl Layout {
             {
                 return Err(SpecError::new(
                     format!("{f}.name"),
-                    format!("{:?} must start with '@' then letters, digits, _ - .", s.name),
+                    format!("{} must start with '@' then letters, digits, _ - .", quote(&s.name)),
                 ));
             }
             safe::check_abs_path(&s.mountpoint).map_err(|m| SpecError::new(format!("{f}.mountpoint"), m))?;

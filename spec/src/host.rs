@@ -5,6 +5,7 @@
 //! line without further escaping (renderers still check again).
 
 use crate::error::opt;
+use crate::error::quote;
 use crate::safe;
 use crate::{DiskSelector, IpCidr, Layout, MacAddr, SpecError};
 use serde::{Deserialize, Serialize};
@@ -202,7 +203,7 @@ impl NetworkSpec {
                     if label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !label.is_empty() {
                         Ok(())
                     } else {
-                        Err(format!("{d:?} is not a domain name"))
+                        Err(format!("{} is not a domain name", quote(d)))
                     }
                 })?;
             }

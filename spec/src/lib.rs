@@ -21,7 +21,7 @@ pub mod size;
 
 pub use bootargs::BootArgs;
 pub use disk::{DiskSelector, Layout, Subvolume, MIN_ROOT_BYTES};
-pub use error::SpecError;
+pub use error::{one_line, parse_error, quote, SpecError};
 pub use host::{HandoffSpec, HostSpec, Method, NetMode, NetworkSpec, OnFailure};
 pub use mac::MacAddr;
 pub use net::IpCidr;

@@ -2,6 +2,7 @@
 //! (`52:54:00:12:34:56`, `52-54-00-12-34-56`) and always printed lower-case with
 //! colons, which is also how iPXE expands `${net0/mac}`.
 
+use crate::error::quote;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -23,21 +24,21 @@ impl FromStr for MacAddr {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.split([':', '-']).collect();
         if parts.len() != 6 {
-            return Err(format!("{s:?} is not a MAC address (want six hex pairs like 52:54:00:12:34:56)"));
+            return Err(format!("{} is not a MAC address (want six hex pairs like 52:54:00:12:34:56)", quote(s)));
         }
         let mut out = [0u8; 6];
         for (i, p) in parts.iter().enumerate() {
             if p.len() != 2 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("{s:?} is not a MAC address (bad byte {p:?})"));
+                return Err(format!("{} is not a MAC address (bad byte {})", quote(s), quote(p)));
             }
             out[i] = u8::from_str_radix(p, 16).map_err(|e| e.to_string())?;
         }
         let mac = MacAddr(out);
         if mac.is_multicast() {
-            return Err(format!("{s:?} is a multicast address, not a NIC's MAC"));
+            return Err(format!("{} is a multicast address, not a NIC's MAC", quote(s)));
         }
         if out == [0; 6] {
-            return Err(format!("{s:?} is the all-zero address"));
+            return Err(format!("{} is the all-zero address", quote(s)));
         }
         Ok(mac)
     }

@@ -1,6 +1,7 @@
 //! An interface address with its prefix length (`192.0.2.10/24`,
 //! `2001:db8::10/64`), the form `ip addr` and systemd-networkd use.
 
+use crate::error::quote;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -48,12 +49,12 @@ impl FromStr for IpCidr {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (a, p) =
-            s.split_once('/').ok_or_else(|| format!("{s:?} has no prefix length (want e.g. 192.0.2.10/24)"))?;
-        let addr: IpAddr = a.parse().map_err(|_| format!("{s:?}: {a:?} is not an IP address"))?;
-        let prefix: u8 = p.parse().map_err(|_| format!("{s:?}: bad prefix length {p:?}"))?;
+            s.split_once('/').ok_or_else(|| format!("{} has no prefix length (want e.g. 192.0.2.10/24)", quote(s)))?;
+        let addr: IpAddr = a.parse().map_err(|_| format!("{}: {} is not an IP address", quote(s), quote(a)))?;
+        let prefix: u8 = p.parse().map_err(|_| format!("{}: bad prefix length {}", quote(s), quote(p)))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if prefix > max {
-            return Err(format!("{s:?}: prefix length {prefix} is over {max}"));
+            return Err(format!("{}: prefix length {prefix} is over {max}", quote(s)));
         }
         Ok(IpCidr { addr, prefix })
     }

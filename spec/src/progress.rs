@@ -96,7 +96,7 @@ impl fmt::Display for Step {
 
 /// A step name nobody knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown step {0:?}")]
+#[error("unknown step {}", crate::error::quote(.0))]
 pub struct UnknownStep(pub String);
 
 impl FromStr for Step {

@@ -3,14 +3,15 @@
 //! is checked against a narrow character set at load time. Renderers check
 //! again (defence in depth), but nothing hostile should get past this module.
 
+use crate::error::quote;
 /// A host name: one DNS label (RFC 1123), lower-case, 1..=63 characters.
 pub fn check_host_name(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > 63 {
-        return Err(format!("{s:?} must be 1 to 63 characters"));
+        return Err(format!("{} must be 1 to 63 characters", quote(s)));
     }
     let ok = s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !ok || s.starts_with('-') || s.ends_with('-') {
-        return Err(format!("{s:?} is not a valid host name (lower-case letters, digits and inner '-' only)"));
+        return Err(format!("{} is not a valid host name (lower-case letters, digits and inner '-' only)", quote(s)));
     }
     Ok(())
 }
@@ -21,7 +22,10 @@ pub fn check_label(s: &str) -> Result<(), String> {
     let mut it = s.bytes();
     let first_ok = it.next().is_some_and(|b| b.is_ascii_alphabetic());
     if !first_ok || s.len() > 63 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-        return Err(format!("{s:?} is not a valid label (a letter, then letters, digits, '_' or '-', at most 63)"));
+        return Err(format!(
+            "{} is not a valid label (a letter, then letters, digits, '_' or '-', at most 63)",
+            quote(s)
+        ));
     }
     Ok(())
 }
@@ -31,13 +35,13 @@ pub fn check_label(s: &str) -> Result<(), String> {
 /// arguments and similar single tokens.
 pub fn check_word(s: &str, max: usize) -> Result<(), String> {
     if s.is_empty() || s.len() > max {
-        return Err(format!("{s:?} must be 1 to {max} characters"));
+        return Err(format!("{} must be 1 to {max} characters", quote(s)));
     }
     if let Some(c) = s.chars().find(|c| !is_word_char(*c)) {
-        return Err(format!("{s:?} contains {c:?}; only letters, digits and . _ : + - @ / , = are allowed"));
+        return Err(format!("{} contains {c:?}; only letters, digits and . _ : + - @ / , = are allowed", quote(s)));
     }
     if s.contains("..") {
-        return Err(format!("{s:?} contains '..'"));
+        return Err(format!("{} contains '..'", quote(s)));
     }
     Ok(())
 }
@@ -50,7 +54,8 @@ pub fn check_package_name(s: &str) -> Result<(), String> {
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
     if !ok {
         return Err(format!(
-            "{s:?} is not a Debian package name (2 to 64 of a-z 0-9 + - ., starting with a letter or digit)"
+            "{} is not a Debian package name (2 to 64 of a-z 0-9 + - ., starting with a letter or digit)",
+            quote(s)
         ));
     }
     Ok(())
@@ -64,14 +69,15 @@ fn is_word_char(c: char) -> bool {
 /// (`QEMU HARDDISK`), otherwise like [`check_word`].
 pub fn check_spaced_word(s: &str, max: usize) -> Result<(), String> {
     if s.trim() != s || s.contains("  ") {
-        return Err(format!("{s:?} has leading, trailing or double spaces"));
+        return Err(format!("{} has leading, trailing or double spaces", quote(s)));
     }
     for part in s.split(' ') {
-        check_word(part, max)
-            .map_err(|_| format!("{s:?} may contain only letters, digits, single spaces and . _ : + - @ / , ="))?;
+        check_word(part, max).map_err(|_| {
+            format!("{} may contain only letters, digits, single spaces and . _ : + - @ / , =", quote(s))
+        })?;
     }
     if s.len() > max {
-        return Err(format!("{s:?} is longer than {max} characters"));
+        return Err(format!("{} is longer than {max} characters", quote(s)));
     }
     Ok(())
 }
@@ -80,17 +86,17 @@ pub fn check_spaced_word(s: &str, max: usize) -> Result<(), String> {
 /// component, characters from [`check_word`] minus `,` and `=`.
 pub fn check_abs_path(s: &str) -> Result<(), String> {
     if !s.starts_with('/') || s.len() > 255 {
-        return Err(format!("{s:?} is not an absolute path"));
+        return Err(format!("{} is not an absolute path", quote(s)));
     }
     if s == "/" {
         return Ok(());
     }
     for comp in s[1..].split('/') {
         if comp.is_empty() || comp == "." || comp == ".." {
-            return Err(format!("{s:?} has an empty, '.' or '..' component"));
+            return Err(format!("{} has an empty, '.' or '..' component", quote(s)));
         }
         if !comp.chars().all(|c| c.is_ascii_alphanumeric() || "._+-@:".contains(c)) {
-            return Err(format!("{s:?} has characters outside letters, digits and . _ + - @ :"));
+            return Err(format!("{} has characters outside letters, digits and . _ + - @ :", quote(s)));
         }
     }
     Ok(())
@@ -116,7 +122,7 @@ pub fn check_ssh_public_key(s: &str) -> Result<(), String> {
     let blob = parts.next().unwrap_or("");
     let comment = parts.next().unwrap_or("");
     if !TYPES.contains(&kind) {
-        return Err(format!("key type {:?} is not one of {}", truncate(kind), TYPES.join(", ")));
+        return Err(format!("key type {} is not one of {}", quote(kind), TYPES.join(", ")));
     }
     if blob.len() < 16 || !blob.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=') {
         return Err("key data is not base64".into());
@@ -149,13 +155,9 @@ pub fn check_password_hash(s: &str) -> Result<(), String> {
 pub fn check_kernel_arg(s: &str) -> Result<(), String> {
     check_word(s, 255)?;
     if s.starts_with("metalboot.") || s.starts_with("initrd=") {
-        return Err(format!("{s:?} would override an argument metalboot sets itself"));
+        return Err(format!("{} would override an argument metalboot sets itself", quote(s)));
     }
     Ok(())
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(40).collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Byte sizes as operators write them for disk selectors: `8G`, `8GiB` (binary),
 //! `500GB` (decimal, as disks are sold), or a plain number of bytes.
 
+use crate::error::quote;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -17,9 +18,9 @@ impl FromStr for ByteSize {
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         if num.is_empty() {
-            return Err(format!("{s:?} is not a size (want e.g. 20G, 500GB, 1TiB)"));
+            return Err(format!("{} is not a size (want e.g. 20G, 500GB, 1TiB)", quote(s)));
         }
-        let n: u64 = num.parse().map_err(|_| format!("{s:?}: number too large"))?;
+        let n: u64 = num.parse().map_err(|_| format!("{}: number too large", quote(s)))?;
         let mult: u64 = match unit.trim() {
             "" | "B" => 1,
             "K" | "KiB" => 1 << 10,
@@ -30,9 +31,9 @@ impl FromStr for ByteSize {
             "MB" => 1_000_000,
             "GB" => 1_000_000_000,
             "TB" => 1_000_000_000_000,
-            u => return Err(format!("{s:?}: unknown unit {u:?} (use K/M/G/T, KiB.., KB..)")),
+            u => return Err(format!("{}: unknown unit {} (use K/M/G/T, KiB.., KB..)", quote(s), quote(u))),
         };
-        n.checked_mul(mult).map(ByteSize).ok_or_else(|| format!("{s:?}: size too large"))
+        n.checked_mul(mult).map(ByteSize).ok_or_else(|| format!("{}: size too large", quote(s)))
     }
 }
 
