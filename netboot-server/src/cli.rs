@@ -7,6 +7,7 @@ use crate::script::{self, Platform, Site};
 use crate::serve::{self, load_all};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use metalboot_spec::quote;
 use metalboot_spec::ImageRef;
 use std::path::PathBuf;
 
@@ -268,7 +269,7 @@ fn render(cfg_path: Option<&std::path::Path>, what: RenderWhat) -> Result<()> {
         | RenderWhat::Preseed { host, common }
         | RenderWhat::Plan { host, common } => (host, common),
     };
-    let host = inv.get(name).with_context(|| format!("no host {name:?} in the inventory"))?;
+    let host = inv.get(name).with_context(|| format!("no host {} in the inventory", quote(name)))?;
     let base = match &common.base_url {
         Some(b) => {
             crate::config::check_base_url(b)?;
@@ -279,7 +280,8 @@ fn render(cfg_path: Option<&std::path::Path>, what: RenderWhat) -> Result<()> {
     let site = Site { base_url: &base, console: &config.console, debian: &config.debian_installer };
     let out = match what {
         RenderWhat::Ipxe { platform, .. } => {
-            let mac = host.macs.first().copied().with_context(|| format!("host {name:?} has no MAC to boot with"))?;
+            let mac =
+                host.macs.first().copied().with_context(|| format!("host {} has no MAC to boot with", quote(name)))?;
             let p = match platform {
                 PlatformArg::Pcbios => Platform::Pcbios,
                 PlatformArg::Efi => Platform::Efi,

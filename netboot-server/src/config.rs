@@ -5,6 +5,7 @@
 
 use crate::http::listen::HttpLimits;
 use anyhow::{bail, Context, Result};
+use metalboot_spec::quote;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -195,7 +196,7 @@ impl Config {
         let de = toml::Deserializer::new(text);
         let file: ConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            anyhow::anyhow!("field `{path}`: {}", e.into_inner().message().trim())
+            anyhow::anyhow!("{}", metalboot_spec::parse_error(&path, e.into_inner().message()))
         })?;
         let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
         let s = file.server;
@@ -228,11 +229,11 @@ impl Config {
         }
         // iPXE binaries are also served over HTTP (UEFI HTTP Boot)
         for (name, path) in &file.tftp.files {
-            check_asset_name(name).map_err(|m| anyhow::anyhow!("field `tftp.files.{name}`: {m}"))?;
+            check_asset_name(name).map_err(|m| anyhow::anyhow!("field `tftp.files.{}`: {m}", quote(name)))?;
             assets.insert(name.clone(), abs(path));
         }
         for (name, path) in &file.assets.files {
-            check_asset_name(name).map_err(|m| anyhow::anyhow!("field `assets.files.{name}`: {m}"))?;
+            check_asset_name(name).map_err(|m| anyhow::anyhow!("field `assets.files.{}`: {m}", quote(name)))?;
             assets.insert(name.clone(), abs(path));
         }
         file.dhcp.validate()?;
@@ -268,7 +269,7 @@ impl Config {
 pub fn check_asset_name(name: &str) -> Result<(), String> {
     metalboot_spec::safe::check_word(name, 128)?;
     if name.contains('/') || name.starts_with('.') || name.contains(',') || name.contains('=') {
-        return Err(format!("{name:?} must be a plain file name"));
+        return Err(format!("{} must be a plain file name", quote(name)));
     }
     Ok(())
 }
@@ -278,12 +279,12 @@ pub fn check_base_url(u: &str) -> Result<()> {
     let rest = u
         .strip_prefix("http://")
         .or_else(|| u.strip_prefix("https://"))
-        .with_context(|| format!("{u:?} must start with http:// or https://"))?;
+        .with_context(|| format!("{} must start with http:// or https://", quote(u)))?;
     if rest.is_empty() || rest.starts_with('/') {
-        bail!("{u:?} has no host");
+        bail!("{} has no host", quote(u));
     }
     if let Some(c) = rest.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-:/[]".contains(*c))) {
-        bail!("{u:?} contains {c:?}; only letters, digits and . _ - : / [ ] are allowed");
+        bail!("{} contains {c:?}; only letters, digits and . _ - : / [ ] are allowed", quote(u));
     }
     Ok(())
 }

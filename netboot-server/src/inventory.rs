@@ -4,10 +4,13 @@
 //! and each error names the file, the host and the field.
 
 use anyhow::{anyhow, bail, Context, Result};
-use metalboot_spec::{HostSpec, MacAddr};
+use metalboot_spec::{one_line, parse_error, quote, HostSpec, MacAddr};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+/// Most characters of a parser's message (which may quote the value).
+const MESSAGE_MAX: usize = 200;
 
 /// A loaded, validated inventory.
 #[derive(Debug, Default, Clone)]
@@ -51,15 +54,16 @@ impl Inventory {
         let mut inv = Inventory::default();
         let mut origin: HashMap<String, String> = HashMap::new();
         for (file, text) in sources {
-            let parsed: InventoryFile = toml::from_str(text).map_err(|e| anyhow!("{file}: {}", e.message().trim()))?;
+            let parsed: InventoryFile =
+                toml::from_str(text).map_err(|e| anyhow!("{file}: {}", one_line(e.message().trim(), MESSAGE_MAX)))?;
             for (i, value) in parsed.host.into_iter().enumerate() {
                 let label = match value.get("name").and_then(|n| n.as_str()) {
-                    Some(n) => format!("host {:?}", n.escape_debug().to_string()),
+                    Some(n) => format!("host {}", quote(n)),
                     None => format!("host #{}", i + 1),
                 };
                 let host: HostSpec = serde_path_to_error::deserialize(value).map_err(|e| {
-                    let field = e.path().to_string();
-                    anyhow!("{file}: {label}: field `{field}`: {}", e.into_inner().message().trim())
+                    let path = e.path().to_string();
+                    anyhow!("{file}: {label}: {}", parse_error(&path, e.into_inner().message()))
                 })?;
                 host.validate().map_err(|e| anyhow!("{file}: {label}: {e}"))?;
                 let idx = inv.hosts.len();
@@ -69,8 +73,8 @@ impl Inventory {
                 for (j, mac) in host.macs.iter().enumerate() {
                     if let Some(&other) = inv.by_mac.get(mac) {
                         bail!(
-                            "{file}: {label}: field `macs[{j}]`: {mac} already belongs to host {:?}",
-                            inv.hosts[other].name
+                            "{file}: {label}: field `macs[{j}]`: {mac} already belongs to host {}",
+                            quote(&inv.hosts[other].name)
                         );
                     }
                     inv.by_mac.insert(*mac, idx);

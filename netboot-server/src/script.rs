@@ -28,7 +28,7 @@ impl Platform {
         match s {
             None | Some("") | Some("pcbios") => Ok(Platform::Pcbios),
             Some("efi") => Ok(Platform::Efi),
-            Some(other) => Err(format!("unknown platform {:?} (want pcbios or efi)", other.escape_debug().to_string())),
+            Some(other) => Err(format!("unknown platform {} (want pcbios or efi)", metalboot_spec::quote(other))),
         }
     }
 }

@@ -17,7 +17,7 @@ pub fn load_all(config_path: Option<&Path>) -> Result<(Config, Inventory, Render
     let config = Config::load(config_path)?;
     let inventory = match &config.inventory {
         Some(p) => {
-            let inv = Inventory::load(p).with_context(|| format!("loading inventory {}", p.display()))?;
+            let inv = Inventory::load(p).context("loading the inventory")?;
             check_host_images(&config, &inv).with_context(|| format!("in inventory {}", p.display()))?;
             inv
         }
@@ -36,10 +36,10 @@ pub fn check_host_images(config: &Config, inventory: &Inventory) -> Result<()> {
     for h in inventory.hosts().iter().filter(|h| h.method == Method::Image) {
         if !config.assets.contains_key(&h.image) {
             bail!(
-                "host {:?}: field `image`: {:?} is not a configured asset (the asset directory's {ASSET_ROOTFS} \
+                "host {}: field `image`: {} is not a configured asset (the asset directory's {ASSET_ROOTFS} \
                  and {ASSET_ROOTFS_CLOUD}, or a name under [assets.files])",
-                h.name,
-                h.image
+                metalboot_spec::quote(&h.name),
+                metalboot_spec::quote(&h.image)
             );
         }
     }

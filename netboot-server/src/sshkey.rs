@@ -6,6 +6,7 @@
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
+use metalboot_spec::quote;
 use sha2::{Digest, Sha256};
 
 /// A public key line split into its type and decoded blob, checked to agree.
@@ -21,7 +22,9 @@ pub struct PublicKey {
 /// Parses `type base64 [comment]`; the blob must start with the same type.
 pub fn parse_key(line: &str) -> Result<PublicKey> {
     let mut it = line.split_whitespace();
-    let (Some(kind), Some(b64)) = (it.next(), it.next()) else { bail!("{line:?} is not `type base64 [comment]`") };
+    let (Some(kind), Some(b64)) = (it.next(), it.next()) else {
+        bail!("{} is not `type base64 [comment]`", quote(line))
+    };
     let blob =
         base64::engine::general_purpose::STANDARD.decode(b64).with_context(|| format!("{kind} key: bad base64"))?;
     let n = blob.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).unwrap_or(usize::MAX);

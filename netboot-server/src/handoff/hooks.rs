@@ -9,6 +9,7 @@ use crate::sshkey::known_hosts_lines;
 use crate::state::{HostRecord, Store};
 use anyhow::{bail, Context, Result};
 use hmac::{Hmac, Mac};
+use metalboot_spec::quote;
 use metalboot_spec::HostSpec;
 use serde::Deserialize;
 use sha2::Sha256;
@@ -64,7 +65,7 @@ impl HookConfig {
         metalboot_spec::safe::check_label(&self.name).map_err(|m| anyhow::anyhow!("field `{field}.name`: {m}"))?;
         for e in &self.on {
             if e != "installed" && e != "failed" {
-                bail!("field `{field}.on`: {e:?} is not an event (installed, failed)");
+                bail!("field `{field}.on`: {} is not an event (installed, failed)", quote(e));
             }
         }
         if self.command.is_empty() && self.url.is_none() {
@@ -72,7 +73,7 @@ impl HookConfig {
         }
         if let Some(u) = &self.url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                bail!("field `{field}.url`: {u:?} must start with http:// or https://");
+                bail!("field `{field}.url`: {} must start with http:// or https://", quote(u));
             }
             if self.secret_file.is_none() {
                 bail!("field `{field}.secret_file`: a webhook needs a secret to sign with");

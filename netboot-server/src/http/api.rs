@@ -7,6 +7,7 @@ use crate::state::{hash_token, HostRecord};
 use axum::extract::Path;
 use axum::http::HeaderMap;
 use axum::Json;
+use metalboot_spec::quote;
 
 pub(super) fn authorize(st: &St, headers: &HeaderMap) -> Result<(), AppError> {
     let given = headers
@@ -49,7 +50,7 @@ pub async fn show_host(st: St, headers: HeaderMap, Path(name): Path<String>) -> 
     let spec =
         st.0.inventory
             .get(&name)
-            .ok_or_else(|| AppError::NotFound(format!("no host {name:?} in the inventory")))?
+            .ok_or_else(|| AppError::NotFound(format!("no host {} in the inventory", quote(&name))))?
             .clone();
     let s = st.0.clone();
     let (rec, timeline) = blocking(move || Ok((s.store.get(&name)?, s.store.timeline(&name)?))).await?;
@@ -62,7 +63,7 @@ pub async fn arm_host(st: St, headers: HeaderMap, Path(name): Path<String>) -> R
     let spec =
         st.0.inventory
             .get(&name)
-            .ok_or_else(|| AppError::NotFound(format!("no host {name:?} in the inventory")))?
+            .ok_or_else(|| AppError::NotFound(format!("no host {} in the inventory", quote(&name))))?
             .clone();
     let s = st.0.clone();
     let rec = blocking(move || s.store.arm(&name, "armed by operator")).await?;
@@ -76,7 +77,7 @@ pub async fn disarm_host(st: St, headers: HeaderMap, Path(name): Path<String>) -
     let spec =
         st.0.inventory
             .get(&name)
-            .ok_or_else(|| AppError::NotFound(format!("no host {name:?} in the inventory")))?
+            .ok_or_else(|| AppError::NotFound(format!("no host {} in the inventory", quote(&name))))?
             .clone();
     let s = st.0.clone();
     let rec = blocking(move || s.store.disarm(&name, "disarmed by operator")).await?;

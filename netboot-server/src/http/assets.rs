@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use metalboot_spec::quote;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// Serves one whitelisted asset.
@@ -31,7 +32,7 @@ pub async fn get_asset(
     .await?
     .map_err(|m| {
         tracing::debug!(reason = %m, "asset not served");
-        AppError::NotFound(format!("no asset {name:?}"))
+        AppError::NotFound(format!("no asset {}", quote(&name)))
     })?;
     if sidecar {
         let base = name.trim_end_matches(".sha256");

@@ -3,6 +3,12 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use metalboot_spec::one_line;
+
+/// Most characters of a 4xx body: the message is about the client's own
+/// input (a JSON parser's message may quote it whole), so it is sent on one
+/// line and cut short.
+const BODY_MAX: usize = 400;
 
 /// A handler failure.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +33,9 @@ pub enum AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
-            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, format!("{m}\n")).into_response(),
+            AppError::BadRequest(m) => {
+                (StatusCode::BAD_REQUEST, format!("{}\n", one_line(&m, BODY_MAX))).into_response()
+            }
             AppError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
@@ -35,7 +43,7 @@ impl IntoResponse for AppError {
             )
                 .into_response(),
             AppError::Forbidden => (StatusCode::FORBIDDEN, "token not valid for this host\n").into_response(),
-            AppError::NotFound(m) => (StatusCode::NOT_FOUND, format!("{m}\n")).into_response(),
+            AppError::NotFound(m) => (StatusCode::NOT_FOUND, format!("{}\n", one_line(&m, BODY_MAX))).into_response(),
             AppError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log\n").into_response()

@@ -11,6 +11,7 @@ use axum::extract::{Path, Query};
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::Json;
+use metalboot_spec::quote;
 use metalboot_spec::ImageRef;
 use serde::Deserialize;
 
@@ -88,14 +89,14 @@ pub async fn di_script(
 ) -> Result<impl IntoResponse, AppError> {
     let host = known_host(&st.0, &name)?.clone();
     if !script::DI_SCRIPTS.contains(&script_name.as_str()) {
-        return Err(AppError::NotFound(format!("no installer script called {script_name:?}")));
+        return Err(AppError::NotFound(format!("no installer script called {}", quote(&script_name))));
     }
     let token = q.token.clone();
     require_token(&st, &name, q.token).await?;
     let base = base_url(&st.0, &headers)?;
     let site = Site { base_url: &base, console: &st.0.config.console, debian: &st.0.config.debian_installer };
     let body = script::di_script(&st.0.renderer, &site, &host, &token, &script_name)?
-        .ok_or_else(|| AppError::NotFound(format!("no installer script called {script_name:?}")))?;
+        .ok_or_else(|| AppError::NotFound(format!("no installer script called {}", quote(&script_name))))?;
     Ok(([(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body))
 }
 
@@ -193,7 +194,7 @@ fn check_report(rep: &HostReport) -> Result<(), AppError> {
     for (i, a) in rep.addresses.iter().enumerate() {
         let ok = a.parse::<std::net::IpAddr>().is_ok() || a.parse::<metalboot_spec::IpCidr>().is_ok();
         if !ok {
-            return Err(AppError::BadRequest(format!("addresses[{i}]: {a:?} is not an IP address")));
+            return Err(AppError::BadRequest(format!("addresses[{i}]: {} is not an IP address", quote(a))));
         }
     }
     if rep.host_keys.len() > 16 || rep.addresses.len() > 64 {

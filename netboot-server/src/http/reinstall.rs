@@ -14,6 +14,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::Path;
 use axum::http::HeaderMap;
 use axum::Json;
+use metalboot_spec::quote;
 use metalboot_spec::{DiskSelector, HostSpec, Method, NetworkSpec};
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +38,10 @@ impl InstallOverride {
 }
 
 fn inventory_host(st: &St, name: &str) -> Result<HostSpec, AppError> {
-    st.0.inventory.get(name).cloned().ok_or_else(|| AppError::NotFound(format!("no host {name:?} in the inventory")))
+    st.0.inventory
+        .get(name)
+        .cloned()
+        .ok_or_else(|| AppError::NotFound(format!("no host {} in the inventory", quote(name))))
 }
 
 /// `POST /v1/hosts/{name}/reinstall`
@@ -52,14 +56,16 @@ pub async fn reinstall(
     let spec = inventory_host(&st, &name)?;
     if spec.method != Method::Image {
         return Err(AppError::BadRequest(format!(
-            "host {name:?} has method = \"debian-installer\"; a reinstall in place boots metalboot's own installer \
-             (method = \"image\")"
+            "host {} has method = \"debian-installer\"; a reinstall in place boots metalboot's own installer \
+             (method = \"image\")",
+            quote(&name)
         )));
     }
     if !spec.macs.is_empty() && !spec.macs.contains(&req.mac) {
         return Err(AppError::BadRequest(format!(
-            "the target's NIC {} is not one of host {name:?}'s macs ({}): is this the right machine?",
+            "the target's NIC {} is not one of host {}'s macs ({}): is this the right machine?",
             req.mac,
+            quote(&name),
             spec.macs.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ")
         )));
     }
@@ -70,7 +76,7 @@ pub async fn reinstall(
     if !host.macs.contains(&req.mac) {
         host.macs.push(req.mac);
     }
-    host.validate().map_err(|e| AppError::BadRequest(format!("discovered settings for {name:?}: {e}")))?;
+    host.validate().map_err(|e| AppError::BadRequest(format!("discovered settings for {}: {e}", quote(&name))))?;
     if !(req.via.len() <= 32 && req.via.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')) {
         return Err(AppError::BadRequest("via: letters, digits and '-' only".into()));
     }

@@ -340,7 +340,7 @@ fn bad_hook_config_is_refused_with_the_field_named() {
         ("name = \"x\"\nurl = \"http://127.0.0.1:1/\"\n", "handoff.hooks[0].secret_file"),
         ("name = \"x\"\ncommand = [\"true\"]\non = [\"booted\"]\n", "handoff.hooks[0].on"),
         ("name = \"x\"\ncommand = [\"true\"]\nretries = 99\n", "handoff.hooks[0].retries"),
-        ("name = \"x\"\ncommand = [\"true\"]\nshell = \"rm -rf /\"\n", "unknown field `shell`"),
+        ("name = \"x\"\ncommand = [\"true\"]\nshell = \"rm -rf /\"\n", "field `handoff.hooks[0].shell`: unknown field"),
     ] {
         let cfg = tmp.path().join("bad.toml");
         std::fs::write(&cfg, format!("[[handoff.hooks]]\n{hook}")).unwrap();

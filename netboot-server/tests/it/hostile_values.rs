@@ -259,3 +259,101 @@ fn shell_quoted_payloads_stay_literal_in_a_real_shell() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), *p);
     }
 }
+
+/// A value built to wreck an error message: a colour escape, a newline and
+/// 10,000 more characters.
+fn wrecking_value() -> String {
+    format!("\u{1b}[31m\nred{}", "A".repeat(10_000))
+}
+
+/// What an error must look like whatever was in the value: one line, no
+/// control character, bounded, and the file and the field named once.
+fn assert_one_bounded_line(msg: &str, file: &str, field: &str, what: &str) {
+    assert!(!msg.chars().any(char::is_control), "{what}: control character in: {msg:?}");
+    assert!(msg.chars().count() < 600, "{what}: {} characters: {msg}", msg.chars().count());
+    assert_eq!(msg.matches(file).count(), 1, "{what}: {file} not named once: {msg}");
+    assert_eq!(msg.matches("field `").count(), 1, "{what}: not one field named: {msg}");
+    assert!(msg.contains(&format!("field `{field}")), "{what}: field {field} not named: {msg}");
+}
+
+#[test]
+fn inventory_errors_on_a_wrecking_value_are_one_bounded_line() {
+    let v = wrecking_value();
+    let mut lines = field_lines(&v);
+    // a value where another type is wanted, and a key nobody knows
+    lines.push(("arm", format!("arm = {}", toml_quote(&v))));
+    lines.push(("", format!("{} = 1", toml_quote(&v))));
+    for (field, line) in lines {
+        let text = host_with(&line);
+        let Err(e) = Inventory::from_sources([("hosts.toml", text.as_str())]) else { panic!("{field}: accepted") };
+        assert_one_bounded_line(&format!("{e:#}"), "hosts.toml", field, field);
+    }
+    // as `metalboot check-config` prints it
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hosts.toml"), host_with(&format!("labels = [{}]", toml_quote(&v)))).unwrap();
+    std::fs::write(dir.path().join("metalboot.toml"), "[server]\ninventory = \"hosts.toml\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_metalboot"))
+        .args(["--config", dir.path().join("metalboot.toml").to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_one_bounded_line(err.trim_end(), "hosts.toml", "labels[0]", "check-config");
+    assert!(err.contains(r#""\u{1b}[31m\nredAAA"#) && err.contains("…\" (10009 characters)"), "{err}");
+}
+
+#[test]
+fn config_errors_on_a_wrecking_value_are_one_bounded_line() {
+    let v = toml_quote(&wrecking_value());
+    let dir = tempfile::tempdir().unwrap();
+    for (field, text) in [
+        ("server.console[0]", format!("[server]\nconsole = [{v}]\n")),
+        ("server.public_url", format!("[server]\npublic_url = {v}\n")),
+        ("server.listen", format!("[server]\nlisten = {v}\n")),
+        ("debian_installer.suite", format!("[debian_installer]\nsuite = {v}\n")),
+        ("debian_installer.mirror", format!("[debian_installer]\nmirror = {v}\n")),
+        ("tftp.files.", format!("[tftp.files]\n{v} = \"x\"\n")),
+        ("server.", format!("[server]\n{v} = 1\n")),
+        ("handoff.hooks[0].name", format!("[[handoff.hooks]]\nname = {v}\ncommand = [\"true\"]\n")),
+        ("handoff.hooks[0].on", format!("[[handoff.hooks]]\nname = \"x\"\ncommand = [\"true\"]\non = [{v}]\n")),
+        ("handoff.hooks[0].url", format!("[[handoff.hooks]]\nname = \"x\"\nurl = {v}\nsecret_file = \"s\"\n")),
+        ("dhcp.mode", format!("[dhcp]\nmode = {v}\n")),
+    ] {
+        let path = dir.path().join("metalboot.toml");
+        std::fs::write(&path, &text).unwrap();
+        let Err(e) = metalboot::config::Config::load(Some(&path)) else { panic!("{field}: accepted") };
+        assert_one_bounded_line(&format!("{e:#}"), "metalboot.toml", field, field);
+    }
+}
+
+/// A request carrying the value (an unknown step in the event's JSON body
+/// and in the URL, a host name) is answered with a one-line, bounded 4xx.
+#[tokio::test]
+async fn request_errors_on_a_wrecking_value_are_one_bounded_line() {
+    use axum::http::StatusCode;
+    let s = common::TestServer::new();
+    let token = common::token_of(&s.get("/boot.ipxe?mac=52:54:00:00:00:01&platform=pcbios").await.1);
+    let v = wrecking_value();
+    let body = serde_json::json!({"step": v, "status": "failed", "message": "x"});
+    let (st, text) = s.post_json(&format!("/v1/hosts/web1/events?token={token}"), body).await;
+    let enc: String = url_escape(&v);
+    let (st2, text2) = s.get(&format!("/v1/hosts/web1/events/{enc}?token={token}")).await;
+    let req = axum::http::Request::get(format!("/v1/hosts/{enc}"))
+        .header("authorization", format!("Bearer {}", common::API_TOKEN))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (st3, _, text3) = s.send(req).await;
+    let text3 = String::from_utf8(text3).unwrap();
+    assert_eq!((st, st2), (StatusCode::BAD_REQUEST, StatusCode::BAD_REQUEST), "{text}\n{text2}");
+    assert_eq!(st3, StatusCode::NOT_FOUND);
+    for t in [&text, &text2, &text3] {
+        let line = t.strip_suffix('\n').expect("ends with a newline");
+        assert!(!line.chars().any(char::is_control) && line.chars().count() < 500, "{t:?}");
+    }
+    assert!(text2.contains("unknown step \"\\u{1b}[31m\\nred"), "{text2}");
+}
+
+fn url_escape(v: &str) -> String {
+    v.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
