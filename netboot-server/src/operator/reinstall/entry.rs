@@ -15,6 +15,7 @@ use super::policy::disk_selector;
 use super::remote::Discovered;
 use crate::inventory::Inventory;
 use anyhow::{bail, Context, Result};
+use metalboot_spec::quote;
 use metalboot_spec::{DiskSelector, MacAddr, NetworkSpec};
 use serde::Serialize;
 
@@ -108,7 +109,7 @@ pub fn host_entry(
     }
     out.push_str(&body);
     Inventory::from_sources([("the printed entry", out.as_str())])
-        .with_context(|| format!("the entry made for {name:?} does not validate"))?;
+        .with_context(|| format!("the entry made for {} does not validate", quote(name)))?;
     Ok(out)
 }
 

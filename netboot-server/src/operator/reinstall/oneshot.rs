@@ -16,6 +16,7 @@
 use super::remote::sections;
 use super::ssh::shell_quote;
 use anyhow::{bail, Context, Result};
+use metalboot_spec::quote;
 
 /// The GRUB menu entry id `grub-reboot` selects.
 pub const ENTRY_ID: &str = "metalboot-installer";
@@ -167,7 +168,7 @@ impl GrubFacts {
         let mut args = Vec::new();
         for w in cmdline.split_whitespace() {
             if w.contains('\'') || w.chars().any(char::is_control) {
-                bail!("kernel argument {w:?} cannot be put in a GRUB entry");
+                bail!("kernel argument {} cannot be put in a GRUB entry", quote(w));
             }
             args.push(format!("'{w}'"));
         }

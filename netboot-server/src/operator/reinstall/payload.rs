@@ -6,6 +6,7 @@
 //! are streamed from disk, so a 200 MiB image is never held in memory.
 
 use anyhow::{bail, Context, Result};
+use metalboot_spec::quote;
 use std::io::Write;
 use std::path::Path;
 
@@ -38,7 +39,7 @@ impl<W: Write> CpioWriter<W> {
             bail!("{name}: {size} bytes does not fit a cpio newc entry (4 GiB)")
         };
         if name.is_empty() || name.starts_with('/') || name.contains('\0') || name.split('/').any(|c| c == "..") {
-            bail!("cpio entry name {name:?} must be relative, without `..`");
+            bail!("cpio entry name {} must be relative, without `..`", quote(name));
         }
         let nlink = if mode & 0o170000 == 0o040000 { 2 } else { 1 };
         let fields = [self.ino, mode, 0, 0, nlink, 0, size32, 0, 0, 0, 0, name.len() as u32 + 1, 0];

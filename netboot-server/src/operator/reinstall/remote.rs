@@ -5,6 +5,7 @@
 
 use super::discover::{parse_lsblk, DiskFacts, NetFacts};
 use anyhow::{bail, Context, Result};
+use metalboot_spec::quote;
 use metalboot_spec::NetworkSpec;
 use std::collections::BTreeMap;
 
@@ -106,7 +107,7 @@ impl Discovered {
         let boot = match get("boot")?.trim() {
             "uefi" => BootMode::Uefi,
             "bios" => BootMode::Bios,
-            other => bail!("boot mode {other:?} is neither bios nor uefi"),
+            other => bail!("boot mode {} is neither bios nor uefi", quote(other)),
         };
         let net = NetFacts::parse(get("addr")?, get("route4")?, get("route6")?, get("resolv")?)
             .context("reading the target's network (is iproute2 with `ip -j` there?)")?;

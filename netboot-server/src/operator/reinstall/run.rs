@@ -31,6 +31,7 @@ use super::watch::{started_by, OldSystem, Watcher};
 use crate::api::{ReinstallBoot, ReinstallRequest};
 use crate::operator::client::ApiClient;
 use anyhow::{bail, Context, Result};
+use metalboot_spec::quote;
 use metalboot_spec::NetworkSpec;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -78,7 +79,7 @@ pub struct Options {
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
-    s.parse::<u64>().map(Duration::from_secs).map_err(|e| format!("{s:?} is not a number of seconds: {e}"))
+    s.parse::<u64>().map(Duration::from_secs).map_err(|e| format!("{} is not a number of seconds: {e}", quote(s)))
 }
 
 /// Runs the whole reinstall; returns when the host phoned home (or failed).

@@ -7,6 +7,7 @@
 //! came back" is told from "a new system is up".
 
 use anyhow::{bail, Context, Result};
+use metalboot_spec::quote;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -26,12 +27,12 @@ pub struct Target {
 impl std::str::FromStr for Target {
     type Err = String;
     fn from_str(s: &str) -> Result<Target, String> {
-        let (user, rest) = s.split_once('@').ok_or_else(|| format!("{s:?}: expected user@host[:port]"))?;
+        let (user, rest) = s.split_once('@').ok_or_else(|| format!("{}: expected user@host[:port]", quote(s)))?;
         if user.is_empty() || !user.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
-            return Err(format!("{s:?}: bad user name {user:?}"));
+            return Err(format!("{}: bad user name {}", quote(s), quote(user)));
         }
         let (host, port) = if let Some(r) = rest.strip_prefix('[') {
-            let (h, after) = r.split_once(']').ok_or_else(|| format!("{s:?}: unclosed '['"))?;
+            let (h, after) = r.split_once(']').ok_or_else(|| format!("{}: unclosed '['", quote(s)))?;
             (h, after.strip_prefix(':'))
         } else if rest.matches(':').count() > 1 {
             (rest, None) // a bare IPv6 address
@@ -42,14 +43,18 @@ impl std::str::FromStr for Target {
             }
         };
         let port = match port {
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("{s:?}: bad port {p:?}"))?,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("{}: bad port {}", quote(s), quote(p)))?,
             None => 22,
         };
         if host.is_empty()
             || host.starts_with('-')
             || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:_%".contains(&b))
         {
-            return Err(format!("{s:?}: bad host {host:?}"));
+            return Err(format!("{}: bad host {}", quote(s), quote(host)));
         }
         Ok(Target { user: user.to_string(), host: host.to_string(), port })
     }
