@@ -1,0 +1,89 @@
+use super::*;
+
+#[test]
+fn embedded_default_loads() {
+    let c = Config::load(None).unwrap();
+    assert!(c.assets.contains_key("rootfs.tar.zst"));
+}
+
+#[test]
+fn both_image_flavours_are_default_assets_in_the_asset_dir() {
+    let c = Config::parse("[assets]\ndir = \"/srv/mb\"\n", Path::new("/"), None).unwrap();
+    assert_eq!(c.assets["rootfs.tar.zst"], PathBuf::from("/srv/mb/rootfs.tar.zst"));
+    assert_eq!(c.assets["rootfs-cloud.tar.zst"], PathBuf::from("/srv/mb/rootfs-cloud.tar.zst"));
+}
+
+#[test]
+fn rejects_unknown_key_naming_it() {
+    let e = Config::parse("[server]\nlisten = \"0.0.0.0:1\"\nbogus = 1\n", Path::new("/"), None).unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(msg.contains("bogus"), "{msg}");
+}
+
+#[test]
+fn rejects_hostile_public_url() {
+    let e =
+        Config::parse("[server]\npublic_url = \"http://x/\\nchain http://evil\"\n", Path::new("/"), None).unwrap_err();
+    assert!(format!("{e:#}").contains("server.public_url"), "{e:#}");
+    assert!(check_base_url("http://10.0.0.1:8080").is_ok());
+    assert!(check_base_url("http://x/${evil}").is_err());
+    assert!(check_base_url("ftp://x").is_err());
+}
+
+#[test]
+fn router_advertisements_default_by_mode() {
+    let on = |dhcp: &str| Config::parse(dhcp, Path::new("/"), None).map(|c| c.dhcp.router_advertisements_on());
+    assert!(on("[dhcp]\nmode = \"full\"\n").unwrap());
+    assert!(!on("[dhcp]\nmode = \"proxy\"\n").unwrap());
+    assert!(!on("[dhcp]\n").unwrap());
+    assert!(!on("[dhcp]\nmode = \"full\"\nrouter_advertisements = false\n").unwrap());
+    assert!(on("[dhcp]\nmode = \"proxy\"\nrouter_advertisements = true\n").unwrap());
+    let e = on("[dhcp]\nrouter_advertisements = true\n").unwrap_err();
+    assert!(format!("{e:#}").contains("dhcp.router_advertisements"), "{e:#}");
+    let e = on("[dhcp]\nmode = \"full\"\nrouter_advertisement = true\n").unwrap_err();
+    assert!(format!("{e:#}").contains("router_advertisement"), "{e:#}");
+}
+
+#[test]
+fn connection_limits_have_defaults_and_are_checked() {
+    let c = Config::parse("[server]\n", Path::new("/"), None).unwrap();
+    assert_eq!(c.http_limits, HttpLimits::default());
+    let c = Config::parse(
+        "[server]\nheader_read_timeout_secs = 5\nmax_connections = 100\nmax_connections_per_ip = 10\n",
+        Path::new("/"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        c.http_limits,
+        HttpLimits {
+            header_read_timeout: std::time::Duration::from_secs(5),
+            max_connections: 100,
+            max_connections_per_ip: 10
+        }
+    );
+    for (text, field) in [
+        ("header_read_timeout_secs = 0", "server.header_read_timeout_secs"),
+        ("max_connections = 0", "server.max_connections"),
+        ("max_connections_per_ip = 0", "server.max_connections_per_ip"),
+        ("max_connections = 10\nmax_connections_per_ip = 11", "server.max_connections_per_ip"),
+        ("max_connections = -1", "server.max_connections"),
+    ] {
+        let e = Config::parse(&format!("[server]\n{text}\n"), Path::new("/"), None).unwrap_err();
+        assert!(format!("{e:#}").contains(field), "{text}: {e:#}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("metalboot.toml");
+    std::fs::write(&f, "[tftp]\nmax_timeout_secs = 0\n").unwrap();
+    let e = format!("{:#}", Config::load(Some(&f)).unwrap_err());
+    assert!(e.contains(&f.display().to_string()) && e.contains("tftp.max_timeout_secs"), "{e}");
+}
+
+#[test]
+fn relative_paths_follow_the_config_file() {
+    let c =
+        Config::parse("[server]\ndata_dir = \"state\"\ninventory = \"hosts\"\n", Path::new("/etc/mb"), None).unwrap();
+    assert_eq!(c.data_dir, PathBuf::from("/etc/mb/state"));
+    assert_eq!(c.inventory.unwrap(), PathBuf::from("/etc/mb/hosts"));
+    assert_eq!(c.assets["vmlinuz"], PathBuf::from("/etc/mb/state/assets/vmlinuz"));
+}
