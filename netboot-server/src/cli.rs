@@ -43,7 +43,8 @@ pub enum Command {
         /// Override server.listen (e.g. 127.0.0.1:0).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
-        /// Write the bound address to this file once listening.
+        /// Write the bound address to this file once listening (and, with
+        /// [server.tls], a second line `tls ADDRESS`).
         #[arg(long)]
         ready_file: Option<PathBuf>,
     },
@@ -101,12 +102,27 @@ pub enum Command {
         #[arg(long, env = "METALBOOT_SERVER")]
         server: Option<String>,
     },
+    /// HTTPS certificate tools.
+    Tls {
+        /// What to do.
+        #[command(subcommand)]
+        action: TlsAction,
+    },
     /// Print what a host would be served.
     Render {
         /// What to render.
         #[command(subcommand)]
         what: RenderWhat,
     },
+}
+
+/// `tls` actions.
+#[derive(Subcommand, Debug)]
+pub enum TlsAction {
+    /// Print the pin of the certificate `serve` uses (`sha256//BASE64`, as
+    /// curl's --pinnedpubkey takes it). Reads the certificate file only;
+    /// generates nothing.
+    Fingerprint,
 }
 
 /// `inventory` formats.
@@ -182,6 +198,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve { listen, ready_file } => serve::run(cfg_path, listen, ready_file.as_deref()).await,
         Command::CheckConfig => {
             let (config, inv, _) = load_all(cfg_path)?;
+            let https = config.tls.as_ref().map(|tls| check_tls(&config, tls)).transpose()?;
             let missing: Vec<&String> = config.assets.iter().filter(|(_, p)| !p.is_file()).map(|(n, _)| n).collect();
             println!(
                 "{}: OK, {} host(s), {} asset(s) configured",
@@ -196,6 +213,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                     config.dhcp.interface.as_deref().unwrap_or("(no interface)"),
                     if config.dhcp.router_advertisements_on() { "on" } else { "off" }
                 );
+            }
+            if let Some(line) = https {
+                println!("{line}");
             }
             if !missing.is_empty() {
                 println!(
@@ -218,6 +238,13 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .context("running hosts command")?
         }
         Command::Render { what } => render(cfg_path, what),
+        Command::Tls { action: TlsAction::Fingerprint } => {
+            let config = crate::config::Config::load(cfg_path)?;
+            let origin = crate::tls::config_origin(config.source.as_deref());
+            let tls = config.tls.as_ref().with_context(|| format!("{origin}: no [server.tls] section"))?;
+            println!("{}", crate::tls::read_pin(&tls.source).with_context(|| origin)?);
+            Ok(())
+        }
         Command::Reinstall { opts: o, server } => {
             let client = api_client(cfg_path, server)?;
             tokio::task::spawn_blocking(move || crate::operator::reinstall::run::run(&client, &o))
@@ -242,6 +269,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `check-config` on `[server.tls]`: given files must load (the key fitting
+/// the certificate); a generated certificate is read if it is there yet.
+fn check_tls(config: &crate::config::Config, tls: &crate::tls::TlsConfig) -> Result<String> {
+    use crate::tls::CertSource;
+    let origin = || crate::tls::config_origin(config.source.as_deref());
+    let path = tls.source.cert_path();
+    let pin = match &tls.source {
+        CertSource::Files { .. } => crate::tls::load_or_create(&tls.source).with_context(origin)?.pin,
+        CertSource::Generated { .. } if path.exists() => crate::tls::read_pin(&tls.source)?,
+        CertSource::Generated { .. } => {
+            return Ok(format!("https: {}, certificate made on first start in {}", tls.listen, path.display()))
+        }
+    };
+    Ok(format!("https: {}, pin {pin}", tls.listen))
 }
 
 fn api_client(cfg_path: Option<&std::path::Path>, server: Option<String>) -> Result<ApiClient> {

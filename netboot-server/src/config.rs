@@ -86,6 +86,8 @@ struct ServerSection {
     #[serde(default = "default_listen")]
     listen: SocketAddr,
     public_url: Option<String>,
+    public_url_tls: Option<String>,
+    tls: Option<crate::tls::TlsSection>,
     #[serde(default = "default_data_dir")]
     data_dir: PathBuf,
     inventory: Option<PathBuf>,
@@ -106,6 +108,8 @@ impl Default for ServerSection {
         ServerSection {
             listen: default_listen(),
             public_url: None,
+            public_url_tls: None,
+            tls: None,
             data_dir: default_data_dir(),
             inventory: None,
             templates: None,
@@ -154,6 +158,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Base URL hosts reach the server at; `None`: taken from the request's Host.
     pub public_url: Option<String>,
+    /// HTTPS base URL hosts reach the server at; `None`: the host of the HTTP
+    /// base URL on the `[server.tls]` port.
+    pub public_url_tls: Option<String>,
+    /// HTTPS, if `[server.tls]` is there.
+    pub tls: Option<crate::tls::TlsConfig>,
     /// State database and generated secrets live here.
     pub data_dir: PathBuf,
     /// Inventory file or directory; `None`: no hosts.
@@ -204,6 +213,12 @@ impl Config {
         if let Some(u) = &s.public_url {
             check_base_url(u).with_context(|| "field `server.public_url`")?;
         }
+        if let Some(u) = &s.public_url_tls {
+            check_base_url(u).context("field `server.public_url_tls`")?;
+            if !u.starts_with("https://") || s.tls.is_none() {
+                bail!("field `server.public_url_tls`: {u:?} must be an https:// URL served by [server.tls]");
+            }
+        }
         for (i, c) in s.console.iter().enumerate() {
             metalboot_spec::safe::check_word(c, 128)
                 .map_err(|m| anyhow::anyhow!("field `server.console[{i}]`: {m}"))?;
@@ -221,6 +236,8 @@ impl Config {
         metalboot_spec::safe::check_label(&di.suite)
             .map_err(|m| anyhow::anyhow!("field `debian_installer.suite`: {m}"))?;
         let data_dir = abs(&s.data_dir);
+        let public = [s.public_url_tls.as_deref(), s.public_url.as_deref()];
+        let tls = s.tls.map(|t| t.resolve(abs, &data_dir, &public)).transpose()?;
         let asset_dir = abs(&file.assets.dir.unwrap_or_else(|| data_dir.join("assets")));
         let mut assets = BTreeMap::new();
         for name in [ASSET_KERNEL, ASSET_INITRAMFS, ASSET_ROOTFS, ASSET_ROOTFS_CLOUD, ASSET_DI_KERNEL, ASSET_DI_INITRD]
@@ -248,6 +265,8 @@ impl Config {
             source,
             listen: s.listen,
             public_url: s.public_url.map(|u| u.trim_end_matches('/').to_string()),
+            public_url_tls: s.public_url_tls.map(|u| u.trim_end_matches('/').to_string()),
+            tls,
             data_dir,
             inventory: s.inventory.map(|p| abs(&p)),
             templates: s.templates.map(|p| abs(&p)),

@@ -20,3 +20,4 @@ pub mod serve;
 pub mod sshkey;
 pub mod state;
 pub mod tftp;
+pub mod tls;

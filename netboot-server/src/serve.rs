@@ -3,14 +3,17 @@
 
 use crate::assets::Assets;
 use crate::config::{Config, ASSET_ROOTFS, ASSET_ROOTFS_CLOUD};
+use crate::http::listen::Listeners;
 use crate::http::{app, AppState};
 use crate::inventory::Inventory;
 use crate::render::Renderer;
 use crate::state::{hash_token, new_token, Store};
+use crate::tls::{ServerCert, TlsEndpoint};
 use anyhow::{bail, Context, Result};
 use metalboot_spec::Method;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tokio_rustls::TlsAcceptor;
 
 /// Loads config, inventory and templates, as `serve` and `check-config` do.
 pub fn load_all(config_path: Option<&Path>) -> Result<(Config, Inventory, Renderer)> {
@@ -136,6 +139,10 @@ pub async fn run(
             "server.max_connections lowered to fit the open-file limit"
         );
     }
+    let tls_cert = match &config.tls {
+        Some(t) => Some(crate::tls::load_or_create(&t.source).with_context(|| tls_origin(&config))?),
+        None => None,
+    };
     let store = Store::open(&config.data_dir)?;
     let to_arm: Vec<&str> = inventory.hosts().iter().filter(|h| h.arm).map(|h| h.name.as_str()).collect();
     for name in store.arm_new_hosts(to_arm)? {
@@ -156,13 +163,27 @@ pub async fn run(
         .with_context(|| format!("binding HTTP to {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, hosts = inventory.hosts().len(), "metalboot listening");
+    let tls = bind_tls(&config, tls_cert).await?;
     let dhcp_task = start_dhcp(&config, &inventory, &store, addr.port())?;
     let _ra_task = start_router_advertisements(&config)?;
     let tftp_task = start_tftp(&config).await?;
-    let state = Arc::new(AppState { config, inventory, renderer, store, assets, api_token_hash: hash_token(&token) });
+    let endpoint = tls.as_ref().map(|(_, _, e)| e.clone());
+    let state = Arc::new(AppState {
+        config,
+        inventory,
+        renderer,
+        store,
+        assets,
+        api_token_hash: hash_token(&token),
+        tls: endpoint,
+    });
     if let Some(f) = ready_file {
         let tmp = f.with_extension("tmp");
-        std::fs::write(&tmp, format!("{addr}\n")).with_context(|| format!("writing {}", tmp.display()))?;
+        let mut text = format!("{addr}\n");
+        if let Some((l, _, _)) = &tls {
+            text += &format!("tls {}\n", l.local_addr()?);
+        }
+        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, f).with_context(|| format!("writing {}", f.display()))?;
     }
     let st = state.clone();
@@ -172,13 +193,34 @@ pub async fn run(
         std::time::Duration::from_secs(10),
         move |name| crate::handoff::fire(&st.handoff(), "failed", name),
     ));
-    let http = crate::http::listen::serve(listener, app(state), &limits, shutdown());
+    let listeners = Listeners { http: listener, tls: tls.map(|(l, a, _)| (l, a)) };
+    let http = crate::http::listen::serve(listeners, app(state), &limits, shutdown());
     let _watch = AbortOnDrop(watch);
     tokio::select! {
         r = http => r.context("serving HTTP"),
         r = wait(dhcp_task) => r.context("DHCP server stopped"),
         r = wait(tftp_task) => r.context("TFTP server stopped"),
     }
+}
+
+fn tls_origin(config: &Config) -> String {
+    crate::tls::config_origin(config.source.as_deref())
+}
+
+/// Binds HTTPS with the loaded certificate and logs its pin.
+async fn bind_tls(
+    config: &Config,
+    cert: Option<ServerCert>,
+) -> Result<Option<(tokio::net::TcpListener, TlsAcceptor, TlsEndpoint)>> {
+    let (Some(tls), Some(cert)) = (&config.tls, cert) else { return Ok(None) };
+    let listener = tokio::net::TcpListener::bind(tls.listen)
+        .await
+        .with_context(|| format!("binding HTTPS to {}", tls.listen))
+        .with_context(|| tls_origin(config))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, pin = %cert.pin, cert = %cert.cert_path.display(), "metalboot listening for HTTPS");
+    let endpoint = TlsEndpoint { public_url: config.public_url_tls.clone(), port: addr.port(), pin: cert.pin };
+    Ok(Some((listener, TlsAcceptor::from(cert.config), endpoint)))
 }
 
 type Task = tokio::task::JoinHandle<Result<()>>;

@@ -10,6 +10,12 @@
 //!   it is accepted. The total is lowered at start-up to what the
 //!   file-descriptor limit leaves room for ([`fit_to_fd_limit`]).
 //!
+//! - over HTTPS, a TLS handshake that must finish within the header-read
+//!   timeout before the connection is served; until then it holds its slot,
+//!   so stalled handshakes count against the same caps.
+//!
+//! HTTP and HTTPS share one loop, one set of caps and one router.
+//!
 //! Shutdown stops accepting, asks every connection to finish its response
 //! and close, and waits for them (hyper-util's graceful shutdown) up to
 //! [`SHUTDOWN_GRACE`], so a client that stopped reading cannot hold it up.
@@ -22,8 +28,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 /// Limits on HTTP connections, from `[server]`: what keeps idle or slow
 /// clients from using up the process's file descriptors.
@@ -92,10 +100,26 @@ pub fn raise_fd_limit() -> Result<(u64, u64)> {
     Ok((soft, getrlimit(Resource::RLIMIT_NOFILE)?.0))
 }
 
-/// Serves `router` on `listener` within `limits` until `shutdown` completes,
-/// then lets open connections finish.
+/// The sockets to serve: plain HTTP, and HTTPS if configured.
+pub struct Listeners {
+    /// Plain HTTP.
+    pub http: TcpListener,
+    /// HTTPS: the socket and the TLS settings to accept with.
+    pub tls: Option<(TcpListener, TlsAcceptor)>,
+}
+
+/// Accepts on the HTTPS socket; never completes when there is none.
+async fn accept_tls(tls: &Option<(TcpListener, TlsAcceptor)>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match tls {
+        Some((l, _)) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves `router` on `listeners` within `limits` until `shutdown`
+/// completes, then lets open connections finish.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     router: Router,
     limits: &HttpLimits,
     shutdown: impl Future<Output = ()>,
@@ -106,8 +130,9 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
+        let (accepted, tls) = tokio::select! {
+            r = listeners.http.accept() => (r, None),
+            r = accept_tls(&listeners.tls) => (r, listeners.tls.as_ref().map(|(_, a)| a.clone())),
             () = &mut shutdown => break,
         };
         let (stream, peer) = match accepted {
@@ -115,7 +140,7 @@ pub async fn serve(
             Err(e) => {
                 // out of descriptors (EMFILE) or a connection reset before
                 // accept: wait a little rather than spin
-                tracing::warn!(error = %e, "accepting an HTTP connection");
+                tracing::warn!(error = %e, tls = tls.is_some(), "accepting an HTTP connection");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -128,16 +153,24 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
-        let conn = graceful.watch(conn);
+        let service = TowerToHyperService::new(router.clone());
+        let (http, watcher, handshake_timeout) = (http.clone(), graceful.watcher(), limits.header_read_timeout);
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = conn.await {
+            let ended = match tls {
+                None => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                    Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                },
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "HTTP connection ended");
             }
         });
     }
-    drop(listener);
+    drop(listeners);
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
         tracing::warn!(held = slots.held_total(), "HTTP connections still open after the shutdown grace; leaving them");
     }

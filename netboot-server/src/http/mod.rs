@@ -40,6 +40,8 @@ pub struct AppState {
     pub assets: Assets,
     /// sha256 (hex) of the operator API bearer token.
     pub api_token_hash: String,
+    /// HTTPS, when `[server.tls]` is on.
+    pub tls: Option<crate::tls::TlsEndpoint>,
 }
 
 impl AppState {
@@ -104,6 +106,16 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, AppErro
     let url = format!("http://{host}");
     crate::config::check_base_url(&url).map_err(|e| AppError::BadRequest(format!("bad Host header: {e}")))?;
     Ok(url)
+}
+
+/// The HTTPS base URL and the pin for a client that reached us over HTTP
+/// (see [`crate::tls::TlsEndpoint::base_url`]); `None` without `[server.tls]`.
+/// What the installer will be pointed at once it pins (`metalboot.pin=`).
+pub fn tls_base(state: &AppState, headers: &HeaderMap) -> Result<Option<(String, metalboot_spec::Pin)>, AppError> {
+    let Some(tls) = &state.tls else { return Ok(None) };
+    let http = base_url(state, headers)?;
+    let url = tls.base_url(&http).ok_or_else(|| AppError::BadRequest(format!("no host in {http}")))?;
+    Ok(Some((url, tls.pin)))
 }
 
 /// Runs blocking work (SQLite, hashing) off the async threads.

@@ -66,8 +66,15 @@ impl TestServer {
         let armed: Vec<&str> = inventory.hosts().iter().filter(|h| h.arm).map(|h| h.name.as_str()).collect();
         store.arm_new_hosts(armed).unwrap();
         let assets = Assets::new(config.assets.clone());
-        let state =
-            Arc::new(AppState { config, inventory, renderer, store, assets, api_token_hash: hash_token(API_TOKEN) });
+        let state = Arc::new(AppState {
+            config,
+            inventory,
+            renderer,
+            store,
+            assets,
+            api_token_hash: hash_token(API_TOKEN),
+            tls: None,
+        });
         TestServer { dir, state, rootfs }
     }
 
@@ -115,6 +122,8 @@ pub struct ServerProcess {
     pub child: std::process::Child,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// The HTTPS address, with `[server.tls]`.
+    pub tls: Option<std::net::SocketAddr>,
 }
 
 impl Drop for ServerProcess {
@@ -155,11 +164,13 @@ pub fn spawn_server_with_nofile(dir: &Path, config: &Path, nofile: Option<u64>) 
         .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
         .spawn()
         .unwrap();
-    let mut srv = ServerProcess { child, base: String::new() };
+    let mut srv = ServerProcess { child, base: String::new(), tls: None };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(addr) = std::fs::read_to_string(&ready) {
-            srv.base = format!("http://{}", addr.trim());
+        if let Ok(text) = std::fs::read_to_string(&ready) {
+            let mut lines = text.lines();
+            srv.base = format!("http://{}", lines.next().unwrap_or_default());
+            srv.tls = lines.find_map(|l| l.strip_prefix("tls ")).map(|a| a.parse().unwrap());
             return srv;
         }
         assert!(

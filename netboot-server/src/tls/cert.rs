@@ -1,0 +1,152 @@
+//! The certificate HTTPS serves: read from the operator's PEM files, or a
+//! self-signed one generated on first start into `<data_dir>/tls` and reused
+//! after, so its pin stays the same across restarts.
+//!
+//! Clients check the pin of the public key, not a CA chain, names or dates;
+//! the names and the long validity only serve clients that are given the
+//! certificate itself as their trust anchor (`curl --cacert cert.pem`).
+
+use super::config::CertSource;
+use anyhow::{bail, Context, Result};
+use metalboot_spec::Pin;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How long a generated certificate is valid.
+const GENERATED_VALIDITY_DAYS: i64 = 20 * 365;
+
+/// A loaded certificate, ready to serve.
+pub struct ServerCert {
+    /// rustls settings serving it (HTTP/1.1 only).
+    pub config: Arc<rustls::ServerConfig>,
+    /// The pin of its public key.
+    pub pin: Pin,
+    /// The certificate file.
+    pub cert_path: PathBuf,
+}
+
+/// Loads the certificate and key of `source`; a `Generated` source makes
+/// them first if they are not there.
+pub fn load_or_create(source: &CertSource) -> Result<ServerCert> {
+    match source {
+        CertSource::Files { cert, key } => load(cert, key, "field `server.tls.cert`: ", "field `server.tls.key`: "),
+        CertSource::Generated { dir, names } => {
+            ensure_generated(dir, names).with_context(|| format!("making a TLS certificate in {}", dir.display()))?;
+            load(&dir.join("cert.pem"), &dir.join("key.pem"), "", "")
+        }
+    }
+}
+
+/// The pin of the certificate `source` names, read from its file alone:
+/// nothing is generated, and the key is not read.
+pub fn read_pin(source: &CertSource) -> Result<Pin> {
+    let path = source.cert_path();
+    if let CertSource::Generated { .. } = source {
+        if !path.exists() {
+            bail!(
+                "no certificate at {} yet: `metalboot serve` generates it on its first start with [server.tls]",
+                path.display()
+            );
+        }
+    }
+    let field = if let CertSource::Files { .. } = source { "field `server.tls.cert`: " } else { "" };
+    Ok(read_chain(&path).map_err(|e| anyhow::anyhow!("{field}{e:#}"))?.1)
+}
+
+/// The chain in a PEM file (leaf first) and the pin of the leaf.
+fn read_chain(path: &Path) -> Result<(Vec<CertificateDer<'static>>, Pin)> {
+    let chain = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading certificate {}", path.display()))?;
+    if chain.is_empty() {
+        bail!("reading certificate {}: no CERTIFICATE block in it", path.display());
+    }
+    let pin = Pin::of_certificate(&chain[0]).with_context(|| format!("reading certificate {}", path.display()))?;
+    Ok((chain, pin))
+}
+
+fn load(cert: &Path, key: &Path, cert_field: &str, key_field: &str) -> Result<ServerCert> {
+    let (chain, pin) = read_chain(cert).map_err(|e| anyhow::anyhow!("{cert_field}{e:#}"))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
+        pem::Error::NoItemsFound => {
+            anyhow::anyhow!("{key_field}reading private key {}: no PRIVATE KEY block", key.display())
+        }
+        e => anyhow::anyhow!("{key_field}reading private key {}: {e}", key.display()),
+    })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(super::crypto_provider())
+        .with_safe_default_protocol_versions()
+        .context("choosing TLS versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| {
+            anyhow::anyhow!("{key_field}private key {} does not fit certificate {}: {e}", key.display(), cert.display())
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(ServerCert { config: Arc::new(config), pin, cert_path: cert.to_path_buf() })
+}
+
+/// Makes `dir/key.pem` (0600) and `dir/cert.pem` where they are missing. A
+/// key without a certificate gets a new certificate for the same key, so the
+/// pin stays (delete `cert.pem` to change the names); a certificate without
+/// its key is an error, never silently replaced.
+fn ensure_generated(dir: &Path, names: &[String]) -> Result<()> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let key_pair = match (cert.exists(), key.exists()) {
+        (true, true) => return Ok(()),
+        (true, false) => bail!(
+            "{} has no key beside it ({}); remove it to have a new key and certificate made (the pin changes)",
+            cert.display(),
+            key.display()
+        ),
+        (false, true) => {
+            let pem = std::fs::read_to_string(&key).with_context(|| format!("reading {}", key.display()))?;
+            let kp =
+                rcgen::KeyPair::from_pem(&pem).with_context(|| format!("reading private key {}", key.display()))?;
+            tracing::info!(path = %cert.display(), "issuing a certificate for the existing key: the pin stays");
+            kp
+        }
+        (false, false) => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
+            let kp = rcgen::KeyPair::generate().context("generating a key pair")?;
+            write_atomically(&key, kp.serialize_pem().as_bytes(), 0o600)?;
+            kp
+        }
+    };
+    let pem = self_signed(&key_pair, names)?;
+    write_atomically(&cert, pem.as_bytes(), 0o644)?;
+    tracing::info!(path = %cert.display(), names = ?names, "generated a self-signed TLS certificate");
+    Ok(())
+}
+
+/// A self-signed certificate for `names` (DNS names or IP addresses).
+pub fn self_signed(key_pair: &rcgen::KeyPair, names: &[String]) -> Result<String> {
+    let mut params = rcgen::CertificateParams::new(names.to_vec()).context("certificate names")?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, names.first().map_or("metalboot", |n| n.as_str()));
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(GENERATED_VALIDITY_DAYS);
+    Ok(params.self_signed(key_pair).context("signing the certificate")?.pem())
+}
+
+/// Writes `bytes` to `path` through a temporary file created with `mode`.
+fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let tmp = path.with_extension("pem.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
