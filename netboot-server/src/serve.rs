@@ -163,7 +163,9 @@ pub async fn run(
         .with_context(|| format!("binding HTTP to {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, hosts = inventory.hosts().len(), "metalboot listening");
-    let tls = bind_tls(&config, tls_cert).await?;
+    let tls = bind_tls(&config, tls_cert.as_ref()).await?;
+    let _reload_task =
+        config.tls.as_ref().zip(tls_cert).map(|(t, cert)| reload_on_sighup(t.source.clone(), cert)).transpose()?;
     let dhcp_task = start_dhcp(&config, &inventory, &store, addr.port())?;
     let _ra_task = start_router_advertisements(&config)?;
     let tftp_task = start_tftp(&config).await?;
@@ -210,7 +212,7 @@ fn tls_origin(config: &Config) -> String {
 /// Binds HTTPS with the loaded certificate and logs its pin.
 async fn bind_tls(
     config: &Config,
-    cert: Option<ServerCert>,
+    cert: Option<&ServerCert>,
 ) -> Result<Option<(tokio::net::TcpListener, TlsAcceptor, TlsEndpoint)>> {
     let (Some(tls), Some(cert)) = (&config.tls, cert) else { return Ok(None) };
     let listener = tokio::net::TcpListener::bind(tls.listen)
@@ -220,7 +222,22 @@ async fn bind_tls(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, pin = %cert.pin, cert = %cert.cert_path.display(), "metalboot listening for HTTPS");
     let endpoint = TlsEndpoint { public_url: config.public_url_tls.clone(), port: addr.port(), pin: cert.pin };
-    Ok(Some((listener, TlsAcceptor::from(cert.config), endpoint)))
+    Ok(Some((listener, TlsAcceptor::from(cert.config.clone()), endpoint)))
+}
+
+/// On SIGHUP, serves the certificate files anew if they hold the same key
+/// (a renewal); anything else is logged and the certificate in use kept.
+fn reload_on_sighup(source: crate::tls::CertSource, served: ServerCert) -> Result<AbortOnDrop> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    Ok(AbortOnDrop(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match crate::tls::reload(&source, &served) {
+                Ok(()) => tracing::info!(pin = %served.pin, "reloaded the TLS certificate"),
+                Err(e) => tracing::error!(error = format!("{e:#}"), "keeping the TLS certificate in use"),
+            }
+        }
+    })))
 }
 
 type Task = tokio::task::JoinHandle<Result<()>>;

@@ -1,6 +1,7 @@
 //! The certificate HTTPS serves: read from the operator's PEM files, or a
 //! self-signed one generated on first start into `<data_dir>/tls` and reused
-//! after, so its pin stays the same across restarts.
+//! after, so its pin stays the same across restarts. [`reload`] (on SIGHUP)
+//! swaps in a renewed certificate for the same key without a restart.
 //!
 //! Clients check the pin of the public key, not a CA chain, names or dates;
 //! the names and the long validity only serve clients that are given the
@@ -11,10 +12,12 @@ use anyhow::{bail, Context, Result};
 use metalboot_spec::Pin;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// How long a generated certificate is valid.
 const GENERATED_VALIDITY_DAYS: i64 = 20 * 365;
@@ -27,18 +30,28 @@ pub struct ServerCert {
     pub pin: Pin,
     /// The certificate file.
     pub cert_path: PathBuf,
+    /// What `config` serves; [`reload`] swaps a renewed certificate in.
+    current: Arc<CurrentCert>,
+}
+
+/// The certificate being served, looked up at each handshake, so that a
+/// renewal applies to the next connection.
+#[derive(Debug)]
+struct CurrentCert(RwLock<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for CurrentCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().unwrap_or_else(PoisonError::into_inner).clone())
+    }
 }
 
 /// Loads the certificate and key of `source`; a `Generated` source makes
 /// them first if they are not there.
 pub fn load_or_create(source: &CertSource) -> Result<ServerCert> {
-    match source {
-        CertSource::Files { cert, key } => load(cert, key, "field `server.tls.cert`: ", "field `server.tls.key`: "),
-        CertSource::Generated { dir, names } => {
-            ensure_generated(dir, names).with_context(|| format!("making a TLS certificate in {}", dir.display()))?;
-            load(&dir.join("cert.pem"), &dir.join("key.pem"), "", "")
-        }
+    if let CertSource::Generated { dir, names } = source {
+        ensure_generated(dir, names).with_context(|| format!("making a TLS certificate in {}", dir.display()))?;
     }
+    load(source)
 }
 
 /// The pin of the certificate `source` names, read from its file alone:
@@ -69,24 +82,56 @@ fn read_chain(path: &Path) -> Result<(Vec<CertificateDer<'static>>, Pin)> {
     Ok((chain, pin))
 }
 
-fn load(cert: &Path, key: &Path, cert_field: &str, key_field: &str) -> Result<ServerCert> {
-    let (chain, pin) = read_chain(cert).map_err(|e| anyhow::anyhow!("{cert_field}{e:#}"))?;
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
+/// The certificate and key files of `source`, with the config fields they
+/// come from (none for a generated pair).
+fn files(source: &CertSource) -> (PathBuf, PathBuf, &'static str, &'static str) {
+    match source {
+        CertSource::Files { cert, key } => {
+            (cert.clone(), key.clone(), "field `server.tls.cert`: ", "field `server.tls.key`: ")
+        }
+        CertSource::Generated { dir, .. } => (dir.join("cert.pem"), dir.join("key.pem"), "", ""),
+    }
+}
+
+/// The chain and key of `source`, checked to fit together, and their pin.
+fn read_pair(source: &CertSource) -> Result<(CertifiedKey, Pin, PathBuf)> {
+    let (cert, key, cert_field, key_field) = files(source);
+    let (chain, pin) = read_chain(&cert).map_err(|e| anyhow::anyhow!("{cert_field}{e:#}"))?;
+    let key_der = PrivateKeyDer::from_pem_file(&key).map_err(|e| match e {
         pem::Error::NoItemsFound => {
             anyhow::anyhow!("{key_field}reading private key {}: no PRIVATE KEY block", key.display())
         }
         e => anyhow::anyhow!("{key_field}reading private key {}: {e}", key.display()),
     })?;
+    let pair = CertifiedKey::from_der(chain, key_der, &super::crypto_provider()).map_err(|e| {
+        anyhow::anyhow!("{key_field}private key {} does not fit certificate {}: {e}", key.display(), cert.display())
+    })?;
+    Ok((pair, pin, cert))
+}
+
+fn load(source: &CertSource) -> Result<ServerCert> {
+    let (pair, pin, cert_path) = read_pair(source)?;
+    let current = Arc::new(CurrentCert(RwLock::new(Arc::new(pair))));
     let mut config = rustls::ServerConfig::builder_with_provider(super::crypto_provider())
         .with_safe_default_protocol_versions()
         .context("choosing TLS versions")?
         .with_no_client_auth()
-        .with_single_cert(chain, key_der)
-        .map_err(|e| {
-            anyhow::anyhow!("{key_field}private key {} does not fit certificate {}: {e}", key.display(), cert.display())
-        })?;
+        .with_cert_resolver(current.clone());
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(ServerCert { config: Arc::new(config), pin, cert_path: cert.to_path_buf() })
+    Ok(ServerCert { config: Arc::new(config), pin, cert_path, current })
+}
+
+/// Reads the files of `source` again and serves them from the next
+/// handshake on, if they hold the same key: a renewed certificate. Another
+/// key has another pin, which installers under way were not given: that
+/// takes a restart, and is refused here with the certificate in use kept.
+pub fn reload(source: &CertSource, served: &ServerCert) -> Result<()> {
+    let (pair, pin, cert) = read_pair(source)?;
+    if pin != served.pin {
+        bail!("{} holds another key (pin {pin}, not {}): a new key takes a restart", cert.display(), served.pin);
+    }
+    *served.current.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(pair);
+    Ok(())
 }
 
 /// Makes `dir/key.pem` (0600) and `dir/cert.pem` where they are missing. A

@@ -18,7 +18,7 @@ pub mod config;
 #[cfg(test)]
 mod tests;
 
-pub use cert::{load_or_create, read_pin, self_signed, ServerCert};
+pub use cert::{load_or_create, read_pin, reload, self_signed, ServerCert};
 pub use config::{CertSource, TlsConfig, TlsSection};
 
 use metalboot_spec::Pin;

@@ -15,7 +15,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Accepts the server's certificate when its public key matches a pin, as
@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 struct PinVerifier {
     pins: PinSet,
     provider: Arc<rustls::crypto::CryptoProvider>,
+    /// The certificate the server showed.
+    seen: Mutex<Vec<u8>>,
 }
 
 impl ServerCertVerifier for PinVerifier {
@@ -35,6 +37,7 @@ impl ServerCertVerifier for PinVerifier {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        *self.seen.lock().unwrap() = end_entity.to_vec();
         match self.pins.matches_certificate(end_entity) {
             Ok(true) => Ok(ServerCertVerified::assertion()),
             Ok(false) => Err(rustls::Error::General("the server's key matches no pin".into())),
@@ -67,13 +70,19 @@ impl ServerCertVerifier for PinVerifier {
 
 /// GET /healthz over HTTPS to `addr`, pinning `pins`; the whole response.
 fn https_healthz(addr: SocketAddr, pins: &str) -> std::io::Result<String> {
+    https_get(addr, pins).map(|(resp, _)| resp)
+}
+
+/// As [`https_healthz`], with the certificate (DER) the server showed.
+fn https_get(addr: SocketAddr, pins: &str) -> std::io::Result<(String, Vec<u8>)> {
     let provider = metalboot::tls::crypto_provider();
-    let verifier = PinVerifier { pins: pins.parse().unwrap(), provider: provider.clone() };
+    let verifier =
+        Arc::new(PinVerifier { pins: pins.parse().unwrap(), provider: provider.clone(), seen: Mutex::default() });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_custom_certificate_verifier(verifier.clone())
         .with_no_client_auth();
     let conn = rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("metalboot").unwrap()).unwrap();
     let tcp = TcpStream::connect(addr)?;
@@ -82,7 +91,8 @@ fn https_healthz(addr: SocketAddr, pins: &str) -> std::io::Result<String> {
     tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")?;
     let mut out = String::new();
     tls.read_to_string(&mut out)?;
-    Ok(out)
+    let seen = verifier.seen.lock().unwrap().clone();
+    Ok((out, seen))
 }
 
 /// Writes `metalboot.toml` in `dir`: data in `dir/data`, HTTPS on any
@@ -289,4 +299,47 @@ fn curl_accepts_the_pin_as_its_pinnedpubkey() {
     let out = curl(&pin_of_key(&rcgen::KeyPair::generate().unwrap()));
     // 90: CURLE_SSL_PINNEDPUBKEYNOTMATCH
     assert_eq!(out.status.code(), Some(90), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Waits until `server.log` in `dir` holds `text` `times` times.
+fn wait_for_log(dir: &Path, text: &str, times: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+        if log.matches(text).count() >= times {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no {text:?} in the log:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sighup_serves_a_renewed_certificate_for_the_same_key_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let issue = |name: &str, key: &rcgen::KeyPair| {
+        rcgen::CertificateParams::new(vec![name.to_string()]).unwrap().self_signed(key).unwrap()
+    };
+    let key = rcgen::KeyPair::generate().unwrap();
+    let first = issue("first.example", &key);
+    std::fs::write(dir.path().join("cert.pem"), first.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+    let config = write_config(dir.path(), "", "cert = \"cert.pem\"\nkey = \"key.pem\"");
+    let (srv, tls, pin) = start(dir.path(), &config);
+    assert_eq!(https_get(tls, &pin).unwrap().1, first.der().to_vec());
+    let hup = || assert!(Command::new("kill").args(["-HUP", &srv.child.id().to_string()]).status().unwrap().success());
+    let renewed = issue("renewed.example", &key);
+    std::fs::write(dir.path().join("cert.pem"), renewed.pem()).unwrap();
+    hup();
+    wait_for_log(dir.path(), "reloaded the TLS certificate", 1);
+    let (resp, seen) = https_get(tls, &pin).unwrap();
+    assert!(is_ok(&resp) && seen == renewed.der().to_vec(), "the renewed certificate is served");
+    // another key would need a new pin: refused, the renewed certificate kept
+    let other = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(dir.path().join("cert.pem"), issue("other.example", &other).pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), other.serialize_pem()).unwrap();
+    hup();
+    wait_for_log(dir.path(), "keeping the TLS certificate in use", 1);
+    assert!(std::fs::read_to_string(dir.path().join("server.log")).unwrap().contains("holds another key"));
+    assert_eq!(https_get(tls, &pin).unwrap().1, renewed.der().to_vec());
 }
