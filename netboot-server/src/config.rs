@@ -216,7 +216,7 @@ impl Config {
         if let Some(u) = &s.public_url_tls {
             check_base_url(u).context("field `server.public_url_tls`")?;
             if !u.starts_with("https://") || s.tls.is_none() {
-                bail!("field `server.public_url_tls`: {u:?} must be an https:// URL served by [server.tls]");
+                bail!("field `server.public_url_tls`: {} must be an https:// URL served by [server.tls]", quote(u));
             }
         }
         for (i, c) in s.console.iter().enumerate() {

@@ -14,6 +14,7 @@
 //! pin needs its exact bytes and nothing else, so no ASN.1 library is pulled
 //! in. Pure: no I/O.
 
+use crate::error::quote;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -33,10 +34,10 @@ pub enum PinError {
     #[error("not a DER X.509 certificate: {0}")]
     Certificate(&'static str),
     /// The text is not `sha256//BASE64`.
-    #[error("{0:?} is not a pin: expected sha256// and the base64 of a SHA-256 (44 characters)")]
+    #[error("{} is not a pin: expected sha256// and the base64 of a SHA-256 (44 characters)", quote(.0))]
     Syntax(String),
     /// An empty list, or an empty entry between separators.
-    #[error("{0:?} has an empty pin; separate pins with a single ';'")]
+    #[error("{} has an empty pin; separate pins with a single ';'", quote(.0))]
     Empty(String),
 }
 

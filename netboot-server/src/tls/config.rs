@@ -137,7 +137,7 @@ fn check_name(name: &str) -> Result<(), String> {
             && !l.ends_with('-')
     };
     if name.len() > 253 || !labels.split('.').all(label_ok) {
-        return Err(format!("{name:?} is neither an IP address nor a DNS name"));
+        return Err(format!("{} is neither an IP address nor a DNS name", metalboot_spec::quote(name)));
     }
     Ok(())
 }
