@@ -154,15 +154,21 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
-        let (http, watcher, handshake_timeout) = (http.clone(), graceful.watcher(), limits.header_read_timeout);
+        let (builder, watcher, handshake_timeout) = (http.clone(), graceful.watcher(), limits.header_read_timeout);
         tokio::spawn(async move {
             let _slot = slot;
             let ended = match tls {
-                None => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
                 Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
-                    Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    Ok(Ok(stream)) => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
                 },
             };
             if let Err(e) = ended {

@@ -57,16 +57,13 @@ pub fn load_or_create(source: &CertSource) -> Result<ServerCert> {
 /// The pin of the certificate `source` names, read from its file alone:
 /// nothing is generated, and the key is not read.
 pub fn read_pin(source: &CertSource) -> Result<Pin> {
-    let path = source.cert_path();
-    if let CertSource::Generated { .. } = source {
-        if !path.exists() {
-            bail!(
-                "no certificate at {} yet: `metalboot serve` generates it on its first start with [server.tls]",
-                path.display()
-            );
-        }
+    let (path, _, field, _) = files(source);
+    if matches!(source, CertSource::Generated { .. }) && !path.exists() {
+        bail!(
+            "no certificate at {} yet: `metalboot serve` generates it on its first start with [server.tls]",
+            path.display()
+        );
     }
-    let field = if let CertSource::Files { .. } = source { "field `server.tls.cert`: " } else { "" };
     Ok(read_chain(&path).map_err(|e| anyhow::anyhow!("{field}{e:#}"))?.1)
 }
 
