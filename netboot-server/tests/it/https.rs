@@ -2,8 +2,9 @@
 //! client that pins the logged pin gets through, one pinning another key is
 //! stopped in the handshake; the generated certificate survives restarts,
 //! `metalboot tls fingerprint` prints the same pin, given PEM files are
-//! served, bad ones stop start-up naming the field, and a stalled handshake
-//! is closed. The client pins the public key as the installer will: no CA,
+//! served, bad ones stop start-up naming the field, a stalled handshake is
+//! closed, SIGHUP serves a renewed certificate for the same key only, and
+//! `http::tls_base` names the HTTPS URL and pin an installer will be given. The client pins the public key as the installer will: no CA,
 //! no name check; curl's `--pinnedpubkey` takes the same string.
 
 use crate::common::{spawn_server, ServerProcess};
@@ -342,4 +343,24 @@ fn sighup_serves_a_renewed_certificate_for_the_same_key_only() {
     wait_for_log(dir.path(), "keeping the TLS certificate in use", 1);
     assert!(std::fs::read_to_string(dir.path().join("server.log")).unwrap().contains("holds another key"));
     assert_eq!(https_get(tls, &pin).unwrap().1, renewed.der().to_vec());
+}
+
+#[test]
+fn tls_base_is_what_an_installer_will_be_pointed_at() {
+    let mut srv = crate::common::TestServer::new();
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(axum::http::header::HOST, "10.0.0.1:8080".parse().unwrap());
+    let base = |srv: &crate::common::TestServer| metalboot::http::tls_base(&srv.state, &headers).unwrap();
+    assert_eq!(base(&srv), None, "no [server.tls]: nothing");
+    let pin: Pin = pin_of_key(&rcgen::KeyPair::generate().unwrap()).parse().unwrap();
+    let state = Arc::get_mut(&mut srv.state).unwrap();
+    state.tls = Some(metalboot::tls::TlsEndpoint { public_url: None, port: 8443, pin });
+    // the fixture's public_url is http://192.0.2.1:8080: its host, on the HTTPS port
+    assert_eq!(base(&srv), Some(("https://192.0.2.1:8443".to_string(), pin)));
+    let state = Arc::get_mut(&mut srv.state).unwrap();
+    state.config.public_url = None;
+    assert_eq!(base(&srv), Some(("https://10.0.0.1:8443".to_string(), pin)), "the Host header's host");
+    let state = Arc::get_mut(&mut srv.state).unwrap();
+    state.tls.as_mut().unwrap().public_url = Some("https://boot.example".into());
+    assert_eq!(base(&srv), Some(("https://boot.example".to_string(), pin)), "public_url_tls as it is");
 }
