@@ -4,8 +4,9 @@
 //! `metalboot tls fingerprint` prints the same pin, given PEM files are
 //! served, bad ones stop start-up naming the field, a stalled handshake is
 //! closed, SIGHUP serves a renewed certificate for the same key only, and
-//! `http::tls_base` names the HTTPS URL and pin an installer will be given. The client pins the public key as the installer will: no CA,
-//! no name check; curl's `--pinnedpubkey` takes the same string.
+//! `http::tls_base` names the HTTPS URL and pin an installer will be given.
+//! The client pins the public key as the installer will: no CA, no name
+//! check; curl's `--pinnedpubkey` takes the same string.
 
 use crate::common::{spawn_server, ServerProcess};
 use metalboot_spec::{Pin, PinSet};
