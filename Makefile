@@ -45,6 +45,7 @@ lint: deps
 # #[ignore] so a plain `cargo test` as a normal user still passes
 unit: deps
 	$(CARGO) test --workspace --locked --exclude metalboot-e2e -- --include-ignored
+	$(CARGO) test --locked -p metalboot-e2e --lib -- --include-ignored
 
 ASSETS ?= target/assets
 CACHE ?= $(HOME)/.cache/metalboot
