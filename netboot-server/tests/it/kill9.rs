@@ -197,6 +197,22 @@ mod dhcp {
     }
 }
 
+/// A config with full DHCP on `lo` for the pool 127.0.1.0..=`last`; its path.
+fn full_dhcp_on_loopback(dir: &std::path::Path, last: &str) -> std::path::PathBuf {
+    let cfg = dir.join("metalboot-dhcp.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\ndata_dir = \"data\"\ninventory = \"{}\"\napi_token_file = \"api-token\"\n\n\
+             [dhcp]\nmode = \"full\"\ninterface = \"lo\"\nsubnet = \"127.0.0.0/8\"\n\
+             range = [\"127.0.1.0\", \"{last}\"]\nrouter_advertisements = false\n",
+            common::fixtures().join("inventory").display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
 /// An ACK leaves only after its lease is committed: the server is SIGKILLed
 /// while REQUESTs are in flight, restarted on the same database, and new
 /// clients then take every free address of the pool — never one that was
@@ -208,17 +224,7 @@ fn acknowledged_lease_is_never_handed_to_another_after_sigkill() {
     use dhcproto::v4::MessageType::{Ack, Discover, Offer, Request};
     use std::collections::HashMap;
     let (dir, _) = setup();
-    let cfg = dir.path().join("metalboot-dhcp.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\ndata_dir = \"data\"\ninventory = \"{}\"\napi_token_file = \"api-token\"\n\n\
-             [dhcp]\nmode = \"full\"\ninterface = \"lo\"\nsubnet = \"127.0.0.0/8\"\n\
-             range = [\"127.0.1.0\", \"127.0.2.255\"]\nrouter_advertisements = false\n",
-            common::fixtures().join("inventory").display()
-        ),
-    )
-    .unwrap();
+    let cfg = full_dhcp_on_loopback(dir.path(), "127.0.2.255");
     dhcp::enter_own_netns();
     let sock = dhcp::relay_socket();
     let mut srv = common::spawn_server(dir.path(), &cfg);
@@ -283,17 +289,7 @@ fn acknowledged_lease_is_never_handed_to_another_after_sigkill() {
 fn foreign_and_off_pool_declines_change_no_lease() {
     use dhcproto::v4::MessageType::{Ack, Decline, Discover, Offer, Request};
     let (dir, _) = setup();
-    let cfg = dir.path().join("metalboot-dhcp.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\ndata_dir = \"data\"\ninventory = \"{}\"\napi_token_file = \"api-token\"\n\n\
-             [dhcp]\nmode = \"full\"\ninterface = \"lo\"\nsubnet = \"127.0.0.0/8\"\n\
-             range = [\"127.0.1.0\", \"127.0.1.15\"]\nrouter_advertisements = false\n",
-            common::fixtures().join("inventory").display()
-        ),
-    )
-    .unwrap();
+    let cfg = full_dhcp_on_loopback(dir.path(), "127.0.1.15");
     dhcp::enter_own_netns();
     let sock = dhcp::relay_socket();
     let mut srv = common::spawn_server(dir.path(), &cfg);
