@@ -181,3 +181,14 @@ pub fn spawn_server_with_nofile(dir: &Path, config: &Path, nofile: Option<u64>) 
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Runs the `metalboot` binary with `--config CONFIG ARGS` in `dir`.
+pub fn metalboot(dir: &Path, config: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_metalboot"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}

@@ -344,12 +344,7 @@ fn bad_hook_config_is_refused_with_the_field_named() {
     ] {
         let cfg = tmp.path().join("bad.toml");
         std::fs::write(&cfg, format!("[[handoff.hooks]]\n{hook}")).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_metalboot"))
-            .arg("--config")
-            .arg(&cfg)
-            .arg("check-config")
-            .output()
-            .unwrap();
+        let out = crate::common::metalboot(tmp.path(), &cfg, &["check-config"]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{hook}: accepted");
         assert!(err.contains(want), "{hook}: {err}");

@@ -292,10 +292,7 @@ fn inventory_errors_on_a_wrecking_value_are_one_bounded_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hosts.toml"), host_with(&format!("labels = [{}]", toml_quote(&v)))).unwrap();
     std::fs::write(dir.path().join("metalboot.toml"), "[server]\ninventory = \"hosts.toml\"\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_metalboot"))
-        .args(["--config", dir.path().join("metalboot.toml").to_str().unwrap(), "check-config"])
-        .output()
-        .unwrap();
+    let out = crate::common::metalboot(dir.path(), &dir.path().join("metalboot.toml"), &["check-config"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -8,7 +8,7 @@
 //! The client pins the public key as the installer will: no CA, no name
 //! check; curl's `--pinnedpubkey` takes the same string.
 
-use crate::common::{spawn_server, ServerProcess};
+use crate::common::{metalboot, spawn_server, ServerProcess};
 use metalboot_spec::{Pin, PinSet};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -16,7 +16,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -117,16 +117,6 @@ fn start(dir: &Path, config: &Path) -> (ServerProcess, SocketAddr, String) {
 }
 
 /// `metalboot --config CONFIG ARGS…` in `dir`.
-fn metalboot(dir: &Path, config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_metalboot"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
 fn pin_of_key(key: &rcgen::KeyPair) -> String {
     use rcgen::PublicKeyData;
     Pin::of_spki(&key.subject_public_key_info()).to_string()

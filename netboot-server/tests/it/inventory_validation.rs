@@ -99,17 +99,11 @@ fn check_config_cli_exits_nonzero_naming_the_problem() {
     )
     .unwrap();
     std::fs::write(dir.path().join("metalboot.toml"), "[server]\ninventory = \"hosts.toml\"\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_metalboot"))
-        .args(["--config", dir.path().join("metalboot.toml").to_str().unwrap(), "check-config"])
-        .output()
-        .unwrap();
+    let out = crate::common::metalboot(dir.path(), &dir.path().join("metalboot.toml"), &["check-config"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("hosts.toml: host \"h1\": field `disk.serial`"), "{err}");
-    let good = std::process::Command::new(env!("CARGO_BIN_EXE_metalboot"))
-        .args(["--config", common::fixtures().join("metalboot.toml").to_str().unwrap(), "check-config"])
-        .output()
-        .unwrap();
+    let good = common::metalboot(&common::fixtures(), &common::fixtures().join("metalboot.toml"), &["check-config"]);
     assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
     assert!(String::from_utf8_lossy(&good.stdout).contains("OK, 6 host(s)"));
 }
