@@ -99,23 +99,28 @@ fn unquote(v: &str) -> Option<String> {
     (plain && !word).then(|| inner.to_string())
 }
 
-/// Whether a `40_custom`/`41_custom` is the one Debian ships: nothing but
-/// comments and the line that prints them, or the `custom.cfg` loader.
+/// `41_custom` as Debian ships it, line by line (trimmed, blank lines left out).
+const STOCK_41_CUSTOM: &[&str] = &[
+    "#!/bin/sh",
+    "cat <<EOF",
+    "if [ -f  \\${config_directory}/custom.cfg ]; then",
+    "source \\${config_directory}/custom.cfg",
+    "elif [ -z \"\\${config_directory}\" -a -f  \\$prefix/custom.cfg ]; then",
+    "source \\$prefix/custom.cfg",
+    "fi",
+    "EOF",
+];
+
+/// Whether a `40_custom`/`41_custom` is the one Debian ships: `40_custom`
+/// nothing but comments and the line that prints them, `41_custom` the
+/// `custom.cfg` loader exactly (which [`render`] writes itself).
 pub fn stock_custom(name: &str, text: &str) -> bool {
-    let body: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && *l != "exec tail -n +3 $0")
-        .collect();
+    let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     match name {
-        "40_custom" => body.is_empty(),
-        "41_custom" => body.iter().all(|l| l.starts_with("cat <<EOF") || l.contains("custom.cfg") || is_shell_glue(l)),
+        "40_custom" => lines.filter(|l| !l.starts_with('#')).all(|l| l == "exec tail -n +3 $0"),
+        "41_custom" => lines.eq(STOCK_41_CUSTOM.iter().copied()),
         _ => false,
     }
-}
-
-fn is_shell_glue(l: &str) -> bool {
-    matches!(l, "EOF" | "fi" | "then" | "else") || l.starts_with("source ") || l.starts_with("elif ")
 }
 
 /// The settings, if every one is something [`render`] reproduces.

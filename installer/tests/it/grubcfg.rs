@@ -88,6 +88,8 @@ fn the_shipped_custom_scripts_count_as_stock() {
     }
     let own = format!("{STOCK_40}menuentry 'rescue' {{\n  linux /rescue\n}}\n");
     assert!(!grubcfg::stock_custom("40_custom", &own));
+    let sourcing = STOCK_41.replace("fi\nEOF", "fi\nsource /etc/site.cfg\nEOF");
+    assert!(!grubcfg::stock_custom("41_custom", &sourcing));
 }
 
 fn declined(edit: impl FnOnce(&Path), kernels: &[&str], want: &str) {
