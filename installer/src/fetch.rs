@@ -49,11 +49,13 @@ pub fn fetch_plan(base: &str, host: &str, token: &str, patience: Duration) -> Re
                 bail!("{shown}: HTTP {code}: {}", r.into_string().unwrap_or_default().trim())
             }
             Err(e) if start.elapsed() < patience => {
+                // the URL carries the token: never on the console
+                let e = e.to_string().replace(&url, &shown);
                 println!("metalboot: fetching plan: {e}; retrying in {:.1}s", delay.as_secs_f64());
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
-            Err(e) => return Err(e).with_context(|| format!("fetching plan from {shown}")),
+            Err(e) => bail!("fetching plan from {shown}: {}", e.to_string().replace(&url, &shown)),
         }
     }
 }
@@ -71,7 +73,9 @@ pub fn post_json(url: &str, token: &str, body: &impl serde::Serialize) -> Result
         }
         std::thread::sleep(Duration::from_secs(1 << i));
     }
-    Err(last.expect("loop ran")).with_context(|| format!("posting to {url}"))
+    let e = last.map(|e| e.to_string()).unwrap_or_default();
+    // the URL carries the token: never in an error
+    bail!("posting to {url}: {}", e.replace(&format!("{url}?token={token}"), url))
 }
 
 /// Streams `url` into `sink`, verifying `size` and `sha256`. `progress` gets

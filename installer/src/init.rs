@@ -108,7 +108,7 @@ pub fn run() -> Result<()> {
                 let summary = bring_up(&iface, &args)?;
                 println!("metalboot: network: {summary}");
                 rep.step(Step::Network, &summary);
-                fetch::fetch_plan(url, host, &token, Duration::from_secs(120))
+                fetch::fetch_plan(url, host, &token, args.wait())
                     .with_context(|| format!("with {summary}"))
             })();
             match reached {

@@ -29,15 +29,17 @@ impl Reporter {
 
     fn post(&self, body: ProgressEvent, tries: u32) -> bool {
         let Some(url) = &self.events else { return false };
+        let full = format!("{url}?token={}", self.token);
         for i in 0..tries {
-            match self.agent.post(&format!("{url}?token={}", self.token)).send_json(&body) {
+            match self.agent.post(&full).send_json(&body) {
                 Ok(_) => return true,
                 Err(ureq::Error::Status(code, _)) => {
                     println!("metalboot: server refused event (HTTP {code})");
                     return false;
                 }
                 Err(_) if i + 1 < tries => std::thread::sleep(Duration::from_secs(1 << i.min(4))),
-                Err(e) => println!("metalboot: could not send event: {e}"),
+                // the URL carries the token: never on the console
+                Err(e) => println!("metalboot: could not send event: {}", e.to_string().replace(&full, url)),
             }
         }
         false

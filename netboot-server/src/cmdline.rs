@@ -70,9 +70,10 @@ pub fn installer_args(host: &HostSpec, base_url: &str, token: &str, mac: &MacAdd
 /// beside `ip=`, and `ip=off` instead of `ip=dhcp` when there is no IPv4 to
 /// keep: an IPv6-only server has no DHCP to ask), and
 /// `metalboot.fallback=reboot`: no server reachable means back to the old
-/// system, not a stranded host.
-pub fn reinstall_boot_args(host: &HostSpec, base_url: &str, token: &str, mac: &MacAddr) -> BootArgs {
+/// system, not a stranded host (after `wait` seconds, `metalboot.wait`).
+pub fn reinstall_boot_args(host: &HostSpec, base_url: &str, token: &str, mac: &MacAddr, wait: Option<u32>) -> BootArgs {
     let mut a = installer_boot_args(host, base_url, token, mac);
+    a.wait = wait;
     let (net, ip6) = reinstall_net(&host.network, &host.name);
     a.net = net;
     a.ip6 = ip6;
@@ -203,7 +204,7 @@ mod tests {
             let h = host(n);
             h.validate().unwrap();
             let pxe = installer_boot_args(&h, "http://10.0.0.1:8080", "tok-1", &mac);
-            let re = reinstall_boot_args(&h, "http://10.0.0.1:8080", "tok-2", &mac);
+            let re = reinstall_boot_args(&h, "http://10.0.0.1:8080", "tok-2", &mac, None);
             let console = "console=tty0 console=ttyS0,115200n8";
             let standalone_line = crate::operator::reinstall::standalone::standalone_cmdline(&format!(
                 "{console} {}",

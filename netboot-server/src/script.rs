@@ -114,11 +114,11 @@ pub fn install_script(
 /// What a reinstall in place boots (over SSH, with kexec or a one-shot
 /// GRUB entry): the installer's kernel and initramfs and its command line,
 /// which keeps the target's static network (IPv6 included) and reboots into
-/// the old system when the server is out of reach.
-pub fn reinstall_boot(site: &Site, host: &HostSpec, mac: &MacAddr, token: &str) -> ReinstallBoot {
+/// the old system when the server is out of reach (after `wait` seconds).
+pub fn reinstall_boot(site: &Site, host: &HostSpec, mac: &MacAddr, token: &str, wait: Option<u32>) -> ReinstallBoot {
     let base = site.base_url;
     let mut args: Vec<String> = site.console.to_vec();
-    args.extend(cmdline::reinstall_boot_args(host, base, token, mac).to_cmdline());
+    args.extend(cmdline::reinstall_boot_args(host, base, token, mac, wait).to_cmdline());
     ReinstallBoot {
         token: token.to_string(),
         kernel_url: format!("{base}/assets/{ASSET_KERNEL}"),
@@ -327,7 +327,7 @@ mod tests {
         let debian = crate::config::DebianInstallerConfig::default();
         let site = Site { base_url: "http://192.0.2.1:8080", console: &console, debian: &debian };
         let mac = "52:54:00:00:00:07".parse().unwrap();
-        let boot = reinstall_boot(&site, &host, &mac, "tok-1");
+        let boot = reinstall_boot(&site, &host, &mac, "tok-1", None);
         assert_eq!(boot.kernel_url, "http://192.0.2.1:8080/assets/vmlinuz");
         assert_eq!(boot.initramfs_url, "http://192.0.2.1:8080/assets/initramfs.img");
         assert!(boot.cmdline.starts_with("console=ttyS0,115200n8 BOOTIF=01-52-54-00-00-00-07 "), "{}", boot.cmdline);
@@ -336,5 +336,8 @@ mod tests {
         assert_eq!(args.token.as_deref(), Some("tok-1"));
         assert_eq!(args.ip6.unwrap().to_string(), "2001:db8::7/64");
         assert!(boot.cmdline.contains("ip=203.0.113.7::172.31.1.1:255.255.255.255:vps1::off"), "{}", boot.cmdline);
+        assert_eq!(args.wait, None, "the installer's own default unless the operator asks");
+        let boot = reinstall_boot(&site, &host, &mac, "tok-1", Some(20));
+        assert_eq!(BootArgs::parse(&boot.cmdline).unwrap().wait(), std::time::Duration::from_secs(20));
     }
 }

@@ -172,6 +172,11 @@ pub struct ReinstallRequest {
     pub disk: DiskSelector,
     /// How the installer is booted (`kexec`), for the timeline.
     pub via: String,
+    /// Seconds the installer keeps trying to reach the server for its plan
+    /// before it reboots into the old system (`metalboot.wait`; absent:
+    /// the installer's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_wait: Option<u32>,
 }
 
 /// The installer to boot, with its command line (token included).

@@ -25,8 +25,15 @@ pub const KEYS: &[&str] = &[
     "metalboot.plan",
     "metalboot.action",
     "metalboot.fallback",
+    "metalboot.wait",
     "metalboot.standalone",
 ];
+
+/// How long the installer keeps trying to fetch its plan when
+/// `metalboot.wait` is not given.
+pub const DEFAULT_WAIT_SECS: u32 = 120;
+/// The bounds of `metalboot.wait`.
+pub const WAIT_SECS: std::ops::RangeInclusive<u32> = 5..=3600;
 
 /// Static IPv4 settings from `ip=`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +119,11 @@ pub struct BootArgs {
     pub action: Action,
     /// `metalboot.fallback`.
     pub fallback: Fallback,
+    /// `metalboot.wait=SECONDS`: how long the installer keeps trying to
+    /// reach the server for its plan before it gives up (and, with
+    /// `metalboot.fallback=reboot`, reboots into the old system); `None` is
+    /// [`DEFAULT_WAIT_SECS`].
+    pub wait: Option<u32>,
     /// `metalboot.standalone`: the plan, image and host keys came inside the
     /// initramfs (`metalboot.plan`); nothing is fetched or reported. The
     /// carried network is still brought up and must reach its gateway
@@ -267,6 +279,11 @@ pub fn check_token(t: &str) -> Result<(), BootArgsError> {
 }
 
 impl BootArgs {
+    /// How long to keep trying to fetch the plan (`metalboot.wait`).
+    pub fn wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.wait.unwrap_or(DEFAULT_WAIT_SECS).into())
+    }
+
     /// Parses a whole command line; words that are not ours are skipped.
     pub fn parse(cmdline: &str) -> Result<BootArgs, BootArgsError> {
         let mut a = BootArgs::default();
@@ -305,6 +322,17 @@ impl BootArgs {
                         other => return Err(bad(format!("metalboot.fallback={}: reboot or stop", quote(other)))),
                     }
                 }
+                "metalboot.wait" => {
+                    let secs = v.parse::<u32>().ok().filter(|s| WAIT_SECS.contains(s));
+                    a.wait = Some(secs.ok_or_else(|| {
+                        bad(format!(
+                            "metalboot.wait={}: whole seconds from {} to {}",
+                            quote(v),
+                            WAIT_SECS.start(),
+                            WAIT_SECS.end()
+                        ))
+                    })?);
+                }
                 "metalboot.standalone" if word == k => a.standalone = true,
                 "metalboot.standalone" => return Err(bad("metalboot.standalone takes no value".into())),
                 other => return Err(BootArgsError::UnknownKey(other.to_string())),
@@ -332,6 +360,15 @@ impl BootArgs {
             }
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 return Err(bad(format!("metalboot.url {}: not an http(s) URL", quote(u))));
+            }
+        }
+        if let Some(w) = self.wait {
+            if !WAIT_SECS.contains(&w) {
+                return Err(bad(format!(
+                    "metalboot.wait={w}: whole seconds from {} to {}",
+                    WAIT_SECS.start(),
+                    WAIT_SECS.end()
+                )));
             }
         }
         if let Some(p) = &self.plan {
@@ -378,6 +415,9 @@ impl BootArgs {
         }
         if self.fallback == Fallback::Reboot {
             v.push("metalboot.fallback=reboot".into());
+        }
+        if let Some(w) = self.wait {
+            v.push(format!("metalboot.wait={w}"));
         }
         if self.standalone {
             v.push("metalboot.standalone".into());

@@ -64,6 +64,18 @@ fn fallback_and_action_are_checked() {
 }
 
 #[test]
+fn wait_is_whole_seconds_in_bounds_and_defaults_to_two_minutes() {
+    assert_eq!(BootArgs::parse("metalboot.wait=20").unwrap().wait(), std::time::Duration::from_secs(20));
+    assert_eq!(BootArgs::parse("").unwrap().wait(), std::time::Duration::from_secs(120));
+    for bad in ["0", "4", "3601", "20s", "-1", ""] {
+        let e = BootArgs::parse(&format!("metalboot.wait={bad}")).unwrap_err().to_string();
+        assert!(e.contains("metalboot.wait") && e.contains("5 to 3600"), "{bad}: {e}");
+    }
+    let out = BootArgs { wait: Some(4), ..BootArgs::default() };
+    assert!(out.validate().is_err(), "to_cmdline must not write what parse refuses");
+}
+
+#[test]
 fn parses_static_ip_forms() {
     let NetConfig::Static(s) =
         NetConfig::parse("192.0.2.10::192.0.2.1:255.255.255.0:web1:eth0:off:192.0.2.53:198.51.100.53").unwrap()
@@ -118,6 +130,7 @@ fn defaults_are_not_written_and_every_key_is_known() {
         plan: Some("/p".into()),
         action: Action::Probe,
         fallback: Fallback::Reboot,
+        wait: Some(20),
         standalone: true,
     };
     let words = full.to_cmdline();
@@ -181,6 +194,7 @@ prop_compose! {
         plan in proptest::option::of("(/[a-z0-9._-]{1,12}){1,4}"),
         probe in any::<bool>(),
         reboot in any::<bool>(),
+        wait in proptest::option::of(WAIT_SECS),
         standalone in any::<bool>(),
     ) -> BootArgs {
         BootArgs {
@@ -189,6 +203,7 @@ prop_compose! {
             plan,
             action: if probe { Action::Probe } else { Action::Install },
             fallback: if reboot { Fallback::Reboot } else { Fallback::Stop },
+            wait,
         }
     }
 }

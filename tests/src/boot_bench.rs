@@ -46,6 +46,9 @@ fn pxe_to_installer(fw: Firmware, ra: bool) -> Result<f64> {
     let mut vm = Vm::start(&s.ns, &s.dir, accel(), fw, "tap0", MAC, &[disk])?;
     let secs = until(&mut vm, FIRST_LINE, Duration::from_secs(300));
     vm.stop();
+    if secs.is_ok() {
+        s.finish();
+    }
     secs
 }
 
@@ -82,6 +85,7 @@ fn install_steps(image: Image) -> Result<(Vec<(String, f64)>, f64)> {
     s.wait_state("vm1", "rebooting", &mut vm, Duration::from_secs(900))?;
     let console = vm.serial();
     vm.stop();
+    s.finish();
     Ok(step_times(&console))
 }
 

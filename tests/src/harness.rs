@@ -88,6 +88,10 @@ pub struct Scenario {
     last_state: String,
     helpers: Vec<Child>,
     peers: Vec<Netns>,
+    /// Set by [`Scenario::finish`]; a scenario dropped without it failed,
+    /// and its logs' last lines go to stderr (the CI output is all a failed
+    /// run leaves behind).
+    finished: std::cell::Cell<bool>,
 }
 
 fn sh(cmd: &str) -> Result<String> {
@@ -121,6 +125,7 @@ impl Scenario {
             last_state: String::new(),
             helpers: vec![],
             peers: vec![],
+            finished: std::cell::Cell::new(false),
         })
     }
 
@@ -336,11 +341,33 @@ impl Scenario {
         }
         let _ = std::fs::write(self.dir.join("timeline.txt"), &text);
         println!("--- {} timeline ---\n{text}", self.name);
+        self.finished.set(true);
+    }
+
+    /// The last lines of every console and the server's log, to stderr.
+    fn dump_logs(&self) {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else { return };
+        let mut logs: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                (n.starts_with("serial") || n == "server.log") && n.ends_with(".log")
+            })
+            .collect();
+        logs.sort();
+        for p in logs {
+            let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap_or_default()).into_owned();
+            eprintln!("--- {} failed; last lines of {} ---\n{}", self.name, p.display(), crate::vm::tail(&text, 40));
+        }
     }
 }
 
 impl Drop for Scenario {
     fn drop(&mut self) {
+        if !self.finished.get() {
+            self.dump_logs();
+        }
         if let Some(mut c) = self.server.take() {
             let _ = c.kill();
             let _ = c.wait();

@@ -63,7 +63,7 @@ pub(crate) fn reinstall_to(
             .args(extra)
             .arg("-i")
             .arg(&s.ssh_key)
-            .args(["--server", &s.base, "--installer-timeout", "900", "--install-timeout", "2400"])
+            .args(["--server", &s.base, "--server-wait", "20", "--installer-timeout", "600", "--install-timeout", "1200"])
             .output()
             .context("running metalboot reinstall")?;
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -80,6 +80,10 @@ pub async fn reinstall(
     if !(req.via.len() <= 32 && req.via.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')) {
         return Err(AppError::BadRequest("via: letters, digits and '-' only".into()));
     }
+    if let Some(w) = req.server_wait.filter(|w| !metalboot_spec::bootargs::WAIT_SECS.contains(w)) {
+        let r = metalboot_spec::bootargs::WAIT_SECS;
+        return Err(AppError::BadRequest(format!("server_wait {w}: whole seconds from {} to {}", r.start(), r.end())));
+    }
     // an installer that can get no plan would only wait and reboot: refuse
     // before a token is issued or the target is touched
     st.0.assets.check_present(&host.image).map_err(|e| {
@@ -90,7 +94,7 @@ pub async fn reinstall(
     let base = base_url(&st.0, &headers)?;
     let token = new_token();
     let site = Site { base_url: &base, console: &st.0.config.console, debian: &st.0.config.debian_installer };
-    let boot = script::reinstall_boot(&site, &host, &req.mac, &token);
+    let boot = script::reinstall_boot(&site, &host, &req.mac, &token, req.server_wait);
     let json = serde_json::to_string(&ov).map_err(|e| AppError::Internal(e.into()))?;
     let (s, n, th, via) = (st.0.clone(), name.clone(), hash_token(&token), req.via.clone());
     blocking(move || s.store.start_reinstall(&n, &th, &json, &via)).await?;

@@ -70,6 +70,11 @@ pub struct Options {
     /// else the GRUB entry where that is safe.
     #[arg(long, value_enum, default_value_t = BootVia::Auto)]
     pub boot_via: BootVia,
+    /// Seconds the installer keeps trying to reach the server for its plan
+    /// before it reboots into the old system (5 to 3600; default: the
+    /// installer's 120).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(5..=3600))]
+    pub server_wait: Option<u32>,
     /// Seconds the installer may take to reach the server after kexec.
     #[arg(long, default_value = "600", value_parser = seconds)]
     pub installer_timeout: Duration,
@@ -142,7 +147,13 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
 
     // 3. the installer, its command line and token
     let req =
-        ReinstallRequest { mac, network: net.clone(), disk: disk_selector(&disk, &d.disks), via: method.name().into() };
+        ReinstallRequest {
+        mac,
+        network: net.clone(),
+        disk: disk_selector(&disk, &d.disks),
+        via: method.name().into(),
+        server_wait: o.server_wait,
+    };
     let boot = client.reinstall(&o.name, &req)?;
     clock.phase("server issued the installer and token");
     let carried = match o.standalone.then(|| carry(client, &ssh, session, &o.name, &boot)).transpose() {
