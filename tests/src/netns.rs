@@ -23,9 +23,10 @@ pub fn cleanup_stale() {
     let Ok(list) = run(&["ip", "netns", "list"]) else { return };
     for line in list.lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        // names are PREFIX<tag>-<pid>[-<peer>]: leave those of a live run
+        // names are PREFIX<tag>-<pid>[-<peer>]: leave those of a live run,
+        // this one's included (its scenarios may run side by side)
         let owner = name.split('-').rev().find_map(|p| p.parse::<u32>().ok());
-        let alive = owner.is_some_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists());
+        let alive = owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
         if name.starts_with(PREFIX) && !alive {
             if let Ok(pids) = run(&["ip", "netns", "pids", name]) {
                 for pid in pids.split_whitespace() {
@@ -49,6 +50,10 @@ impl Netns {
     /// Creates the namespace, the bridge and `taps` tap devices (`tap0`…).
     pub fn create(tag: &str, taps: usize) -> Result<Netns> {
         let name = format!("{PREFIX}{tag}-{}", std::process::id());
+        // one this process leaked under the same tag (a scenario run again)
+        if run(&["ip", "netns", "list"]).is_ok_and(|l| l.lines().any(|x| x.split_whitespace().next() == Some(&name))) {
+            drop(Netns { name: name.clone(), server_ip: String::new() });
+        }
         run(&["ip", "netns", "add", &name])?;
         let ns = Netns { name, server_ip: "10.99.0.1".into() };
         ns.exec(&["ip", "link", "set", "lo", "up"])?;
