@@ -117,7 +117,7 @@ pub(crate) fn bad(msg: String) -> BootArgsError {
 
 /// A field of `ip=` or a value of ours: printable, no separators the
 /// syntax uses, no whitespace.
-pub(crate) fn check_field(what: &str, v: &str) -> Result<(), BootArgsError> {
+fn check_field(what: &str, v: &str) -> Result<(), BootArgsError> {
     if v.is_empty() || v.len() > 255 || !v.bytes().all(|b| b.is_ascii_graphic() && b != b':' && b != b',') {
         return Err(bad(format!("{what} {}: 1 to 255 printable characters, no ':' or ','", quote(v))));
     }

@@ -3,7 +3,7 @@
 //! `ip=<client>:<server>:<gw>:<netmask>:<hostname>:<device>:<autoconf>:<dns0>:<dns1>`)
 //! and our `metalboot.ip6=ADDR/LEN[,GATEWAY]` beside it.
 
-use super::{bad, check_field, BootArgsError};
+use super::{bad, BootArgsError};
 use crate::error::quote;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
