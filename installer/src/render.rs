@@ -105,13 +105,8 @@ mod tests {
 
     #[test]
     fn phone_home_pins_the_server_key_over_https_only() {
-        let pins: PinSet = format!(
-            "{};{}",
-            metalboot_spec::Pin::of_spki(b"a"),
-            metalboot_spec::Pin::of_spki(b"b")
-        )
-        .parse()
-        .unwrap();
+        let pins: PinSet =
+            format!("{};{}", metalboot_spec::Pin::of_spki(b"a"), metalboot_spec::Pin::of_spki(b"b")).parse().unwrap();
         let https = phone_home_env(&plan("https://192.0.2.1:8443/v1/hosts/web1/installed"), "tok", Some(&pins));
         assert_eq!(
             https,
