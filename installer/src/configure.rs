@@ -86,7 +86,12 @@ pub fn configure_system(
     if !opts.phone_home {
         return write(target, "etc/default/grub.d/metalboot.cfg", &render::grub_defaults(plan), 0o644);
     }
-    write(target, "etc/metalboot/phone-home.env", &render::phone_home_env(plan, &opts.token), 0o600)?;
+    write(
+        target,
+        "etc/metalboot/phone-home.env",
+        &render::phone_home_env(plan, &opts.token, opts.pins.as_ref()),
+        0o600,
+    )?;
     let wants = target.join("etc/systemd/system/multi-user.target.wants");
     std::fs::create_dir_all(&wants)?;
     let link = wants.join("metalboot-phone-home.service");

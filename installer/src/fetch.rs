@@ -1,8 +1,11 @@
 //! HTTP from the installer: the plan (with retries while the network comes
 //! up), the final report, and the root filesystem image streamed into a
 //! consumer while its sha256 is computed, resuming with `Range` (guarded by
-//! `If-Range` on the ETag) after a dropped connection.
+//! `If-Range` on the ETag) after a dropped connection. Every request goes
+//! through the agent of [`crate::https`]; a server whose key is not pinned
+//! ([`KeyRefused`]) is never retried: it would present the same key again.
 
+use crate::https::{self, KeyRefused};
 use anyhow::{bail, Context, Result};
 use metalboot_spec::InstallPlan;
 use sha2::{Digest, Sha256};
@@ -25,18 +28,26 @@ pub enum FetchError {
     Other(#[from] anyhow::Error),
 }
 
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(10)).timeout_read(Duration::from_secs(60)).build()
+/// `e` as a fatal error when the server's key was refused.
+fn refusal(e: &ureq::Error, what: &str) -> Option<anyhow::Error> {
+    https::refused(e).map(|k: &KeyRefused| anyhow::Error::new(k.clone()).context(what.to_string()))
 }
 
-/// Fetches and validates the plan, retrying for up to `patience`.
-pub fn fetch_plan(base: &str, host: &str, token: &str, patience: Duration) -> Result<InstallPlan> {
+/// Fetches and validates the plan, retrying for up to `patience` (but not
+/// after [`KeyRefused`]).
+pub fn fetch_plan(http: &ureq::Agent, base: &str, host: &str, token: &str, patience: Duration) -> Result<InstallPlan> {
     let url = format!("{base}/v1/hosts/{host}/plan?token={token}");
     let shown = format!("{base}/v1/hosts/{host}/plan");
     let start = std::time::Instant::now();
     let mut delay = Duration::from_millis(500);
     loop {
-        match agent().get(&url).call() {
+        let got = http.get(&url).call();
+        if let Err(e) = &got {
+            if let Some(fatal) = refusal(e, &format!("fetching plan from {shown}")) {
+                return Err(fatal);
+            }
+        }
+        match got {
             Ok(r) => {
                 let plan: InstallPlan = r.into_json().with_context(|| format!("parsing plan from {shown}"))?;
                 plan.validate().context("validating plan")?;
@@ -61,15 +72,20 @@ pub fn fetch_plan(base: &str, host: &str, token: &str, patience: Duration) -> Re
 }
 
 /// POSTs JSON with a few retries.
-pub fn post_json(url: &str, token: &str, body: &impl serde::Serialize) -> Result<()> {
+pub fn post_json(http: &ureq::Agent, url: &str, token: &str, body: &impl serde::Serialize) -> Result<()> {
     let mut last = None;
     for i in 0..5 {
-        match agent().post(&format!("{url}?token={token}")).send_json(body) {
+        match http.post(&format!("{url}?token={token}")).send_json(body) {
             Ok(_) => return Ok(()),
             Err(ureq::Error::Status(code, r)) => {
                 bail!("{url}: HTTP {code}: {}", r.into_string().unwrap_or_default().trim())
             }
-            Err(e) => last = Some(e),
+            Err(e) => {
+                if let Some(fatal) = refusal(&e, &format!("posting to {url}")) {
+                    return Err(fatal);
+                }
+                last = Some(e)
+            }
         }
         std::thread::sleep(Duration::from_secs(1 << i));
     }
@@ -83,6 +99,7 @@ pub fn post_json(url: &str, token: &str, body: &impl serde::Serialize) -> Result
 /// `file:///path` URL reads a file the installer carries (a standalone
 /// reinstall brings the image inside its initramfs), with the same checks.
 pub fn stream_image(
+    http: &ureq::Agent,
     url: &str,
     size: u64,
     sha256: &str,
@@ -91,7 +108,7 @@ pub fn stream_image(
 ) -> Result<u64, FetchError> {
     match url.strip_prefix("file://") {
         Some(path) => stream_file(path, size, sha256, sink, progress),
-        None => stream_http(url, size, sha256, sink, progress),
+        None => stream_http(http, url, size, sha256, sink, progress),
     }
 }
 
@@ -127,6 +144,7 @@ fn stream_file(
 }
 
 fn stream_http(
+    http: &ureq::Agent,
     url: &str,
     size: u64,
     sha256: &str,
@@ -139,7 +157,7 @@ fn stream_http(
     let mut resumes = 0;
     let mut buf = vec![0u8; 256 * 1024];
     while done < size {
-        let mut req = agent().get(url);
+        let mut req = http.get(url);
         if done > 0 {
             req = req.set("Range", &format!("bytes={done}-"));
             if let Some(e) = &etag {
@@ -149,6 +167,9 @@ fn stream_http(
         let resp = match req.call() {
             Ok(r) => r,
             Err(ureq::Error::Status(code, _)) => return Err(anyhow::anyhow!("{url}: HTTP {code}").into()),
+            Err(e) if https::refused(&e).is_some() => {
+                return Err(refusal(&e, &format!("fetching {url}")).expect("refused").into())
+            }
             Err(e) if resumes < 10 => {
                 resumes += 1;
                 println!("metalboot: image: {e}; resuming at {done} bytes");

@@ -3,11 +3,13 @@
 //! plan (carried in RAM, or fetched from the server with the install token),
 //! install, report the new host keys and reboot. Any failure before the
 //! first write with `metalboot.fallback=reboot` reboots into the system on
-//! disk (reinstall in place never strands a host).
+//! disk (reinstall in place never strands a host). A server whose HTTPS key
+//! is not the pinned one (`metalboot.pin`) is such a failure: the message
+//! names both pins, and nothing is sent to that server.
 
 use crate::install::{self, Options};
 use crate::report::Reporter;
-use crate::{entropy, fetch, net, probe, sysinit};
+use crate::{entropy, fetch, https, net, probe, sysinit};
 use anyhow::{bail, Context, Result};
 use metalboot_spec::bootargs::{self, Action, BootArgs, Fallback};
 use metalboot_spec::{HostReport, InstallPlan, OnFailure, Step};
@@ -80,7 +82,8 @@ pub fn run() -> Result<()> {
     }
     let reboot_back = args.fallback == Fallback::Reboot;
     let token = args.token.clone().unwrap_or_default();
-    let mut rep = Reporter::new(None, &token);
+    // the one agent: HTTPS only to the pinned key, for every request below
+    let mut rep = Reporter::new(None, &token, https::agent(args.pin.as_ref()));
     let plan = match source(&args)? {
         Source::Standalone(p) => {
             // nothing to fetch, but the network the new system keeps must
@@ -108,8 +111,7 @@ pub fn run() -> Result<()> {
                 let summary = bring_up(&iface, &args)?;
                 println!("metalboot: network: {summary}");
                 rep.step(Step::Network, &summary);
-                fetch::fetch_plan(url, host, &token, args.wait())
-                    .with_context(|| format!("with {summary}"))
+                fetch::fetch_plan(rep.http(), url, host, &token, args.wait()).with_context(|| format!("with {summary}"))
             })();
             match reached {
                 Ok(p) => p,
@@ -130,6 +132,7 @@ pub fn run() -> Result<()> {
         bootloader: true,
         host_keys: (args.standalone && carried_keys.is_dir()).then(|| carried_keys.to_path_buf()),
         phone_home: !args.standalone,
+        pins: args.pin.clone(),
     };
     match install::install(&plan, &opts, &mut rep) {
         Ok(keys) => {
@@ -137,7 +140,7 @@ pub fn run() -> Result<()> {
             let body = HostReport { host_keys: keys, addresses: Vec::new() };
             if args.standalone {
                 println!("metalboot: standalone: the host keys were chosen by whoever started this install");
-            } else if let Err(e) = fetch::post_json(&plan.endpoints.report, &token, &body) {
+            } else if let Err(e) = fetch::post_json(rep.http(), &plan.endpoints.report, &token, &body) {
                 println!("metalboot: could not report host keys: {e:#}");
             }
             println!("metalboot: install finished in {:.1}s; rebooting", rep.elapsed());
@@ -166,12 +169,14 @@ fn bring_up(iface: &str, args: &BootArgs) -> Result<String> {
     Ok(summary)
 }
 
-/// The network or the server could not be reached; nothing was written.
+/// The network or the server could not be reached, or the server is not
+/// the pinned one; nothing was written.
 fn no_network(e: anyhow::Error, reboot_back: bool) -> Result<InstallPlan> {
+    let what = if https::refused_in(&e).is_some() { "not the pinned server" } else { "no network in installer" };
     if !reboot_back {
-        return Err(e.context("no network in installer"));
+        return Err(e.context(what));
     }
-    println!("metalboot: failed: no network in installer: {e:#}");
+    println!("metalboot: failed: {what}: {e:#}");
     back_to_system_on_disk();
 }
 

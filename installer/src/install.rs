@@ -257,9 +257,11 @@ fn unpack_image(plan: &InstallPlan, target: &Path, rep: &mut Reporter) -> Result
         .context("starting tar")?;
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let size = plan.image.size.max(1);
-    let fetched = fetch::stream_image(&plan.image.url, plan.image.size, &plan.image.sha256, &mut stdin, &mut |done| {
-        rep.progress(Step::Unpack, (done * 100 / size) as u8, done)
-    });
+    let http = rep.http().clone();
+    let fetched =
+        fetch::stream_image(&http, &plan.image.url, plan.image.size, &plan.image.sha256, &mut stdin, &mut |done| {
+            rep.progress(Step::Unpack, (done * 100 / size) as u8, done)
+        });
     drop(stdin);
     let out = child.wait_with_output().context("waiting for tar")?;
     match fetched {

@@ -11,6 +11,7 @@ pub mod entropy;
 pub mod fetch;
 pub mod fs;
 pub mod grubcfg;
+pub mod https;
 pub mod init;
 pub mod install;
 pub mod layout;

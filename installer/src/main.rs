@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Parser;
 use metalboot_installer::cli::{Cli, Command, Place};
+use metalboot_installer::https;
 use metalboot_installer::init::{self, read_plan};
 use metalboot_installer::install::{self, Options};
 use metalboot_installer::probe;
@@ -42,6 +43,7 @@ fn options(place: &Place, token: &str) -> Options {
         bootloader: true,
         host_keys: None,
         phone_home: true,
+        pins: None,
     }
 }
 
@@ -67,7 +69,7 @@ fn plan_cmd(place: &Place) -> Result<()> {
 fn install_cmd(place: &Place, opts: &Options, no_report: bool) -> Result<()> {
     let plan = read_plan(&place.plan)?;
     let events = (!no_report).then(|| plan.endpoints.events.clone());
-    let mut rep = Reporter::new(events, &opts.token);
+    let mut rep = Reporter::new(events, &opts.token, https::agent(opts.pins.as_ref()));
     let keys = install::install(&plan, opts, &mut rep)?;
     println!("metalboot: installed; host keys:");
     for k in keys {

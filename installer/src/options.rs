@@ -1,6 +1,7 @@
 //! Where and how an install is carried out: the installer's own settings,
 //! apart from the host's plan. Read by the steps (`install`, `configure`).
 
+use metalboot_spec::PinSet;
 use std::path::PathBuf;
 
 /// Where and how to install.
@@ -23,4 +24,7 @@ pub struct Options {
     /// Enable the first-boot phone-home unit (off when the host cannot reach
     /// the server: standalone).
     pub phone_home: bool,
+    /// The server's key pins (`metalboot.pin`): the phone-home's curl
+    /// checks them when the plan's endpoints are `https://`.
+    pub pins: Option<PinSet>,
 }

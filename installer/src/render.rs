@@ -2,7 +2,7 @@
 //! plan and the filesystem UUIDs: fstab, systemd-networkd config, hosts,
 //! GRUB defaults, the phone-home environment.
 
-use metalboot_spec::{InstallPlan, Layout, NetMode, NetworkSpec};
+use metalboot_spec::{InstallPlan, Layout, NetMode, NetworkSpec, PinSet};
 use std::fmt::Write;
 
 /// `/etc/fstab`: every subvolume by the root filesystem's UUID with
@@ -76,9 +76,16 @@ pub fn grub_defaults(plan: &InstallPlan) -> String {
     )
 }
 
-/// `/etc/metalboot/phone-home.env` for the first-boot unit.
-pub fn phone_home_env(plan: &InstallPlan, token: &str) -> String {
-    format!("METALBOOT_INSTALLED_URL='{}'\nMETALBOOT_TOKEN='{}'\n", plan.endpoints.installed, token)
+/// `/etc/metalboot/phone-home.env` for the first-boot unit. With an
+/// `https://` endpoint it carries the server's pins as curl's
+/// `--pinnedpubkey` wants them (`sha256//…;sha256//…`): the installed
+/// system trusts the server by the same key the installer did, not by a CA.
+pub fn phone_home_env(plan: &InstallPlan, token: &str, pins: Option<&PinSet>) -> String {
+    let mut env = format!("METALBOOT_INSTALLED_URL='{}'\nMETALBOOT_TOKEN='{}'\n", plan.endpoints.installed, token);
+    if let Some(p) = pins.filter(|_| plan.endpoints.installed.starts_with("https://")) {
+        let _ = writeln!(env, "METALBOOT_PIN='{p}'");
+    }
+    env
 }
 
 #[cfg(test)]
@@ -87,6 +94,33 @@ mod tests {
 
     fn net(src: &str) -> NetworkSpec {
         serde_json::from_str(src).unwrap()
+    }
+
+    fn plan(installed: &str) -> InstallPlan {
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../../netboot-server/tests/golden/web1.plan.json")).unwrap();
+        v["endpoints"]["installed"] = installed.into();
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn phone_home_pins_the_server_key_over_https_only() {
+        let pins: PinSet =
+            format!("{};{}", metalboot_spec::Pin::of_spki(b"a"), metalboot_spec::Pin::of_spki(b"b")).parse().unwrap();
+        let https = phone_home_env(&plan("https://192.0.2.1:8443/v1/hosts/web1/installed"), "tok", Some(&pins));
+        assert_eq!(
+            https,
+            format!(
+                "METALBOOT_INSTALLED_URL='https://192.0.2.1:8443/v1/hosts/web1/installed'\nMETALBOOT_TOKEN='tok'\nMETALBOOT_PIN='{pins}'\n"
+            )
+        );
+        assert!(pins.to_string().contains(';'), "curl's separator in the file");
+        let http = plan("http://192.0.2.1:8080/v1/hosts/web1/installed");
+        assert_eq!(
+            phone_home_env(&http, "tok", Some(&pins)),
+            "METALBOOT_INSTALLED_URL='http://192.0.2.1:8080/v1/hosts/web1/installed'\nMETALBOOT_TOKEN='tok'\n"
+        );
+        assert_eq!(phone_home_env(&http, "tok", None), phone_home_env(&http, "tok", Some(&pins)));
     }
 
     #[test]

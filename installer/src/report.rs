@@ -2,6 +2,8 @@
 //! posts a [`ProgressEvent`] (the contract in `metalboot_spec::progress`) to
 //! the plan's events URL with the install token. Posting is best effort: a
 //! lost event never stops an install, but a lost failure report is retried.
+//! The reporter holds the installer's one HTTP agent ([`crate::https`]);
+//! once the server's key is refused it posts nothing more.
 
 use metalboot_spec::{EventStatus, ProgressEvent, Step};
 use std::time::{Duration, Instant};
@@ -10,16 +12,20 @@ use std::time::{Duration, Instant};
 pub struct Reporter {
     events: Option<String>,
     token: String,
-    agent: ureq::Agent,
+    http: ureq::Agent,
     started: Instant,
     last_post: Option<Instant>,
 }
 
 impl Reporter {
-    /// A reporter posting to `events` (None: console only).
-    pub fn new(events: Option<String>, token: &str) -> Reporter {
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
-        Reporter { events, token: token.to_string(), agent, started: Instant::now(), last_post: None }
+    /// A reporter posting to `events` (None: console only) through `http`.
+    pub fn new(events: Option<String>, token: &str, http: ureq::Agent) -> Reporter {
+        Reporter { events, token: token.to_string(), http, started: Instant::now(), last_post: None }
+    }
+
+    /// The agent every request to the server goes through.
+    pub fn http(&self) -> &ureq::Agent {
+        &self.http
     }
 
     /// Sets the events URL once the plan is known.
@@ -27,19 +33,25 @@ impl Reporter {
         self.events = Some(events.to_string());
     }
 
-    fn post(&self, body: ProgressEvent, tries: u32) -> bool {
-        let Some(url) = &self.events else { return false };
+    fn post(&mut self, body: ProgressEvent, tries: u32) -> bool {
+        let Some(url) = self.events.clone() else { return false };
         let full = format!("{url}?token={}", self.token);
         for i in 0..tries {
-            match self.agent.post(&full).send_json(&body) {
+            match self.http.post(&full).timeout(Duration::from_secs(10)).send_json(&body) {
                 Ok(_) => return true,
                 Err(ureq::Error::Status(code, _)) => {
                     println!("metalboot: server refused event (HTTP {code})");
                     return false;
                 }
+                Err(e) if crate::https::refused(&e).is_some() => {
+                    let why = crate::https::refused(&e).map(ToString::to_string).unwrap_or_default();
+                    println!("metalboot: not sending events to {url}: {why}");
+                    self.events = None;
+                    return false;
+                }
                 Err(_) if i + 1 < tries => std::thread::sleep(Duration::from_secs(1 << i.min(4))),
                 // the URL carries the token: never on the console
-                Err(e) => println!("metalboot: could not send event: {}", e.to_string().replace(&full, url)),
+                Err(e) => println!("metalboot: could not send event: {}", e.to_string().replace(&full, &url)),
             }
         }
         false

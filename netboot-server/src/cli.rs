@@ -320,7 +320,8 @@ fn render(cfg_path: Option<&std::path::Path>, what: RenderWhat) -> Result<()> {
         }
         None => local_base(&config),
     };
-    let site = Site { base_url: &base, console: &config.console, debian: &config.debian_installer };
+    // plain HTTP: `render` does not read the TLS key, so it has no pin to hand out
+    let site = Site { base_url: &base, tls: None, console: &config.console, debian: &config.debian_installer };
     let out = match what {
         RenderWhat::Ipxe { platform, .. } => {
             let mac =

@@ -4,7 +4,7 @@
 //! renderer checks every argument again.
 
 use metalboot_spec::bootargs::{Fallback, NetConfig, StaticIp, StaticIp6};
-use metalboot_spec::{BootArgs, HostSpec, MacAddr, NetMode, NetworkSpec};
+use metalboot_spec::{BootArgs, HostSpec, MacAddr, NetMode, NetworkSpec, Pin, PinSet};
 use std::net::IpAddr;
 
 /// `BOOTIF=01-aa-bb-cc-dd-ee-ff`, the pxelinux convention that tells an
@@ -48,12 +48,15 @@ pub fn ip_arg(net: &NetworkSpec, hostname: &str) -> String {
     net_config(net, hostname).to_arg()
 }
 
-/// What our installer is booted with for a network install of `host`.
-pub fn installer_boot_args(host: &HostSpec, base_url: &str, token: &str, mac: &MacAddr) -> BootArgs {
+/// What our installer is booted with for a network install of `host`:
+/// `base_url` is where its API calls go, `pin` the server key it trusts
+/// there (with an `https://` `base_url`, and only then).
+pub fn installer_boot_args(host: &HostSpec, base_url: &str, pin: Option<Pin>, token: &str, mac: &MacAddr) -> BootArgs {
     BootArgs {
         bootif: Some(*mac),
         net: net_config(&host.network, &host.name),
         url: Some(base_url.trim_end_matches('/').to_string()),
+        pin: pin.map(PinSet::one),
         host: Some(host.name.clone()),
         token: Some(token.to_string()),
         ..BootArgs::default()
@@ -61,8 +64,8 @@ pub fn installer_boot_args(host: &HostSpec, base_url: &str, token: &str, mac: &M
 }
 
 /// Arguments for our installer kernel, after the console arguments.
-pub fn installer_args(host: &HostSpec, base_url: &str, token: &str, mac: &MacAddr) -> Vec<String> {
-    installer_boot_args(host, base_url, token, mac).to_cmdline()
+pub fn installer_args(host: &HostSpec, base_url: &str, pin: Option<Pin>, token: &str, mac: &MacAddr) -> Vec<String> {
+    installer_boot_args(host, base_url, pin, token, mac).to_cmdline()
 }
 
 /// A reinstall in place: [`installer_boot_args`] keeping the target's
@@ -71,8 +74,15 @@ pub fn installer_args(host: &HostSpec, base_url: &str, token: &str, mac: &MacAdd
 /// keep: an IPv6-only server has no DHCP to ask), and
 /// `metalboot.fallback=reboot`: no server reachable means back to the old
 /// system, not a stranded host (after `wait` seconds, `metalboot.wait`).
-pub fn reinstall_boot_args(host: &HostSpec, base_url: &str, token: &str, mac: &MacAddr, wait: Option<u32>) -> BootArgs {
-    let mut a = installer_boot_args(host, base_url, token, mac);
+pub fn reinstall_boot_args(
+    host: &HostSpec,
+    base_url: &str,
+    pin: Option<Pin>,
+    token: &str,
+    mac: &MacAddr,
+    wait: Option<u32>,
+) -> BootArgs {
+    let mut a = installer_boot_args(host, base_url, pin, token, mac);
     a.wait = wait;
     let (net, ip6) = reinstall_net(&host.network, &host.name);
     a.net = net;
@@ -203,8 +213,9 @@ mod tests {
         for n in nets {
             let h = host(n);
             h.validate().unwrap();
-            let pxe = installer_boot_args(&h, "http://10.0.0.1:8080", "tok-1", &mac);
-            let re = reinstall_boot_args(&h, "http://10.0.0.1:8080", "tok-2", &mac, None);
+            let pin = Some(Pin::of_spki(b"the server key"));
+            let pxe = installer_boot_args(&h, "http://10.0.0.1:8080", None, "tok-1", &mac);
+            let re = reinstall_boot_args(&h, "https://10.0.0.1:8443", pin, "tok-2", &mac, Some(30));
             let console = "console=tty0 console=ttyS0,115200n8";
             let standalone_line = crate::operator::reinstall::standalone::standalone_cmdline(&format!(
                 "{console} {}",

@@ -9,7 +9,7 @@ use crate::config::{ASSET_DI_INITRD, ASSET_DI_KERNEL, ASSET_INITRAMFS, ASSET_KER
 use crate::render::{names, Renderer};
 use crate::state::HostState;
 use anyhow::{Context, Result};
-use metalboot_spec::{Endpoints, HostSpec, ImageRef, InstallPlan, MacAddr, Method, NetMode, PLAN_VERSION};
+use metalboot_spec::{Endpoints, HostSpec, ImageRef, InstallPlan, MacAddr, Method, NetMode, Pin, PLAN_VERSION};
 use serde::Serialize;
 
 /// Firmware family, from iPXE's `${platform}`.
@@ -35,12 +35,28 @@ impl Platform {
 
 /// Where the server is reachable, and what consoles kernels get.
 pub struct Site<'a> {
-    /// Base URL without trailing slash.
+    /// Base URL without trailing slash: plain HTTP, what iPXE and the
+    /// Debian installer use.
     pub base_url: &'a str,
+    /// With `[server.tls]`: the HTTPS base URL and the server key's pin,
+    /// where our installer (and the installed system's phone-home) goes.
+    pub tls: Option<(&'a str, Pin)>,
     /// Console kernel arguments.
     pub console: &'a [String],
     /// Debian installer settings.
     pub debian: &'a crate::config::DebianInstallerConfig,
+}
+
+impl Site<'_> {
+    /// Where our installer's API calls go: HTTPS with `[server.tls]`.
+    pub fn api_base(&self) -> &str {
+        self.tls.map_or(self.base_url, |(u, _)| u)
+    }
+
+    /// The pin that goes with [`Site::api_base`].
+    pub fn pin(&self) -> Option<Pin> {
+        self.tls.map(|(_, p)| p)
+    }
 }
 
 /// Which script a network-booting machine gets.
@@ -91,7 +107,7 @@ pub fn install_script(
     let mut cmdline: Vec<String> = site.console.to_vec();
     let (tmpl, kernel, initrd) = match host.method {
         Method::Image => {
-            cmdline.extend(cmdline::installer_args(host, base, token, mac));
+            cmdline.extend(cmdline::installer_args(host, site.api_base(), site.pin(), token, mac));
             (names::IPXE_INSTALL_IMAGE, ASSET_KERNEL, ASSET_INITRAMFS)
         }
         Method::DebianInstaller => {
@@ -115,10 +131,12 @@ pub fn install_script(
 /// GRUB entry): the installer's kernel and initramfs and its command line,
 /// which keeps the target's static network (IPv6 included) and reboots into
 /// the old system when the server is out of reach (after `wait` seconds).
+/// With `[server.tls]` the command line points the installer at HTTPS with
+/// the pin: it travels over the operator's SSH session.
 pub fn reinstall_boot(site: &Site, host: &HostSpec, mac: &MacAddr, token: &str, wait: Option<u32>) -> ReinstallBoot {
     let base = site.base_url;
     let mut args: Vec<String> = site.console.to_vec();
-    args.extend(cmdline::reinstall_boot_args(host, base, token, mac, wait).to_cmdline());
+    args.extend(cmdline::reinstall_boot_args(host, site.api_base(), site.pin(), token, mac, wait).to_cmdline());
     ReinstallBoot {
         token: token.to_string(),
         kernel_url: format!("{base}/assets/{ASSET_KERNEL}"),
@@ -151,6 +169,7 @@ fn endpoints(base: &str, host: &str) -> Endpoints {
 }
 
 /// The install plan for `host`; `image` describes its root filesystem image.
+/// Its endpoints are on [`Site::api_base`] (HTTPS with `[server.tls]`).
 pub fn plan(site: &Site, host: &HostSpec, image: ImageRef) -> InstallPlan {
     let mut network = host.network.clone();
     if network.mac.is_none() {
@@ -168,7 +187,7 @@ pub fn plan(site: &Site, host: &HostSpec, image: ImageRef) -> InstallPlan {
         root_password_hash: host.root_password_hash.clone(),
         kernel_args: host.kernel_args.clone(),
         on_failure: host.on_failure,
-        endpoints: endpoints(site.base_url, &host.name),
+        endpoints: endpoints(site.api_base(), &host.name),
     }
 }
 
@@ -325,7 +344,7 @@ mod tests {
         .unwrap();
         let console = vec!["console=ttyS0,115200n8".to_string()];
         let debian = crate::config::DebianInstallerConfig::default();
-        let site = Site { base_url: "http://192.0.2.1:8080", console: &console, debian: &debian };
+        let site = Site { base_url: "http://192.0.2.1:8080", tls: None, console: &console, debian: &debian };
         let mac = "52:54:00:00:00:07".parse().unwrap();
         let boot = reinstall_boot(&site, &host, &mac, "tok-1", None);
         assert_eq!(boot.kernel_url, "http://192.0.2.1:8080/assets/vmlinuz");
@@ -339,5 +358,19 @@ mod tests {
         assert_eq!(args.wait, None, "the installer's own default unless the operator asks");
         let boot = reinstall_boot(&site, &host, &mac, "tok-1", Some(20));
         assert_eq!(BootArgs::parse(&boot.cmdline).unwrap().wait(), std::time::Duration::from_secs(20));
+        assert!(!boot.cmdline.contains("metalboot.pin"), "no pin without [server.tls]: {}", boot.cmdline);
+        let pin = Pin::of_spki(b"server key");
+        let tls = Site { tls: Some(("https://192.0.2.1:8443", pin)), ..site };
+        let boot = reinstall_boot(&tls, &host, &mac, "tok-1", None);
+        let args = BootArgs::parse(&boot.cmdline).unwrap();
+        assert_eq!(args.url.as_deref(), Some("https://192.0.2.1:8443"));
+        assert_eq!(args.pin, Some(metalboot_spec::PinSet::one(pin)));
+        assert_eq!(boot.kernel_url, "http://192.0.2.1:8080/assets/vmlinuz", "the operator side fetches over HTTP");
+        let image =
+            ImageRef { url: format!("{}/assets/rootfs.tar.zst", tls.api_base()), sha256: "ab".repeat(32), size: 1 };
+        let p = plan(&tls, &host, image);
+        for u in [&p.image.url, &p.endpoints.events, &p.endpoints.report, &p.endpoints.installed] {
+            assert!(u.starts_with("https://192.0.2.1:8443/"), "{u}");
+        }
     }
 }

@@ -12,14 +12,17 @@
 //! be silently ignored.
 
 use crate::error::quote;
-use crate::MacAddr;
-use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use crate::pin::PinError;
+use crate::{MacAddr, PinSet};
+
+mod ip;
+pub use ip::{NetConfig, StaticIp, StaticIp6};
 
 /// Every `metalboot.*` key, in the order [`BootArgs::to_cmdline`] writes them.
 pub const KEYS: &[&str] = &[
     "metalboot.ip6",
     "metalboot.url",
+    "metalboot.pin",
     "metalboot.host",
     "metalboot.token",
     "metalboot.plan",
@@ -34,47 +37,6 @@ pub const KEYS: &[&str] = &[
 pub const DEFAULT_WAIT_SECS: u32 = 120;
 /// The bounds of `metalboot.wait`.
 pub const WAIT_SECS: std::ops::RangeInclusive<u32> = 5..=3600;
-
-/// Static IPv4 settings from `ip=`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StaticIp {
-    /// Our address.
-    pub address: Ipv4Addr,
-    /// Prefix length (written as a netmask).
-    pub prefix: u8,
-    /// Default gateway (may be off-subnet, as on a /32 VPS).
-    pub gateway: Option<Ipv4Addr>,
-    /// Hostname field.
-    pub hostname: Option<String>,
-    /// Device name field.
-    pub device: Option<String>,
-    /// Resolvers (the kernel syntax has room for two).
-    pub dns: Vec<Ipv4Addr>,
-}
-
-/// Static IPv6 from `metalboot.ip6=ADDR/LEN[,GATEWAY]`, next to (or instead
-/// of, with `ip=off`) the IPv4 of `ip=`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StaticIp6 {
-    /// Our address.
-    pub address: Ipv6Addr,
-    /// Prefix length.
-    pub prefix: u8,
-    /// Default gateway (may be link-local or off-prefix: on-link).
-    pub gateway: Option<Ipv6Addr>,
-}
-
-/// How the installer brings up its network (`ip=`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum NetConfig {
-    /// DHCP on the boot NIC (default).
-    #[default]
-    Dhcp,
-    /// Static IPv4.
-    Static(StaticIp),
-    /// `ip=off`/`none`: no IPv4 (an IPv6-only host, or nothing at all).
-    Off,
-}
 
 /// What the installer is booted for (`metalboot.action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -109,6 +71,10 @@ pub struct BootArgs {
     pub ip6: Option<StaticIp6>,
     /// Server base URL (`metalboot.url`, no trailing `/`).
     pub url: Option<String>,
+    /// The server's key pins (`metalboot.pin=sha256//…[,sha256//…]`):
+    /// required with an `https://` URL, refused without one. The installer
+    /// has no CA roots; a pin is the server's whole identity.
+    pub pin: Option<PinSet>,
     /// Host name in the inventory (`metalboot.host`).
     pub host: Option<String>,
     /// Install token (`metalboot.token`).
@@ -145,20 +111,8 @@ pub enum BootArgsError {
     Bad(String),
 }
 
-fn bad(msg: String) -> BootArgsError {
+pub(crate) fn bad(msg: String) -> BootArgsError {
     BootArgsError::Bad(msg)
-}
-
-fn prefix_of(mask: Ipv4Addr) -> Result<u8, BootArgsError> {
-    let m = u32::from(mask);
-    if m.leading_ones() + m.trailing_zeros() != 32 {
-        return Err(bad(format!("netmask {mask} is not contiguous")));
-    }
-    Ok(m.leading_ones() as u8)
-}
-
-fn netmask(prefix: u8) -> Ipv4Addr {
-    Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0))
 }
 
 /// A field of `ip=` or a value of ours: printable, no separators the
@@ -168,100 +122,6 @@ fn check_field(what: &str, v: &str) -> Result<(), BootArgsError> {
         return Err(bad(format!("{what} {}: 1 to 255 printable characters, no ':' or ','", quote(v))));
     }
     Ok(())
-}
-
-impl NetConfig {
-    /// Parses the kernel's `ip=` value.
-    pub fn parse(v: &str) -> Result<NetConfig, BootArgsError> {
-        match v {
-            "dhcp" | "on" | "any" | "both" | "" => return Ok(NetConfig::Dhcp),
-            "off" | "none" => return Ok(NetConfig::Off),
-            _ => {}
-        }
-        let f: Vec<&str> = v.split(':').collect();
-        let get = |i: usize| f.get(i).copied().filter(|s| !s.is_empty());
-        let bad_field = |what: &str, s: &str| bad(format!("ip=: bad {what} {}", quote(s)));
-        let address: Ipv4Addr = get(0)
-            .ok_or_else(|| bad_field("client address", ""))?
-            .parse()
-            .map_err(|_| bad_field("client address", f[0]))?;
-        let gateway = match get(2) {
-            Some(g) => Some(g.parse().map_err(|_| bad_field("gateway", g))?),
-            None => None,
-        };
-        let prefix = match get(3) {
-            Some(m) => prefix_of(m.parse().map_err(|_| bad_field("netmask", m))?)?,
-            None => 24,
-        };
-        if let Some(auto) = get(6) {
-            if !["off", "none"].contains(&auto) {
-                return Ok(NetConfig::Dhcp);
-            }
-        }
-        let mut dns = Vec::new();
-        for i in [7, 8] {
-            if let Some(d) = get(i) {
-                dns.push(d.parse().map_err(|_| bad_field("dns server", d))?);
-            }
-        }
-        Ok(NetConfig::Static(StaticIp {
-            address,
-            prefix,
-            gateway,
-            hostname: get(4).map(str::to_string),
-            device: get(5).map(str::to_string),
-            dns,
-        }))
-    }
-
-    /// The `ip=` word.
-    pub fn to_arg(&self) -> String {
-        match self {
-            NetConfig::Dhcp => "ip=dhcp".into(),
-            NetConfig::Off => "ip=off".into(),
-            NetConfig::Static(s) => {
-                let gw = s.gateway.map(|g| g.to_string()).unwrap_or_default();
-                let mut w = format!(
-                    "ip={}::{gw}:{}:{}:{}:off",
-                    s.address,
-                    netmask(s.prefix),
-                    s.hostname.as_deref().unwrap_or(""),
-                    s.device.as_deref().unwrap_or("")
-                );
-                for d in s.dns.iter().take(2) {
-                    w.push(':');
-                    w.push_str(&d.to_string());
-                }
-                w
-            }
-        }
-    }
-}
-
-impl StaticIp6 {
-    /// Parses a `metalboot.ip6` value.
-    pub fn parse(v: &str) -> Result<StaticIp6, BootArgsError> {
-        let bad6 = |why: &str| bad(format!("metalboot.ip6={}: {why}", quote(v)));
-        let (cidr, gw) = match v.split_once(',') {
-            Some((c, g)) => (c, Some(g)),
-            None => (v, None),
-        };
-        let (a, len) = cidr.split_once('/').ok_or_else(|| bad6("expected ADDR/LEN[,GATEWAY]"))?;
-        let address: Ipv6Addr = a.parse().map_err(|_| bad6("address is not IPv6"))?;
-        let prefix: u8 = len.parse().ok().filter(|p| *p <= 128).ok_or_else(|| bad6("prefix length is not 0-128"))?;
-        let gateway = gw.map(|g| g.parse::<Ipv6Addr>().map_err(|_| bad6("gateway is not IPv6"))).transpose()?;
-        Ok(StaticIp6 { address, prefix, gateway })
-    }
-}
-
-impl fmt::Display for StaticIp6 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.address, self.prefix)?;
-        if let Some(g) = self.gateway {
-            write!(f, ",{g}")?;
-        }
-        Ok(())
-    }
 }
 
 /// True for a word of the command line that [`BootArgs`] owns.
@@ -305,6 +165,7 @@ impl BootArgs {
                 "ip" => a.net = NetConfig::parse(v)?,
                 "metalboot.ip6" => a.ip6 = Some(StaticIp6::parse(v)?),
                 "metalboot.url" => a.url = Some(v.trim_end_matches('/').to_string()),
+                "metalboot.pin" => a.pin = Some(parse_pins(v)?),
                 "metalboot.host" => a.host = Some(v.to_string()),
                 "metalboot.token" => a.token = Some(v.to_string()),
                 "metalboot.plan" => a.plan = Some(v.to_string()),
@@ -362,6 +223,17 @@ impl BootArgs {
                 return Err(bad(format!("metalboot.url {}: not an http(s) URL", quote(u))));
             }
         }
+        match (&self.pin, self.url.as_deref()) {
+            (Some(_), Some(u)) if u.starts_with("https://") => {}
+            (Some(_), _) => return Err(bad("metalboot.pin is given without an https:// metalboot.url".into())),
+            (None, Some(u)) if u.starts_with("https://") => {
+                return Err(bad(format!(
+                    "metalboot.url {} is https but metalboot.pin is missing: the installer has no CA roots, it trusts only a pinned server key",
+                    quote(u)
+                )))
+            }
+            (None, _) => {}
+        }
         if let Some(w) = self.wait {
             if !WAIT_SECS.contains(&w) {
                 return Err(bad(format!(
@@ -405,7 +277,13 @@ impl BootArgs {
         if let Some(six) = &self.ip6 {
             v.push(format!("metalboot.ip6={six}"));
         }
-        for (k, val) in [("url", &self.url), ("host", &self.host), ("token", &self.token), ("plan", &self.plan)] {
+        if let Some(u) = &self.url {
+            v.push(format!("metalboot.url={u}"));
+        }
+        if let Some(p) = &self.pin {
+            v.push(format!("metalboot.pin={}", pins_arg(p)));
+        }
+        for (k, val) in [("host", &self.host), ("token", &self.token), ("plan", &self.plan)] {
             if let Some(val) = val {
                 v.push(format!("metalboot.{k}={val}"));
             }
@@ -424,6 +302,28 @@ impl BootArgs {
         }
         v
     }
+}
+
+/// Separates the pins of `metalboot.pin` on the command line. A pin set is
+/// written with `;` elsewhere (curl's `--pinnedpubkey`, [`crate::pin`]), but
+/// the iPXE script's safety check ([`crate::safe::check_word`]) refuses `;`,
+/// a shell metacharacter: the command line uses `,` instead.
+pub const PIN_SEPARATOR: char = ',';
+
+/// Reads `metalboot.pin`: pins separated by `,`.
+fn parse_pins(v: &str) -> Result<PinSet, BootArgsError> {
+    if v.contains(crate::pin::SEPARATOR) {
+        return Err(bad(format!("metalboot.pin={}: separate pins with ',' on the kernel command line", quote(v))));
+    }
+    v.replace(PIN_SEPARATOR, &crate::pin::SEPARATOR.to_string()).parse().map_err(|e| match e {
+        PinError::Empty(_) => bad(format!("metalboot.pin={}: an empty pin; separate pins with a single ','", quote(v))),
+        e => bad(format!("metalboot.pin: {e}")),
+    })
+}
+
+/// The `metalboot.pin` value of `pins`.
+pub fn pins_arg(pins: &PinSet) -> String {
+    pins.pins().iter().map(ToString::to_string).collect::<Vec<_>>().join(&PIN_SEPARATOR.to_string())
 }
 
 /// The command line with the token masked, for logs.

@@ -1,5 +1,7 @@
 use super::*;
+use crate::Pin;
 use proptest::prelude::*;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 #[test]
 fn parses_metalboot_args_bootif_and_dhcp() {
@@ -124,7 +126,8 @@ fn defaults_are_not_written_and_every_key_is_known() {
         bootif: Some("52:54:00:00:00:01".parse().unwrap()),
         net: NetConfig::Off,
         ip6: Some(StaticIp6::parse("fd00::1/64").unwrap()),
-        url: Some("http://h:1".into()),
+        url: Some("https://h:1".into()),
+        pin: Some(pins(&[b"a", b"b"])),
         host: Some("h".into()),
         token: Some("t".into()),
         plan: Some("/p".into()),
@@ -138,6 +141,34 @@ fn defaults_are_not_written_and_every_key_is_known() {
         words.iter().filter(|w| w.starts_with("metalboot.")).map(|w| w.split('=').next().unwrap()).collect();
     assert_eq!(keys, KEYS, "to_cmdline writes every key of KEYS, in order");
     assert_eq!(BootArgs::parse(&words.join(" ")).unwrap(), full);
+}
+
+fn pins(spkis: &[&[u8]]) -> PinSet {
+    spkis.iter().map(|k| Pin::of_spki(k).to_string()).collect::<Vec<_>>().join(";").parse().unwrap()
+}
+
+#[test]
+fn pins_use_commas_on_the_command_line_and_need_https() {
+    let two = pins(&[b"a", b"b"]);
+    let a = BootArgs { url: Some("https://10.0.0.1:8443".into()), pin: Some(two.clone()), ..BootArgs::default() };
+    let words = a.to_cmdline();
+    let pin_word = words.iter().find(|w| w.starts_with("metalboot.pin=")).unwrap();
+    assert_eq!(pin_word, &format!("metalboot.pin={}", two.to_string().replace(';', ",")));
+    crate::safe::check_word(pin_word, 255).unwrap();
+    assert_eq!(BootArgs::parse(&words.join(" ")).unwrap(), a);
+    let one = Pin::of_spki(b"a");
+    let e = |line: &str| BootArgs::parse(line).unwrap_err().to_string();
+    let semi = e(&format!("metalboot.url=https://h metalboot.pin={two}"));
+    assert!(semi.contains("metalboot.pin") && semi.contains("','"), "{semi}");
+    let junk = e("metalboot.url=https://h metalboot.pin=sha256//abc");
+    assert!(junk.contains("metalboot.pin") && junk.contains("sha256//abc"), "{junk}");
+    let empty = e(&format!("metalboot.url=https://h metalboot.pin={one},"));
+    assert!(empty.contains("metalboot.pin") && empty.contains("empty"), "{empty}");
+    let plain = e(&format!("metalboot.url=http://h metalboot.pin={one}"));
+    assert!(plain.contains("metalboot.pin") && plain.contains("https://"), "{plain}");
+    assert!(e(&format!("metalboot.pin={one}")).contains("without an https://"));
+    let unpinned = e("metalboot.url=https://h");
+    assert!(unpinned.contains("metalboot.pin") && unpinned.contains("no CA roots"), "{unpinned}");
 }
 
 fn word() -> impl Strategy<Value = String> {
@@ -189,6 +220,7 @@ prop_compose! {
         ip6 in proptest::option::of(ip6()),
         url in proptest::option::of(("(http|https)", "[a-z0-9.-]{1,20}", proptest::option::of(1u16..)).prop_map(
             |(s, h, p)| format!("{s}://{h}{}", p.map(|p| format!(":{p}")).unwrap_or_default()))),
+        spkis in proptest::collection::vec(any::<[u8; 8]>(), 1..=3),
         host in proptest::option::of(word()),
         token in proptest::option::of("[A-Za-z0-9-]{1,64}"),
         plan in proptest::option::of("(/[a-z0-9._-]{1,12}){1,4}"),
@@ -197,8 +229,10 @@ prop_compose! {
         wait in proptest::option::of(WAIT_SECS),
         standalone in any::<bool>(),
     ) -> BootArgs {
+        let https = url.as_deref().is_some_and(|u| u.starts_with("https://"));
+        let pin = https.then(|| pins(&spkis.iter().map(|k| &k[..]).collect::<Vec<_>>()));
         BootArgs {
-            bootif, net, ip6, url, host, token,
+            bootif, net, ip6, url, pin, host, token,
             standalone: standalone && plan.is_some(),
             plan,
             action: if probe { Action::Probe } else { Action::Install },

@@ -54,18 +54,19 @@ pub(crate) fn reinstall_to(
 ) -> Result<(bool, String, String)> {
     let home = s.dir.join("operator-home");
     std::fs::create_dir_all(&home)?;
-    let out =
-        s.ns.command(metalboot_bin().to_str().context("binary path")?)
-            .current_dir(&s.dir)
-            .env("HOME", &home)
-            .stdin(std::process::Stdio::null())
-            .args(["--config", "metalboot.toml", "reinstall", &format!("root@{addr}"), "--as", name])
-            .args(extra)
-            .arg("-i")
-            .arg(&s.ssh_key)
-            .args(["--server", &s.base, "--server-wait", "20", "--installer-timeout", "600", "--install-timeout", "1200"])
-            .output()
-            .context("running metalboot reinstall")?;
+    let out = s
+        .ns
+        .command(metalboot_bin().to_str().context("binary path")?)
+        .current_dir(&s.dir)
+        .env("HOME", &home)
+        .stdin(std::process::Stdio::null())
+        .args(["--config", "metalboot.toml", "reinstall", &format!("root@{addr}"), "--as", name])
+        .args(extra)
+        .arg("-i")
+        .arg(&s.ssh_key)
+        .args(["--server", &s.base, "--server-wait", "20", "--installer-timeout", "600", "--install-timeout", "1200"])
+        .output()
+        .context("running metalboot reinstall")?;
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     std::fs::write(s.dir.join(log), format!("{stdout}{stderr}"))?;
     Ok((out.status.success(), stdout.into_owned(), stderr.into_owned()))

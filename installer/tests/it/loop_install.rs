@@ -21,6 +21,7 @@ fn opts(dir: &Path) -> Options {
         bootloader: false,
         host_keys: None,
         phone_home: true,
+        pins: None,
     }
 }
 
@@ -52,7 +53,7 @@ fn installs_layout_subvolumes_image_and_config_on_a_loop_disk() {
     let srv = serve_file(image.clone(), Some(image.len() as u64 / 3));
     let disk = Loop::new(dir.path(), "disk.img", 4 << 30);
     let plan = plan(serde_json::json!({"path": disk.dev}), &srv.url, &sha(&image), image.len() as u64);
-    let mut rep = Reporter::new(None, "");
+    let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
     let keys = install::install(&plan, &opts(dir.path()), &mut rep).expect("install succeeds");
     assert!(srv.requests.load(std::sync::atomic::Ordering::SeqCst) >= 2, "transfer was resumed");
     assert!(keys.iter().any(|k| k.starts_with("ssh-ed25519 ")), "{keys:?}");
@@ -131,7 +132,7 @@ fn corrupted_image_aborts_and_leaves_no_partition_table() {
     let srv = serve_file(image.clone(), None);
     let disk = Loop::new(dir.path(), "disk.img", 4 << 30);
     let plan = plan(serde_json::json!({"path": disk.dev}), &srv.url, &good, n as u64);
-    let mut rep = Reporter::new(None, "");
+    let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
     let err = install::install(&plan, &opts(dir.path()), &mut rep).expect_err("corrupt image refused");
     let msg = format!("{err:#}");
     assert!(msg.contains("checksum mismatch") || msg.contains("tar failed"), "{msg}");
@@ -163,7 +164,7 @@ fn refuses_no_match_and_two_matches_without_writing_a_byte() {
     let none = serde_json::json!({"serial": "NO-SUCH-SERIAL"});
     for (sel, want) in [(both, "2 disks match"), (none, "no disk matches")] {
         let plan = plan(sel, "http://127.0.0.1:9/x", &"0".repeat(64), 1);
-        let mut rep = Reporter::new(None, "");
+        let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
         let err = install::install(&plan, &opts(dir.path()), &mut rep).expect_err("refused");
         assert!(format!("{err:#}").contains(want), "{err:#}");
         assert!(err.is::<install::NothingWritten>(), "not marked as before the first write: {err:#}");
@@ -181,7 +182,7 @@ fn refuses_a_disk_with_partitions_unless_wipe_is_set() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let before = disk.sha256();
     let plan = plan(serde_json::json!({"path": disk.dev}), "http://127.0.0.1:9/x", &"0".repeat(64), 1);
-    let mut rep = Reporter::new(None, "");
+    let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
     let err = install::install(&plan, &opts(dir.path()), &mut rep).expect_err("refused");
     assert!(format!("{err:#}").contains("holds partitions"), "{err:#}");
     assert!(err.is::<install::NothingWritten>(), "not marked as before the first write: {err:#}");

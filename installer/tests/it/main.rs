@@ -9,5 +9,6 @@ mod common;
 mod entropy;
 mod golden;
 mod grubcfg;
+mod https;
 mod loop_install;
 mod select_fixtures;

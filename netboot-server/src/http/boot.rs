@@ -2,8 +2,8 @@
 //! install-once guard lives in `script::decide`; here we look the machine up,
 //! issue a token for an armed host and render.
 
-use super::{base_url, blocking, AppError, St};
-use crate::script::{self, BootDecision, Platform, Site};
+use super::{base_url, blocking, AppError, Bases, St};
+use crate::script::{self, BootDecision, Platform};
 use crate::state::{hash_token, new_token};
 use axum::extract::Query;
 use axum::http::{header, HeaderMap};
@@ -50,8 +50,8 @@ pub async fn boot_script(
         None => Ok(crate::state::HostState::Absent),
     })
     .await?;
-    let base = base_url(&state, &headers)?;
-    let site = Site { base_url: &base, console: &state.config.console, debian: &state.config.debian_installer };
+    let bases = Bases::of(&state, &headers)?;
+    let site = bases.site(&state.config);
     let body = match script::decide(host, rec_state) {
         BootDecision::Local(reason) => {
             tracing::info!(reason, "serving local boot");

@@ -3,8 +3,8 @@
 //! installer's final report and the first boot's phone-home.
 
 use super::reinstall::InstallOverride;
-use super::{base_url, blocking, known_host, AppError, St};
-use crate::script::{self, Site};
+use super::{blocking, known_host, AppError, Bases, St};
+use crate::script;
 use crate::state::{HostRecord, HostReport, ProgressEvent, TokenError};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query};
@@ -47,7 +47,8 @@ pub async fn plan(
             serde_json::from_str(&json).map_err(|e| AppError::Internal(anyhow::anyhow!("stored override: {e}")))?;
         host = ov.apply(&host);
     }
-    let base = base_url(&st.0, &headers)?;
+    let bases = Bases::of(&st.0, &headers)?;
+    let site = bases.site(&st.0.config);
     let s = st.0.clone();
     let image_name = host.image.clone();
     let info = blocking(move || {
@@ -56,8 +57,9 @@ pub async fn plan(
             .map_err(|e| anyhow::Error::from(e).context(format!("the plan's image {image_name:?}")))
     })
     .await?;
-    let image = ImageRef { url: format!("{base}/assets/{}", host.image), sha256: info.sha256, size: info.size };
-    let site = Site { base_url: &base, console: &st.0.config.console, debian: &st.0.config.debian_installer };
+    // over HTTPS with [server.tls], like every other call of the installer
+    let image =
+        ImageRef { url: format!("{}/assets/{}", site.api_base(), host.image), sha256: info.sha256, size: info.size };
     Ok(Json(script::plan(&site, &host, image)))
 }
 
@@ -72,8 +74,8 @@ pub async fn preseed(
     let host = known_host(&st.0, &name)?.clone();
     let token = q.token.clone();
     require_token(&st, &name, q.token).await?;
-    let base = base_url(&st.0, &headers)?;
-    let site = Site { base_url: &base, console: &st.0.config.console, debian: &st.0.config.debian_installer };
+    let bases = Bases::of(&st.0, &headers)?;
+    let site = bases.site(&st.0.config);
     let body = script::preseed(&st.0.renderer, &site, &host, &token)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body))
 }
@@ -93,8 +95,8 @@ pub async fn di_script(
     }
     let token = q.token.clone();
     require_token(&st, &name, q.token).await?;
-    let base = base_url(&st.0, &headers)?;
-    let site = Site { base_url: &base, console: &st.0.config.console, debian: &st.0.config.debian_installer };
+    let bases = Bases::of(&st.0, &headers)?;
+    let site = bases.site(&st.0.config);
     let body = script::di_script(&st.0.renderer, &site, &host, &token, &script_name)?
         .ok_or_else(|| AppError::NotFound(format!("no installer script called {}", quote(&script_name))))?;
     Ok(([(header::CONTENT_TYPE, "text/x-shellscript; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body))

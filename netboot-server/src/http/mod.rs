@@ -118,6 +118,32 @@ pub fn tls_base(state: &AppState, headers: &HeaderMap) -> Result<Option<(String,
     Ok(Some((url, tls.pin)))
 }
 
+/// Where the client of one request reaches us: [`base_url`] and, with
+/// `[server.tls]`, [`tls_base`].
+pub struct Bases {
+    /// Plain HTTP.
+    pub http: String,
+    /// HTTPS and the pin.
+    pub tls: Option<(String, metalboot_spec::Pin)>,
+}
+
+impl Bases {
+    /// Reads both from the configuration and the request's Host header.
+    pub fn of(state: &AppState, headers: &HeaderMap) -> Result<Bases, AppError> {
+        Ok(Bases { http: base_url(state, headers)?, tls: tls_base(state, headers)? })
+    }
+
+    /// The [`crate::script::Site`] for these bases.
+    pub fn site<'a>(&'a self, config: &'a Config) -> crate::script::Site<'a> {
+        crate::script::Site {
+            base_url: &self.http,
+            tls: self.tls.as_ref().map(|(u, p)| (u.as_str(), *p)),
+            console: &config.console,
+            debian: &config.debian_installer,
+        }
+    }
+}
+
 /// Runs blocking work (SQLite, hashing) off the async threads.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,

@@ -6,9 +6,9 @@
 //! records a failure the installer could not report (it never reached us).
 
 use super::api::authorize;
-use super::{base_url, blocking, AppError, St};
+use super::{blocking, AppError, Bases, St};
 use crate::api::{FailRequest, HostView, ReinstallBoot, ReinstallRequest};
-use crate::script::{self, Site};
+use crate::script;
 use crate::state::{hash_token, new_token};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::Path;
@@ -91,9 +91,9 @@ pub async fn reinstall(
             anyhow::Error::from(e).context(format!("reinstall refused: the host's image {:?}", host.image)),
         )
     })?;
-    let base = base_url(&st.0, &headers)?;
+    let bases = Bases::of(&st.0, &headers)?;
     let token = new_token();
-    let site = Site { base_url: &base, console: &st.0.config.console, debian: &st.0.config.debian_installer };
+    let site = bases.site(&st.0.config);
     let boot = script::reinstall_boot(&site, &host, &req.mac, &token, req.server_wait);
     let json = serde_json::to_string(&ov).map_err(|e| AppError::Internal(e.into()))?;
     let (s, n, th, via) = (st.0.clone(), name.clone(), hash_token(&token), req.via.clone());

@@ -38,10 +38,16 @@ cat >"$TARGET/usr/local/sbin/metalboot-phone-home" <<'METALBOOT_EOF'
 # metalboot first-boot phone-home. Reads METALBOOT_INSTALLED_URL and
 # METALBOOT_TOKEN from /etc/metalboot/phone-home.env, posts this host's SSH
 # host public keys and addresses, retrying with backoff until the server
-# accepts, then disables itself and forgets the token.
+# accepts, then disables itself and forgets the token. With METALBOOT_PIN
+# (an https:// URL) curl trusts the server by its pinned key, not by a CA:
+# --insecure turns off the CA check only, --pinnedpubkey still applies.
 set -u
 ENV=/etc/metalboot/phone-home.env
 . "$ENV"
+set --
+if [ -n "${METALBOOT_PIN:-}" ]; then
+    set -- --insecure --pinnedpubkey "$METALBOOT_PIN"
+fi
 
 json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"; }
 
@@ -62,7 +68,7 @@ body() {
 delay=2
 while :; do
     code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 20 \
-        -H 'Content-Type: application/json' --data "$(body)" \
+        -H 'Content-Type: application/json' --data "$(body)" "$@" \
         "${METALBOOT_INSTALLED_URL}?token=${METALBOOT_TOKEN}") || code=000
     case "$code" in
     200)

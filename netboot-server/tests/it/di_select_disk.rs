@@ -59,7 +59,7 @@ fn host_with(disk: DiskSelector) -> HostSpec {
 
 fn render(base: &str, h: &HostSpec) -> String {
     let cfg = common::fixture_config(Path::new("/tmp"));
-    let site = Site { base_url: base, console: &cfg.console, debian: &cfg.debian_installer };
+    let site = Site { base_url: base, tls: None, console: &cfg.console, debian: &cfg.debian_installer };
     script::di_script(&Renderer::embedded().unwrap(), &site, h, TOKEN, "select-disk.sh").unwrap().unwrap()
 }
 

@@ -114,7 +114,7 @@ fn subvolumes_turn_partmans_rootfs_into_the_design_layout() {
     let host = inv.get("di3").unwrap();
     let (base, seen) = recorder();
     let cfg = common::fixture_config(Path::new("/tmp"));
-    let site = Site { base_url: &base, console: &cfg.console, debian: &cfg.debian_installer };
+    let site = Site { base_url: &base, tls: None, console: &cfg.console, debian: &cfg.debian_installer };
     let sh = script::di_script(&Renderer::embedded().unwrap(), &site, host, TOKEN, "subvolumes.sh").unwrap().unwrap();
     let script_path = tmp.path().join("subvolumes.sh");
     std::fs::write(&script_path, sh).unwrap();
@@ -178,7 +178,7 @@ fn subvolumes_refuse_a_root_that_is_not_btrfs() {
     let inv = Inventory::load(&common::fixtures().join("inventory")).unwrap();
     let (base, seen) = recorder();
     let cfg = common::fixture_config(Path::new("/tmp"));
-    let site = Site { base_url: &base, console: &cfg.console, debian: &cfg.debian_installer };
+    let site = Site { base_url: &base, tls: None, console: &cfg.console, debian: &cfg.debian_installer };
     let sh = script::di_script(&Renderer::embedded().unwrap(), &site, inv.get("di1").unwrap(), TOKEN, "subvolumes.sh")
         .unwrap()
         .unwrap();

@@ -35,7 +35,8 @@ fn rendered_files_match_golden() {
     let r = Renderer::embedded().unwrap();
     let cfg = common::fixture_config(std::path::Path::new("/tmp"));
     let inv = Inventory::load(&common::fixtures().join("inventory")).unwrap();
-    let site = Site { base_url: "http://192.0.2.1:8080", console: &cfg.console, debian: &cfg.debian_installer };
+    let site =
+        Site { base_url: "http://192.0.2.1:8080", tls: None, console: &cfg.console, debian: &cfg.debian_installer };
     let mut drift = Vec::new();
     let mut count = 0;
     for h in inv.hosts() {

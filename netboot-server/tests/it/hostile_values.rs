@@ -159,7 +159,8 @@ fn poisoned(v: &str, method: Method) -> Vec<(&'static str, HostSpec)> {
 fn renderers_refuse_values_that_would_inject() {
     let r = Renderer::embedded().unwrap();
     let cfg = common::fixture_config(std::path::Path::new("/tmp"));
-    let site = Site { base_url: "http://192.0.2.1:8080", console: &cfg.console, debian: &cfg.debian_installer };
+    let site =
+        Site { base_url: "http://192.0.2.1:8080", tls: None, console: &cfg.console, debian: &cfg.debian_installer };
     let mac = "52:54:00:00:00:02".parse().unwrap();
     let clean_ipxe = script::install_script(&r, &site, &fixture_host(), &mac, Platform::Pcbios, "T").unwrap();
     let clean_preseed = script::preseed(&r, &site, &fixture_host(), "T").unwrap();

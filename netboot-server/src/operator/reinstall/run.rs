@@ -146,8 +146,7 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     let method = choose_boot(&ssh, &d, o.boot_via, grub)?;
 
     // 3. the installer, its command line and token
-    let req =
-        ReinstallRequest {
+    let req = ReinstallRequest {
         mac,
         network: net.clone(),
         disk: disk_selector(&disk, &d.disks),

@@ -49,7 +49,9 @@ pub const IMAGE_URL: &str = "file:///metalboot/rootfs.tar.zst";
 /// no server URL or token; the carried plan instead.
 pub fn standalone_cmdline(cmdline: &str) -> Result<String> {
     let mut args = BootArgs::parse(cmdline).context("the server's installer command line")?;
+    // nothing is fetched: no server, no pin
     args.url = None;
+    args.pin = None;
     args.token = None;
     args.plan = Some(PLAN_PATH.into());
     args.standalone = true;
