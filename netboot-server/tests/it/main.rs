@@ -18,6 +18,7 @@ mod http_assets;
 mod http_boot;
 mod http_limits;
 mod http_reinstall;
+mod http_tokens;
 mod https;
 mod inventory_validation;
 mod kill9;
