@@ -20,6 +20,7 @@ mod http_limits;
 mod http_reinstall;
 mod http_tokens;
 mod https;
+mod https_client;
 mod inventory_validation;
 mod kill9;
 mod oneshot;
