@@ -73,11 +73,13 @@ pub fn describe(e: &ureq::Error) -> String {
         }
         src = s.source();
     }
-    if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+    if text.contains("UnknownIssuer") {
         text.push_str(
             " (the server's certificate is not signed by a CA this client trusts: add its CA to the system store \
              or name it with ca_file / --ca-file)",
         );
+    } else if text.contains("not valid for name") {
+        text.push_str(" (use a URL with a name the certificate holds, or a certificate for this name)");
     }
     text
 }
