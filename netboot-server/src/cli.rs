@@ -18,6 +18,10 @@ pub struct Cli {
     /// Server configuration file (default: the embedded configuration).
     #[arg(long, global = true, env = "METALBOOT_CONFIG")]
     pub config: Option<PathBuf>,
+    /// PEM file of CA certificates to trust, beside the system's, when
+    /// talking to an https:// server (`--server`, `server.public_url`).
+    #[arg(long, global = true, env = "METALBOOT_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -194,6 +198,7 @@ pub enum PlatformArg {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let cfg_path = cli.config.as_deref();
+    let ca_file = cli.ca_file.as_deref();
     match cli.command {
         Command::Serve { listen, ready_file } => serve::run(cfg_path, listen, ready_file.as_deref()).await,
         Command::CheckConfig => {
@@ -232,7 +237,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let (config, _, _) = load_all(cfg_path)?;
             let base = server.unwrap_or_else(|| local_base(&config));
             let token = serve::api_token(&config, false)?;
-            let client = ApiClient::new(&base, &token);
+            let client = ApiClient::new(&base, &token, ca_file)?;
             tokio::task::spawn_blocking(move || hosts::hosts_command(&client, action, json))
                 .await
                 .context("running hosts command")?
@@ -246,23 +251,23 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Reinstall { opts: o, server } => {
-            let client = api_client(cfg_path, server)?;
+            let client = api_client(cfg_path, ca_file, server)?;
             tokio::task::spawn_blocking(move || crate::operator::reinstall::run::run(&client, &o))
                 .await
                 .context("reinstall")?
         }
         Command::Inventory { server, format: InventoryFormat::Ansible { host, .. } } => {
-            let client = api_client(cfg_path, server)?;
+            let client = api_client(cfg_path, ca_file, server)?;
             let doc = tokio::task::spawn_blocking(move || client.ansible(host.as_deref())).await??;
             println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(())
         }
         Command::KnownHosts { server, output } => {
-            let client = api_client(cfg_path, server)?;
+            let client = api_client(cfg_path, ca_file, server)?;
             tokio::task::spawn_blocking(move || hosts::known_hosts_command(&client, output.as_deref())).await?
         }
         Command::Sshfp { server, domain } => {
-            let client = api_client(cfg_path, server)?;
+            let client = api_client(cfg_path, ca_file, server)?;
             let text =
                 tokio::task::spawn_blocking(move || hosts::sshfp_text(&client.list()?, domain.as_deref())).await??;
             print!("{text}");
@@ -287,11 +292,15 @@ fn check_tls(config: &crate::config::Config, tls: &crate::tls::TlsConfig) -> Res
     Ok(format!("https: {}, pin {pin}", tls.listen))
 }
 
-fn api_client(cfg_path: Option<&std::path::Path>, server: Option<String>) -> Result<ApiClient> {
+fn api_client(
+    cfg_path: Option<&std::path::Path>,
+    ca_file: Option<&std::path::Path>,
+    server: Option<String>,
+) -> Result<ApiClient> {
     let (config, _, _) = load_all(cfg_path)?;
     let base = server.unwrap_or_else(|| local_base(&config));
     let token = serve::api_token(&config, false)?;
-    Ok(ApiClient::new(&base, &token))
+    ApiClient::new(&base, &token, ca_file)
 }
 
 fn local_base(config: &crate::config::Config) -> String {

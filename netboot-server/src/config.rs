@@ -257,8 +257,13 @@ impl Config {
         file.tftp.validate()?;
         let mut handoff = file.handoff;
         handoff.validate()?;
-        for h in &mut handoff.hooks {
+        for (i, h) in handoff.hooks.iter_mut().enumerate() {
             h.secret_file = h.secret_file.as_deref().map(abs);
+            h.ca_file = h.ca_file.as_deref().map(abs);
+            if let Some(ca) = &h.ca_file {
+                crate::tls::client::read_ca_file(ca)
+                    .map_err(|e| anyhow::anyhow!("field `handoff.hooks[{i}].ca_file`: {e:#}"))?;
+            }
         }
         Ok(Config {
             handoff,

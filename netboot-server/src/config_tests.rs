@@ -87,3 +87,24 @@ fn relative_paths_follow_the_config_file() {
     assert_eq!(c.inventory.unwrap(), PathBuf::from("/etc/mb/hosts"));
     assert_eq!(c.assets["vmlinuz"], PathBuf::from("/etc/mb/state/assets/vmlinuz"));
 }
+
+#[test]
+fn a_hooks_ca_file_must_hold_certificates_and_go_with_https() {
+    let d = tempfile::tempdir().unwrap();
+    let hook = |url: &str, ca: &str| {
+        format!("[[handoff.hooks]]\nname = \"n\"\nurl = \"{url}\"\nsecret_file = \"s\"\nca_file = \"{ca}\"\n")
+    };
+    let err = |text: String| format!("{:#}", Config::parse(&text, d.path(), None).unwrap_err());
+    let e = err(hook("http://hooks.example.org/x", "ca.pem"));
+    assert!(e.contains("handoff.hooks[0].ca_file") && e.contains("https://"), "{e}");
+    let e = err(hook("https://hooks.example.org/x", "missing.pem"));
+    assert!(e.contains("handoff.hooks[0].ca_file") && e.contains("missing.pem"), "{e}");
+    std::fs::write(d.path().join("empty.pem"), "not a certificate\n").unwrap();
+    let e = err(hook("https://hooks.example.org/x", "empty.pem"));
+    assert!(e.contains("no PEM certificate"), "{e}");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let ca = rcgen::CertificateParams::new(vec!["ca".to_string()]).unwrap().self_signed(&key).unwrap();
+    std::fs::write(d.path().join("ca.pem"), ca.pem()).unwrap();
+    let c = Config::parse(&hook("https://hooks.example.org/x", "ca.pem"), d.path(), None).unwrap();
+    assert_eq!(c.handoff.hooks[0].ca_file.as_deref(), Some(d.path().join("ca.pem").as_path()));
+}

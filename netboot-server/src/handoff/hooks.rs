@@ -41,6 +41,9 @@ pub struct HookConfig {
     pub url: Option<String>,
     /// File holding the HMAC key for the webhook (required with `url`).
     pub secret_file: Option<PathBuf>,
+    /// PEM file of CA certificates trusted for an `https://` url, beside the
+    /// system's store.
+    pub ca_file: Option<PathBuf>,
     /// Attempts after the first failed one.
     #[serde(default = "default_retries")]
     pub retries: u32,
@@ -78,6 +81,9 @@ impl HookConfig {
             if self.secret_file.is_none() {
                 bail!("field `{field}.secret_file`: a webhook needs a secret to sign with");
             }
+        }
+        if self.ca_file.is_some() && !self.url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+            bail!("field `{field}.ca_file`: only an https:// url uses a CA file");
         }
         if self.retries > 10 {
             bail!("field `{field}.retries`: at most 10");
@@ -210,8 +216,9 @@ async fn post(h: &HookConfig, body: Vec<u8>, event: &str) -> Result<String> {
     let sig = sign(&key, &body);
     let timeout = Duration::from_secs(h.timeout_secs);
     let event = event.to_string();
+    let ca_file = h.ca_file.clone();
     tokio::task::spawn_blocking(move || {
-        let agent = ureq::AgentBuilder::new().timeout(timeout).build();
+        let agent = crate::tls::client::agent_builder(ca_file.as_deref())?.timeout(timeout).build();
         match agent
             .post(&url)
             .set("Content-Type", "application/json")
@@ -221,7 +228,7 @@ async fn post(h: &HookConfig, body: Vec<u8>, event: &str) -> Result<String> {
         {
             Ok(r) => Ok(format!("HTTP {}", r.status())),
             Err(ureq::Error::Status(c, r)) => bail!("HTTP {c}: {}", tail(&r.into_string().unwrap_or_default(), 500)),
-            Err(e) => bail!("{e}"),
+            Err(e) => bail!("{}", crate::tls::client::describe(&e)),
         }
     })
     .await?

@@ -1,10 +1,13 @@
 //! `GET /boot.ipxe?mac=…&platform=…`: the script iPXE chains to. The
 //! install-once guard lives in `script::decide`; here we look the machine up,
-//! issue a token for an armed host and render.
+//! issue a token for an armed host and render. The request carries no
+//! credential, so it never revokes a running installer's token: a boot
+//! mid-install gets a pending token, and the store bounds how often
+//! (`state::MAX_TOKEN_REISSUES`).
 
 use super::{base_url, blocking, AppError, Bases, St};
 use crate::script::{self, BootDecision, Platform};
-use crate::state::{hash_token, new_token};
+use crate::state::{hash_token, new_token, BootStart};
 use axum::extract::Query;
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
@@ -76,11 +79,19 @@ pub async fn boot_script(
             .collect::<String>();
             let (st3, n, method) = (state.clone(), h.name.clone(), method_name(h));
             let started = blocking(move || st3.store.start_boot(&n, &hash_token(&token), method, &detail)).await?;
-            if started {
-                tracing::info!(method, "serving installer");
-                body
-            } else {
-                script::local_script(&state.renderer, platform, "host is not armed")?
+            match started {
+                BootStart::Installer => {
+                    tracing::info!(method, "serving installer");
+                    body
+                }
+                BootStart::NotWanted => script::local_script(&state.renderer, platform, "host is not armed")?,
+                BootStart::TooManyBoots(out) => {
+                    tracing::warn!("too many installer boots for one install: host failed");
+                    if out.became_failed {
+                        crate::handoff::fire(&state.handoff(), "failed", &h.name);
+                    }
+                    script::local_script(&state.renderer, platform, "too many boots, re-arm the host to retry")?
+                }
             }
         }
     };

@@ -4,19 +4,25 @@
 use crate::api::{FailRequest, HostDetail, HostView, ReinstallBoot, ReinstallRequest};
 use anyhow::{bail, Context, Result};
 use metalboot_spec::{HostReport, ProgressEvent};
+use std::time::Duration;
 
 /// Talks to one server with one bearer token.
 pub struct ApiClient {
     base: String,
     token: String,
     agent: ureq::Agent,
+    /// For downloads, which have no overall timeout.
+    download_agent: ureq::Agent,
 }
 
 impl ApiClient {
-    /// A client for `base` (e.g. `http://127.0.0.1:8080`).
-    pub fn new(base: &str, token: &str) -> ApiClient {
-        let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(30)).build();
-        ApiClient { base: base.trim_end_matches('/').to_string(), token: token.to_string(), agent }
+    /// A client for `base` (e.g. `http://127.0.0.1:8080`, or `https://…`
+    /// trusting the system's CAs and those in `ca_file`).
+    pub fn new(base: &str, token: &str, ca_file: Option<&std::path::Path>) -> Result<ApiClient> {
+        let tls = crate::tls::client::client_config(ca_file)?;
+        let agent = ureq::AgentBuilder::new().tls_config(tls.clone()).timeout(Duration::from_secs(30)).build();
+        let download_agent = ureq::AgentBuilder::new().tls_config(tls).timeout_connect(Duration::from_secs(30)).build();
+        Ok(ApiClient { base: base.trim_end_matches('/').to_string(), token: token.to_string(), agent, download_agent })
     }
 
     fn call(&self, method: &str, path: &str) -> Result<String> {
@@ -28,7 +34,8 @@ impl ApiClient {
                 let body = r.into_string().unwrap_or_default();
                 bail!("{method} {url}: HTTP {code}: {}", body.trim())
             }
-            Err(e) => Err(e).with_context(|| format!("calling {method} {url}")),
+            // ureq's text starts with the URL
+            Err(e) => bail!("{method} {}", crate::tls::client::describe(&e)),
         }
     }
 
@@ -60,7 +67,7 @@ impl ApiClient {
                 let body = r.into_string().unwrap_or_default();
                 bail!("POST {url}: HTTP {code}: {}", body.trim())
             }
-            Err(e) => return Err(e).with_context(|| format!("calling POST {url}")),
+            Err(e) => bail!("POST {}", crate::tls::client::describe(&e)),
         };
         serde_json::from_str(&text).with_context(|| format!("parsing the answer of POST {url}"))
     }
@@ -94,8 +101,10 @@ impl ApiClient {
 
     /// Streams `url` (an asset) into `out`; returns the byte count.
     pub fn download(&self, url: &str, out: &mut dyn std::io::Write) -> Result<u64> {
-        let agent = ureq::AgentBuilder::new().timeout_connect(std::time::Duration::from_secs(30)).build();
-        let resp = agent.get(url).call().with_context(|| format!("fetching {url}"))?;
+        let resp = match self.download_agent.get(url).call() {
+            Ok(r) => r,
+            Err(e) => bail!("fetching {}", crate::tls::client::describe(&e)),
+        };
         std::io::copy(&mut resp.into_reader(), out).with_context(|| format!("copying {url}"))
     }
 

@@ -19,10 +19,11 @@ fn installer_check(conn: &Connection, name: &str, token: &str) -> Result<Result<
 }
 
 impl Store {
-    /// Checks `token` against the host's current token.
+    /// Checks `token` against the host's current (or pending) token for a
+    /// fetch of the install's plan, preseed or scripts: a `failed` host's
+    /// install is over, so it gets nothing.
     pub fn check_token(&self, name: &str, token: &str) -> Result<Result<HostRecord, TokenError>> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        check(&conn, name, token)
+        self.with_tx(|tx| installer_check(tx, name, token))
     }
 
     /// Records a progress event. `booting → installing` on the first one;
@@ -51,7 +52,8 @@ impl Store {
             if became_failed {
                 set_state(tx, name, HostState::Failed, &format!("failed at step {}: {}", ev.step, ev.message))?;
                 tx.execute(
-                    "UPDATE hosts SET token_hash = NULL, failed_step = ?2, failed_error = ?3 WHERE name = ?1",
+                    "UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL, failed_step = ?2, failed_error = ?3
+                     WHERE name = ?1",
                     params![name, ev.step.as_str(), ev.message],
                 )?;
             } else if rec.state == HostState::Booting {
@@ -61,13 +63,16 @@ impl Store {
         })
     }
 
-    /// The installer's final report: host keys recorded, `→ rebooting`.
+    /// The installer's final report: host keys recorded, `→ rebooting`; a
+    /// pending token dies.
     pub fn record_report(&self, name: &str, token: &str, rep: &HostReport) -> Result<Result<HostRecord, TokenError>> {
         self.with_tx(|tx| {
             if let Err(e) = installer_check(tx, name, token)? {
                 return Ok(Err(e));
             }
             store_report(tx, name, rep)?;
+            // the install that finished used this token: a pending one dies
+            tx.execute("UPDATE hosts SET pending_token_hash = NULL WHERE name = ?1", [name])?;
             set_state(
                 tx,
                 name,
@@ -91,7 +96,7 @@ impl Store {
             }
             store_report(tx, name, rep)?;
             tx.execute(
-                "UPDATE hosts SET token_hash = NULL, installed_ms = ?2 WHERE name = ?1",
+                "UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL, installed_ms = ?2 WHERE name = ?1",
                 params![name, now_ms()],
             )?;
             set_state(tx, name, HostState::Installed, "first boot phoned home; host disarmed, token revoked")?;

@@ -2,16 +2,19 @@
 //! host's state, its per-install token (hashed) and its timeline. Every change
 //! is one transaction, so the store survives `kill -9` at any point.
 
+mod boot;
 mod install;
 mod leases;
 mod model;
 mod schema;
 mod token;
 
+pub use boot::{BootStart, MAX_TOKEN_REISSUES, TOO_MANY_BOOTS_STEP};
 pub use model::{EventStatus, HostRecord, HostReport, HostState, ProgressEvent, TimelineEntry};
 pub use token::{hash_token, hashes_equal, new_token};
 
 use anyhow::{Context, Result};
+use boot::check;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -177,7 +180,8 @@ impl Store {
                 let why = format!("no first boot within {secs} s of the end of the install");
                 set_state(tx, n, HostState::Failed, &why)?;
                 tx.execute(
-                    "UPDATE hosts SET failed_step = 'first-boot', failed_error = ?2 WHERE name = ?1",
+                    "UPDATE hosts SET pending_token_hash = NULL, failed_step = 'first-boot', failed_error = ?2
+                     WHERE name = ?1",
                     params![n, why],
                 )?;
             }
@@ -191,8 +195,8 @@ impl Store {
         self.with_tx(|tx| {
             set_state(tx, name, HostState::Armed, why)?;
             tx.execute(
-                "UPDATE hosts SET token_hash = NULL, failed_step = NULL, failed_error = NULL, install_override = NULL
-                 WHERE name = ?1",
+                "UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL, token_reissues = 0, failed_step = NULL,
+                 failed_error = NULL, install_override = NULL WHERE name = ?1",
                 [name],
             )?;
             Ok(load(tx, name)?.unwrap_or_else(|| absent(name)))
@@ -206,27 +210,8 @@ impl Store {
             if cur != HostState::Installed {
                 set_state(tx, name, HostState::Disarmed, why)?;
             }
-            tx.execute("UPDATE hosts SET token_hash = NULL WHERE name = ?1", [name])?;
+            tx.execute("UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL WHERE name = ?1", [name])?;
             Ok(load(tx, name)?.unwrap_or_else(|| absent(name)))
-        })
-    }
-
-    /// For a host that wants install: records a freshly issued token (given as
-    /// its hash, so the caller renders before anything is committed) and moves
-    /// it to `booting`. Returns false, changing nothing, if the host does not
-    /// want install (any more).
-    pub fn start_boot(&self, name: &str, token_hash: &str, method: &str, detail: &str) -> Result<bool> {
-        self.with_tx(|tx| {
-            let Some(rec) = load(tx, name)? else { return Ok(false) };
-            if !rec.state.wants_install() {
-                return Ok(false);
-            }
-            tx.execute(
-                "UPDATE hosts SET token_hash = ?2, token_issued_ms = ?3, method = ?4 WHERE name = ?1",
-                params![name, token_hash, now_ms(), method],
-            )?;
-            set_state(tx, name, HostState::Booting, &format!("installer served ({detail}); new install token issued"))?;
-            Ok(true)
         })
     }
 
@@ -243,8 +228,8 @@ impl Store {
         self.with_tx(|tx| {
             set_state(tx, name, HostState::Armed, "reinstall in place requested by operator")?;
             tx.execute(
-                "UPDATE hosts SET token_hash = ?2, token_issued_ms = ?3, method = 'image', install_override = ?4,
-                 failed_step = NULL, failed_error = NULL WHERE name = ?1",
+                "UPDATE hosts SET token_hash = ?2, pending_token_hash = NULL, token_reissues = 0, token_issued_ms = ?3,
+                 method = 'image', install_override = ?4, failed_step = NULL, failed_error = NULL WHERE name = ?1",
                 params![name, token_hash, now_ms(), override_json],
             )?;
             set_state(
@@ -275,7 +260,8 @@ impl Store {
             let was_failed = load(tx, name)?.is_some_and(|r| r.state == HostState::Failed);
             set_state(tx, name, HostState::Failed, &format!("failed at step {step}: {error}"))?;
             tx.execute(
-                "UPDATE hosts SET token_hash = NULL, failed_step = ?2, failed_error = ?3 WHERE name = ?1",
+                "UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL, failed_step = ?2, failed_error = ?3
+                 WHERE name = ?1",
                 params![name, step, error],
             )?;
             Ok(Recorded { record: load(tx, name)?.unwrap_or_else(|| absent(name)), became_failed: !was_failed })
@@ -319,18 +305,6 @@ fn load(conn: &Connection, name: &str) -> Result<Option<HostRecord>> {
     conn.query_row(&format!("SELECT {COLS} FROM hosts WHERE name = ?1"), [name], row_to_record)
         .optional()
         .with_context(|| format!("reading host {name}"))
-}
-
-fn check(conn: &Connection, name: &str, token: &str) -> Result<Result<HostRecord, TokenError>> {
-    let row: Option<(Option<String>, String)> = conn
-        .query_row("SELECT token_hash, state FROM hosts WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let Some((Some(stored), state)) = row else { return Ok(Err(TokenError::Invalid)) };
-    let state: HostState = state.parse().map_err(anyhow::Error::msg)?;
-    if !state.token_live() || !token::hashes_equal(&stored, &hash_token(token)) {
-        return Ok(Err(TokenError::Invalid));
-    }
-    Ok(Ok(load(conn, name)?.expect("row seen in this transaction")))
 }
 
 fn set_state(conn: &Connection, name: &str, state: HostState, message: &str) -> Result<()> {

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: hosts and their timeline.
     "CREATE TABLE hosts (
         name TEXT PRIMARY KEY,
@@ -42,6 +42,11 @@ const MIGRATIONS: &[&str] = &[
     // 3: what a reinstall in place discovered (network, disk), as JSON; it
     // replaces the inventory's for that one install.
     "ALTER TABLE hosts ADD COLUMN install_override TEXT;",
+    // 4: a re-PXE mid-install gets a pending token beside the current one
+    // (the current stays valid until the pending is first used), and the
+    // re-issues of one install are counted to bound them.
+    "ALTER TABLE hosts ADD COLUMN pending_token_hash TEXT;
+    ALTER TABLE hosts ADD COLUMN token_reissues INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings the database schema up to date.

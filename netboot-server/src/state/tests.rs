@@ -16,7 +16,7 @@ fn install_once_lifecycle() {
     assert_eq!(s.get("web1").unwrap().state, HostState::Absent);
     s.arm("web1", "test").unwrap();
     let tok = new_token();
-    assert!(s.start_boot("web1", &hash_token(&tok), "image", "bios").unwrap());
+    assert_eq!(s.start_boot("web1", &hash_token(&tok), "image", "bios").unwrap(), BootStart::Installer);
     assert_eq!(s.get("web1").unwrap().state, HostState::Booting);
     let r = s.record_event("web1", &tok, &ev("partition", EventStatus::Running)).unwrap().unwrap();
     assert_eq!((r.record.state, r.became_failed), (HostState::Installing, false));
@@ -25,7 +25,7 @@ fn install_once_lifecycle() {
     assert_eq!(s.record_installed("web1", &tok, &rep).unwrap().unwrap().state, HostState::Installed);
     // token is dead now, and the host no longer wants install
     assert_eq!(s.record_event("web1", &tok, &ev("mkfs", EventStatus::Running)).unwrap(), Err(TokenError::Invalid));
-    assert!(!s.start_boot("web1", &hash_token(&new_token()), "image", "bios").unwrap());
+    assert_eq!(s.start_boot("web1", &hash_token(&new_token()), "image", "bios").unwrap(), BootStart::NotWanted);
     let states: Vec<_> = s.timeline("web1").unwrap().into_iter().filter_map(|e| e.state).collect();
     assert_eq!(states, ["armed", "booting", "installing", "rebooting", "installed"]);
 }
@@ -38,12 +38,106 @@ fn wrong_or_old_token_changes_nothing() {
     s.start_boot("a", &hash_token(&old), "image", "bios").unwrap();
     let new = new_token();
     s.start_boot("a", &hash_token(&new), "image", "bios").unwrap();
+    // the new token's first use revokes the old one
+    assert!(s.record_event("a", &new, &ev("network", EventStatus::Running)).unwrap().is_ok());
     let before = (s.get("a").unwrap(), s.timeline("a").unwrap());
     assert_eq!(s.record_event("a", &old, &ev("mkfs", EventStatus::Failed)).unwrap(), Err(TokenError::Invalid));
     assert_eq!(s.record_event("a", "", &ev("mkfs", EventStatus::Failed)).unwrap(), Err(TokenError::Invalid));
     assert_eq!(s.record_installed("b", &new, &HostReport::default()).unwrap(), Err(TokenError::Invalid));
     assert_eq!(before, (s.get("a").unwrap(), s.timeline("a").unwrap()));
     assert!(s.record_event("a", &new, &ev("mkfs", EventStatus::Running)).unwrap().is_ok());
+}
+
+#[test]
+fn a_boot_mid_install_leaves_the_running_token_valid_until_the_new_one_is_used() {
+    let (_d, s) = store();
+    s.arm("a", "t").unwrap();
+    let first = new_token();
+    s.start_boot("a", &hash_token(&first), "image", "bios").unwrap();
+    s.record_event("a", &first, &ev("partition", EventStatus::Running)).unwrap().unwrap();
+    // two more boots: each replaces the pending token, never the current one
+    let (second, third) = (new_token(), new_token());
+    s.start_boot("a", &hash_token(&second), "image", "bios").unwrap();
+    s.start_boot("a", &hash_token(&third), "image", "bios").unwrap();
+    assert!(s.check_token("a", &first).unwrap().is_ok());
+    assert!(s.record_event("a", &first, &ev("mkfs", EventStatus::Running)).unwrap().is_ok());
+    assert_eq!(s.check_token("a", &second).unwrap(), Err(TokenError::Invalid), "a replaced pending token dies");
+    // the machine really rebooted: its new installer's first call takes over
+    assert!(s.check_token("a", &third).unwrap().is_ok());
+    assert_eq!(s.check_token("a", &first).unwrap(), Err(TokenError::Invalid));
+    let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![] };
+    assert_eq!(s.record_report("a", &third, &rep).unwrap().unwrap().state, HostState::Rebooting);
+    let kinds: Vec<_> = s.timeline("a").unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "token").count(), 1, "{kinds:?}");
+}
+
+#[test]
+fn too_many_boots_fail_the_host_and_revoke_both_tokens() {
+    let (_d, s) = store();
+    s.arm("a", "t").unwrap();
+    let current = new_token();
+    s.start_boot("a", &hash_token(&current), "image", "bios").unwrap();
+    let mut pending = String::new();
+    for _ in 0..MAX_TOKEN_REISSUES {
+        pending = new_token();
+        assert_eq!(s.start_boot("a", &hash_token(&pending), "image", "bios").unwrap(), BootStart::Installer);
+    }
+    let BootStart::TooManyBoots(r) = s.start_boot("a", &hash_token(&new_token()), "image", "bios").unwrap() else {
+        panic!("the boot after the last re-issue fails the host");
+    };
+    assert!(r.became_failed);
+    assert_eq!(r.record.state, HostState::Failed);
+    assert_eq!(r.record.failed_step.as_deref(), Some(TOO_MANY_BOOTS_STEP));
+    assert!(r.record.failed_error.unwrap().starts_with("too many boots"));
+    for t in [&current, &pending] {
+        assert_eq!(s.check_token("a", t).unwrap(), Err(TokenError::Invalid));
+    }
+    assert_eq!(s.start_boot("a", &hash_token(&new_token()), "image", "bios").unwrap(), BootStart::NotWanted);
+    // re-arming starts a new install with a fresh count
+    s.arm("a", "retry").unwrap();
+    s.start_boot("a", &hash_token(&new_token()), "image", "bios").unwrap();
+    for _ in 0..MAX_TOKEN_REISSUES {
+        assert_eq!(s.start_boot("a", &hash_token(&new_token()), "image", "bios").unwrap(), BootStart::Installer);
+    }
+}
+
+#[test]
+fn a_failed_host_fetches_nothing_with_its_token() {
+    let (_d, s) = store();
+    s.arm("a", "t").unwrap();
+    let t = new_token();
+    s.start_boot("a", &hash_token(&t), "image", "bios").unwrap();
+    let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![] };
+    s.record_report("a", &t, &rep).unwrap().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(s.expire_first_boot(10).unwrap(), ["a"]);
+    // past the first-boot deadline only the phone-home is still taken
+    assert_eq!(s.check_token("a", &t).unwrap(), Err(TokenError::Invalid));
+    assert_eq!(s.record_report("a", &t, &rep).unwrap(), Err(TokenError::Invalid));
+    assert_eq!(s.record_installed("a", &t, &rep).unwrap().unwrap().state, HostState::Installed);
+}
+
+#[test]
+fn migrating_a_version_3_database_keeps_its_rows() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(d.path().join("state.db")).unwrap();
+        for (i, sql) in schema::MIGRATIONS[..3].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (i + 1) as i64).unwrap();
+        }
+        let h = hash_token("tok");
+        conn.execute("INSERT INTO hosts (name, state, token_hash, updated_ms) VALUES ('a', 'installing', ?1, 1)", [h])
+            .unwrap();
+        conn.execute("INSERT INTO events (host, at_ms, kind, message) VALUES ('a', 1, 'state', 'x')", []).unwrap();
+    }
+    let s = Store::open(d.path()).unwrap();
+    assert_eq!(s.get("a").unwrap().state, HostState::Installing);
+    assert_eq!(s.timeline("a").unwrap().len(), 1);
+    assert!(s.check_token("a", "tok").unwrap().is_ok(), "the running install keeps its token");
+    // and it counts its re-issues from zero
+    assert_eq!(s.start_boot("a", &hash_token(&new_token()), "image", "bios").unwrap(), BootStart::Installer);
+    assert!(s.check_token("a", "tok").unwrap().is_ok());
 }
 
 #[test]

@@ -14,6 +14,7 @@
 //! provider; HTTP/1.1 only, as over plain HTTP.
 
 mod cert;
+pub mod client;
 pub mod config;
 #[cfg(test)]
 mod tests;

@@ -105,6 +105,8 @@ async fn wrong_or_old_token_is_403_and_changes_nothing() {
     let old = token_of(&s.get(WEB1).await.1);
     let current = token_of(&s.get(WEB1).await.1); // a second boot issues a new token
     assert_ne!(old, current);
+    // its first use revokes the old one
+    assert_eq!(s.get(&format!("/v1/hosts/web1/plan?token={current}")).await.0, StatusCode::OK);
     let before = s.api("GET", "/v1/hosts/web1").await.1;
     let ev = json!({"step": "partition", "status": "failed", "message": "x"});
     for bad in [old.as_str(), "", "0000", &current[..63]] {
