@@ -68,6 +68,9 @@ pub fn require_assets() -> Result<()> {
     Ok(())
 }
 
+/// The server's HTTPS port in every scenario.
+pub const TLS_PORT: u16 = 8443;
+
 /// A running scenario.
 pub struct Scenario {
     /// Name, for the log directory.
@@ -142,12 +145,15 @@ impl Scenario {
     }
 
     /// Writes config + inventory and starts `metalboot serve` in the namespace.
+    /// HTTP on :8080 for iPXE; pinned HTTPS on [`TLS_PORT`] (self-signed,
+    /// in `data/tls`) for the installer and the phone-home.
     pub fn start_server(&mut self, inventory: &str, dhcp: &str) -> Result<()> {
         self.stop_server();
         std::fs::write(self.dir.join("hosts.toml"), inventory)?;
         std::fs::write(self.dir.join("api-token"), &self.api_token)?;
         let cfg = format!(
             "[server]\nlisten = \"{ip}:8080\"\npublic_url = \"{base}\"\ndata_dir = \"data\"\ninventory = \"hosts.toml\"\napi_token_file = \"api-token\"\n\n\
+             [server.tls]\nlisten = \"{ip}:{TLS_PORT}\"\n\n\
              [assets]\ndir = \"{assets}\"\n\n[tftp]\nlisten = \"{ip}:69\"\n\n{dhcp}\n",
             ip = self.ns.server_ip,
             base = self.base,

@@ -8,6 +8,7 @@ pub mod boot_bench;
 pub mod dhcp_client;
 pub mod harness;
 pub mod kvm;
+pub mod mitm;
 pub mod netns;
 pub mod perfdhcp;
 pub mod reinstall;

@@ -127,7 +127,7 @@ fn block_server_from_target(s: &Scenario, on: bool) -> Result<()> {
             IP,
             "tcp",
             "dport",
-            "8080",
+            "{ 8080, 8443 }",
             "reject",
             "with",
             "icmpx",
@@ -247,6 +247,23 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     let marker = s.ssh(IP, &old_kh, &format!("cat {MARKER}"))?;
     ensure!(marker.trim() == "old-system", "marker: {marker:?}");
     s.phase("old system back on its disk, untouched (marker present, old host key)");
+
+    // 1b. a man in the middle presents another certificate where the
+    // server's HTTPS is: the installer refuses it before anything is
+    // written, says why on its console, and the old system comes back
+    let (ok, out, pin) = {
+        let m = crate::mitm::Mitm::start(&s, IP)?;
+        let (ok, out) = reinstall(&s, "reinstall-mitm.log")?;
+        (ok, out, m.pin.clone())
+    };
+    ensure!(!ok && out.contains("did not present the pinned key"), "reinstall past a man in the middle:\n{out}");
+    let console = vm.serial();
+    let refused = console.lines().find(|l| l.contains("not the pinned server")).unwrap_or_default();
+    ensure!(refused.contains(&format!("presented key pin {pin}")), "the console does not name the stand-in's pin");
+    ensure!(refused.contains("metalboot.pin trusts only sha256//"), "the console does not name the pinned key");
+    let marker = s.ssh(IP, &old_kh, &format!("cat {MARKER}"))?;
+    ensure!(marker.trim() == "old-system", "marker after the man in the middle: {marker:?}");
+    s.phase("another certificate on the server's address: refused before any write, both pins named; old system back");
 
     // 2a. standalone with a gateway that does not answer: the old system,
     // changed at runtime only, routes by a dead gateway (and reaches us by

@@ -168,6 +168,13 @@ pub fn install(fw: Firmware, name: &str, dhcp: Dhcp, image: Image) -> Result<Ins
 
 /// The checks every installed host must pass; returns the host's facts.
 pub fn check_installed(i: &mut Installed) -> Result<String> {
+    // the installer was pointed at the pinned HTTPS listener, and the
+    // installed system's phone-home pins it too
+    let console = i.vm.serial();
+    let tls = format!("metalboot.url=https://{}:{}", i.s.ns.server_ip, crate::harness::TLS_PORT);
+    ensure!(console.contains(&tls) && console.contains("metalboot.pin=sha256//"), "no {tls} and pin on the console");
+    let home = i.ssh("journalctl -b 0 -o cat -u metalboot-phone-home.service | grep 'phoned home' || true")?;
+    ensure!(home.contains(&format!("phoned home to https://{}:", i.s.ns.server_ip)), "phone-home: {home}");
     let root = i.ssh("findmnt -n -o FSTYPE,OPTIONS /")?;
     ensure!(root.starts_with("btrfs") && root.contains("subvol=/@"), "root mount: {root}");
     let subs = i.ssh("btrfs subvolume list /")?;

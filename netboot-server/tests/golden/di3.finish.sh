@@ -72,7 +72,7 @@ while :; do
         "${METALBOOT_INSTALLED_URL}?token=${METALBOOT_TOKEN}") || code=000
     case "$code" in
     200)
-        echo "metalboot: phoned home"
+        echo "metalboot: phoned home to ${METALBOOT_INSTALLED_URL}"
         break ;;
     403)
         echo "metalboot: server refused the token (host re-armed or already installed); giving up"

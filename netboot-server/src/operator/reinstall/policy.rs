@@ -93,10 +93,15 @@ pub fn no_network(cmdline: &str, what: &str) -> String {
         .split_whitespace()
         .filter(|w| {
             let key = w.split_once('=').map_or(*w, |(k, _)| k);
-            ["ip", "BOOTIF", "metalboot.ip6", "metalboot.url", "metalboot.standalone"].contains(&key)
+            ["ip", "BOOTIF", "metalboot.ip6", "metalboot.url", "metalboot.pin", "metalboot.standalone"].contains(&key)
         })
         .collect();
-    format!("no network in installer: {what}; it tried {}", tried.join(" "))
+    // the installer reports nothing to a server whose key is not pinned,
+    // so from here the two look the same; its console tells them apart
+    let pinned = tried.iter().any(|w| w.starts_with("metalboot.pin="));
+    let or_key =
+        if pinned { ", or the server it reached did not present the pinned key (see its console)" } else { "" };
+    format!("no network in installer{or_key}: {what}; it tried {}", tried.join(" "))
 }
 
 /// `SHA256:…` as `ssh-keygen -l` prints it, with the key type.
@@ -181,5 +186,12 @@ mod tests {
         let standalone =
             no_network("ip=10.99.0.50::10.99.0.254:255.255.255.255:vm1:eth0:off metalboot.standalone", "x");
         assert!(standalone.ends_with("10.99.0.254:255.255.255.255:vm1:eth0:off metalboot.standalone"));
+        let pin = "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+        let pinned = no_network(&format!("ip=dhcp metalboot.url=https://10.99.0.1:8443 metalboot.pin={pin}"), "x");
+        assert!(
+            pinned.starts_with("no network in installer, or the server it reached did not present the pinned key")
+                && pinned.ends_with(&format!("metalboot.url=https://10.99.0.1:8443 metalboot.pin={pin}")),
+            "{pinned}"
+        );
     }
 }
