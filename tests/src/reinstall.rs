@@ -243,6 +243,7 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     ensure!(h["state"] == "failed", "host is {} not failed", h["state"]);
     let err = h["failed_error"].as_str().unwrap_or("");
     ensure!(err.contains("no network in installer") && err.contains("ip="), "failed_error: {err}");
+    ensure!(err.contains(":8443 answers no TLS"), "no key probe in failed_error: {err}");
     s.phase("unreachable server: reinstall failed with the reason");
     let marker = s.ssh(IP, &old_kh, &format!("cat {MARKER}"))?;
     ensure!(marker.trim() == "old-system", "marker: {marker:?}");
@@ -257,6 +258,10 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
         (ok, out, m.pin.clone())
     };
     ensure!(!ok && out.contains("did not present the pinned key"), "reinstall past a man in the middle:\n{out}");
+    // the command looked from the old system, and says so with both pins
+    ensure!(out.contains(&format!("presents key pin {pin}, not the pinned sha256//")), "no key probe in:\n{out}");
+    let err = s.host("vm1")?["failed_error"].as_str().unwrap_or("").to_string();
+    ensure!(err.contains(&pin) && err.contains("a man in the middle"), "failed_error: {err}");
     let console = vm.serial();
     let refused = console.lines().find(|l| l.contains("not the pinned server")).unwrap_or_default();
     ensure!(refused.contains(&format!("presented key pin {pin}")), "the console does not name the stand-in's pin");

@@ -5,12 +5,14 @@
 //! changes (`policy`), starting the installer on the target (`start`: kexec,
 //! or the one-shot GRUB entry of `oneshot`; `standalone` and `payload` for a
 //! target that cannot reach the server), following it (`follow`, the pure
-//! state machine, and `watch`, the loops that observe for it), progress
+//! state machine, and `watch`, the loops that observe for it; `keyprobe`
+//! for which key the server presents from a target that came back), progress
 //! display (`progress`) and the command itself (`run`).
 
 pub mod discover;
 pub mod entry;
 pub mod follow;
+pub mod keyprobe;
 pub mod oneshot;
 pub mod payload;
 pub mod policy;

@@ -41,6 +41,14 @@ impl OldSystem<'_> {
         }
     }
 
+    /// A pinned installer came back: which key the server's HTTPS address
+    /// presents from here (see [`super::keyprobe`]).
+    fn key_seen(&self, cmdline: &str) -> Option<String> {
+        let (address, pins) = super::keyprobe::pinned(cmdline)?;
+        let out = self.ssh.run_script(false, &super::keyprobe::script(&address)).ok()?;
+        Some(super::keyprobe::verdict(&address, &pins, &String::from_utf8_lossy(&out.stdout)))
+    }
+
     /// Takes off it what was set up to start the installer.
     fn clean(&self) {
         if let Err(e) = clean_old_system(self.ssh, self.method, self.standalone) {
@@ -202,10 +210,13 @@ impl Watcher<'_> {
     fn fail(&self, outcome: Outcome) -> Result<()> {
         match outcome {
             Outcome::Installed => Ok(()),
-            Outcome::Stranded { back, message } => {
+            Outcome::Stranded { back, mut message } => {
                 if back {
                     // the old system is back: take off it what was set up
                     self.old.clean();
+                    if let Some(seen) = self.old.key_seen(&self.policy.cmdline) {
+                        message = format!("{message}; {seen}");
+                    }
                 }
                 self.give_up(Step::Network, &message)
             }
