@@ -78,7 +78,10 @@ impl Vm {
     ) -> Result<Vm> {
         let serial_log = dir.join("serial.log");
         let mut cmd = ns.command("qemu-system-x86_64");
-        cmd.args(["-accel", accel, "-m", "2048", "-smp", "2", "-display", "none", "-monitor", "none"]);
+        // E2E_VM_CPUS (default 2): fewer when scenarios run side by side
+        let cpus = std::env::var("E2E_VM_CPUS").ok().filter(|c| matches!(c.as_str(), "1" | "2" | "4"));
+        let cpus = cpus.unwrap_or_else(|| "2".into());
+        cmd.args(["-accel", accel, "-m", "2048", "-smp", &cpus, "-display", "none", "-monitor", "none"]);
         cmd.arg("-serial").arg(format!("file:{}", serial_log.display()));
         cmd.args(["-netdev", &format!("tap,id=n0,ifname={tap},script=no,downscript=no")]);
         // like any VPS: a hardware random source, so the kernel is seeded at

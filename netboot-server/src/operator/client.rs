@@ -25,6 +25,15 @@ impl ApiClient {
         Ok(ApiClient { base: base.trim_end_matches('/').to_string(), token: token.to_string(), agent, download_agent })
     }
 
+    /// `url`'s path and query on this client's base.
+    fn on_this_server(&self, url: &str) -> String {
+        let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+        match rest.map(|r| r.find('/').map_or("", |i| &r[i..])) {
+            Some(path) => format!("{}{path}", self.base),
+            None => url.to_string(),
+        }
+    }
+
     fn call(&self, method: &str, path: &str) -> Result<String> {
         let url = format!("{}{path}", self.base);
         let resp = self.agent.request(method, &url).set("Authorization", &format!("Bearer {}", self.token)).call();
@@ -99,8 +108,13 @@ impl ApiClient {
         self.post_json(&format!("/v1/hosts/{name}/{what}?token={}", urlencode(token)), rep)
     }
 
-    /// Streams `url` (an asset) into `out`; returns the byte count.
+    /// Streams `url` (an asset URL the server handed out) into `out`;
+    /// returns the byte count. The server writes those URLs for the target
+    /// (its address as the target sees it, HTTPS pinned for the installer),
+    /// so the path is fetched from this client's base, the way the operator
+    /// reaches the server; the plan's sha256 checks what arrives.
     pub fn download(&self, url: &str, out: &mut dyn std::io::Write) -> Result<u64> {
+        let url = &self.on_this_server(url);
         let resp = match self.download_agent.get(url).call() {
             Ok(r) => r,
             Err(e) => bail!("fetching {}", crate::tls::client::describe(&e)),
@@ -125,4 +139,19 @@ fn urlencode(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApiClient;
+
+    #[test]
+    fn asset_urls_are_fetched_from_the_clients_own_base() {
+        let c = ApiClient::new("http://127.0.0.1:8080/", "t", None).unwrap();
+        let to = |u: &str| c.on_this_server(u);
+        assert_eq!(to("https://10.99.0.1:8443/assets/rootfs.tar.zst"), "http://127.0.0.1:8080/assets/rootfs.tar.zst");
+        assert_eq!(to("http://[fd00::1]:8080/assets/vmlinuz?x=1"), "http://127.0.0.1:8080/assets/vmlinuz?x=1");
+        assert_eq!(to("https://boot.example"), "http://127.0.0.1:8080");
+        assert_eq!(to("file:///x"), "file:///x");
+    }
 }
