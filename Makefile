@@ -80,11 +80,13 @@ netns: release
 	$(CARGO) test --locked -p metalboot-e2e --test netns -- --ignored --nocapture --test-threads=1
 
 # QEMU end to end (as root): real firmware, PXE over a tap in our own netns;
-# two scenarios at a time (each in its own namespace, lines tagged with its name)
+# two scenarios at a time (each in its own namespace, lines tagged with its
+# name), one virtual CPU each so that two VMs share the two cores evenly
 E2E_THREADS ?= 2
+E2E_VM_CPUS ?= 1
 e2e: assets release
 	@rm -f target/e2e/timings.tsv
-	@$(CARGO) test --locked -p metalboot-e2e --test e2e -- --ignored --nocapture --test-threads=$(E2E_THREADS); rc=$$?; \
+	@E2E_VM_CPUS=$(E2E_VM_CPUS) $(CARGO) test --locked -p metalboot-e2e --test e2e -- --ignored --nocapture --test-threads=$(E2E_THREADS); rc=$$?; \
 	echo "e2e scenario times (s):"; column -t target/e2e/timings.tsv 2>/dev/null || cat target/e2e/timings.tsv; \
 	awk '{ t += $$2 } END { printf "total %.1f s for %d scenarios\n", t, NR }' target/e2e/timings.tsv; exit $$rc
 
