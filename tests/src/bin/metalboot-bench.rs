@@ -138,6 +138,7 @@ fn main() -> Result<()> {
     s.phase("perfdhcp done");
     drop(peer);
     drop(client);
+    s.finish();
     drop(s);
     report.push_str(&metalboot_e2e::boot_bench::section()?);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
