@@ -137,7 +137,32 @@ impl ServerCertVerifier for PinVerifier {
 /// not aws-lc-rs: it needs cmake and nasm).
 #[allow(deprecated)]
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut p = rustls::crypto::ring::default_provider();
+    if !aes_in_hardware() {
+        chacha_first(&mut p.cipher_suites);
+    }
+    Arc::new(p)
+}
+
+/// Without AES instructions (an emulated CPU, an old board) AES-GCM runs
+/// in constant-time software several times slower than ChaCha20-Poly1305,
+/// so the installer then offers ChaCha20 first (the server follows the
+/// client's order); with them, AES-GCM stays first.
+fn aes_in_hardware() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes") && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        true
+    }
+}
+
+/// Moves the ChaCha20-Poly1305 suites ahead of the others, keeping each
+/// group's order.
+fn chacha_first(suites: &mut [rustls::SupportedCipherSuite]) {
+    suites.sort_by_key(|s| !format!("{:?}", s.suite()).contains("CHACHA20"));
 }
 
 /// The agent every request of the installer goes through: HTTPS only to a
@@ -161,6 +186,19 @@ pub fn agent(pins: Option<&PinSet>) -> ureq::Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chacha_first_moves_only_chacha_ahead_and_keeps_the_rest_in_order() {
+        let mut suites = provider().cipher_suites.clone();
+        let before: Vec<String> = suites.iter().map(|s| format!("{:?}", s.suite())).collect();
+        chacha_first(&mut suites);
+        let after: Vec<String> = suites.iter().map(|s| format!("{:?}", s.suite())).collect();
+        let chacha = before.iter().filter(|n| n.contains("CHACHA20")).count();
+        assert!(chacha >= 2, "{before:?}");
+        assert!(after[..chacha].iter().all(|n| n.contains("CHACHA20")), "{after:?}");
+        let rest: Vec<&String> = before.iter().filter(|n| !n.contains("CHACHA20")).collect();
+        assert_eq!(after[chacha..].iter().collect::<Vec<_>>(), rest);
+    }
 
     fn cert() -> (Vec<u8>, Pin) {
         let c = rcgen::generate_simple_self_signed(vec!["metalboot".into()]).unwrap();
