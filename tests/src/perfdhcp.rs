@@ -64,6 +64,8 @@ fn start(ns: &Netns, dir: &Path, server: &Server) -> Result<Killed> {
                 .args(["--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--user=root"])
                 .args(["--bind-interfaces", "--interface=br0", "--no-ping", "--quiet-dhcp"])
                 .arg("--dhcp-range=10.98.1.0,10.98.255.254,255.255.0.0,1h")
+                // its default cap is 1,000 leases; the pool (and our server) holds 65,000
+                .arg("--dhcp-lease-max=65536")
                 .arg(format!("--dhcp-leasefile={}/dnsmasq.leases", dir.display()))
                 .arg(format!("--pid-file={}/dnsmasq.pid", dir.display()))
                 .stdout(Stdio::null())
