@@ -11,8 +11,8 @@
 //! one install re-issues at most [`MAX_TOKEN_REISSUES`] times; the boot after
 //! that fails the host ("too many boots") and revokes both.
 
-use super::{absent, load, now_ms, set_state, token, Recorded, Store, TokenError};
 use super::{hash_token, HostRecord, HostState};
+use super::{load, now_ms, set_state, token, Recorded, Store, TokenError};
 use anyhow::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -68,14 +68,7 @@ impl Store {
                     "too many boots: the installer was served {} times for this install; re-arm the host to retry",
                     reissues + 2
                 );
-                set_state(tx, name, HostState::Failed, &format!("failed at step {TOO_MANY_BOOTS_STEP}: {error}"))?;
-                tx.execute(
-                    "UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL, failed_step = ?2, failed_error = ?3
-                     WHERE name = ?1",
-                    params![name, TOO_MANY_BOOTS_STEP, error],
-                )?;
-                let record = load(tx, name)?.unwrap_or_else(|| absent(name));
-                return Ok(BootStart::TooManyBoots(Recorded { record, became_failed: true }));
+                return Ok(BootStart::TooManyBoots(super::fail_in(tx, name, TOO_MANY_BOOTS_STEP, &error)?));
             }
             tx.execute(
                 "UPDATE hosts SET pending_token_hash = ?2, token_reissues = token_reissues + 1, method = ?3

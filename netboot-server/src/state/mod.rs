@@ -256,17 +256,21 @@ impl Store {
     /// already gets the new step and error on its timeline, but
     /// `became_failed` is false: its failure was announced once.
     pub fn fail(&self, name: &str, step: &str, error: &str) -> Result<Recorded> {
-        self.with_tx(|tx| {
-            let was_failed = load(tx, name)?.is_some_and(|r| r.state == HostState::Failed);
-            set_state(tx, name, HostState::Failed, &format!("failed at step {step}: {error}"))?;
-            tx.execute(
-                "UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL, failed_step = ?2, failed_error = ?3
-                 WHERE name = ?1",
-                params![name, step, error],
-            )?;
-            Ok(Recorded { record: load(tx, name)?.unwrap_or_else(|| absent(name)), became_failed: !was_failed })
-        })
+        self.with_tx(|tx| fail_in(tx, name, step, error))
     }
+}
+
+/// [`Store::fail`] inside a transaction: `failed` at `step` with `error`,
+/// both tokens revoked.
+pub(crate) fn fail_in(tx: &Connection, name: &str, step: &str, error: &str) -> Result<Recorded> {
+    let was_failed = load(tx, name)?.is_some_and(|r| r.state == HostState::Failed);
+    set_state(tx, name, HostState::Failed, &format!("failed at step {step}: {error}"))?;
+    tx.execute(
+        "UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL, failed_step = ?2, failed_error = ?3
+         WHERE name = ?1",
+        params![name, step, error],
+    )?;
+    Ok(Recorded { record: load(tx, name)?.unwrap_or_else(|| absent(name)), became_failed: !was_failed })
 }
 
 const COLS: &str = "name, state, failed_step, failed_error, host_keys, addresses, installed_ms, updated_ms";

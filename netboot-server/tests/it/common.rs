@@ -192,3 +192,25 @@ pub fn metalboot(dir: &Path, config: &Path, args: &[&str]) -> std::process::Outp
         .output()
         .unwrap()
 }
+
+/// The headers (names lower-cased) and body of an HTTP/1.1 request whose
+/// request line `r` has already read.
+pub fn read_headers_and_body(r: &mut impl std::io::BufRead) -> (Vec<(String, String)>, Vec<u8>) {
+    let mut headers = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        let t = line.trim_end();
+        if t.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = t.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let len: usize = headers.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.parse().unwrap()).unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    (headers, body)
+}

@@ -7,7 +7,7 @@
 use crate::common;
 
 use hmac::{Hmac, Mac};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -75,24 +75,9 @@ fn receiver() -> (String, Seen) {
         for conn in l.incoming() {
             let Ok(mut c) = conn else { continue };
             let mut r = BufReader::new(c.try_clone().unwrap());
-            let mut headers = Vec::new();
             let mut line = String::new();
             r.read_line(&mut line).unwrap();
-            loop {
-                line.clear();
-                r.read_line(&mut line).unwrap();
-                let t = line.trim_end();
-                if t.is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = t.split_once(':') {
-                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-                }
-            }
-            let len: usize =
-                headers.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.parse().unwrap()).unwrap();
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).unwrap();
+            let (headers, body) = common::read_headers_and_body(&mut r);
             let first = s2.lock().unwrap().is_empty();
             s2.lock().unwrap().push((headers, body));
             let status = if first { "500 Internal Server Error" } else { "200 OK" };

@@ -7,7 +7,7 @@
 
 use crate::common::{metalboot, spawn_server};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -70,22 +70,7 @@ fn tls_receiver(dir: &Path) -> (String, Seen) {
             if r.read_line(&mut line).is_err() {
                 continue; // the client refused our certificate
             }
-            let mut headers = Vec::new();
-            loop {
-                line.clear();
-                r.read_line(&mut line).unwrap();
-                let t = line.trim_end();
-                if t.is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = t.split_once(':') {
-                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-                }
-            }
-            let len: usize =
-                headers.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.parse().unwrap()).unwrap_or(0);
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).unwrap();
+            let (headers, body) = crate::common::read_headers_and_body(&mut r);
             s2.lock().unwrap().push((headers, body));
             let _ = write!(stream, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
             stream.conn.send_close_notify();
