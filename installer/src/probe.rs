@@ -1,4 +1,6 @@
-//! Disk facts from sysfs, without udev: `/sys/block/*` gives size, removable
+//! Disk facts from sysfs, without udev: `/sys/block/*` gives size (`size`
+//! counts 512-byte units whatever the disk's sectors), the logical sector
+//! size (`queue/logical_block_size`: 512, or 4096 on "4Kn" disks), removable
 //! and rotational flags, read-only, partitions; the model and serial come from
 //! `device/model`, `serial` (virtio), `device/serial` (NVMe) or the SCSI VPD
 //! page 0x80 (`device/vpd_pg80`, SATA and SAS); the WWN from `wwid` or
@@ -17,6 +19,8 @@ pub struct DiskFacts {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
+    /// Logical sector size in bytes: what partition tables count in.
+    pub logical_block_size: u64,
     /// The kernel's removable flag.
     pub removable: bool,
     /// Spinning disk.
@@ -80,6 +84,7 @@ pub fn probe_disks(sys: &Path) -> std::io::Result<Vec<DiskFacts>> {
         disks.push(DiskFacts {
             path: format!("/dev/{name}"),
             size,
+            logical_block_size: logical_block_size(&d),
             removable: num("removable") == 1,
             rotational: num("queue/rotational") == 1,
             read_only: num("ro") == 1,
@@ -91,6 +96,12 @@ pub fn probe_disks(sys: &Path) -> std::io::Result<Vec<DiskFacts>> {
         });
     }
     Ok(disks)
+}
+
+/// The logical sector size of the block device at `d` (`/sys/block/NAME`);
+/// 512 when the kernel does not say (as before `queue/` existed).
+fn logical_block_size(d: &Path) -> u64 {
+    read_trim(&d.join("queue/logical_block_size")).and_then(|s| s.parse().ok()).filter(|&n| n > 0).unwrap_or(512)
 }
 
 /// Names of the partitions the kernel knows on the block device at `d`
@@ -122,6 +133,7 @@ pub fn probe_loop_disks(sys: &Path) -> std::io::Result<Vec<DiskFacts>> {
         out.push(DiskFacts {
             path: format!("/dev/{name}"),
             size,
+            logical_block_size: logical_block_size(&d),
             removable: false,
             rotational: false,
             read_only: read_trim(&d.join("ro")).as_deref() == Some("1"),
@@ -148,9 +160,10 @@ pub fn partition_name(disk: &str, n: u32) -> String {
 /// One line per disk for the console.
 pub fn describe(d: &DiskFacts) -> String {
     format!(
-        "{} {:.1} GiB model={} serial={} wwn={} partitions={}{}{}",
+        "{} {:.1} GiB{} model={} serial={} wwn={} partitions={}{}{}",
         d.path,
         d.size as f64 / (1u64 << 30) as f64,
+        if d.logical_block_size == 512 { String::new() } else { format!(" {}-byte sectors", d.logical_block_size) },
         d.model.as_deref().unwrap_or("-"),
         d.serial.as_deref().unwrap_or("-"),
         d.wwn.as_deref().unwrap_or("-"),
@@ -170,6 +183,52 @@ mod tests {
         assert_eq!(partition_name("sda", 1), "sda1");
         assert_eq!(partition_name("nvme0n1", 3), "nvme0n1p3");
         assert_eq!(partition_name("mmcblk0", 2), "mmcblk0p2");
+    }
+
+    /// A `/sys/block` tree with one disk per `(name, logical_block_size)`
+    /// (`None`: no such file), each 8 GiB.
+    fn sysfs(disks: &[(&str, Option<&str>)]) -> tempfile::TempDir {
+        let sys = tempfile::tempdir().unwrap();
+        for (name, lbs) in disks {
+            let d = sys.path().join("block").join(name);
+            std::fs::create_dir_all(d.join("queue")).unwrap();
+            std::fs::write(d.join("size"), "16777216\n").unwrap();
+            if let Some(lbs) = lbs {
+                std::fs::write(d.join("queue/logical_block_size"), format!("{lbs}\n")).unwrap();
+            }
+        }
+        sys
+    }
+
+    #[test]
+    fn logical_block_size_is_read_and_defaults_to_512() {
+        let sys = sysfs(&[("nvme0n1", Some("4096")), ("sda", Some("512")), ("vda", None), ("vdb", Some("junk"))]);
+        let d = probe_disks(sys.path()).unwrap();
+        let got: Vec<(&str, u64, u64)> = d.iter().map(|d| (d.name.as_str(), d.size, d.logical_block_size)).collect();
+        assert_eq!(
+            got,
+            [("nvme0n1", 8 << 30, 4096), ("sda", 8 << 30, 512), ("vda", 8 << 30, 512), ("vdb", 8 << 30, 512)]
+        );
+    }
+
+    #[test]
+    fn loop_disks_carry_their_sector_size() {
+        let sys = sysfs(&[("loop0", Some("4096")), ("loop1", None)]);
+        for l in ["loop0", "loop1"] {
+            let d = sys.path().join("block").join(l).join("loop");
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("backing_file"), "/tmp/disk.img\n").unwrap();
+        }
+        let d = probe_loop_disks(sys.path()).unwrap();
+        assert_eq!(d.iter().map(|d| d.logical_block_size).collect::<Vec<_>>(), [4096, 512]);
+    }
+
+    #[test]
+    fn describe_names_a_sector_size_other_than_512() {
+        let sys = sysfs(&[("nvme0n1", Some("4096")), ("sda", Some("512"))]);
+        let d = probe_disks(sys.path()).unwrap();
+        assert_eq!(describe(&d[0]), "/dev/nvme0n1 8.0 GiB 4096-byte sectors model=- serial=- wwn=- partitions=0");
+        assert_eq!(describe(&d[1]), "/dev/sda 8.0 GiB model=- serial=- wwn=- partitions=0");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Disk selection over a recorded sysfs tree (see fixtures/README.md).
 
-use metalboot_installer::probe::{probe_disks, DiskFacts};
+use metalboot_installer::probe::{describe, probe_disks, DiskFacts};
 use metalboot_installer::select::{select, SelectError};
 use metalboot_spec::{ByteSize, DiskSelector};
 use std::path::Path;
@@ -29,6 +29,17 @@ fn probe_reads_sizes_serials_models_and_partitions() {
     assert_eq!(d[1].wwn.as_deref(), Some("naa.50014ee2b5e3c2a1"));
     assert!(d[3].removable);
     assert_eq!(d[4].partitions, ["vda1"]);
+}
+
+#[test]
+fn probe_reads_the_logical_sector_size() {
+    let d = disks();
+    let sizes: Vec<(&str, u64)> = d.iter().map(|d| (d.name.as_str(), d.logical_block_size)).collect();
+    assert_eq!(sizes, [("nvme0n1", 512), ("sda", 512), ("sdb", 512), ("sdc", 512), ("vda", 512), ("vdb", 4096)]);
+    // `size` counts 512-byte units on a 4096-byte disk too
+    assert_eq!(d[5].size, 8 << 30);
+    assert_eq!(describe(&d[5]), "/dev/vdb 8.0 GiB 4096-byte sectors model=- serial=VIRTIO-DATA wwn=- partitions=0");
+    assert!(!describe(&d[4]).contains("sectors"), "{}", describe(&d[4]));
 }
 
 #[test]
