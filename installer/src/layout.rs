@@ -63,7 +63,7 @@ pub fn partition_layout(disk_bytes: u64, layout: &Layout) -> Result<Vec<PartSpec
     let end = (disk_bytes.saturating_sub(33 * LBA) / MIB) * MIB;
     let root_start = MIB + bios + esp;
     if end < root_start + MIN_ROOT {
-        return Err(TooSmall { disk: disk_bytes, need: layout.min_disk_bytes() });
+        return Err(TooSmall { disk: disk_bytes, need: layout.min_disk_bytes(LBA) });
     }
     Ok(vec![
         PartSpec {
@@ -115,7 +115,7 @@ mod tests {
     #[test]
     fn the_spec_minimum_is_exactly_where_the_layout_starts_to_fit() {
         for l in [Layout::default(), Layout { bios_boot_mib: 2, esp_mib: 100, ..Layout::default() }] {
-            let need = l.min_disk_bytes();
+            let need = l.min_disk_bytes(LBA);
             assert!(partition_layout(need, &l).is_ok(), "{need}");
             assert_eq!(partition_layout(need - 1, &l).unwrap_err().need, need);
         }

@@ -146,7 +146,8 @@ pub struct HostView {
     pub method: Method,
     /// Disk selector, in words.
     pub disk: String,
-    /// The smallest disk the host's layout fits on (0: not said).
+    /// The smallest disk the host's layout fits on, whatever the disk's
+    /// sector size (0: not said).
     #[serde(default)]
     pub min_disk_bytes: u64,
 }

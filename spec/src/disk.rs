@@ -93,17 +93,46 @@ impl Default for Layout {
 /// The smallest root partition the installer makes.
 pub const MIN_ROOT_BYTES: u64 = 2 << 30;
 
+/// The logical sector sizes the installer partitions: 512 (native and
+/// "512e" disks) and 4096 ("4Kn" disks, many NVMe drives).
+pub const SECTOR_SIZES: [u64; 2] = [512, 4096];
+
+/// Bytes of the GPT partition entry array: 128 entries of 128 bytes (the
+/// UEFI minimum, and what the installer writes).
+const GPT_ENTRY_ARRAY_BYTES: u64 = 128 * 128;
+
+/// Sectors the backup GPT takes at the end of a disk: its header sector and
+/// the entry array rounded up to whole sectors (33 at 512 bytes, 5 at 4096).
+pub fn backup_gpt_sectors(sector_bytes: u64) -> u64 {
+    1 + GPT_ENTRY_ARRAY_BYTES.div_ceil(sector_bytes)
+}
+
+/// The first sector a partition may start at: after the protective MBR, the
+/// primary header and the entry array (34 at 512 bytes, 6 at 4096).
+pub fn first_usable_sector(sector_bytes: u64) -> u64 {
+    1 + backup_gpt_sectors(sector_bytes)
+}
+
 impl Layout {
     /// The subvolume mounted at `/`.
     pub fn root_subvolume(&self) -> Option<&Subvolume> {
         self.subvolumes.iter().find(|s| s.mountpoint == "/")
     }
 
-    /// The smallest disk this layout fits on: 1 MiB before the first
-    /// partition, the BIOS boot partition, the ESP, the smallest root, and
-    /// the 33 sectors of the backup GPT.
-    pub fn min_disk_bytes(&self) -> u64 {
-        (1 + self.bios_boot_mib + self.esp_mib) * (1 << 20) + MIN_ROOT_BYTES + 33 * 512
+    /// The smallest disk with `sector_bytes` logical sectors this layout
+    /// fits on: 1 MiB before the first partition, the BIOS boot partition,
+    /// the ESP, the smallest root, and the backup GPT.
+    pub fn min_disk_bytes(&self, sector_bytes: u64) -> u64 {
+        (1 + self.bios_boot_mib + self.esp_mib) * (1 << 20)
+            + MIN_ROOT_BYTES
+            + backup_gpt_sectors(sector_bytes) * sector_bytes
+    }
+
+    /// The smallest disk this layout fits on whatever its sector size (the
+    /// largest of [`Layout::min_disk_bytes`] over [`SECTOR_SIZES`]), for a
+    /// caller that does not know the disk's sector size.
+    pub fn min_disk_bytes_any_sector(&self) -> u64 {
+        SECTOR_SIZES.iter().map(|&s| self.min_disk_bytes(s)).max().unwrap_or_default()
     }
 }
 
@@ -191,5 +220,25 @@ impl Layout {
             return Err(SpecError::new("mount_options", "subvol options are set per subvolume"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpt_reserves_follow_the_sector_size() {
+        assert_eq!((backup_gpt_sectors(512), first_usable_sector(512)), (33, 34));
+        assert_eq!((backup_gpt_sectors(4096), first_usable_sector(4096)), (5, 6));
+    }
+
+    #[test]
+    fn min_disk_bytes_without_a_sector_size_is_the_larger_need() {
+        let l = Layout::default();
+        let base = (1 + 1 + 512) * (1 << 20) + MIN_ROOT_BYTES;
+        assert_eq!(l.min_disk_bytes(512), base + 33 * 512);
+        assert_eq!(l.min_disk_bytes(4096), base + 5 * 4096);
+        assert_eq!(l.min_disk_bytes_any_sector(), base + 5 * 4096);
     }
 }

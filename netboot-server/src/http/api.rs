@@ -29,7 +29,8 @@ pub(super) fn view(spec: &metalboot_spec::HostSpec, record: HostRecord) -> HostV
         labels: spec.labels.clone(),
         method: spec.method,
         disk: spec.disk.describe(),
-        min_disk_bytes: spec.layout.min_disk_bytes(),
+        // the server does not know the disk's sector size: the larger need of 512 and 4096
+        min_disk_bytes: spec.layout.min_disk_bytes_any_sector(),
     }
 }
 

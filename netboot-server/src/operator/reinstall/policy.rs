@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn a_disk_the_layout_does_not_fit_is_refused_before_anything_changes() {
-        let need = metalboot_spec::Layout::default().min_disk_bytes();
+        let need = metalboot_spec::Layout::default().min_disk_bytes_any_sector();
         assert!(disk_fits(&disk("/dev/vda", None, need), need).is_ok());
         let e = disk_fits(&disk("/dev/vda", None, 2 << 30), need).unwrap_err().to_string();
         assert_eq!(
