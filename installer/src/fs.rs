@@ -8,10 +8,22 @@ use metalboot_spec::Layout;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::path::{Path, PathBuf};
 
-/// Makes the ESP.
-pub fn make_esp(dev: &str) -> Result<()> {
+/// `mkfs.fat` arguments for the ESP on `dev`: FAT32, with the disk's logical
+/// sector size as the filesystem's, said rather than left to mkfs.fat's
+/// guess from `dev` (Linux will not mount a FAT whose sectors are smaller
+/// than the device's).
+pub fn esp_mkfs_args(dev: &str, sector_bytes: u64) -> Vec<String> {
+    let sector = sector_bytes.to_string();
+    ["-F", "32", "-S", &sector, "-n", "EFI", dev].map(String::from).to_vec()
+}
+
+/// Makes the ESP on `dev`, a partition of a disk with logical sectors of
+/// `sector_bytes`.
+pub fn make_esp(dev: &str, sector_bytes: u64) -> Result<()> {
     let mkfs = tool(&["/usr/sbin/mkfs.fat", "/sbin/mkfs.fat", "/usr/sbin/mkfs.vfat"])?;
-    run(&mkfs, &["-F", "32", "-n", "EFI", dev]).with_context(|| format!("making vfat on {dev}"))?;
+    let args = esp_mkfs_args(dev, sector_bytes);
+    run(&mkfs, &args.iter().map(String::as_str).collect::<Vec<_>>())
+        .with_context(|| format!("making vfat on {dev}"))?;
     Ok(())
 }
 
@@ -161,6 +173,12 @@ pub fn bind_system(target: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn esp_is_fat32_in_the_disks_sector_size() {
+        assert_eq!(esp_mkfs_args("/dev/vda2", 512), ["-F", "32", "-S", "512", "-n", "EFI", "/dev/vda2"]);
+        assert_eq!(esp_mkfs_args("/dev/nvme0n1p2", 4096), ["-F", "32", "-S", "4096", "-n", "EFI", "/dev/nvme0n1p2"]);
+    }
 
     #[test]
     fn mount_options_split_into_flags_and_data() {

@@ -191,7 +191,7 @@ fn write_system(
 
     *current = Step::Mkfs;
     rep.step(Step::Mkfs, &format!("vfat on {esp}, btrfs on {root}"));
-    fs::make_esp(esp)?;
+    fs::make_esp(esp, d.logical_block_size)?;
     fs::make_btrfs(root, "root")?;
     let root_uuid = fs::fs_uuid(root)?;
     let esp_uuid = fs::fs_uuid(esp)?;
