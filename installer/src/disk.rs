@@ -2,9 +2,13 @@
 //! exclusive access), wiping old signatures, the GPT (with the `gpt` crate),
 //! the kernel re-reading the table, waiting for partition nodes, and making a
 //! half-written disk unbootable after a failure.
+//!
+//! Everything on the disk is placed in its logical sectors (512 or 4096
+//! bytes): the GPT's LBAs, the protective MBR's size, where the primary GPT
+//! header sits (LBA 1: byte 512 or 4096).
 
 use crate::cmd::{run, tool};
-use crate::layout::{PartKind, PartSpec, LBA};
+use crate::layout::{PartKind, PartSpec};
 use crate::probe::partition_name;
 use anyhow::{bail, Context, Result};
 use std::fs::OpenOptions;
@@ -77,15 +81,30 @@ pub fn wipe_signatures(dev: &str, partitions: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Writes a protective MBR and a fresh GPT with `parts`.
-pub fn write_partition_table(dev: &str, size: u64, parts: &[PartSpec]) -> Result<()> {
+/// The `gpt` crate's name for a logical sector size.
+fn gpt_block_size(sector_bytes: u64) -> Result<gpt::disk::LogicalBlockSize> {
+    match sector_bytes {
+        512 => Ok(gpt::disk::LogicalBlockSize::Lb512),
+        4096 => Ok(gpt::disk::LogicalBlockSize::Lb4096),
+        n => bail!("cannot write a GPT with {n}-byte sectors (only 512 and 4096)"),
+    }
+}
+
+/// Writes a protective MBR and a fresh GPT with `parts` onto a disk of
+/// `size` bytes with logical sectors of `sector_bytes`.
+pub fn write_partition_table(dev: &str, size: u64, sector_bytes: u64, parts: &[PartSpec]) -> Result<()> {
+    let block = gpt_block_size(sector_bytes)?;
+    if let Some(p) = parts.iter().find(|p| p.sector_bytes != sector_bytes) {
+        bail!("partition {} is laid out in {}-byte sectors, {dev} has {sector_bytes}", p.number, p.sector_bytes);
+    }
     let mut f = OpenOptions::new().read(true).write(true).open(dev).with_context(|| format!("opening {dev}"))?;
-    let lbas = size / LBA;
+    // the protective partition covers the disk after LBA 0, in the disk's sectors
+    let lbas = size / sector_bytes;
     let mbr = gpt::mbr::ProtectiveMBR::with_lb_size(u32::try_from(lbas - 1).unwrap_or(0xFFFF_FFFF));
     mbr.overwrite_lba0(&mut f).with_context(|| format!("writing protective MBR to {dev}"))?;
     let mut g = gpt::GptConfig::new()
         .writable(true)
-        .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)
+        .logical_block_size(block)
         .create_from_device(f, None)
         .with_context(|| format!("creating GPT on {dev}"))?;
     for p in parts {
@@ -139,7 +158,8 @@ pub fn wait_for_partitions(disk: &str, parts: &[PartSpec]) -> Result<Vec<String>
 
 /// Partition devices mapped as loop devices at the partitions' offsets, for
 /// installs onto loop devices on a kernel that does not scan partition tables
-/// (the build machine's own kernel may lack GPT support). Detached on drop.
+/// (the build machine's own kernel may lack GPT support), with the disk's
+/// sector size, as the kernel's partitions would have. Detached on drop.
 pub struct OffsetLoops {
     /// The loop devices, in partition order.
     pub devices: Vec<String>,
@@ -151,14 +171,22 @@ impl OffsetLoops {
         let losetup = tool(&["/usr/sbin/losetup", "/sbin/losetup"])?;
         let mut me = OffsetLoops { devices: Vec::new() };
         for p in parts {
-            let off = (p.start_lba * LBA).to_string();
-            let len = p.bytes().to_string();
-            let out = run(&losetup, &["--find", "--show", "--offset", &off, "--sizelimit", &len, dev])
+            let args = offset_loop_args(dev, p);
+            let out = run(&losetup, &args.iter().map(String::as_str).collect::<Vec<_>>())
                 .with_context(|| format!("mapping partition {} of {dev}", p.number))?;
             me.devices.push(out.trim().to_string());
         }
         Ok(me)
     }
+}
+
+/// `losetup` arguments mapping partition `p` of `dev`: byte offsets, and the
+/// partition's sector size.
+fn offset_loop_args(dev: &str, p: &PartSpec) -> Vec<String> {
+    let (off, len, sector) = (p.start_bytes().to_string(), p.bytes().to_string(), p.sector_bytes.to_string());
+    ["--find", "--show", "--offset", &off, "--sizelimit", &len, "--sector-size", &sector, dev]
+        .map(String::from)
+        .to_vec()
 }
 
 impl Drop for OffsetLoops {
@@ -169,14 +197,17 @@ impl Drop for OffsetLoops {
     }
 }
 
-/// What is written at the start of a disk: a partition table (`gpt`, `dos`)
-/// or a filesystem/RAID signature, as blkid sees it without udev.
-pub fn existing_signature(dev: &str) -> Option<String> {
-    let mut head = vec![0u8; 1024];
+/// What is written at the start of a disk with logical sectors of
+/// `sector_bytes`: a partition table (`gpt`, `dos`) or a filesystem/RAID
+/// signature, as blkid sees it without udev.
+pub fn existing_signature(dev: &str, sector_bytes: u64) -> Option<String> {
+    let sector = usize::try_from(sector_bytes).unwrap_or(512).max(512);
+    // LBA 0 (the MBR) and LBA 1 (the GPT header's signature)
+    let mut head = vec![0u8; sector + 8];
     if let Ok(mut f) = std::fs::File::open(dev) {
         use std::io::Read;
         if f.read_exact(&mut head).is_ok() {
-            if &head[512..520] == b"EFI PART" {
+            if &head[sector..sector + 8] == b"EFI PART" {
                 return Some("GPT partition table".into());
             }
             if head[510] == 0x55 && head[511] == 0xaa {
@@ -201,6 +232,94 @@ pub fn make_unbootable(dev: &str, size: u64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::layout::partition_layout;
+    use metalboot_spec::Layout;
+
+    /// `len` bytes at `offset` of the file at `path`.
+    fn read_at(path: &Path, offset: u64, len: usize) -> Vec<u8> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).unwrap();
+        f.seek(SeekFrom::Start(offset)).unwrap();
+        let mut buf = vec![0; len];
+        f.read_exact(&mut buf).unwrap();
+        buf
+    }
+
+    /// Writes the default layout's GPT onto a sparse file of `size` bytes
+    /// with `sector`-byte sectors and reads it back.
+    fn write_and_read(size: u64, sector: u64) -> (tempfile::NamedTempFile, Vec<PartSpec>, Vec<(u64, u64)>) {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().set_len(size).unwrap();
+        let dev = f.path().to_str().unwrap();
+        let parts = partition_layout(size, sector, &Layout::default()).unwrap();
+        write_partition_table(dev, size, sector, &parts).unwrap();
+        let g = gpt::GptConfig::new().logical_block_size(gpt_block_size(sector).unwrap()).open(dev).unwrap();
+        let read = g.partitions().values().map(|p| (p.first_lba, p.last_lba)).collect();
+        (f, parts, read)
+    }
+
+    #[test]
+    fn gpt_on_a_4kn_disk_counts_4096_byte_sectors() {
+        let size = 8 << 30;
+        let (f, parts, read) = write_and_read(size, 4096);
+        let want: Vec<(u64, u64)> = parts.iter().map(|p| (p.start_lba, p.start_lba + p.length_lba - 1)).collect();
+        assert_eq!(read, want);
+        assert_eq!(read[0], (256, 511), "1 MiB in, 1 MiB long");
+        let raw = read_at(f.path(), 0, 8192);
+        // the primary header at LBA 1, the backup at the last LBA, both in 4096-byte sectors
+        assert_eq!(&raw[4096..4104], b"EFI PART");
+        assert_eq!(&raw[512..520], [0; 8]);
+        assert_eq!(read_at(f.path(), size - 4096, 8), b"EFI PART");
+        // the protective MBR's partition covers LBA 1 to the end, counted in 4096-byte sectors
+        assert_eq!(&raw[510..512], [0x55, 0xaa]);
+        assert_eq!(raw[446 + 4], 0xee);
+        let lbas = |o: usize| u32::from_le_bytes(raw[o..o + 4].try_into().unwrap());
+        assert_eq!((lbas(446 + 8), lbas(446 + 12)), (1, (size / 4096 - 1) as u32));
+        assert_eq!(existing_signature(f.path().to_str().unwrap(), 4096).as_deref(), Some("GPT partition table"));
+    }
+
+    #[test]
+    fn gpt_on_a_512_byte_disk_is_unchanged() {
+        let size = 8 << 30;
+        let (f, _, read) = write_and_read(size, 512);
+        assert_eq!(read[0], (2048, 4095));
+        assert_eq!(read[2].1, (size - (1 << 20)) / 512 - 1);
+        assert_eq!(read_at(f.path(), 512, 8), b"EFI PART");
+        assert_eq!(read_at(f.path(), size - 512, 8), b"EFI PART");
+        assert_eq!(existing_signature(f.path().to_str().unwrap(), 512).as_deref(), Some("GPT partition table"));
+    }
+
+    #[test]
+    fn a_partition_table_in_other_sectors_than_the_disk_is_refused() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().set_len(8 << 30).unwrap();
+        let dev = f.path().to_str().unwrap();
+        let parts = partition_layout(8 << 30, 512, &Layout::default()).unwrap();
+        let e = write_partition_table(dev, 8 << 30, 4096, &parts).unwrap_err();
+        assert_eq!(e.to_string(), format!("partition 1 is laid out in 512-byte sectors, {dev} has 4096"));
+        assert!(write_partition_table(dev, 8 << 30, 1024, &parts).unwrap_err().to_string().contains("1024-byte"));
+        assert!(read_at(f.path(), 0, 1 << 20).iter().all(|b| *b == 0), "nothing written");
+    }
+
+    #[test]
+    fn offset_loops_map_partitions_by_byte_offset_in_the_disks_sector_size() {
+        let parts = partition_layout(8 << 30, 4096, &Layout::default()).unwrap();
+        assert_eq!(
+            offset_loop_args("/dev/loop3", &parts[1]),
+            [
+                "--find",
+                "--show",
+                "--offset",
+                "2097152",
+                "--sizelimit",
+                "536870912",
+                "--sector-size",
+                "4096",
+                "/dev/loop3"
+            ]
+        );
+    }
 
     #[test]
     fn in_use_detection_matches_whole_disks_and_their_partitions() {

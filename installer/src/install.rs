@@ -27,7 +27,7 @@ const ENTROPY_LIMIT: Duration = Duration::from_secs(300);
 /// What the installer will do, computed without touching anything.
 #[derive(Serialize, Debug)]
 pub struct DryRun {
-    /// The chosen disk.
+    /// The chosen disk, with its logical sector size.
     pub disk: DiskFacts,
     /// Partitions to create.
     pub partitions: Vec<PartSpec>,
@@ -76,7 +76,7 @@ pub fn choose_disk(plan: &InstallPlan, opts: &Options) -> Result<DiskFacts> {
     // The kernel may not have registered partitions (or the disk holds a bare
     // filesystem): look at the disk itself too.
     if d.partitions.is_empty() && !sel.wipe {
-        if let Some(sig) = disk::existing_signature(&d.path) {
+        if let Some(sig) = disk::existing_signature(&d.path, d.logical_block_size) {
             return Err(select::SelectError::HasPartitions {
                 selector: sel.describe(),
                 path: d.path.clone(),
@@ -90,8 +90,13 @@ pub fn choose_disk(plan: &InstallPlan, opts: &Options) -> Result<DiskFacts> {
 
 /// The dry run: disk, partitions, subvolumes, files.
 pub fn dry_run(plan: &InstallPlan, opts: &Options) -> Result<DryRun> {
-    let disk = choose_disk(plan, opts)?;
-    let partitions = partition_layout(disk.size, &plan.layout)?;
+    dry_run_on(choose_disk(plan, opts)?, plan)
+}
+
+/// The dry run on a chosen disk: its partitions (in its logical sectors,
+/// which the disk's facts show), subvolumes, files.
+pub fn dry_run_on(disk: DiskFacts, plan: &InstallPlan) -> Result<DryRun> {
+    let partitions = partition_layout(disk.size, disk.logical_block_size, &plan.layout)?;
     Ok(DryRun {
         disk,
         partitions,
@@ -114,7 +119,7 @@ pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result
     step = Step::Preflight;
     rep.step(step, &format!("checking {}", chosen.path));
     let pre = (|| -> Result<Vec<PartSpec>> {
-        let parts = partition_layout(chosen.size, &plan.layout)?;
+        let parts = partition_layout(chosen.size, chosen.logical_block_size, &plan.layout)?;
         disk::ensure_exclusive_access(&chosen.path)?;
         Ok(parts)
     })();
@@ -177,7 +182,7 @@ fn write_system(
     rep.step(Step::Partition, &format!("GPT on {}: {} partitions", d.path, parts.len()));
     disk::wipe_signatures(&d.path, &d.partitions)?;
     disk::zero_ends(&d.path, d.size)?;
-    disk::write_partition_table(&d.path, d.size, parts)?;
+    disk::write_partition_table(&d.path, d.size, d.logical_block_size, parts)?;
     disk::reread_partition_table(&d.path)?;
     let _offset_loops;
     let devs = if opts.loop_only {

@@ -52,7 +52,8 @@ pub struct Layout {
     /// Size of the BIOS boot partition in MiB.
     #[serde(default = "default_bios_boot")]
     pub bios_boot_mib: u64,
-    /// Size of the EFI system partition in MiB.
+    /// Size of the EFI system partition in MiB (the installer refuses less
+    /// than 260 on a disk with 4096-byte sectors: FAT32 does not fit).
     #[serde(default = "default_esp")]
     pub esp_mib: u64,
     /// Subvolumes; exactly one is mounted at `/` and becomes the default.

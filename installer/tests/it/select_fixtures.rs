@@ -1,5 +1,7 @@
 //! Disk selection over a recorded sysfs tree (see fixtures/README.md).
 
+use crate::common;
+use metalboot_installer::install;
 use metalboot_installer::probe::{describe, probe_disks, DiskFacts};
 use metalboot_installer::select::{select, SelectError};
 use metalboot_spec::{ByteSize, DiskSelector};
@@ -40,6 +42,24 @@ fn probe_reads_the_logical_sector_size() {
     assert_eq!(d[5].size, 8 << 30);
     assert_eq!(describe(&d[5]), "/dev/vdb 8.0 GiB 4096-byte sectors model=- serial=VIRTIO-DATA wwn=- partitions=0");
     assert!(!describe(&d[4]).contains("sectors"), "{}", describe(&d[4]));
+}
+
+#[test]
+fn dry_run_on_a_4kn_disk_shows_its_sector_size_and_counts_in_it() {
+    let vdb = disks().swap_remove(5);
+    let plan = common::plan(serde_json::json!({"serial": "VIRTIO-DATA"}), "http://127.0.0.1:9/x", &"0".repeat(64), 1);
+    let dry = serde_json::to_value(install::dry_run_on(vdb, &plan).unwrap()).unwrap();
+    assert_eq!(dry["disk"]["logical_block_size"], 4096);
+    let parts: Vec<(u64, u64, u64)> = dry["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (p["start_lba"].as_u64().unwrap(), p["length_lba"].as_u64().unwrap(), p["sector_bytes"].as_u64().unwrap())
+        })
+        .collect();
+    // 1 MiB, 1 MiB BIOS boot, 512 MiB ESP, root to the last MiB before the backup GPT
+    assert_eq!(parts, [(256, 256, 4096), (512, 512 * 256, 4096), (514 * 256, (8192 - 514 - 1) * 256, 4096)]);
 }
 
 #[test]
