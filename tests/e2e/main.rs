@@ -8,7 +8,7 @@
 
 use metalboot_e2e::harness::Image;
 use metalboot_e2e::scenarios::{
-    check_installed, debian_installer, install, install_once, pxe_install, refusal, Dhcp, TEST_IMAGE,
+    check_installed, debian_installer, install, install_once, pxe_install, refusal, Dhcp, Disks, TEST_IMAGE,
 };
 use metalboot_e2e::timing::Timed;
 use metalboot_e2e::vm::Firmware;
@@ -21,7 +21,7 @@ use metalboot_e2e::vm::Firmware;
 fn bios_full_dhcp_install_boot_and_ssh_then_install_once() {
     let _t = Timed::start("bios_full_dhcp_install_boot_and_ssh_then_install_once");
     // the generic image here, so Debian's generic kernel is installed and booted too
-    let mut i = install(Firmware::Bios, "bios", Dhcp::Full, Image::Generic).unwrap();
+    let mut i = install(Firmware::Bios, "bios", Dhcp::Full, Image::Generic, Disks::SataThenNvme).unwrap();
     check_installed(&mut i).unwrap();
     install_once(&mut i, 2).unwrap();
     i.vm.stop();
@@ -33,7 +33,7 @@ fn bios_full_dhcp_install_boot_and_ssh_then_install_once() {
 #[ignore = "QEMU end to end, as root: run by `make e2e`"]
 fn uefi_full_dhcp_install_boot_and_ssh() {
     let _t = Timed::start("uefi_full_dhcp_install_boot_and_ssh");
-    pxe_install(Firmware::Uefi, "uefi", TEST_IMAGE).unwrap();
+    pxe_install(Firmware::Uefi, "uefi", TEST_IMAGE, Disks::VirtioThen4knNvme).unwrap();
 }
 
 /// Scenario 4: dnsmasq on another host hands out the addresses; metalboot
@@ -42,7 +42,7 @@ fn uefi_full_dhcp_install_boot_and_ssh() {
 #[ignore = "QEMU end to end, as root: run by `make e2e`"]
 fn proxy_dhcp_beside_dnsmasq_install_boot_and_ssh() {
     let _t = Timed::start("proxy_dhcp_beside_dnsmasq_install_boot_and_ssh");
-    let mut i = install(Firmware::Bios, "proxy", Dhcp::ProxyBesideDnsmasq, TEST_IMAGE).unwrap();
+    let mut i = install(Firmware::Bios, "proxy", Dhcp::ProxyBesideDnsmasq, TEST_IMAGE, Disks::One).unwrap();
     check_installed(&mut i).unwrap();
     i.vm.stop();
     i.s.finish();

@@ -14,7 +14,7 @@
 
 use crate::harness::{metalboot_bin, Scenario};
 use crate::scenarios::{
-    blank_disk, check_installed, dhcp_config, inventory, known_hosts, Dhcp, Installed, MAC, TEST_IMAGE,
+    blank_disk, check_installed, dhcp_config, inventory, known_hosts, Dhcp, Disks, Installed, MAC, TEST_IMAGE,
 };
 use crate::vm::{accel, Vm};
 use anyhow::{ensure, Context, Result};
@@ -319,7 +319,7 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     s.phase("same static address, new host keys, marker gone");
     let six = s.ssh(IP, &kh, "ip -6 -o addr show scope global")?;
     ensure!(six.contains(&format!("{IP6}/64")), "the reinstalled host lost its IPv6: {six}");
-    let mut i = Installed { s, vm, ip: IP.into(), known_hosts: kh };
+    let mut i = Installed { s, vm, ip: IP.into(), known_hosts: kh, disks: Disks::One, spare: None };
     check_installed(&mut i)?;
     i.check_kernel(TEST_IMAGE)?;
     let Installed { mut s, mut vm, known_hosts: kh, .. } = i;

@@ -55,7 +55,7 @@ fn ext4_debian(s: &Scenario, fw: Firmware) -> Result<(Disk, std::path::PathBuf)>
     let kh: String = String::from_utf8_lossy(&out.stdout).lines().map(|k| format!("{IP} {k}\n")).collect();
     let p = s.dir.join("known_hosts.old-system");
     std::fs::write(&p, kh)?;
-    Ok((Disk { path, serial: "E2E-DISK".into() }, p))
+    Ok((Disk::virtio(path, "E2E-DISK"), p))
 }
 
 fn firmware_name(fw: Firmware) -> &'static str {

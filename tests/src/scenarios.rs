@@ -1,7 +1,7 @@
 //! The scenarios, shared by the e2e tests and `make demo`.
 
 use crate::harness::{assets, metalboot_bin, Image, Scenario};
-use crate::vm::{accel, Disk, Firmware, Vm};
+use crate::vm::{accel, Bus, Disk, Firmware, Vm};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -45,7 +45,51 @@ pub(crate) fn inventory(s: &Scenario, disk: &str, image: Image) -> Result<String
 pub(crate) fn blank_disk(s: &Scenario, name: &str, serial: &str, size: u64) -> Result<Disk> {
     let path = s.dir.join(name);
     std::fs::File::create(&path)?.set_len(size)?;
-    Ok(Disk { path, serial: serial.into() })
+    Ok(Disk::virtio(path, serial))
+}
+
+/// The disks of a scenario's VM. The inventory selects serial `E2E-DISK`;
+/// any other disk is a spare that must stay all zeros.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disks {
+    /// One virtio disk, as on a VPS.
+    One,
+    /// A blank SATA disk first in the firmware's boot order, the target on
+    /// NVMe second: a rented server whose BIOS drive 0x80 is not the disk
+    /// installed to.
+    SataThenNvme,
+    /// A blank virtio disk, then the target: an NVMe disk with 4096-byte
+    /// logical sectors (4Kn).
+    VirtioThen4knNvme,
+}
+
+impl Disks {
+    /// Creates the images: the target first, then the spare if any.
+    fn create(self, s: &Scenario) -> Result<(Disk, Option<Disk>)> {
+        let target = blank_disk(s, "disk.img", "E2E-DISK", 8 << 30)?;
+        let spare = blank_disk(s, "spare.img", "E2E-SPARE", 1 << 30)?;
+        Ok(match self {
+            Disks::One => (target, None),
+            Disks::SataThenNvme => (Disk { bus: Bus::Nvme, ..target }, Some(Disk { bus: Bus::Sata, ..spare })),
+            Disks::VirtioThen4knNvme => (Disk { bus: Bus::Nvme, sector: 4096, ..target }, Some(spare)),
+        })
+    }
+}
+
+/// Whether the file holds nothing but zero bytes.
+fn all_zeros(p: &std::path::Path) -> Result<bool> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+    }
 }
 
 /// `metalboot known-hosts`: the host keys the server recorded, under the
@@ -111,6 +155,10 @@ pub struct Installed {
     pub ip: String,
     /// known_hosts with the host keys the server recorded.
     pub known_hosts: PathBuf,
+    /// The disks the VM was given.
+    pub disks: Disks,
+    /// The disk that must stay all zeros, if any.
+    pub spare: Option<PathBuf>,
 }
 
 impl Installed {
@@ -144,11 +192,13 @@ fn start(name: &str, dhcp: Dhcp, disk_selector: &str, image: Image) -> Result<(S
 /// PXE-installs `image` on one VM on `fw`, waits for it to phone home from
 /// its disk and for SSH with the enrolled key against the recorded host
 /// keys, and checks it runs the image's kernel.
-pub fn install(fw: Firmware, name: &str, dhcp: Dhcp, image: Image) -> Result<Installed> {
+pub fn install(fw: Firmware, name: &str, dhcp: Dhcp, image: Image, disks: Disks) -> Result<Installed> {
     let (mut s, accel) = start(name, dhcp, "{ serial = \"E2E-DISK\" }", image)?;
-    let disk = blank_disk(&s, "disk.img", "E2E-DISK", 8 << 30)?;
-    let mut vm = Vm::start(&s.ns, &s.dir, accel, fw, "tap0", MAC, &[disk])?;
-    s.phase("vm started");
+    let (target, spare) = disks.create(&s)?;
+    let spare_path = spare.as_ref().map(|d| d.path.clone());
+    let attached: Vec<Disk> = spare.into_iter().chain([target]).collect();
+    let mut vm = Vm::start(&s.ns, &s.dir, accel, fw, "tap0", MAC, &attached)?;
+    s.phase(&format!("vm started ({disks:?})"));
     let limit = Duration::from_secs(if accel == "kvm" { 300 } else { 900 });
     s.wait_serial(&mut vm, "metalboot-installer", Duration::from_secs(600))?;
     s.wait_state("vm1", "installing", &mut vm, limit)?;
@@ -161,7 +211,7 @@ pub fn install(fw: Firmware, name: &str, dhcp: Dhcp, image: Image) -> Result<Ins
     }
     let kh = known_hosts(&s, &ip)?;
     s.wait_ssh(&ip, &kh, Duration::from_secs(120))?;
-    let mut i = Installed { s, vm, ip, known_hosts: kh };
+    let mut i = Installed { s, vm, ip, known_hosts: kh, disks, spare: spare_path };
     i.check_kernel(image)?;
     Ok(i)
 }
@@ -182,6 +232,7 @@ pub fn check_installed(i: &mut Installed) -> Result<String> {
         ensure!(subs.lines().any(|l| l.ends_with(&format!("path {sv}"))), "{sv} missing: {subs}");
     }
     ensure!(i.ssh("hostname")?.trim() == "vm1", "hostname is not vm1");
+    check_disks(i)?;
     // a key other than the recorded one is refused (no trust on first use)
     let wrong = i.s.dir.join("known_hosts.wrong");
     std::fs::write(
@@ -198,10 +249,33 @@ pub fn check_installed(i: &mut Installed) -> Result<String> {
     Ok(facts)
 }
 
+/// The root filesystem is on the selected disk, with the disk's own sector
+/// size; the spare disk is still all zeros.
+fn check_disks(i: &mut Installed) -> Result<()> {
+    let (dev, sector) = match i.disks {
+        Disks::One => ("vda", 512),
+        Disks::SataThenNvme => ("nvme0n1", 512),
+        Disks::VirtioThen4knNvme => ("nvme0n1", 4096),
+    };
+    let src = i.ssh("findmnt -n -o SOURCE /")?;
+    ensure!(src.starts_with(&format!("/dev/{dev}")), "root is on {src}, not on {dev}");
+    let lbs = i.ssh(&format!("cat /sys/block/{dev}/queue/logical_block_size"))?;
+    ensure!(lbs.trim() == sector.to_string(), "{dev} has {lbs}-byte sectors, not {sector}");
+    // the GPT header is in logical block 1, whatever the block's size
+    let hdr = i.ssh(&format!("dd if=/dev/{dev} bs={sector} skip=1 count=1 status=none | head -c 8"))?;
+    ensure!(hdr == "EFI PART", "no GPT header in {sector}-byte block 1 of {dev}: {hdr:?}");
+    if let Some(spare) = &i.spare {
+        ensure!(all_zeros(spare)?, "the spare disk {} was written to", spare.display());
+    }
+    let spare = if i.spare.is_some() { "; the spare disk is all zeros" } else { "" };
+    i.s.phase(&format!("root on {dev}, GPT in {sector}-byte blocks{spare}"));
+    Ok(())
+}
+
 /// Scenario 1/2: install, boot the disk, SSH, check. Returns the scenario
 /// (timeline, logs) and the facts printed by the host.
-pub fn pxe_install(fw: Firmware, name: &str, image: Image) -> Result<(Scenario, String)> {
-    let mut i = install(fw, name, Dhcp::Full, image)?;
+pub fn pxe_install(fw: Firmware, name: &str, image: Image, disks: Disks) -> Result<(Scenario, String)> {
+    let mut i = install(fw, name, Dhcp::Full, image, disks)?;
     let facts = check_installed(&mut i)?;
     i.vm.stop();
     i.s.finish();
@@ -362,7 +436,7 @@ pub fn debian_installer(name: &str) -> Result<Scenario> {
                 .to_string();
             let kh = known_hosts(&s, &ip)?;
             s.wait_ssh(&ip, &kh, Duration::from_secs(120))?;
-            let mut i = Installed { s, vm, ip, known_hosts: kh };
+            let mut i = Installed { s, vm, ip, known_hosts: kh, disks: Disks::One, spare: None };
             check_installed(&mut i)?;
             i.vm.stop();
             s = i.s;

@@ -16,6 +16,18 @@ pub enum Firmware {
     Uefi,
 }
 
+/// How a disk is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Bus {
+    /// virtio-blk (`/dev/vdX`), as on most VPSes.
+    #[default]
+    Virtio,
+    /// NVMe (`/dev/nvmeXn1`), as on most rented servers.
+    Nvme,
+    /// SATA on an AHCI controller (`/dev/sdX`).
+    Sata,
+}
+
 /// A disk attached to the VM.
 #[derive(Clone, Debug)]
 pub struct Disk {
@@ -23,6 +35,31 @@ pub struct Disk {
     pub path: PathBuf,
     /// Serial number the guest sees.
     pub serial: String,
+    /// Controller.
+    pub bus: Bus,
+    /// Logical (and physical) sector size: 512, or 4096 for a 4Kn disk.
+    pub sector: u32,
+}
+
+impl Disk {
+    /// A virtio disk with 512-byte sectors.
+    pub fn virtio(path: PathBuf, serial: &str) -> Disk {
+        Disk { path, serial: serial.into(), bus: Bus::Virtio, sector: 512 }
+    }
+
+    /// The QEMU `-device` for drive `id` (`bootindex` suffix included).
+    fn device(&self, id: &str, ahci_port: usize, boot: &str) -> String {
+        let s = &self.serial;
+        let sectors = match self.sector {
+            512 => String::new(),
+            n => format!(",logical_block_size={n},physical_block_size={n}"),
+        };
+        match self.bus {
+            Bus::Virtio => format!("virtio-blk-pci,drive={id},serial={s}{sectors}{boot}"),
+            Bus::Nvme => format!("nvme,drive={id},serial={s}{sectors}{boot}"),
+            Bus::Sata => format!("ide-hd,drive={id},bus=ahci0.{ahci_port},serial={s}{sectors}{boot}"),
+        }
+    }
 }
 
 /// A running VM; killed on drop.
@@ -99,11 +136,16 @@ impl Vm {
             ("", format!(",bootindex={}", if net_first { 1 } else { 9 }))
         };
         cmd.args(["-device", &format!("virtio-net-pci,netdev=n0,mac={mac}{net_idx}{rom}")]);
+        if disks.iter().any(|d| d.bus == Bus::Sata) {
+            cmd.args(["-device", "ahci,id=ahci0"]);
+        }
+        let mut ahci_port = 0;
         for (i, d) in disks.iter().enumerate() {
             let first = if net_first { 2 } else { 1 };
             let idx = if fw == Firmware::Uefi { String::new() } else { format!(",bootindex={}", i + first) };
             cmd.args(["-drive", &format!("file={},format=raw,if=none,id=d{i},cache=unsafe", d.path.display())]);
-            cmd.args(["-device", &format!("virtio-blk-pci,drive=d{i},serial={}{idx}", d.serial)]);
+            cmd.args(["-device", &d.device(&format!("d{i}"), ahci_port, &idx)]);
+            ahci_port += usize::from(d.bus == Bus::Sata);
         }
         if fw == Firmware::Uefi {
             let vars = dir.join("OVMF_VARS.fd");
