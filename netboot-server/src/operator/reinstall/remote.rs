@@ -1,5 +1,6 @@
-//! The discovery run on the target over SSH (`ssh root@host sh -s` with
-//! [`DISCOVER_SCRIPT`] on standard input), its sectioned output parsed into
+//! The discovery run on the target over SSH (`ssh user@host sh -s` with
+//! [`DISCOVER_SCRIPT`] on standard input, as the login user: it reads only
+//! what any user may), its sectioned output parsed into
 //! [`Discovered`], and the summary the operator confirms before anything is
 //! wiped.
 
@@ -12,6 +13,8 @@ use std::collections::BTreeMap;
 /// POSIX sh; read-only; every section is introduced by a `### name` line.
 pub const DISCOVER_SCRIPT: &str = r#"set -u
 export LC_ALL=C
+# kexec, ip and lsblk live in sbin, which a login that is not root may not have
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"; export PATH
 echo '### metalboot-discover 1'
 echo '### boot'
 if [ -d /sys/firmware/efi ]; then echo uefi; else echo bios; fi

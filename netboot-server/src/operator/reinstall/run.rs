@@ -40,7 +40,9 @@ use std::time::Duration;
 /// Options of `metalboot reinstall` (its command-line arguments).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
-    /// `user@host[:port]` (`[v6addr]:port` for IPv6); the user must be root.
+    /// `user@host[:port]` (`[v6addr]:port` for IPv6): root, or a user with
+    /// passwordless sudo (checked first with `sudo -n true`; every command
+    /// that needs root then runs through `sudo -n`).
     pub target: Target,
     /// The inventory host it becomes.
     #[arg(long = "as", value_name = "NAME")]
@@ -97,7 +99,11 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
         .tempdir()
         .context("creating the session's temporary directory")?;
     let session = session.path();
-    let ssh = Ssh::new(o.target.clone(), o.identity.clone(), &session.join("known_hosts"));
+    let mut ssh = Ssh::new(o.target.clone(), o.identity.clone(), &session.join("known_hosts"));
+
+    // 0. root on the target: a login that is not root needs sudo without a
+    // password, checked before anything else
+    let privilege = ssh.settle_privilege()?;
 
     // 1. discover
     let out = ssh.run_script(true, DISCOVER_SCRIPT)?;
@@ -130,6 +136,9 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     // 2. show and confirm
     let via_text = boots_via(o.boot_via, &d, grub.as_ref());
     print!("{}", summary(&o.target.to_string(), &o.name, &d, &disk, &net, &via_text));
+    if let Some(line) = privilege.summary_line(&o.target.user) {
+        print!("{line}");
+    }
     println!("host:     {} is {} on the server (method {:?})", o.name, host.host.record.state, host.host.method);
     match gate(o.dry_run, o.yes, std::io::stdin().is_terminal()) {
         Gate::DryRun => {
@@ -174,10 +183,14 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
         let _ = client.fail(&o.name, method.step(), &msg);
         return Err(e.context("starting the installer (the old system is still running)"));
     }
-    clock.phase(match method {
-        Boot::Kexec => "installer uploaded and kexec started",
-        Boot::Grub(_) => "installer uploaded, one-shot GRUB entry set, reboot started",
-    });
+    clock.phase(&format!(
+        "{}{}",
+        match method {
+            Boot::Kexec => "installer uploaded and kexec started",
+            Boot::Grub(_) => "installer uploaded, one-shot GRUB entry set, reboot started",
+        },
+        privilege.suffix()
+    ));
 
     // 4. follow
     let policy = Policy {
