@@ -50,6 +50,13 @@ pub struct DiskIdentity<'a> {
     pub size: u64,
 }
 
+/// Kernel block device names that are never install targets (loop, RAM and
+/// compressed-RAM disks, optical and floppy drives, device-mapper, MD RAID,
+/// network block devices, raw flash), whatever a selector says.
+pub fn never_a_target(name: &str) -> bool {
+    ["loop", "ram", "zram", "sr", "fd", "dm-", "md", "nbd", "mtdblock"].iter().any(|p| name.starts_with(p))
+}
+
 /// A WWN as compared: lower case, without `0x`, `naa.` or `eui.` (sysfs
 /// `wwid` says `naa.5000…`, lsblk `0x5000…`).
 pub fn norm_wwn(s: &str) -> String {
