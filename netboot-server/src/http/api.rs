@@ -30,6 +30,7 @@ pub(super) fn view(spec: &metalboot_spec::HostSpec, record: HostRecord) -> HostV
         method: spec.method,
         disk: spec.disk.describe(),
         min_disk_bytes: spec.layout.min_disk_bytes(),
+        disk_selector: Some(spec.disk.clone()),
     }
 }
 
