@@ -19,6 +19,7 @@ pub mod payload;
 pub mod policy;
 pub mod progress;
 pub mod remote;
+pub mod rescue;
 pub mod rootfs;
 pub mod run;
 pub mod ssh;

@@ -228,6 +228,8 @@ impl Watcher<'_> {
                 self.old.clean();
                 bail!(message)
             }
+            // the installer recorded its failure; nothing comes back to clean
+            Outcome::NoWayBack(message) => bail!(message),
             Outcome::TimedOut { record: Some(step), message } => self.give_up(step, &message),
             Outcome::LostAfterFailure(message)
             | Outcome::FailedAfterWrite(message)
