@@ -182,9 +182,13 @@ fn no_network(e: anyhow::Error, reboot_back: bool) -> Result<InstallPlan> {
 
 /// `metalboot.fallback=reboot` after a failure before the first write: a
 /// kexec'd installer, or one a one-shot GRUB entry started, reboots into
-/// the old system.
+/// the old system; one kexec'd from a rescue system reboots into whatever
+/// the provider boots next.
 fn back_to_system_on_disk() -> ! {
-    println!("metalboot: nothing was written; rebooting into the system on disk (metalboot.fallback=reboot)");
+    println!(
+        "metalboot: nothing was written; rebooting (metalboot.fallback=reboot): into the system on disk after a \
+         reinstall in place, or into whatever the provider boots next when it was started from a rescue system"
+    );
     std::thread::sleep(Duration::from_secs(3));
     reboot();
 }

@@ -37,11 +37,6 @@ pub struct DiskFacts {
     pub partitions: Vec<String>,
 }
 
-/// Kernel device names that are never install targets.
-fn ignored(name: &str) -> bool {
-    ["loop", "ram", "zram", "sr", "fd", "dm-", "md", "nbd", "mtdblock"].iter().any(|p| name.starts_with(p))
-}
-
 fn read_trim(p: &Path) -> Option<String> {
     let s = std::fs::read_to_string(p).ok()?;
     let t = s.trim().trim_matches('\0').trim();
@@ -66,7 +61,7 @@ pub fn probe_disks(sys: &Path) -> std::io::Result<Vec<DiskFacts>> {
     let mut names: Vec<String> = std::fs::read_dir(sys.join("block"))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !ignored(n))
+        .filter(|n| !metalboot_spec::disk::never_a_target(n))
         .collect();
     names.sort();
     for name in names {

@@ -4,7 +4,7 @@
 //! holds partitions is chosen only when the plan says `wipe = true`.
 
 use crate::probe::DiskFacts;
-use metalboot_spec::DiskSelector;
+use metalboot_spec::{DiskIdentity, DiskSelector};
 
 /// Why no disk was chosen.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -39,11 +39,6 @@ pub enum SelectError {
     },
 }
 
-fn norm_wwn(s: &str) -> String {
-    let l = s.trim().to_ascii_lowercase();
-    l.trim_start_matches("0x").trim_start_matches("naa.").trim_start_matches("eui.").to_string()
-}
-
 /// Why `d` does not satisfy `sel` (None: it does).
 pub fn mismatch(d: &DiskFacts, sel: &DiskSelector, excluded: &[String]) -> Option<String> {
     if d.removable {
@@ -55,37 +50,13 @@ pub fn mismatch(d: &DiskFacts, sel: &DiskSelector, excluded: &[String]) -> Optio
     if excluded.contains(&d.name) {
         return Some("in use by the running system".into());
     }
-    if let Some(p) = &sel.path {
-        if *p != d.path {
-            return Some(format!("path is {}", d.path));
-        }
-    }
-    if let Some(s) = &sel.serial {
-        if d.serial.as_deref() != Some(s.as_str()) {
-            return Some(format!("serial is {}", d.serial.as_deref().unwrap_or("unknown")));
-        }
-    }
-    if let Some(w) = &sel.wwn {
-        if d.wwn.as_deref().map(norm_wwn) != Some(norm_wwn(w)) {
-            return Some(format!("wwn is {}", d.wwn.as_deref().unwrap_or("unknown")));
-        }
-    }
-    if let Some(m) = &sel.model {
-        if d.model.as_deref() != Some(m.as_str()) {
-            return Some(format!("model is {}", d.model.as_deref().unwrap_or("unknown")));
-        }
-    }
-    if let Some(min) = sel.min_size {
-        if d.size < min.0 {
-            return Some(format!("{} bytes is below min_size {min}", d.size));
-        }
-    }
-    if let Some(max) = sel.max_size {
-        if d.size > max.0 {
-            return Some(format!("{} bytes is above max_size {max}", d.size));
-        }
-    }
-    None
+    sel.mismatch(&DiskIdentity {
+        path: &d.path,
+        serial: d.serial.as_deref(),
+        wwn: d.wwn.as_deref(),
+        model: d.model.as_deref(),
+        size: d.size,
+    })
 }
 
 /// Picks the one disk `sel` names among `disks`; `excluded` holds kernel

@@ -150,6 +150,10 @@ pub struct HostView {
     /// sector size (0: not said).
     #[serde(default)]
     pub min_disk_bytes: u64,
+    /// The disk selector itself, for `metalboot reinstall` from a rescue
+    /// system, where it chooses the disk (absent from an older server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_selector: Option<DiskSelector>,
 }
 
 /// `show` adds the timeline.
@@ -169,7 +173,9 @@ pub struct ReinstallRequest {
     pub mac: MacAddr,
     /// The running system's network, as static config.
     pub network: NetworkSpec,
-    /// The disk the operator confirmed: the one holding `/`.
+    /// The disk the operator confirmed: the one holding `/` (or, from a
+    /// rescue system, the host's own selector, checked on the discovered
+    /// disks).
     pub disk: DiskSelector,
     /// How the installer is booted (`kexec`), for the timeline.
     pub via: String,

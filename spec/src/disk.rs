@@ -35,6 +35,35 @@ pub struct DiskSelector {
     pub wipe: bool,
 }
 
+/// What a [`DiskSelector`] is matched on, however it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskIdentity<'a> {
+    /// Device node, `/dev/<name>`.
+    pub path: &'a str,
+    /// Serial number, trimmed.
+    pub serial: Option<&'a str>,
+    /// World Wide Name / wwid, trimmed, in any of its spellings.
+    pub wwn: Option<&'a str>,
+    /// Model, trimmed.
+    pub model: Option<&'a str>,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Kernel block device names that are never install targets (loop, RAM and
+/// compressed-RAM disks, optical and floppy drives, device-mapper, MD RAID,
+/// network block devices, raw flash), whatever a selector says.
+pub fn never_a_target(name: &str) -> bool {
+    ["loop", "ram", "zram", "sr", "fd", "dm-", "md", "nbd", "mtdblock"].iter().any(|p| name.starts_with(p))
+}
+
+/// A WWN as compared: lower case, without `0x`, `naa.` or `eui.` (sysfs
+/// `wwid` says `naa.5000…`, lsblk `0x5000…`).
+pub fn norm_wwn(s: &str) -> String {
+    let l = s.trim().to_ascii_lowercase();
+    l.trim_start_matches("0x").trim_start_matches("naa.").trim_start_matches("eui.").to_string()
+}
+
 /// A BTRFS subvolume and where it is mounted.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -158,6 +187,46 @@ impl DiskSelector {
         Ok(())
     }
 
+    /// Why a disk with these facts does not satisfy the selector (`None`:
+    /// it does). The one rule for the installer (on sysfs facts) and for
+    /// `metalboot reinstall` (on `lsblk` facts, before anything changes);
+    /// `id.path` is compared as given, so a `/dev/disk/by-*` link in the
+    /// selector is resolved by the caller first. Whether a disk may be
+    /// chosen at all (removable, in use) is the caller's to say.
+    pub fn mismatch(&self, id: &DiskIdentity<'_>) -> Option<String> {
+        if let Some(p) = &self.path {
+            if p != id.path {
+                return Some(format!("path is {}", id.path));
+            }
+        }
+        if let Some(s) = &self.serial {
+            if id.serial != Some(s.as_str()) {
+                return Some(format!("serial is {}", id.serial.unwrap_or("unknown")));
+            }
+        }
+        if let Some(w) = &self.wwn {
+            if id.wwn.map(norm_wwn) != Some(norm_wwn(w)) {
+                return Some(format!("wwn is {}", id.wwn.unwrap_or("unknown")));
+            }
+        }
+        if let Some(m) = &self.model {
+            if id.model != Some(m.as_str()) {
+                return Some(format!("model is {}", id.model.unwrap_or("unknown")));
+            }
+        }
+        if let Some(min) = self.min_size {
+            if id.size < min.0 {
+                return Some(format!("{} bytes is below min_size {min}", id.size));
+            }
+        }
+        if let Some(max) = self.max_size {
+            if id.size > max.0 {
+                return Some(format!("{} bytes is above max_size {max}", id.size));
+            }
+        }
+        None
+    }
+
     /// A one-line human summary: `serial=X, size 8GiB..16GiB`.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
@@ -241,5 +310,26 @@ mod tests {
         assert_eq!(l.min_disk_bytes(512), base + 33 * 512);
         assert_eq!(l.min_disk_bytes(4096), base + 5 * 4096);
         assert_eq!(l.min_disk_bytes_any_sector(), base + 5 * 4096);
+    }
+
+    fn id<'a>(path: &'a str, serial: Option<&'a str>, wwn: Option<&'a str>, size: u64) -> DiskIdentity<'a> {
+        DiskIdentity { path, serial, wwn, model: None, size }
+    }
+
+    #[test]
+    fn a_selector_names_why_a_disk_does_not_match() {
+        let sel = DiskSelector { serial: Some("S1".into()), min_size: Some(ByteSize(100)), ..Default::default() };
+        assert_eq!(sel.mismatch(&id("/dev/sda", Some("S1"), None, 100)), None);
+        assert_eq!(sel.mismatch(&id("/dev/sda", None, None, 100)).unwrap(), "serial is unknown");
+        assert_eq!(sel.mismatch(&id("/dev/sda", Some("S1"), None, 99)).unwrap(), "99 bytes is below min_size 100B");
+        let path = DiskSelector { path: Some("/dev/vdb".into()), ..Default::default() };
+        assert_eq!(path.mismatch(&id("/dev/vda", None, None, 1)).unwrap(), "path is /dev/vda");
+    }
+
+    #[test]
+    fn wwn_matches_in_the_spellings_of_sysfs_and_lsblk() {
+        let sel = DiskSelector { wwn: Some("naa.5000C500A1B2C3D4".into()), ..Default::default() };
+        assert_eq!(sel.mismatch(&id("/dev/sda", None, Some("0x5000c500a1b2c3d4"), 1)), None);
+        assert!(sel.mismatch(&id("/dev/sda", None, Some("0x5000c500a1b2c3d5"), 1)).is_some());
     }
 }

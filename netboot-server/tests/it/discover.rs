@@ -246,6 +246,59 @@ mod remote {
         }
     }
 
+    /// The recorded output as a rescue system booted into RAM on the same
+    /// machine would give it: a tmpfs root, and `/` on no disk.
+    fn rescue() -> String {
+        let r = recorded();
+        let (head, rest) = r.split_once("### mounts\n").unwrap();
+        let (_, tail) = rest.split_once("### disk_links\n").unwrap();
+        format!("{head}### mounts\ntmpfs / tmpfs rw,relatime,size=2097152k,mode=755 0 0\nproc /proc proc rw,relatime 0 0\n### disk_links\n{tail}")
+            .replace(r#""mountpoint": "/""#, r#""mountpoint": null"#)
+    }
+
+    #[test]
+    fn a_rescue_system_is_recognised_and_refused_without_the_flag() {
+        use metalboot::operator::reinstall::rescue;
+        let d = Discovered::parse(&recorded()).unwrap();
+        assert!(!d.root.off_disk(), "{:?}", d.root);
+        assert_eq!(d.root.what, "ext4 on /dev/vda");
+        let d = Discovered::parse(&rescue()).unwrap();
+        assert!(d.root.off_disk());
+        let e = d.root_disk().unwrap_err().to_string();
+        assert_eq!(e, "no disk holds the root filesystem (root is tmpfs): refusing to guess");
+        let e = rescue::allowed("root@192.0.2.2", &d.root, false).unwrap_err().to_string();
+        assert!(
+            e.starts_with("root@192.0.2.2 runs from RAM (root is tmpfs): a rescue system;")
+                && e.contains("--rescue-ok"),
+            "{e}"
+        );
+        assert!(rescue::allowed("root@192.0.2.2", &d.root, true).unwrap());
+        // zram0 is a disk to lsblk but has no size; vda is the one
+        let sel = metalboot_spec::DiskSelector { path: Some("/dev/vda".into()), wipe: true, ..Default::default() };
+        assert_eq!(rescue::choose(&sel, &d.disks, &d.disk_links).unwrap().path, "/dev/vda");
+    }
+
+    #[test]
+    fn print_host_from_a_rescue_system_pins_the_free_disk_or_says_to_write_it() {
+        use metalboot::operator::reinstall::entry::host_entry;
+        let d = Discovered::parse(&rescue()).unwrap();
+        let net = d.net.network_spec().unwrap();
+        // the recorded machine has zram0 besides vda, never a target
+        let text = host_entry("root@h", "vps1", &d, &net, &[KEY.into()]).unwrap();
+        assert!(text.contains("# discovered from a rescue system (runs from RAM (root is tmpfs))"), "{text}");
+        assert!(text.contains("path = \"/dev/vda\""), "{text}");
+        // a second free disk: the entry cannot say which
+        let two = rescue().replace(r#""path": "/dev/zram0""#, r#""path": "/dev/vdb""#);
+        let d = Discovered::parse(&two).unwrap();
+        let e = format!("{:#}", host_entry("root@h", "vps1", &d, &net, &[KEY.into()]).unwrap_err());
+        assert!(
+            e.contains("runs from RAM (root is tmpfs)")
+                && e.contains("write the entry's disk selector by hand")
+                && e.contains("2 disks are free to install on (/dev/vdb, /dev/vda)"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn print_host_refuses_without_a_key_and_with_a_bad_name() {
         use metalboot::operator::reinstall::entry::host_entry;

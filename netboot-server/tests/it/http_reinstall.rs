@@ -48,6 +48,10 @@ async fn reinstall_hands_out_the_installer_with_the_discovered_network_and_the_p
     }
     let (_, host) = s.api("GET", "/v1/hosts/vps1").await;
     assert_eq!(host["state"], "booting");
+    // the inventory's selector as such, for a reinstall from a rescue
+    // system, where it chooses the disk
+    let view: metalboot::api::HostView = serde_json::from_value(host.clone()).unwrap();
+    assert_eq!(view.disk_selector.map(|d| d.describe()), Some(view.disk.clone()), "{host}");
 
     // the plan carries the discovered network (by MAC) and the confirmed disk
     let (st, plan) = s.get(&format!("/v1/hosts/vps1/plan?token={token}")).await;

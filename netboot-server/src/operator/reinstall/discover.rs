@@ -1,6 +1,6 @@
 //! What a running Linux host says about its network and disks, parsed from
-//! `ip -j addr`, `ip -j -4 route`, `ip -j -6 route`, resolv.conf, `lsblk -J`
-//! and `findmnt -J`, into the static network config the reinstalled host
+//! `ip -j addr`, `ip -j -4 route`, `ip -j -6 route`, resolv.conf and
+//! `lsblk -J`, into the static network config the reinstalled host
 //! must come back with (matched by MAC) and the disk facts the operator
 //! confirms before anything is wiped.
 
@@ -201,8 +201,8 @@ impl NetFacts {
     }
 }
 
-/// A whole disk as `lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,MOUNTPOINT` reports it.
-#[derive(Debug, Clone, PartialEq)]
+/// A whole disk as `lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,WWN,RM,RO,MOUNTPOINTS` reports it.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct DiskFacts {
     /// `/dev/vda`.
     pub path: String,
@@ -212,10 +212,19 @@ pub struct DiskFacts {
     pub serial: Option<String>,
     /// Model, if reported.
     pub model: Option<String>,
+    /// World Wide Name, if reported (`0x5000…`).
+    pub wwn: Option<String>,
+    /// The kernel's removable flag.
+    pub removable: bool,
+    /// Read-only.
+    pub read_only: bool,
     /// Partitions: (path, size, mountpoint).
     pub partitions: Vec<(String, u64, Option<String>)>,
     /// Holds the running root filesystem.
     pub holds_root: bool,
+    /// Every mount point on the disk, its partitions and anything on them
+    /// (LVM, RAID, crypt), `[SWAP]` included: a disk in use.
+    pub mounts: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -233,6 +242,13 @@ struct BlockDev {
     serial: Option<String>,
     #[serde(default)]
     model: Option<String>,
+    #[serde(default)]
+    wwn: Option<String>,
+    /// `true`/`false`, or `"1"`/`"0"` from util-linux before 2.33.
+    #[serde(default)]
+    rm: serde_json::Value,
+    #[serde(default)]
+    ro: serde_json::Value,
     #[serde(default)]
     mountpoint: Option<String>,
     /// util-linux ≥ 2.37: every mount (a BTRFS partition is mounted once per
@@ -259,12 +275,32 @@ fn size_of(v: &serde_json::Value) -> u64 {
     v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or(0)
 }
 
+fn flag(v: &serde_json::Value) -> bool {
+    v.as_bool().unwrap_or_else(|| v.as_str() == Some("1") || v.as_u64() == Some(1))
+}
+
 fn mounts_root(d: &BlockDev) -> bool {
     d.mounts().contains(&"/") || d.children.iter().any(mounts_root)
 }
 
-/// Whole disks from `lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,MOUNTPOINTS`
-/// (or `…,MOUNTPOINT` from older util-linux).
+fn all_mounts(d: &BlockDev, out: &mut Vec<String>) {
+    for m in d.mounts() {
+        if !out.iter().any(|o| o == m) {
+            out.push(m.to_string());
+        }
+    }
+    for c in &d.children {
+        all_mounts(c, out);
+    }
+}
+
+fn trimmed(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from)
+}
+
+/// Whole disks from `lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,WWN,RM,RO,MOUNTPOINTS`
+/// (or `…,MOUNTPOINT` from older util-linux; `WWN`, `RM` and `RO` may be
+/// missing).
 pub fn parse_lsblk(json: &str) -> Result<Vec<DiskFacts>> {
     let l: Lsblk = serde_json::from_str(json).context("parsing `lsblk -J`")?;
     Ok(l.blockdevices
@@ -273,8 +309,11 @@ pub fn parse_lsblk(json: &str) -> Result<Vec<DiskFacts>> {
         .map(|d| DiskFacts {
             path: d.path.clone(),
             size: size_of(&d.size),
-            serial: d.serial.clone().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
-            model: d.model.clone().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+            serial: trimmed(&d.serial),
+            model: trimmed(&d.model),
+            wwn: trimmed(&d.wwn),
+            removable: flag(&d.rm),
+            read_only: flag(&d.ro),
             partitions: d
                 .children
                 .iter()
@@ -284,6 +323,11 @@ pub fn parse_lsblk(json: &str) -> Result<Vec<DiskFacts>> {
                 })
                 .collect(),
             holds_root: mounts_root(d),
+            mounts: {
+                let mut v = Vec::new();
+                all_mounts(d, &mut v);
+                v
+            },
         })
         .collect())
 }

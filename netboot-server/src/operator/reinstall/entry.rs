@@ -5,7 +5,9 @@
 //! serve`, and runs the reinstall.
 //!
 //! The entry pins the disk the way the reinstall itself does (unique serial,
-//! else path and exact size, `wipe = true` since it holds the old system),
+//! else path and exact size, `wipe = true` since it holds the old system;
+//! on a rescue system, which runs on no disk, the one disk that is not
+//! removable, read-only or in use, if there is exactly one),
 //! keeps the network static on the discovered MAC, and enrols the keys that
 //! may log in as the login user today plus the operator's `--identity` key.
 //! Keys with `authorized_keys` options (`command=`, `from=`, …) are left
@@ -13,6 +15,7 @@
 
 use super::policy::disk_selector;
 use super::remote::Discovered;
+use super::rescue;
 use crate::inventory::Inventory;
 use anyhow::{bail, Context, Result};
 use metalboot_spec::quote;
@@ -73,7 +76,16 @@ pub fn host_entry(
     net: &NetworkSpec,
     extra_keys: &[String],
 ) -> Result<String> {
-    let disk = d.root_disk()?;
+    let disk = if d.root.off_disk() {
+        rescue::only_free_disk(&d.disks).with_context(|| {
+            format!(
+                "the target {}, so no disk holds an old system to pin; write the entry's disk selector by hand",
+                d.root.runs_from()
+            )
+        })?
+    } else {
+        d.root_disk()?
+    };
     let mac = net.mac.context("the kept interface has no MAC")?;
     let mut lines = extra_keys.to_vec();
     lines.extend(d.authorized_keys.iter().cloned());
@@ -104,6 +116,12 @@ pub fn host_entry(
         disk.path,
         disk.size,
     );
+    if d.root.off_disk() {
+        out.push_str(&format!(
+            "# discovered from a rescue system ({}): the disk is the only one not in use\n",
+            printable(&d.root.runs_from())
+        ));
+    }
     if skipped > 0 {
         out.push_str(&format!("# {skipped} authorized_keys line(s) with options or unknown types were left out\n"));
     }

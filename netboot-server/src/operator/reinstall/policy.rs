@@ -116,14 +116,7 @@ mod tests {
     use super::*;
 
     fn disk(path: &str, serial: Option<&str>, size: u64) -> DiskFacts {
-        DiskFacts {
-            path: path.into(),
-            size,
-            serial: serial.map(Into::into),
-            model: None,
-            partitions: vec![],
-            holds_root: false,
-        }
+        DiskFacts { path: path.into(), size, serial: serial.map(Into::into), ..Default::default() }
     }
 
     #[test]

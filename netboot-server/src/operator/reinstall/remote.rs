@@ -1,9 +1,11 @@
-//! The discovery run on the target over SSH (`ssh root@host sh -s` with
-//! [`DISCOVER_SCRIPT`] on standard input), its sectioned output parsed into
+//! The discovery run on the target over SSH (`ssh user@host sh -s` with
+//! [`DISCOVER_SCRIPT`] on standard input, as the login user: it reads only
+//! what any user may), its sectioned output parsed into
 //! [`Discovered`], and the summary the operator confirms before anything is
 //! wiped.
 
 use super::discover::{parse_lsblk, DiskFacts, NetFacts};
+use super::rootfs::{root_of, RootFs};
 use anyhow::{bail, Context, Result};
 use metalboot_spec::quote;
 use metalboot_spec::NetworkSpec;
@@ -12,6 +14,8 @@ use std::collections::BTreeMap;
 /// POSIX sh; read-only; every section is introduced by a `### name` line.
 pub const DISCOVER_SCRIPT: &str = r#"set -u
 export LC_ALL=C
+# kexec, ip and lsblk live in sbin, which a login that is not root may not have
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"; export PATH
 echo '### metalboot-discover 1'
 echo '### boot'
 if [ -d /sys/firmware/efi ]; then echo uefi; else echo bios; fi
@@ -30,7 +34,11 @@ ip -j -6 route 2>/dev/null || echo '[]'
 echo '### resolv'
 if [ -r /run/systemd/resolve/resolv.conf ]; then cat /run/systemd/resolve/resolv.conf; else cat /etc/resolv.conf 2>/dev/null; fi
 echo '### lsblk'
-lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,MOUNTPOINTS 2>/dev/null || lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,MOUNTPOINT
+lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,WWN,RM,RO,MOUNTPOINTS 2>/dev/null || lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,WWN,RM,RO,MOUNTPOINT
+echo '### mounts'
+cat /proc/mounts
+echo '### disk_links'
+for l in /dev/disk/by-id/* /dev/disk/by-path/*; do if [ -L "$l" ]; then echo "$l $(readlink -f "$l")"; fi; done
 echo '### kexec'
 command -v kexec || echo none
 echo '### authorized_keys'
@@ -62,6 +70,10 @@ pub struct Discovered {
     pub net: NetFacts,
     /// Whole disks.
     pub disks: Vec<DiskFacts>,
+    /// What the running system runs from (`/proc/mounts`).
+    pub root: RootFs,
+    /// `/dev/disk/by-id` and `by-path` links and the device each names.
+    pub disk_links: Vec<(String, String)>,
     /// Path of `kexec`, if installed.
     pub kexec: Option<String>,
     /// The login user's `authorized_keys` lines, as found (may be empty).
@@ -112,6 +124,13 @@ impl Discovered {
         let net = NetFacts::parse(get("addr")?, get("route4")?, get("route6")?, get("resolv")?)
             .context("reading the target's network (is iproute2 with `ip -j` there?)")?;
         let disks = parse_lsblk(get("lsblk")?).context("reading the target's disks (util-linux lsblk)")?;
+        let root = root_of(get("mounts")?).context("reading the target's /proc/mounts")?;
+        let disk_links = s
+            .get("disk_links")
+            .map(|t| t.lines().filter_map(|l| l.split_once(' ')).map(|(a, b)| (a.to_string(), b.to_string())))
+            .into_iter()
+            .flatten()
+            .collect();
         let kexec = match get("kexec")?.trim() {
             "none" | "" => None,
             p => Some(p.to_string()),
@@ -123,6 +142,8 @@ impl Discovered {
             boot_id: s.get("boot_id").map(|b| b.trim().to_string()).filter(|b| !b.is_empty()),
             net,
             disks,
+            root,
+            disk_links,
             kexec,
             authorized_keys: s
                 .get("authorized_keys")
@@ -140,7 +161,7 @@ impl Discovered {
         let roots: Vec<&DiskFacts> = self.disks.iter().filter(|d| d.holds_root).collect();
         match roots.as_slice() {
             [one] => Ok(one),
-            [] => bail!("no disk holds the root filesystem (root on the network or in RAM?): refusing to guess"),
+            [] => bail!("no disk holds the root filesystem (root is {}): refusing to guess", self.root.what),
             many => bail!(
                 "the root filesystem spans {} disks ({}): refusing to guess",
                 many.len(),

@@ -15,15 +15,22 @@
 //! again with its old (pinned) host key, and record `failed: no network in
 //! installer` with what was tried.
 //!
-//! This file is the sequence; the decisions are in [`super::policy`] (before
-//! anything changes) and [`super::follow`] (after the installer started),
-//! the loops that follow the target in [`super::watch`].
+//! A target that runs from RAM or the network (a rescue system) has no old
+//! system to come back to: it is refused without `--rescue-ok`, and with it
+//! the host's inventory disk selector chooses the disk and only kexec
+//! starts the installer (see [`super::rescue`]).
+//!
+//! This file is the sequence; the decisions are in [`super::policy`] and
+//! [`super::rescue`] (before anything changes) and [`super::follow`] (after
+//! the installer started), the loops that follow the target in
+//! [`super::watch`].
 
 use super::discover::DiskFacts;
 use super::follow::Policy;
 use super::policy::{disk_fits, disk_selector, gate, installer_can_carry, Gate};
 use super::progress::Clock;
 use super::remote::{summary, Discovered, DISCOVER_SCRIPT};
+use super::rescue;
 use super::ssh::{Ssh, Target};
 use super::standalone::{self, Carried};
 use super::start::{boot_installer, boots_via, choose_boot, probe_grub, Boot, BootVia};
@@ -40,7 +47,9 @@ use std::time::Duration;
 /// Options of `metalboot reinstall` (its command-line arguments).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
-    /// `user@host[:port]` (`[v6addr]:port` for IPv6); the user must be root.
+    /// `user@host[:port]` (`[v6addr]:port` for IPv6): root, or a user with
+    /// passwordless sudo (checked first with `sudo -n true`; every command
+    /// that needs root then runs through `sudo -n`).
     pub target: Target,
     /// The inventory host it becomes.
     #[arg(long = "as", value_name = "NAME")]
@@ -75,6 +84,14 @@ pub struct Options {
     /// installer's 120).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(5..=3600))]
     pub server_wait: Option<u32>,
+    /// The target runs from RAM or the network (a provider's rescue system,
+    /// a live or diskless system): reinstall it anyway. There is no old
+    /// system to come back to if the install fails (a failure leaves the
+    /// host in the installer or at the provider's next boot); the host's
+    /// inventory disk selector chooses the disk, which must not match one
+    /// with a mounted filesystem; only kexec starts the installer.
+    #[arg(long)]
+    pub rescue_ok: bool,
     /// Seconds the installer may take to reach the server after kexec.
     #[arg(long, default_value = "600", value_parser = seconds)]
     pub installer_timeout: Duration,
@@ -97,7 +114,11 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
         .tempdir()
         .context("creating the session's temporary directory")?;
     let session = session.path();
-    let ssh = Ssh::new(o.target.clone(), o.identity.clone(), &session.join("known_hosts"));
+    let mut ssh = Ssh::new(o.target.clone(), o.identity.clone(), &session.join("known_hosts"));
+
+    // 0. root on the target: a login that is not root needs sudo without a
+    // password, checked before anything else
+    let privilege = ssh.settle_privilege()?;
 
     // 1. discover
     let out = ssh.run_script(true, DISCOVER_SCRIPT)?;
@@ -106,14 +127,16 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     }
     let d = Discovered::parse(&String::from_utf8_lossy(&out.stdout))
         .with_context(|| format!("discovering {} (stderr: {})", o.target, out.stderr))?;
-    let disk = d.root_disk()?.clone();
+    let root_disk = if d.root.off_disk() { None } else { Some(d.root_disk()?.clone()) };
     let net: NetworkSpec = d.net.network_spec().context("deriving the static network to keep")?;
     let mac = net.mac.context("the kept interface has no MAC")?;
     if o.print_host {
         return print_host(o, &d, &net);
     }
+    let rescue = rescue::allowed(&o.target.to_string(), &d.root, o.rescue_ok)?;
+    let boot_via = if rescue { rescue::boot_via(o.boot_via)? } else { o.boot_via };
     installer_can_carry(&net, o.standalone)?;
-    let grub = match (o.boot_via, &d.kexec) {
+    let grub = match (boot_via, &d.kexec) {
         (BootVia::Kexec, _) | (BootVia::Auto, Some(_)) => None,
         _ => Some(probe_grub(&ssh)?),
     };
@@ -124,12 +147,34 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
             o.name
         )
     })?;
+    // the disk: the one the old system runs from, or on a rescue system
+    // the one the host's own selector picks (and the installer is given
+    // that selector)
+    let (disk, selector) = match root_disk {
+        Some(disk) => {
+            let sel = disk_selector(&disk, &d.disks);
+            (disk, sel)
+        }
+        None => {
+            let sel = host.host.disk_selector.clone().context(
+                "the server does not say the host's disk selector (a metalboot serve older than this command?), \
+                 which chooses the disk on a rescue system; nothing was changed",
+            )?;
+            (rescue::choose(&sel, &d.disks, &d.disk_links)?.clone(), sel)
+        }
+    };
     disk_fits(&disk, host.host.min_disk_bytes)?;
     clock.phase("discovered the target over SSH");
 
     // 2. show and confirm
-    let via_text = boots_via(o.boot_via, &d, grub.as_ref());
+    let via_text = boots_via(boot_via, &d, grub.as_ref());
     print!("{}", summary(&o.target.to_string(), &o.name, &d, &disk, &net, &via_text));
+    if rescue {
+        print!("{}", rescue::summary_lines(&d.root, &selector, &d.disks, &d.disk_links));
+    }
+    if let Some(line) = privilege.summary_line(&o.target.user) {
+        print!("{line}");
+    }
     println!("host:     {} is {} on the server (method {:?})", o.name, host.host.record.state, host.host.method);
     match gate(o.dry_run, o.yes, std::io::stdin().is_terminal()) {
         Gate::DryRun => {
@@ -143,19 +188,19 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
             disk.path
         ),
     }
-    let method = choose_boot(&ssh, &d, o.boot_via, grub)?;
+    let method = choose_boot(&ssh, &d, boot_via, grub)?;
 
     // 3. the installer, its command line and token
     let req = ReinstallRequest {
         mac,
         network: net.clone(),
-        disk: disk_selector(&disk, &d.disks),
+        disk: selector,
         via: method.name().into(),
         server_wait: o.server_wait,
     };
     let boot = client.reinstall(&o.name, &req)?;
     clock.phase("server issued the installer and token");
-    let carried = match o.standalone.then(|| carry(client, &ssh, session, &o.name, &boot)).transpose() {
+    let carried = match o.standalone.then(|| carry(client, &ssh, session, &o.name, &boot, rescue)).transpose() {
         Ok(c) => c,
         Err(e) => {
             let _ = client.fail(&o.name, metalboot_spec::Step::Standalone, &format!("{e:#}"));
@@ -172,12 +217,17 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     if let Err(e) = boot_installer(client, &ssh, session, &boot, &method, carried.as_ref()) {
         let msg = format!("{e:#}");
         let _ = client.fail(&o.name, method.step(), &msg);
-        return Err(e.context("starting the installer (the old system is still running)"));
+        let running = if rescue { "the rescue system" } else { "the old system" };
+        return Err(e.context(format!("starting the installer ({running} is still running)")));
     }
-    clock.phase(match method {
-        Boot::Kexec => "installer uploaded and kexec started",
-        Boot::Grub(_) => "installer uploaded, one-shot GRUB entry set, reboot started",
-    });
+    clock.phase(&format!(
+        "{}{}",
+        match method {
+            Boot::Kexec => "installer uploaded and kexec started",
+            Boot::Grub(_) => "installer uploaded, one-shot GRUB entry set, reboot started",
+        },
+        privilege.suffix()
+    ));
 
     // 4. follow
     let policy = Policy {
@@ -187,6 +237,7 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
         installer_timeout: o.installer_timeout,
         install_timeout: o.install_timeout,
         standalone: carried.is_some(),
+        rescue,
     };
     let old = OldSystem { ssh: &ssh, boot_id: d.boot_id.as_deref(), method: &method, standalone: carried.is_some() };
     let w = Watcher { client, old, target: &o.target, boot: &boot, policy };
@@ -196,9 +247,17 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     }
 }
 
-fn carry(client: &ApiClient, ssh: &Ssh, session: &Path, name: &str, boot: &ReinstallBoot) -> Result<Carried> {
+fn carry(
+    client: &ApiClient,
+    ssh: &Ssh,
+    session: &Path,
+    name: &str,
+    boot: &ReinstallBoot,
+    rescue: bool,
+) -> Result<Carried> {
     let c = standalone::prepare(client, session, name, boot)?;
-    standalone::check_memory(ssh, &c)?;
+    // on a rescue system the uploaded payload sits in RAM too
+    standalone::check_memory(ssh, &c, rescue)?;
     Ok(c)
 }
 

@@ -6,12 +6,17 @@
 //! every later one insists on that same key — which is how "the old system
 //! came back" is told from "a new system is up".
 
+use super::sudo::{self, Privilege};
 use anyhow::{bail, Context, Result};
 use metalboot_spec::quote;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+/// Single-quotes `s` for a POSIX shell (the one quoting helper, shared
+/// with the templates).
+pub use crate::render::shell_quote;
 
 /// `user@host[:port]`, with `[v6]:port` for IPv6.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +81,7 @@ pub struct Ssh {
     target: Target,
     identity: Option<PathBuf>,
     pins: PathBuf,
+    privilege: Privilege,
 }
 
 /// What a command run over SSH gave back.
@@ -90,14 +96,43 @@ pub struct Output {
 
 impl Ssh {
     /// A session for `target`; `pins` is a file (created) holding the host
-    /// key once the first connection has seen it.
+    /// key once the first connection has seen it. Commands that need root
+    /// run through sudo unless the login is `root` (see
+    /// [`Ssh::set_privilege`]).
     pub fn new(target: Target, identity: Option<PathBuf>, pins: &Path) -> Ssh {
-        Ssh { target, identity, pins: pins.to_path_buf() }
+        let privilege = Privilege::for_login(&target.user);
+        Ssh { target, identity, pins: pins.to_path_buf(), privilege }
     }
 
     /// The target.
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// How commands that need root run: as checked on the target.
+    pub fn set_privilege(&mut self, p: Privilege) {
+        self.privilege = p;
+    }
+
+    /// How commands that need root run.
+    pub fn privilege(&self) -> Privilege {
+        self.privilege
+    }
+
+    /// The first connection for a login that is not root (it pins the host
+    /// key): runs [`sudo::CHECK_SCRIPT`] and keeps what it says; stops, with
+    /// sudo's reason, where sudo would ask for a password or refuses. For
+    /// `root` it connects to nothing.
+    pub fn settle_privilege(&mut self) -> Result<Privilege> {
+        if self.privilege == Privilege::Root {
+            return Ok(Privilege::Root);
+        }
+        let out = self.run(true, &["sh", "-c", &shell_quote(sudo::CHECK_SCRIPT)], b"", 15)?;
+        let Some(code) = out.code else { bail!("cannot log in to {} over SSH: {}", self.target, out.stderr) };
+        let p = sudo::checked(&self.target.to_string(), code, &String::from_utf8_lossy(&out.stdout), &out.stderr)
+            .map_err(anyhow::Error::msg)?;
+        self.privilege = p;
+        Ok(p)
     }
 
     fn command(&self, first: bool, connect_timeout: u32) -> Command {
@@ -154,14 +189,21 @@ impl Ssh {
         }
     }
 
-    /// Streams the file `src` into `dest` on the target (through
+    /// [`Ssh::run`] as root: through `sudo -n` for another login.
+    pub fn run_root(&self, argv: &[&str], stdin: &[u8]) -> Result<Output> {
+        self.run(false, &self.privilege.argv(argv), stdin, 15)
+    }
+
+    /// [`Ssh::check`] as root: through `sudo -n` for another login.
+    pub fn check_root(&self, what: &str, argv: &[&str], stdin: &[u8]) -> Result<Vec<u8>> {
+        self.check(what, &self.privilege.argv(argv), stdin)
+    }
+
+    /// Streams the file `src` into `dest` on the target, as root (through
     /// `cat`, so nothing but a POSIX shell is needed there).
     pub fn upload(&self, src: &Path, dest: &str) -> Result<()> {
         let mut c = self.command(false, 15);
-        c.arg(format!("cat > {}", shell_quote(dest)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        c.arg(self.privilege.write_command(dest)).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = c.spawn().context("running ssh")?;
         let mut sin = child.stdin.take().context("ssh stdin")?;
         let mut f = std::fs::File::open(src).with_context(|| format!("opening {}", src.display()))?;
@@ -181,11 +223,6 @@ impl Ssh {
             _ => None,
         }
     }
-}
-
-/// Single-quotes `s` for a POSIX shell.
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 #[cfg(test)]

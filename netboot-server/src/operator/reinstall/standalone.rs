@@ -124,15 +124,18 @@ pub fn prepare(client: &ApiClient, session: &Path, name: &str, boot: &ReinstallB
 }
 
 /// Refuses when the target's RAM cannot hold the payload twice (the
-/// loaded initrd and the files unpacked from it) plus room to install.
-pub fn check_memory(ssh: &Ssh, c: &Carried) -> Result<()> {
+/// loaded initrd and the files unpacked from it) plus room to install;
+/// three times where the uploaded copy is in RAM as well (`in_ram`: a
+/// rescue system, whose `/var/tmp` is memory).
+pub fn check_memory(ssh: &Ssh, c: &Carried, in_ram: bool) -> Result<()> {
     let out = ssh.check("reading /proc/meminfo", &["cat", "/proc/meminfo"], b"")?;
     let total_kib: u64 = String::from_utf8_lossy(&out)
         .lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .context("no MemTotal in the target's /proc/meminfo")?;
-    let need = 2 * c.payload_bytes + (512 << 20);
+    let copies = if in_ram { 3 } else { 2 };
+    let need = copies * c.payload_bytes + (512 << 20);
     if total_kib * 1024 < need {
         bail!(
             "the target has {} MiB of RAM; a standalone reinstall carries {} MiB in RAM and needs at least {} MiB: \

@@ -52,7 +52,7 @@ impl Boot {
 }
 
 const ENSURE_KEXEC: &str = r#"set -u
-[ "$(id -u)" = 0 ] || { echo "not root: kexec and a reinstall need root" >&2; exit 3; }
+[ "$(id -u)" = 0 ] || { echo "not root: kexec and a reinstall need root (log in as root, or as a user with passwordless sudo)" >&2; exit 3; }
 command -v kexec >/dev/null 2>&1 && exit 0
 if command -v apt-get >/dev/null 2>&1; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q kexec-tools >&2
 elif command -v dnf >/dev/null 2>&1; then dnf install -y kexec-tools >&2
@@ -66,13 +66,14 @@ fn ensure_kexec(ssh: &Ssh, d: &Discovered) -> Result<()> {
     if d.kexec.is_none() {
         println!("kexec not found on the target: installing kexec-tools with its package manager");
     }
-    ssh.check("preparing kexec", &["sh", "-s"], ENSURE_KEXEC.as_bytes())?;
+    ssh.check_root("preparing kexec", &["sh", "-s"], ENSURE_KEXEC.as_bytes())?;
     Ok(())
 }
 
-/// The target's GRUB facts, from a probe script run over SSH.
+/// The target's GRUB facts, from a probe script run over SSH as root
+/// (`grub-probe` opens the block devices).
 pub fn probe_grub(ssh: &Ssh) -> Result<GrubFacts> {
-    let out = ssh.run_script(false, GRUB_PROBE_SCRIPT)?;
+    let out = ssh.run_root(&["sh", "-s"], GRUB_PROBE_SCRIPT.as_bytes())?;
     if out.code.is_none() {
         bail!("probing GRUB on {}: SSH failed: {}", ssh.target(), out.stderr);
     }
@@ -146,7 +147,7 @@ pub fn boot_installer(
         (Boot::Kexec, Some(_)) => STANDALONE_DIR,
         (Boot::Kexec, None) => "/run/metalboot",
     };
-    ssh.check(&format!("creating {dir}"), &["mkdir", "-p", dir], b"")?;
+    ssh.check_root(&format!("creating {dir}"), &["mkdir", "-p", dir], b"")?;
     let result = upload_and_start(client, ssh, session, boot, method, carried, dir);
     if result.is_err() {
         if let Err(e) = clean_old_system(ssh, method, carried.is_some()) {
@@ -191,10 +192,10 @@ fn upload_and_start(
     let mut sums = Vec::new();
     for (local, name) in &files {
         ssh.upload(local, &format!("{dir}/{name}"))?;
-        println!("  sent {name}: {} bytes", std::fs::metadata(local)?.len());
+        println!("  sent {name}: {} bytes{}", std::fs::metadata(local)?.len(), ssh.privilege().suffix());
         sums.push(format!("{}  {dir}/{name}\n", sha256_file(local)?));
     }
-    ssh.check(
+    ssh.check_root(
         "checking the uploaded files (sha256sum -c)",
         &["sha256sum", "-c", "--quiet", "-"],
         sums.concat().as_bytes(),
@@ -206,7 +207,7 @@ fn upload_and_start(
             let initrds: &[&str] =
                 if carried.is_some() { &["payload.cpio", "initramfs.img"] } else { &["initramfs.img"] };
             let entry = g.menuentry(cmdline, initrds)?;
-            ssh.check(
+            ssh.check_root(
                 "adding the one-shot GRUB entry (custom.cfg, grub-reboot)",
                 &["sh", "-c", &shell_quote(&g.arm_script())],
                 entry.as_bytes(),
@@ -214,7 +215,7 @@ fn upload_and_start(
             println!("  GRUB boots {} once, then its default entry again", super::oneshot::ENTRY_ID);
             let exec =
                 "nohup sh -c 'sleep 2; sync; systemctl reboot 2>/dev/null || reboot' </dev/null >/dev/null 2>&1 &";
-            ssh.check("rebooting", &["sh", "-c", &shell_quote(exec)], b"")?;
+            ssh.check_root("rebooting", &["sh", "-c", &shell_quote(exec)], b"")?;
         }
         Boot::Kexec => {
             let initrd = match carried {
@@ -222,20 +223,20 @@ fn upload_and_start(
                 Some(_) => {
                     let join = format!("cat {dir}/initramfs.img >> {dir}/payload.cpio");
                     let what = "joining the payload and the installer initramfs";
-                    ssh.check(what, &["sh", "-c", &shell_quote(&join)], b"")?;
+                    ssh.check_root(what, &["sh", "-c", &shell_quote(&join)], b"")?;
                     format!("{dir}/payload.cpio")
                 }
                 None => format!("{dir}/initramfs.img"),
             };
             let load = format!("kexec -l {dir}/vmlinuz --initrd={initrd} --command-line={}", shell_quote(cmdline));
-            ssh.check("loading the installer (kexec -l)", &["sh", "-c", &shell_quote(&load)], b"").context(
+            ssh.check_root("loading the installer (kexec -l)", &["sh", "-c", &shell_quote(&load)], b"").context(
                 "a kernel that refuses kexec (Secure Boot lockdown, kexec_load_disabled) can boot the installer \
                  with --boot-via grub",
             )?;
             // detached, so the SSH session ends cleanly before the system goes
             let exec =
                 "nohup sh -c 'sleep 2; sync; systemctl kexec 2>/dev/null || kexec -e' </dev/null >/dev/null 2>&1 &";
-            ssh.check("starting kexec", &["sh", "-c", &shell_quote(exec)], b"")?;
+            ssh.check_root("starting kexec", &["sh", "-c", &shell_quote(exec)], b"")?;
         }
     }
     Ok(())
@@ -246,7 +247,7 @@ fn upload_and_start(
 pub fn clean_old_system(ssh: &Ssh, method: &Boot, standalone: bool) -> Result<()> {
     match method {
         Boot::Grub(g) => {
-            let out = ssh.check(
+            let out = ssh.check_root(
                 "removing the one-shot GRUB entry",
                 &["sh", "-c", &shell_quote(&g.disarm_script(BOOT_DIR))],
                 b"",
@@ -256,7 +257,7 @@ pub fn clean_old_system(ssh: &Ssh, method: &Boot, standalone: bool) -> Result<()
             }
         }
         Boot::Kexec if standalone => {
-            ssh.check("removing the payload", &["rm", "-rf", STANDALONE_DIR], b"")?;
+            ssh.check_root("removing the payload", &["rm", "-rf", STANDALONE_DIR], b"")?;
         }
         Boot::Kexec => {}
     }

@@ -173,7 +173,10 @@ impl Watcher<'_> {
         let pins = session.join("known_hosts.new");
         std::fs::write(&pins, standalone::pins(&self.target.host, self.target.port, &c.host_keys))
             .with_context(|| format!("writing {}", pins.display()))?;
-        let new = Ssh::new(self.target.clone(), identity, &pins);
+        // the new system enrols the host's keys for root, whoever logged
+        // in to the old one
+        let root = Target { user: "root".into(), ..self.target.clone() };
+        let new = Ssh::new(root.clone(), identity, &pins);
         println!("  waiting for the new system to answer SSH with its pinned host key");
         let mut follow = Follow::new(self.policy.clone());
         let mut action = follow.start();
@@ -200,7 +203,7 @@ impl Watcher<'_> {
         clock.phase(&format!("host {name} -> installed (reported by this command)"));
         println!("{name} is installed; new host keys:");
         print_keys(&c.host_keys);
-        println!("connect:  metalboot known-hosts >> ~/.ssh/known_hosts && ssh {}", self.target);
+        println!("connect:  metalboot known-hosts >> ~/.ssh/known_hosts && ssh {root}");
         Ok(())
     }
 
@@ -228,6 +231,8 @@ impl Watcher<'_> {
                 self.old.clean();
                 bail!(message)
             }
+            // the installer recorded its failure; nothing comes back to clean
+            Outcome::NoWayBack(message) => bail!(message),
             Outcome::TimedOut { record: Some(step), message } => self.give_up(step, &message),
             Outcome::LostAfterFailure(message)
             | Outcome::FailedAfterWrite(message)

@@ -12,8 +12,11 @@
 //! one-shot GRUB entry a reboot is the old system. The old system is told
 //! apart by its pinned host key, and a reboot by its boot id. A standalone
 //! installer reports nothing: its new system is known by the host keys
-//! carried to it.
+//! carried to it. From a rescue system ([`super::rescue`]) that reboot goes
+//! wherever the provider boots next: a failure before the first write is
+//! not waited out, and every message says there is no way back.
 
+use super::rescue::NO_WAY_BACK;
 use crate::api::HostState;
 use std::time::Duration;
 
@@ -47,6 +50,9 @@ pub struct Policy {
     pub install_timeout: Duration,
     /// The installer reports nothing; the new system is watched over SSH.
     pub standalone: bool,
+    /// The target ran a rescue system (from RAM or the network): a reboot
+    /// does not bring back the system the installer was started from.
+    pub rescue: bool,
 }
 
 /// What the follow loop looks at.
@@ -136,6 +142,10 @@ pub enum Outcome {
     /// The same, but the old system did not answer within
     /// [`FALLBACK_WAIT`].
     LostAfterFailure(String),
+    /// The installer failed before its first write on a rescue system: it
+    /// reboots to whatever the provider boots next, nothing to wait for;
+    /// the host stays failed.
+    NoWayBack(String),
     /// The installer failed after its first write.
     FailedAfterWrite(String),
     /// The install took too long; `record`: the step to record it at (the
@@ -204,13 +214,18 @@ impl Follow {
                 back: true,
                 message: super::policy::no_network(
                     &self.policy.cmdline,
-                    "the target rebooted into its old system, untouched",
+                    if self.policy.rescue {
+                        "the target rebooted and the rescue system answers again, untouched"
+                    } else {
+                        "the target rebooted into its old system, untouched"
+                    },
                 ),
             }),
             Observation::OldSystem(OldAnswer::SameBoot) if at > NEVER_LEFT_AFTER => {
                 Action::Done(Outcome::NeverLeft(format!(
-                    "{} did not happen: the old system is still running (same boot id after {} s)",
+                    "{} did not happen: {} is still running (same boot id after {} s)",
                     self.policy.started_by,
+                    if self.policy.rescue { "the rescue system" } else { "the old system" },
                     NEVER_LEFT_AFTER.as_secs()
                 )))
             }
@@ -233,6 +248,9 @@ impl Follow {
                 if !step.parse::<metalboot_spec::Step>().is_ok_and(metalboot_spec::Step::before_first_write) {
                     return Action::Done(Outcome::FailedAfterWrite(msg));
                 }
+                if self.policy.rescue {
+                    return Action::Done(Outcome::NoWayBack(format!("{msg}; nothing was written; {NO_WAY_BACK}")));
+                }
                 self.fallback = Some((msg.clone(), at + FALLBACK_WAIT));
                 Action::AwaitOldSystem(msg)
             }
@@ -247,7 +265,10 @@ impl Follow {
     /// Networked, the host still `booting`: the installer has not reported.
     fn booting_timeouts(&self, at: Duration) -> Action {
         if at > self.policy.installer_timeout {
-            let what = format!("the installer did not report within {:?}", self.policy.installer_timeout);
+            let mut what = format!("the installer did not report within {:?}", self.policy.installer_timeout);
+            if self.policy.rescue {
+                what.push_str(&format!(" ({NO_WAY_BACK})"));
+            }
             return Action::Done(Outcome::Stranded {
                 back: false,
                 message: super::policy::no_network(&self.policy.cmdline, &what),

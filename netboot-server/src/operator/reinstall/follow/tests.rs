@@ -20,7 +20,12 @@ fn policy(started_by: &'static str, standalone: bool, cmdline: &str) -> Policy {
         installer_timeout: Duration::from_secs(600),
         install_timeout: Duration::from_secs(3600),
         standalone,
+        rescue: false,
     }
+}
+
+fn rescue(p: Policy) -> Policy {
+    Policy { rescue: true, ..p }
 }
 
 fn host(state: HostState) -> Observation {
@@ -254,4 +259,54 @@ fn a_host_re_armed_or_disarmed_meanwhile_stops_the_follow() {
         let want = format!("vm1 went to {s} while installing (re-armed or disarmed by someone?)");
         assert_eq!(outcome(&a), &Outcome::Interrupted(want));
     }
+}
+
+#[test]
+fn on_a_rescue_system_a_failure_before_the_first_write_is_not_waited_out() {
+    let a = run(
+        rescue(policy(KEXEC, false, CMDLINE)),
+        &[(30, host(HostState::Installing)), (40, failed("select-disk", "no disk matches"))],
+    );
+    assert_eq!(
+        outcome(&a),
+        &Outcome::NoWayBack(
+            "vm1 failed at step select-disk: no disk matches; nothing was written; a rescue system does not come \
+             back: a failed install leaves the host in the installer or, after its reboot, in whatever the provider \
+             boots next (its disk, or the rescue system if it is activated again)"
+                .into()
+        )
+    );
+    // after the first write it is the same as anywhere
+    let a = run(rescue(policy(KEXEC, false, CMDLINE)), &[(100, failed("unpack", "short read"))]);
+    assert_eq!(outcome(&a), &Outcome::FailedAfterWrite("vm1 failed at step unpack: short read".into()));
+}
+
+#[test]
+fn on_a_rescue_system_no_message_promises_the_old_system() {
+    let a =
+        run(rescue(policy(KEXEC, false, CMDLINE)), &[(20, host(HostState::Booting)), (21, old(OldAnswer::Rebooted))]);
+    let want =
+        format!("no network in installer: the target rebooted and the rescue system answers again, untouched; {TRIED}");
+    assert_eq!(outcome(&a), &Outcome::Stranded { back: true, message: want });
+    let a = run(
+        rescue(policy(KEXEC, false, CMDLINE)),
+        &[(599, host(HostState::Booting)), (600, old(OldAnswer::Silent)), (601, host(HostState::Booting))],
+    );
+    match outcome(&a) {
+        Outcome::Stranded { back: false, message } => assert!(
+            message.starts_with(
+                "no network in installer: the installer did not report within 600s (a rescue system does not come back"
+            ) && message.ends_with(TRIED),
+            "{message}"
+        ),
+        o => panic!("{o:?}"),
+    }
+    let a =
+        run(rescue(policy(KEXEC, false, CMDLINE)), &[(181, host(HostState::Booting)), (182, old(OldAnswer::SameBoot))]);
+    assert_eq!(
+        outcome(&a),
+        &Outcome::NeverLeft(
+            "kexec did not happen: the rescue system is still running (same boot id after 180 s)".into()
+        )
+    );
 }
