@@ -185,6 +185,8 @@ pub fn plan(site: &Site, host: &HostSpec, image: ImageRef) -> InstallPlan {
         image,
         ssh_authorized_keys: host.ssh_authorized_keys.clone(),
         root_password_hash: host.root_password_hash.clone(),
+        admin: host.admin_user(),
+        ssh: host.sshd_settings(),
         kernel_args: host.kernel_args.clone(),
         on_failure: host.on_failure,
         endpoints: endpoints(site.api_base(), &host.name),

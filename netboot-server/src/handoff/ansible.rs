@@ -26,7 +26,7 @@ pub fn hostvars(spec: &HostSpec, rec: &HostRecord) -> Value {
     if let Some(h) = ansible_host(spec, rec) {
         v.insert("ansible_host".into(), json!(h));
     }
-    v.insert("ansible_user".into(), json!(spec.handoff.ansible_user));
+    v.insert("ansible_user".into(), json!(spec.ansible_user()));
     v.insert("metalboot_macs".into(), json!(spec.macs.iter().map(|m| m.to_string()).collect::<Vec<_>>()));
     v.insert("metalboot_labels".into(), json!(spec.labels));
     v.insert("metalboot_method".into(), json!(spec.method));

@@ -50,6 +50,12 @@ fn field_lines(v: &str) -> Vec<(&'static str, String)> {
         ("image", format!("image = {q}")),
         ("kernel_args[0]", format!("kernel_args = [{q}]")),
         ("handoff.ansible_user", format!("handoff = {{ ansible_user = {q} }}")),
+        ("admin.name", format!("admin = {{ name = {q} }}")),
+        (
+            "admin.ssh_authorized_keys[0]",
+            format!("admin = {{ name = \"ops\", ssh_authorized_keys = [{}] }}", toml_quote(&format!("{KEY} {v}"))),
+        ),
+        ("admin.shell", format!("admin = {{ name = \"ops\", shell = {} }}", toml_quote(&format!("/bin/{v}")))),
         ("packages[0]", format!("method = \"debian-installer\"\npackages = [{q}]")),
     ]
 }
@@ -102,7 +108,7 @@ fn every_field_refuses_every_payload_at_load() {
             checked += 1;
         }
     }
-    assert_eq!(checked, PAYLOADS.len() * 19);
+    assert_eq!(checked, PAYLOADS.len() * 22);
 }
 
 fn fixture_host() -> HostSpec {
