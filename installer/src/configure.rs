@@ -1,25 +1,16 @@
 //! Making the unpacked image this host: fstab, hostname, network, root's
-//! keys and password, fresh SSH host keys, an empty machine-id, the
-//! first-boot phone-home unit, GRUB defaults, and `/dev/disk/by-uuid` links
-//! (no udev here; GRUB's config generator relies on them).
+//! keys and password, who logs in over SSH and the admin user (`users`),
+//! fresh SSH host keys, an empty machine-id, the first-boot phone-home unit,
+//! GRUB defaults, and `/dev/disk/by-uuid` links (no udev here; GRUB's
+//! config generator relies on them).
 
 use crate::cmd::in_target;
+use crate::files::write;
 use crate::render;
 use anyhow::{bail, Context, Result};
 use metalboot_spec::InstallPlan;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-
-fn write(target: &Path, rel: &str, data: &str, mode: u32) -> Result<()> {
-    let p = target.join(rel.trim_start_matches('/'));
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let _ = std::fs::remove_file(&p);
-    std::fs::write(&p, data).with_context(|| format!("writing {rel}"))?;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).with_context(|| format!("chmod {rel}"))?;
-    Ok(())
-}
 
 /// Replaces `user`'s password field in shadow text.
 pub fn set_shadow_hash(shadow: &str, user: &str, hash: &str) -> Option<String> {
@@ -71,6 +62,7 @@ pub fn configure_system(
         let new = set_shadow_hash(&shadow, "root", hash).context("no root entry in /etc/shadow")?;
         write(target, "etc/shadow", &new, 0o640)?;
     }
+    crate::users::configure_logins(target, plan)?;
     write(target, "etc/machine-id", "", 0o444)?;
     for entry in std::fs::read_dir(target.join("etc/ssh")).context("reading /etc/ssh")?.flatten() {
         if entry.file_name().to_string_lossy().starts_with("ssh_host_") {

@@ -10,8 +10,9 @@ use crate::layout::{partition_layout, PartSpec};
 use crate::probe::{self, DiskFacts};
 use crate::report::Reporter;
 use crate::select;
-use crate::{configure, disk, entropy, fs};
+use crate::{configure, disk, entropy, fs, users};
 use anyhow::{anyhow, Context, Result};
+use metalboot_spec::login::SSHD_DROP_IN;
 use metalboot_spec::{InstallPlan, Step};
 use serde::Serialize;
 use std::io::Write;
@@ -38,7 +39,9 @@ pub struct DryRun {
     /// Image to unpack.
     pub image: String,
     /// Files written into the new system.
-    pub files: Vec<&'static str>,
+    pub files: Vec<String>,
+    /// Who may log in over SSH, and the admin user made besides root.
+    pub logins: Vec<String>,
 }
 
 const FILES: &[&str] = &[
@@ -49,6 +52,7 @@ const FILES: &[&str] = &[
     "/etc/resolv.conf",
     "/root/.ssh/authorized_keys",
     "/etc/shadow (root password, if the plan has one)",
+    SSHD_DROP_IN,
     "/etc/machine-id (emptied)",
     "/etc/ssh/ssh_host_*_key (new)",
     "/etc/metalboot/phone-home.env",
@@ -56,6 +60,17 @@ const FILES: &[&str] = &[
     "/boot/grub/grub.cfg",
     "/boot/efi/EFI/BOOT/BOOTX64.EFI",
 ];
+
+/// Every file the install writes into the new system, the admin user's by
+/// name (after the SSH daemon's drop-in).
+pub fn files_written(plan: &InstallPlan) -> Vec<String> {
+    let mut files: Vec<String> = FILES.iter().map(|f| f.to_string()).collect();
+    if let Some(a) = &plan.admin {
+        let at = FILES.iter().position(|f| *f == SSHD_DROP_IN).map_or(files.len(), |i| i + 1);
+        files.splice(at..at, users::admin_files(a));
+    }
+    files
+}
 
 /// Probes and selects; no writes.
 pub fn choose_disk(plan: &InstallPlan, opts: &Options) -> Result<DiskFacts> {
@@ -103,7 +118,8 @@ pub fn dry_run_on(disk: DiskFacts, plan: &InstallPlan) -> Result<DryRun> {
         subvolumes: plan.layout.subvolumes.iter().map(|s| (s.name.clone(), s.mountpoint.clone())).collect(),
         mount_options: plan.layout.mount_options.clone(),
         image: format!("{} ({} bytes, sha256 {})", plan.image.url, plan.image.size, plan.image.sha256),
-        files: FILES.to_vec(),
+        files: files_written(plan),
+        logins: users::describe_logins(plan),
     })
 }
 
@@ -219,7 +235,7 @@ fn write_system(
     rep.step(Step::Configure, &plan.hostname);
     fs::bind_system(&opts.target)?;
     configure::configure_system(&opts.target, plan, opts, &root_uuid, &esp_uuid)?;
-    rep.done(Step::Configure, "fstab, network, keys, host keys, phone-home");
+    rep.done(Step::Configure, "fstab, network, keys, logins, host keys, phone-home");
 
     if opts.bootloader {
         *current = Step::Bootloader;
@@ -281,4 +297,37 @@ fn unpack_image(plan: &InstallPlan, target: &Path, rep: &mut Reporter) -> Result
     }
     let _ = std::io::stdout().flush();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(admin: serde_json::Value) -> InstallPlan {
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../../netboot-server/tests/golden/web1.plan.json")).unwrap();
+        v["admin"] = admin;
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn the_dry_run_names_the_admin_users_files() {
+        let without = files_written(&plan(serde_json::Value::Null));
+        assert_eq!(without.len(), FILES.len());
+        let ops = serde_json::json!({
+            "name": "ops",
+            "ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMq"],
+            "sudo": true,
+            "shell": "/bin/bash"
+        });
+        let with = files_written(&plan(ops.clone()));
+        let at = with.iter().position(|f| f == SSHD_DROP_IN).unwrap();
+        assert!(with[at + 1].contains("/home/ops (user ops, by useradd)"), "{with:?}");
+        assert_eq!(with[at + 2], "/home/ops/.ssh/authorized_keys");
+        assert_eq!(with[at + 3], "/etc/sudoers.d/metalboot-ops");
+        assert_eq!(with.len(), FILES.len() + 3);
+        let mut no_sudo = ops;
+        no_sudo["sudo"] = false.into();
+        assert!(!files_written(&plan(no_sudo)).iter().any(|f| f.contains("sudoers")));
+    }
 }

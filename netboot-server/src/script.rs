@@ -9,7 +9,10 @@ use crate::config::{ASSET_DI_INITRD, ASSET_DI_KERNEL, ASSET_INITRAMFS, ASSET_KER
 use crate::render::{names, Renderer};
 use crate::state::HostState;
 use anyhow::{Context, Result};
-use metalboot_spec::{Endpoints, HostSpec, ImageRef, InstallPlan, MacAddr, Method, NetMode, Pin, PLAN_VERSION};
+use metalboot_spec::login::SSHD_DROP_IN;
+use metalboot_spec::{
+    AdminUser, Endpoints, HostSpec, ImageRef, InstallPlan, MacAddr, Method, NetMode, Pin, PLAN_VERSION,
+};
 use serde::Serialize;
 
 /// Firmware family, from iPXE's `${platform}`.
@@ -185,6 +188,8 @@ pub fn plan(site: &Site, host: &HostSpec, image: ImageRef) -> InstallPlan {
         image,
         ssh_authorized_keys: host.ssh_authorized_keys.clone(),
         root_password_hash: host.root_password_hash.clone(),
+        admin: host.admin_user(),
+        ssh: host.sshd_settings(),
         kernel_args: host.kernel_args.clone(),
         on_failure: host.on_failure,
         endpoints: endpoints(site.api_base(), &host.name),
@@ -202,6 +207,7 @@ struct PreseedCtx<'a> {
     network: &'a metalboot_spec::NetworkSpec,
     r#static: Option<StaticCtx>,
     root_password_hash: Option<&'a str>,
+    admin: Option<AdminUser>,
     layout: &'a metalboot_spec::Layout,
     packages: Vec<&'a str>,
     events_base: String,
@@ -237,6 +243,7 @@ pub fn preseed(r: &Renderer, site: &Site, host: &HostSpec, token: &str) -> Resul
         gateway: net.gateway.map(|g| g.to_string()),
         nameservers: net.dns.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" "),
     });
+    let admin = host.admin_user();
     let ctx = PreseedCtx {
         host: &host.name,
         locale: "en_US.UTF-8",
@@ -250,8 +257,10 @@ pub fn preseed(r: &Renderer, site: &Site, host: &HostSpec, token: &str) -> Resul
         layout: &host.layout,
         packages: ["openssh-server", "python3", "btrfs-progs", "curl"]
             .into_iter()
+            .chain(admin.as_ref().filter(|a| a.sudo).map(|_| "sudo"))
             .chain(host.packages.iter().map(String::as_str))
             .collect(),
+        admin,
         events_base: endpoints(site.base_url, &host.name).events,
         scripts_base: di_scripts_base(site.base_url, &host.name),
         token,
@@ -285,6 +294,11 @@ struct DiScriptCtx<'a> {
     root_subvolume: &'a str,
     subvolumes: Vec<&'a metalboot_spec::Subvolume>,
     ssh_authorized_keys: &'a [String],
+    sshd_drop_in: &'static str,
+    sshd_config: Vec<String>,
+    admin: Option<AdminUser>,
+    sudoers_path: String,
+    sudoers: Vec<String>,
     report_url: String,
     installed_url: String,
     phone_home_script: &'static str,
@@ -306,6 +320,7 @@ pub fn di_script(r: &Renderer, site: &Site, host: &HostSpec, token: &str, name: 
     let mut subvolumes: Vec<&metalboot_spec::Subvolume> =
         host.layout.subvolumes.iter().filter(|s| s.mountpoint != "/").collect();
     subvolumes.sort_by_key(|s| (s.mountpoint.matches('/').count(), s.mountpoint.clone()));
+    let admin = host.admin_user();
     let ctx = DiScriptCtx {
         host: &host.name,
         token,
@@ -320,6 +335,11 @@ pub fn di_script(r: &Renderer, site: &Site, host: &HostSpec, token: &str, name: 
         root_subvolume: root,
         subvolumes,
         ssh_authorized_keys: &host.ssh_authorized_keys,
+        sshd_drop_in: SSHD_DROP_IN,
+        sshd_config: host.sshd_settings().drop_in().lines().map(str::to_string).collect(),
+        sudoers_path: admin.as_ref().map(AdminUser::sudoers_path).unwrap_or_default(),
+        sudoers: admin.as_ref().map(|a| a.sudoers().lines().map(str::to_string).collect()).unwrap_or_default(),
+        admin,
         report_url: ep.report,
         installed_url: ep.installed,
         phone_home_script: PHONE_HOME_SCRIPT.trim_end(),

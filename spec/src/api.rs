@@ -154,6 +154,14 @@ pub struct HostView {
     /// system, where it chooses the disk (absent from an older server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_selector: Option<DiskSelector>,
+    /// Who logs in over SSH on the installed system (root, or the admin
+    /// user when root login is off).
+    #[serde(default = "root_login")]
+    pub login: String,
+}
+
+fn root_login() -> String {
+    "root".into()
 }
 
 /// `show` adds the timeline.

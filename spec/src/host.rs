@@ -7,7 +7,7 @@
 use crate::error::opt;
 use crate::error::quote;
 use crate::safe;
-use crate::{DiskSelector, IpCidr, Layout, MacAddr, SpecError};
+use crate::{AdminSpec, AdminUser, DiskSelector, IpCidr, Layout, MacAddr, SpecError, SshSpec, SshdSettings};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -59,12 +59,19 @@ pub struct HostSpec {
     /// Network configuration of the installer and the installed system.
     #[serde(default)]
     pub network: NetworkSpec,
-    /// Keys written to root's `authorized_keys`.
+    /// Keys written to root's `authorized_keys` (and the admin user's,
+    /// unless it lists its own).
     #[serde(default)]
     pub ssh_authorized_keys: Vec<String>,
     /// Optional crypt(3) hash for root's password; never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_password_hash: Option<String>,
+    /// A user made besides root, who logs in with keys and uses sudo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminSpec>,
+    /// Root login and password logins over SSH.
+    #[serde(default)]
+    pub ssh: SshSpec,
     /// Name of the root filesystem image asset: `rootfs.tar.zst` (Debian's
     /// generic kernel, the default) or `rootfs-cloud.tar.zst` (its cloud
     /// kernel, for VMs), or any name under the server's `[assets.files]`.
@@ -128,25 +135,16 @@ pub struct NetworkSpec {
 }
 
 /// Settings for handing the installed host to the config layer.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct HandoffSpec {
-    /// User Ansible connects as.
-    #[serde(default = "default_ansible_user")]
-    pub ansible_user: String,
+    /// User Ansible connects as; default the admin user, else root (see
+    /// [`HostSpec::ansible_user`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ansible_user: Option<String>,
     /// Address Ansible connects to; default the reported or static address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ansible_host: Option<IpAddr>,
-}
-
-fn default_ansible_user() -> String {
-    "root".into()
-}
-
-impl Default for HandoffSpec {
-    fn default() -> Self {
-        HandoffSpec { ansible_user: default_ansible_user(), ansible_host: None }
-    }
 }
 
 fn each<T>(items: &[T], field: &str, f: impl Fn(&T) -> Result<(), String>) -> Result<(), SpecError> {
@@ -171,7 +169,7 @@ impl HostSpec {
             return Err(SpecError::new("image", "names an asset, not a path: no '/'"));
         }
         each(&self.kernel_args, "kernel_args", |a| safe::check_kernel_arg(a))?;
-        safe::check_word(&self.handoff.ansible_user, 32).map_err(|m| SpecError::new("handoff.ansible_user", m))?;
+        opt(&self.handoff.ansible_user, "handoff.ansible_user", |u| safe::check_word(u, 32))?;
         each(&self.packages, "packages", |p| safe::check_package_name(p))?;
         if !self.packages.is_empty() && self.method != Method::DebianInstaller {
             return Err(SpecError::new(
@@ -179,13 +177,49 @@ impl HostSpec {
                 "only hosts with method = \"debian-installer\" install extra packages; an image carries its own",
             ));
         }
-        if self.ssh_authorized_keys.is_empty() && self.root_password_hash.is_none() {
+        if let Some(a) = &self.admin {
+            a.validate(&self.ssh_authorized_keys).map_err(|e| e.under("admin"))?;
+        } else if self.ssh_authorized_keys.is_empty() && self.root_password_hash.is_none() {
             return Err(SpecError::new(
                 "ssh_authorized_keys",
                 "no key and no root_password_hash: nobody could log in to the installed host",
             ));
         }
+        self.ssh.validate(self.admin.is_some()).map_err(|e| e.under("ssh"))?;
         Ok(())
+    }
+
+    /// The admin user as the plan carries it, every default resolved.
+    pub fn admin_user(&self) -> Option<AdminUser> {
+        self.admin.as_ref().map(|a| a.resolve(&self.ssh_authorized_keys))
+    }
+
+    /// The installed system's SSH daemon settings.
+    pub fn sshd_settings(&self) -> SshdSettings {
+        self.ssh.resolve(self.admin.is_some())
+    }
+
+    /// Who logs in over SSH on the installed system: the admin user when
+    /// there is one (root login is then off by default, and root may have
+    /// no key), else root.
+    pub fn ssh_login(&self) -> &str {
+        self.admin.as_ref().map_or("root", |a| a.name.as_str())
+    }
+
+    /// The user Ansible connects as: `handoff.ansible_user`, else the admin
+    /// user, else root.
+    pub fn ansible_user(&self) -> &str {
+        match (&self.handoff.ansible_user, &self.admin) {
+            (Some(u), _) => u,
+            (None, Some(a)) => &a.name,
+            (None, None) => "root",
+        }
+    }
+
+    /// Whether Ansible becomes root with sudo: it connects as the admin
+    /// user, who has passwordless sudo.
+    pub fn ansible_become(&self) -> bool {
+        self.admin.as_ref().is_some_and(|a| a.sudo && a.name == self.ansible_user())
     }
 }
 
@@ -243,5 +277,81 @@ impl NetworkSpec {
     /// The first IPv4 address, if any.
     pub fn ipv4(&self) -> Option<&IpCidr> {
         self.addresses.iter().find(|a| a.addr.is_ipv4())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RootLogin;
+
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@example";
+
+    fn host(extra: &str) -> HostSpec {
+        toml::from_str(&format!("name = \"h1\"\ndisk = {{ path = \"/dev/vda\" }}\n{extra}")).unwrap()
+    }
+
+    #[test]
+    fn without_an_admin_root_logs_in_with_a_key_and_ansible_is_root() {
+        let h = host(&format!("ssh_authorized_keys = [\"{KEY}\"]"));
+        h.validate().unwrap();
+        assert_eq!(h.admin_user(), None);
+        assert_eq!(h.sshd_settings(), SshdSettings::default());
+        assert_eq!(h.sshd_settings().permit_root_login, RootLogin::ProhibitPassword);
+        assert_eq!((h.ansible_user(), h.ansible_become(), h.ssh_login()), ("root", false, "root"));
+        let h = host(&format!("ssh_authorized_keys = [\"{KEY}\"]\nhandoff = {{ ansible_user = \"admin\" }}"));
+        assert_eq!((h.ansible_user(), h.ansible_become()), ("admin", false));
+    }
+
+    #[test]
+    fn an_admin_turns_root_login_off_and_becomes_the_ansible_user() {
+        let h = host(&format!("ssh_authorized_keys = [\"{KEY}\"]\n[admin]\nname = \"ops\""));
+        h.validate().unwrap();
+        let a = h.admin_user().unwrap();
+        assert_eq!((a.name.as_str(), a.sudo, a.shell.as_str()), ("ops", true, "/bin/bash"));
+        assert_eq!(a.ssh_authorized_keys, [KEY]);
+        assert_eq!(h.sshd_settings().permit_root_login, RootLogin::No);
+        assert!(!h.sshd_settings().password_authentication);
+        assert_eq!((h.ansible_user(), h.ansible_become(), h.ssh_login()), ("ops", true, "ops"));
+
+        let h = host(&format!(
+            "ssh_authorized_keys = [\"{KEY}\"]\nhandoff = {{ ansible_user = \"root\" }}\n\
+             [admin]\nname = \"ops\"\n[ssh]\npermit_root_login = true"
+        ));
+        h.validate().unwrap();
+        assert_eq!(h.sshd_settings().permit_root_login, RootLogin::ProhibitPassword);
+        assert_eq!((h.ansible_user(), h.ansible_become()), ("root", false));
+
+        let h = host(&format!("ssh_authorized_keys = [\"{KEY}\"]\n[admin]\nname = \"ops\"\nsudo = false"));
+        assert_eq!((h.ansible_user(), h.ansible_become()), ("ops", false), "no sudo, no become");
+    }
+
+    #[test]
+    fn an_admin_with_its_own_keys_is_a_login_without_root_keys() {
+        let h = host(&format!("[admin]\nname = \"ops\"\nssh_authorized_keys = [\"{KEY}\"]"));
+        h.validate().unwrap();
+        let e = host("[admin]\nname = \"ops\"").validate().unwrap_err();
+        assert_eq!(e.field, "admin.ssh_authorized_keys");
+    }
+
+    #[test]
+    fn login_errors_name_the_field() {
+        let keys = format!("ssh_authorized_keys = [\"{KEY}\"]\n");
+        let cases = [
+            ("[admin]\nname = \"root\"", "admin.name"),
+            ("[admin]\nname = \"Ops\"", "admin.name"),
+            ("[admin]\nname = \"ops\"\nssh_authorized_keys = []", "admin.ssh_authorized_keys"),
+            ("[admin]\nname = \"ops\"\nshell = \"zsh\"", "admin.shell"),
+            ("[ssh]\npermit_root_login = false", "ssh.permit_root_login"),
+            ("handoff = { ansible_user = \"a b\" }", "handoff.ansible_user"),
+        ];
+        for (extra, field) in cases {
+            let e = host(&format!("{keys}{extra}")).validate().unwrap_err();
+            assert_eq!(e.field, field, "{extra}: {e}");
+        }
+        let unknown = toml::from_str::<HostSpec>(&format!(
+            "name = \"h1\"\ndisk = {{ path = \"/dev/vda\" }}\n{keys}[ssh]\npermit_root = true"
+        ));
+        assert!(unknown.is_err(), "a misspelt [host.ssh] key is refused");
     }
 }

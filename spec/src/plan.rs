@@ -2,7 +2,7 @@
 //! served as JSON at `/v1/hosts/{name}/plan?token=…`. The token itself is not
 //! in the plan; the installer got it on its kernel command line.
 
-use crate::{DiskSelector, Layout, MacAddr, NetworkSpec, OnFailure, SpecError};
+use crate::{AdminUser, DiskSelector, Layout, MacAddr, NetworkSpec, OnFailure, SpecError, SshdSettings};
 use serde::{Deserialize, Serialize};
 
 /// Version of the plan format; the installer refuses plans it does not know.
@@ -55,6 +55,13 @@ pub struct InstallPlan {
     /// Optional crypt(3) hash for root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_password_hash: Option<String>,
+    /// The user to make besides root, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminUser>,
+    /// The SSH daemon's login settings (a plan from before they existed:
+    /// root with a key only, no passwords).
+    #[serde(default)]
+    pub ssh: SshdSettings,
     /// Extra kernel arguments for the installed system.
     pub kernel_args: Vec<String>,
     /// Shell or reboot after a failure.
@@ -79,9 +86,64 @@ impl InstallPlan {
         for (i, k) in self.ssh_authorized_keys.iter().enumerate() {
             crate::safe::check_ssh_public_key(k).map_err(|m| SpecError::new(format!("ssh_authorized_keys[{i}]"), m))?;
         }
+        if let Some(a) = &self.admin {
+            a.validate().map_err(|e| e.under("admin"))?;
+        }
         for (i, a) in self.kernel_args.iter().enumerate() {
             crate::safe::check_kernel_arg(a).map_err(|m| SpecError::new(format!("kernel_args[{i}]"), m))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RootLogin;
+
+    fn plan_json() -> serde_json::Value {
+        serde_json::json!({
+            "version": 1,
+            "hostname": "web1",
+            "macs": ["52:54:00:00:00:01"],
+            "disk": { "path": "/dev/vda" },
+            "layout": {},
+            "network": {},
+            "image": { "url": "http://192.0.2.1:8080/assets/rootfs.tar.zst", "sha256": "ab".repeat(32), "size": 1 },
+            "ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMq"],
+            "kernel_args": [],
+            "on_failure": "shell",
+            "endpoints": { "events": "e", "report": "r", "installed": "i" }
+        })
+    }
+
+    #[test]
+    fn a_plan_without_login_settings_means_root_with_a_key() {
+        let p: InstallPlan = serde_json::from_value(plan_json()).unwrap();
+        p.validate().unwrap();
+        assert_eq!(p.admin, None);
+        assert_eq!(
+            p.ssh,
+            SshdSettings { permit_root_login: RootLogin::ProhibitPassword, password_authentication: false }
+        );
+    }
+
+    #[test]
+    fn the_installer_checks_the_admin_user_again() {
+        let mut v = plan_json();
+        v["admin"] = serde_json::json!({
+            "name": "ops",
+            "ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMq"],
+            "sudo": true,
+            "shell": "/bin/bash"
+        });
+        v["ssh"] = serde_json::json!({ "permit_root_login": "no", "password_authentication": false });
+        let p: InstallPlan = serde_json::from_value(v.clone()).unwrap();
+        p.validate().unwrap();
+        v["admin"]["name"] = "ops\nroot".into();
+        let p: InstallPlan = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(p.validate().unwrap_err().field, "admin.name");
+        v["ssh"]["permit_root_login"] = "without-password".into();
+        assert!(serde_json::from_value::<InstallPlan>(v).is_err(), "only the values metalboot writes");
     }
 }

@@ -46,6 +46,23 @@ pub fn check_word(s: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// A login name for a user metalboot creates: a lower-case letter, then
+/// lower-case letters, digits, `_` or `-`, at most 32 characters (the
+/// portable set of POSIX and `useradd`'s default `NAME_REGEX`; Debian's
+/// installer refuses a leading `_`, which Debian keeps for system users).
+pub fn check_user_name(s: &str) -> Result<(), String> {
+    let ok = (1..=32).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !ok {
+        return Err(format!(
+            "{} is not a user name (a lower-case letter, then a-z 0-9 _ -, at most 32 characters)",
+            quote(s)
+        ));
+    }
+    Ok(())
+}
+
 /// A Debian package name (Policy 5.6.1): lower-case letters, digits, `+`,
 /// `-`, `.`; at least two characters, starting with a letter or digit.
 pub fn check_package_name(s: &str) -> Result<(), String> {
@@ -185,6 +202,16 @@ mod tests {
             "ssh-dss AAAAB3NzaC1kc3MAAACBAP",
         ] {
             assert!(check_ssh_public_key(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn user_names() {
+        for good in ["ops", "a", "deploy-bot", "x_1", &"a".repeat(32)] {
+            assert!(check_user_name(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "Ops", "1ops", "_ops", "-ops", "o.ps", "o ps", "ops\n", "ops$", "\u{f6}ps", &"a".repeat(33)] {
+            assert!(check_user_name(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -1,6 +1,6 @@
 //! The integration tests of the installer, in one test binary: disk selection
-//! on sysfs fixtures, entropy, and installs onto loop devices (root only,
-//! `#[ignore]`d otherwise).
+//! on sysfs fixtures, entropy, installs onto loop devices and the admin user
+//! made in a chroot (root only, `#[ignore]`d otherwise).
 
 // a test may unwrap: a panic is its failure report
 #![allow(clippy::unwrap_used)]
@@ -12,3 +12,4 @@ mod grubcfg;
 mod https;
 mod loop_install;
 mod select_fixtures;
+mod users;

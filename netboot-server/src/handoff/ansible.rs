@@ -20,13 +20,18 @@ pub fn ansible_host(spec: &HostSpec, rec: &HostRecord) -> Option<String> {
     rec.addresses.first().map(|a| bare_address(a).to_string())
 }
 
-/// One host's variables.
+/// One host's variables. Ansible connects as [`HostSpec::ansible_user`] and
+/// becomes root with sudo (`ansible_become`) when that is the admin user
+/// with passwordless sudo.
 pub fn hostvars(spec: &HostSpec, rec: &HostRecord) -> Value {
     let mut v = Map::new();
     if let Some(h) = ansible_host(spec, rec) {
         v.insert("ansible_host".into(), json!(h));
     }
-    v.insert("ansible_user".into(), json!(spec.handoff.ansible_user));
+    v.insert("ansible_user".into(), json!(spec.ansible_user()));
+    if spec.ansible_become() {
+        v.insert("ansible_become".into(), json!(true));
+    }
     v.insert("metalboot_macs".into(), json!(spec.macs.iter().map(|m| m.to_string()).collect::<Vec<_>>()));
     v.insert("metalboot_labels".into(), json!(spec.labels));
     v.insert("metalboot_method".into(), json!(spec.method));
@@ -75,4 +80,53 @@ pub fn inventory(hosts: &[(&HostSpec, &HostRecord)]) -> Value {
     doc.insert("ungrouped".into(), json!({ "hosts": ungrouped }));
     doc.insert("_meta".into(), json!({ "hostvars": hostvars_all }));
     Value::Object(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: &str) -> HostSpec {
+        let h: HostSpec = toml::from_str(&format!(
+            "name = \"h1\"\ndisk = {{ path = \"/dev/vda\" }}\n\
+             ssh_authorized_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMq\"]\n{extra}"
+        ))
+        .unwrap();
+        h.validate().unwrap();
+        h
+    }
+
+    fn record() -> HostRecord {
+        HostRecord {
+            name: "h1".into(),
+            state: HostState::Installed,
+            failed_step: None,
+            failed_error: None,
+            host_keys: vec![],
+            addresses: vec!["192.0.2.7/24".into()],
+            installed_at: None,
+            updated_at: "1970-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn ansible_connects_as_the_admin_user_and_becomes_root_with_its_sudo() {
+        let vars = |extra: &str| hostvars(&spec(extra), &record());
+        let root = vars("");
+        assert_eq!(root["ansible_user"], "root");
+        assert!(root.get("ansible_become").is_none());
+        let ops = vars("admin = { name = \"ops\" }");
+        assert_eq!((&ops["ansible_user"], &ops["ansible_become"]), (&json!("ops"), &json!(true)));
+        let no_sudo = vars("admin = { name = \"ops\", sudo = false }");
+        assert_eq!(no_sudo["ansible_user"], "ops");
+        assert!(no_sudo.get("ansible_become").is_none(), "ops cannot become root");
+        let other = vars("handoff = { ansible_user = \"deploy\" }\nadmin = { name = \"ops\" }");
+        assert_eq!(other["ansible_user"], "deploy");
+        assert!(other.get("ansible_become").is_none(), "metalboot does not know deploy's sudo");
+        let root_too = vars(
+            "handoff = { ansible_user = \"root\" }\nadmin = { name = \"ops\" }\nssh = { permit_root_login = true }",
+        );
+        assert_eq!(root_too["ansible_user"], "root");
+        assert!(root_too.get("ansible_become").is_none());
+    }
 }

@@ -32,6 +32,7 @@ pub(super) fn view(spec: &metalboot_spec::HostSpec, record: HostRecord) -> HostV
         // the server does not know the disk's sector size: the larger need of 512 and 4096
         min_disk_bytes: spec.layout.min_disk_bytes_any_sector(),
         disk_selector: Some(spec.disk.clone()),
+        login: spec.ssh_login().to_string(),
     }
 }
 

@@ -25,10 +25,10 @@ umask 077
 mkdir -p "$TARGET/root/.ssh" || fail "cannot create /root/.ssh"
 printf '%s\n' 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@example' >"$TARGET/root/.ssh/authorized_keys" ||
 	fail "cannot write /root/.ssh/authorized_keys"
+DROP_IN='/etc/ssh/sshd_config.d/00-metalboot.conf'
 mkdir -p "$TARGET/etc/ssh/sshd_config.d"
-printf '%s\n' '# metalboot: root logs in with a key only' 'PermitRootLogin prohibit-password' \
-	>"$TARGET/etc/ssh/sshd_config.d/metalboot.conf"
-chmod 644 "$TARGET/etc/ssh/sshd_config.d/metalboot.conf"
+printf '%s\n' '# written by metalboot: SSH logins as the inventory'\''s [host.ssh] and [host.admin] say' 'PermitRootLogin prohibit-password' 'PasswordAuthentication no' 'KbdInteractiveAuthentication no' >"$TARGET$DROP_IN" || fail "cannot write $DROP_IN"
+chmod 644 "$TARGET$DROP_IN"
 
 mkdir -p "$TARGET/etc/metalboot" "$TARGET/usr/local/sbin" "$TARGET/etc/systemd/system/multi-user.target.wants"
 printf "METALBOOT_INSTALLED_URL='%s'\nMETALBOOT_TOKEN='%s'\n" 'http://192.0.2.1:8080/v1/hosts/di1/installed' "$TOKEN" \

@@ -25,10 +25,26 @@ umask 077
 mkdir -p "$TARGET/root/.ssh" || fail "cannot create /root/.ssh"
 printf '%s\n' 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@example' >"$TARGET/root/.ssh/authorized_keys" ||
 	fail "cannot write /root/.ssh/authorized_keys"
+DROP_IN='/etc/ssh/sshd_config.d/00-metalboot.conf'
 mkdir -p "$TARGET/etc/ssh/sshd_config.d"
-printf '%s\n' '# metalboot: root logs in with a key only' 'PermitRootLogin prohibit-password' \
-	>"$TARGET/etc/ssh/sshd_config.d/metalboot.conf"
-chmod 644 "$TARGET/etc/ssh/sshd_config.d/metalboot.conf"
+printf '%s\n' '# written by metalboot: SSH logins as the inventory'\''s [host.ssh] and [host.admin] say' 'PermitRootLogin no' 'PasswordAuthentication no' 'KbdInteractiveAuthentication no' >"$TARGET$DROP_IN" || fail "cannot write $DROP_IN"
+chmod 644 "$TARGET$DROP_IN"
+
+ADMIN='deploy'
+home=$(awk -F: -v u="$ADMIN" '$1 == u { print $6 }' "$TARGET/etc/passwd")
+[ -n "$home" ] && [ "$home" != / ] || fail "the installer made no user $ADMIN"
+chroot "$TARGET" usermod --password '*' --shell '/bin/bash' "$ADMIN" ||
+	fail "cannot set the password and shell of $ADMIN"
+mkdir -p "$TARGET$home/.ssh" || fail "cannot create $home/.ssh"
+printf '%s\n' 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl deploy@example' >"$TARGET$home/.ssh/authorized_keys" ||
+	fail "cannot write $home/.ssh/authorized_keys"
+chmod 700 "$TARGET$home/.ssh" && chmod 600 "$TARGET$home/.ssh/authorized_keys" &&
+	chroot "$TARGET" chown -R "$ADMIN:" "$home/.ssh" || fail "cannot give $home/.ssh to $ADMIN"
+SUDOERS='/etc/sudoers.d/metalboot-deploy'
+mkdir -p "$TARGET/etc/sudoers.d"
+printf '%s\n' '# written by metalboot: the inventory'\''s [host.admin] has sudo = true' 'deploy ALL=(ALL) NOPASSWD:ALL' >"$TARGET$SUDOERS" || fail "cannot write $SUDOERS"
+chmod 440 "$TARGET$SUDOERS"
+chroot "$TARGET" visudo --check --quiet --file "$SUDOERS" || fail "visudo refuses $SUDOERS"
 
 mkdir -p "$TARGET/etc/metalboot" "$TARGET/usr/local/sbin" "$TARGET/etc/systemd/system/multi-user.target.wants"
 printf "METALBOOT_INSTALLED_URL='%s'\nMETALBOOT_TOKEN='%s'\n" 'http://192.0.2.1:8080/v1/hosts/di2/installed' "$TOKEN" \

@@ -53,7 +53,7 @@ arm = true
 disk = { min_size = "100G" }
 network = { mode = "static", addresses = ["192.0.2.20/24"], gateway = "192.0.2.1" }
 ssh_authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops"]
-handoff = { ansible_user = "admin" }
+admin = { name = "admin" }
 
 [[host]]
 name = "never"
@@ -240,8 +240,10 @@ fn installed_hosts_are_handed_to_ssh_ansible_dns_and_hooks() {
     let hv = &list["_meta"]["hostvars"];
     assert_eq!(hv["web1"]["ansible_host"], "10.99.0.101");
     assert_eq!(hv["web1"]["ansible_user"], "root");
+    assert!(hv["web1"].get("ansible_become").is_none(), "root needs no sudo");
     assert_eq!(hv["db1"]["ansible_host"], "192.0.2.20");
-    assert_eq!(hv["db1"]["ansible_user"], "admin");
+    assert_eq!(hv["db1"]["ansible_user"], "admin", "the admin user, by default");
+    assert_eq!(hv["db1"]["ansible_become"], true, "with its passwordless sudo");
     assert_eq!(hv["db1"]["metalboot_macs"][0], "52:54:00:00:10:02");
     assert!(hv["web1"]["metalboot_disk"].as_str().unwrap().contains("WEB1-DISK"));
     assert!(hv["web1"]["metalboot_installed_at"].is_string());
@@ -257,6 +259,7 @@ fn installed_hosts_are_handed_to_ssh_ansible_dns_and_hooks() {
     assert_eq!(members("db"), ["db1"]);
     let one: serde_json::Value = serde_json::from_str(&sh(Command::new(&script).args(["--host", "db1"]))).unwrap();
     assert_eq!(one["ansible_user"], "admin");
+    assert_eq!(one["ansible_become"], true);
 
     // command hook: the facts and a known_hosts file for the host
     wait_until("the web1 installed hook", Duration::from_secs(30), || dir.join("hook-web1-installed.env").exists());

@@ -50,6 +50,12 @@ fn field_lines(v: &str) -> Vec<(&'static str, String)> {
         ("image", format!("image = {q}")),
         ("kernel_args[0]", format!("kernel_args = [{q}]")),
         ("handoff.ansible_user", format!("handoff = {{ ansible_user = {q} }}")),
+        ("admin.name", format!("admin = {{ name = {q} }}")),
+        (
+            "admin.ssh_authorized_keys[0]",
+            format!("admin = {{ name = \"ops\", ssh_authorized_keys = [{}] }}", toml_quote(&format!("{KEY} {v}"))),
+        ),
+        ("admin.shell", format!("admin = {{ name = \"ops\", shell = {} }}", toml_quote(&format!("/bin/{v}")))),
         ("packages[0]", format!("method = \"debian-installer\"\npackages = [{q}]")),
     ]
 }
@@ -102,7 +108,7 @@ fn every_field_refuses_every_payload_at_load() {
             checked += 1;
         }
     }
-    assert_eq!(checked, PAYLOADS.len() * 19);
+    assert_eq!(checked, PAYLOADS.len() * 22);
 }
 
 fn fixture_host() -> HostSpec {
@@ -149,9 +155,19 @@ fn poisoned(v: &str, method: Method) -> Vec<(&'static str, HostSpec)> {
     let mut h = base.clone();
     h.packages = vec![v.into()];
     out.push(("packages", h));
-    let mut h = base;
+    let mut h = base.clone();
     h.network.search = vec![v.into()];
     out.push(("network.search", h));
+    let admin = base.admin.clone().expect("the fixture host has an admin user");
+    let mut h = base.clone();
+    h.admin = Some(metalboot_spec::AdminSpec { name: v.into(), ..admin.clone() });
+    out.push(("admin.name", h));
+    let mut h = base.clone();
+    h.admin = Some(metalboot_spec::AdminSpec { ssh_authorized_keys: Some(vec![v.into()]), ..admin.clone() });
+    out.push(("admin.ssh_authorized_keys", h));
+    let mut h = base;
+    h.admin = Some(metalboot_spec::AdminSpec { shell: Some(v.into()), ..admin });
+    out.push(("admin.shell", h));
     out
 }
 
@@ -231,6 +247,8 @@ fn assert_script_inert(body: &str, name: &str, field: &str, p: &str) {
     std::fs::create_dir_all(target.join("etc/ssh")).unwrap();
     std::fs::write(target.join("etc/fstab"), "UUID=u / btrfs defaults,subvol=@rootfs 0 0\n").unwrap();
     std::fs::write(target.join("etc/ssh/ssh_host_ed25519_key.pub"), format!("{KEY}\n")).unwrap();
+    // the fixture host's admin user, as the installer's user-setup makes it
+    std::fs::write(target.join("etc/passwd"), "ops:x:1000:1000::/home/ops:/bin/sh\n").unwrap();
     let mounts = tmp.path().join("mounts");
     std::fs::write(&mounts, format!("/dev/vdz {} btrfs rw,subvol=@rootfs 0 0\n", target.display())).unwrap();
     let path = tmp.path().join(name);

@@ -39,6 +39,9 @@ fn minimal_host_gets_design_defaults() {
     assert_eq!((h.layout.bios_boot_mib, h.layout.esp_mib), (1, 512));
     assert!(!h.arm);
     assert_eq!(h.image, "rootfs.tar.zst");
+    assert!(h.admin.is_none());
+    assert_eq!(h.sshd_settings(), metalboot_spec::SshdSettings::default(), "root with a key only, no passwords");
+    assert_eq!(h.ansible_user(), "root");
 }
 
 #[test]
@@ -62,6 +65,12 @@ fn errors_name_file_host_and_field() {
         ("kernel_args = [\"metalboot.token=x\"]\n", "field `kernel_args[0]`"),
         ("image = \"../state.db\"\n", "field `image`"),
         ("on_failure = \"explode\"\n", "field `on_failure`"),
+        ("admin = { name = \"root\" }\n", "field `admin.name`"),
+        ("admin = { name = \"ops\", ssh_authorized_keys = [] }\n", "field `admin.ssh_authorized_keys`"),
+        ("admin = { name = \"ops\", shell = \"bash\" }\n", "field `admin.shell`"),
+        ("admin = { name = \"ops\", sudo = \"yes\" }\n", "field `admin.sudo`"),
+        ("ssh = { permit_root_login = false }\n", "field `ssh.permit_root_login`"),
+        ("ssh = { password = true }\n", "field `ssh.password`"),
     ];
     for (extra, want) in cases {
         let err = load_err(&host(extra));

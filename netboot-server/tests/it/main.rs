@@ -8,6 +8,7 @@
 
 mod common;
 mod dhcp_captures;
+mod di_finish;
 mod di_select_disk;
 mod di_subvolumes;
 mod discover;

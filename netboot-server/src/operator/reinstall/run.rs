@@ -242,7 +242,7 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     let old = OldSystem { ssh: &ssh, boot_id: d.boot_id.as_deref(), method: &method, standalone: carried.is_some() };
     let w = Watcher { client, old, target: &o.target, boot: &boot, policy };
     match &carried {
-        Some(c) => w.standalone(c, o.identity.clone(), session, &mut clock),
+        Some(c) => w.standalone(c, &host.host.login, o.identity.clone(), session, &mut clock),
         None => w.networked(host.timeline.len(), &mut clock),
     }
 }

@@ -138,7 +138,8 @@ impl Watcher<'_> {
                     print_keys(&h.host.record.host_keys);
                     let ip = h.host.record.addresses.first().map(|a| crate::sshkey::bare_address(a).to_string());
                     println!(
-                        "connect:  metalboot known-hosts >> ~/.ssh/known_hosts && ssh root@{}",
+                        "connect:  metalboot known-hosts >> ~/.ssh/known_hosts && ssh {}@{}",
+                        h.host.login,
                         ip.unwrap_or_else(|| self.target.host.clone())
                     );
                     return Ok(());
@@ -156,7 +157,14 @@ impl Watcher<'_> {
     /// target's SSH: the old host key with a new boot id means it rebooted
     /// into the old system (the carried network failed); the pinned new
     /// key means the new system is up, and this reports for it.
-    pub fn standalone(&self, c: &Carried, identity: Option<PathBuf>, session: &Path, clock: &mut Clock) -> Result<()> {
+    pub fn standalone(
+        &self,
+        c: &Carried,
+        login: &str,
+        identity: Option<PathBuf>,
+        session: &Path,
+        clock: &mut Clock,
+    ) -> Result<()> {
         let (name, token) = (&self.policy.name, &self.boot.token);
         let started = Instant::now();
         let ev = ProgressEvent::new(
@@ -173,9 +181,9 @@ impl Watcher<'_> {
         let pins = session.join("known_hosts.new");
         std::fs::write(&pins, standalone::pins(&self.target.host, self.target.port, &c.host_keys))
             .with_context(|| format!("writing {}", pins.display()))?;
-        // the new system enrols the host's keys for root, whoever logged
-        // in to the old one
-        let root = Target { user: "root".into(), ..self.target.clone() };
+        // the new system lets in the host's keys for its own login (root,
+        // or the admin user), whoever logged in to the old one
+        let root = Target { user: login.into(), ..self.target.clone() };
         let new = Ssh::new(root.clone(), identity, &pins);
         println!("  waiting for the new system to answer SSH with its pinned host key");
         let mut follow = Follow::new(self.policy.clone());
