@@ -85,6 +85,9 @@ pub struct Scenario {
     api_token: String,
     /// Private key enrolled on the host.
     pub ssh_key: PathBuf,
+    /// Who [`Scenario::ssh`] logs in as: `root`, or the host's admin user,
+    /// whose commands then run through `sudo -n`.
+    pub login: String,
     started: Instant,
     /// Phase timeline: (seconds since start, what).
     pub phases: Vec<(f64, String)>,
@@ -123,6 +126,7 @@ impl Scenario {
             server: None,
             api_token: "e2e-api-token".into(),
             ssh_key,
+            login: "root".into(),
             started: Instant::now(),
             phases: vec![],
             last_state: String::new(),
@@ -298,9 +302,20 @@ impl Scenario {
         Ok(())
     }
 
-    /// Runs a command on the installed host over SSH, with host-key checking
-    /// against `known_hosts` (no trust on first use).
+    /// Runs a command on the installed host over SSH as [`Scenario::login`]
+    /// (through `sudo -n` for a user other than root), with host-key
+    /// checking against `known_hosts` (no trust on first use).
     pub fn ssh(&self, ip: &str, known_hosts: &Path, cmd: &str) -> Result<String> {
+        if self.login == "root" {
+            self.ssh_as("root", ip, known_hosts, cmd)
+        } else {
+            let quoted = format!("'{}'", cmd.replace('\'', "'\\''"));
+            self.ssh_as(&self.login, ip, known_hosts, &format!("sudo -n sh -c {quoted}"))
+        }
+    }
+
+    /// Runs `cmd` on `ip` as `user`, as it is.
+    pub fn ssh_as(&self, user: &str, ip: &str, known_hosts: &Path, cmd: &str) -> Result<String> {
         self.ns.exec(&[
             "ssh",
             "-i",
@@ -319,7 +334,7 @@ impl Scenario {
             "ServerAliveCountMax=3",
             "-o",
             "BatchMode=yes",
-            &format!("root@{ip}"),
+            &format!("{user}@{ip}"),
             cmd,
         ])
     }

@@ -60,7 +60,7 @@ pub(crate) fn reinstall_to(
         .current_dir(&s.dir)
         .env("HOME", &home)
         .stdin(std::process::Stdio::null())
-        .args(["--config", "metalboot.toml", "reinstall", &format!("root@{addr}"), "--as", name])
+        .args(["--config", "metalboot.toml", "reinstall", &format!("{}@{addr}", s.login), "--as", name])
         .args(extra)
         .arg("-i")
         .arg(&s.ssh_key)
@@ -187,18 +187,24 @@ pub(crate) fn new_system(
     Ok((h["host_keys"].clone(), kh))
 }
 
+/// The admin user of the reinstall scenario's host.
+const ADMIN: &str = "ops";
+
 /// Runs the whole scenario; returns it (timeline, logs).
 pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     crate::harness::require_assets()?;
     let mut s = Scenario::new(name, 1)?;
     let accel = accel();
     s.phase(&format!("accelerator {accel}"));
-    // dual stack: every reinstall carries the IPv6 too (metalboot.ip6=)
+    // dual stack: every reinstall carries the IPv6 too (metalboot.ip6=);
+    // an admin user, so root does not log in over SSH: every login, every
+    // reinstall and every check below goes through `ops` and `sudo -n`
     let inv = format!(
         "{}network = {{ mode = \"static\", addresses = [\"{IP}/32\", \"{IP6}/64\"], gateway = \"10.99.0.1\", \
-         gateway6 = \"{GW6}\" }}\n",
+         gateway6 = \"{GW6}\" }}\n[host.admin]\nname = \"{ADMIN}\"\n",
         inventory(&s, "{ serial = \"E2E-DISK\" }", TEST_IMAGE)?
     );
+    s.login = ADMIN.into();
     s.ns.exec(&["ip", "-6", "addr", "add", &format!("{GW6}/64"), "dev", "br0", "nodad"])?;
     s.start_server(&inv, dhcp_config(Dhcp::Full))?;
     let disk = blank_disk(&s, "disk.img", "E2E-DISK", 8 << 30)?;

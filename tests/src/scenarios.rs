@@ -233,6 +233,7 @@ pub fn check_installed(i: &mut Installed) -> Result<String> {
     }
     ensure!(i.ssh("hostname")?.trim() == "vm1", "hostname is not vm1");
     check_disks(i)?;
+    check_logins(i)?;
     // a key other than the recorded one is refused (no trust on first use)
     let wrong = i.s.dir.join("known_hosts.wrong");
     std::fs::write(
@@ -247,6 +248,24 @@ pub fn check_installed(i: &mut Installed) -> Result<String> {
     )?;
     i.s.phase("checks passed");
     Ok(facts)
+}
+
+/// Passwords are off; root logs in with a key, or not at all when the host
+/// has an admin user, who then logs in with the key and has sudo.
+fn check_logins(i: &mut Installed) -> Result<()> {
+    let sshd = i.ssh("sshd -T | grep -iE '^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication) '")?;
+    ensure!(sshd.contains("passwordauthentication no") && sshd.contains("kbdinteractiveauthentication no"), "{sshd}");
+    if i.s.login == "root" {
+        ensure!(sshd.contains("permitrootlogin without-password"), "root may not log in with a key only: {sshd}");
+        i.s.phase("sshd: root with a key only, no passwords");
+    } else {
+        ensure!(sshd.contains("permitrootlogin no"), "root login is not off: {sshd}");
+        ensure!(i.s.ssh_as("root", &i.ip, &i.known_hosts, "true").is_err(), "root logged in over SSH");
+        let id = i.s.ssh_as(&i.s.login, &i.ip, &i.known_hosts, "sudo -n id -u")?;
+        ensure!(id.trim() == "0", "sudo -n id -u as {}: {id}", i.s.login);
+        i.s.phase(&format!("sshd: root refused, {} logs in with the key and runs sudo -n", i.s.login));
+    }
+    Ok(())
 }
 
 /// The root filesystem is on the selected disk, with the disk's own sector
