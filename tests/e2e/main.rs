@@ -140,3 +140,12 @@ fn reinstall_without_kexec_boots_the_installer_once_from_grub() {
     let _t = Timed::start("reinstall_without_kexec_boots_the_installer_once_from_grub");
     metalboot_e2e::reinstall_grub::reinstall_via_grub("reinstall-grub").unwrap();
 }
+
+/// Scenario 9: `metalboot reinstall` of a rescue system running from RAM:
+/// refused without `--rescue-ok`, installed with it.
+#[test]
+#[ignore = "QEMU end to end, as root: run by `make e2e`"]
+fn reinstall_of_a_rescue_system_from_ram_needs_rescue_ok() {
+    let _t = Timed::start("reinstall_of_a_rescue_system_from_ram_needs_rescue_ok");
+    metalboot_e2e::rescue::reinstall_rescue("rescue").unwrap();
+}

@@ -9,6 +9,7 @@
 # usage: ext4-debian.sh IMG SIZE ROOTFS_TAR_ZST MAC IP GATEWAY AUTHORIZED_KEYS_FILE [bios|uefi]
 # prints the new system's SSH host public keys on standard output.
 set -euo pipefail
+. "$(dirname "$0")/common.sh"
 export MTOOLS_SKIP_CHECK=1
 img=$1 size=$2 rootfs=$3 mac=$4 ip=$5 gw=$6 keys=$7 firmware=${8:-bios}
 case $firmware in bios | uefi) ;; *) echo "firmware: bios or uefi, not $firmware" >&2; exit 2 ;; esac
@@ -56,19 +57,8 @@ if [ "$firmware" = uefi ]; then
 	echo "UUID=$(blkid -s UUID -o value "$esp") /boot/efi vfat umask=0077 0 1" >>"$mnt/etc/fstab"
 fi
 echo old-system >"$mnt/etc/hostname"
-cat >"$mnt/etc/systemd/network/10-static.network" <<EOF
-[Match]
-MACAddress=$mac
-
-[Network]
-Address=$ip/32
-
-[Route]
-Gateway=$gw
-GatewayOnLink=yes
-EOF
-install -d -m 700 "$mnt/root/.ssh"
-install -m 600 "$keys" "$mnt/root/.ssh/authorized_keys"
+static_network "$mnt" "$mac" "$ip" "$gw"
+authorize_root "$mnt" "$keys"
 ln -sf /run/systemd/resolve/resolv.conf "$mnt/etc/resolv.conf"
 
 # a private /dev for the chroot: the loop nodes, and the by-uuid link

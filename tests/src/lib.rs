@@ -13,6 +13,7 @@ pub mod netns;
 pub mod perfdhcp;
 pub mod reinstall;
 pub mod reinstall_grub;
+pub mod rescue;
 pub mod scenarios;
 pub mod timing;
 pub mod vm;

@@ -21,8 +21,8 @@
 
 use crate::harness::Scenario;
 use crate::reinstall::{new_standalone_system, new_system, reinstall_to, with_server_blocked, IP, MARKER};
-use crate::scenarios::{inventory, MAC, TEST_IMAGE};
-use crate::vm::{accel, Disk, Firmware, Vm};
+use crate::scenarios::{MAC, TEST_IMAGE};
+use crate::vm::{Disk, Firmware, Vm};
 use anyhow::{ensure, Context, Result};
 use std::time::Duration;
 
@@ -93,15 +93,7 @@ fn boot_old_system(s: &mut Scenario, accel: &str, fw: Firmware) -> Result<(Vm, s
 
 /// Runs the whole scenario.
 pub fn reinstall_via_grub(name: &str) -> Result<Scenario> {
-    crate::harness::require_assets()?;
-    let mut s = Scenario::new(name, 1)?;
-    let accel = accel();
-    s.phase(&format!("accelerator {accel}"));
-    let inv = format!(
-        "{}network = {{ mode = \"static\", addresses = [\"{IP}/32\"], gateway = \"10.99.0.1\" }}\n",
-        inventory(&s, "{ serial = \"E2E-DISK\" }", TEST_IMAGE)?
-    );
-    s.start_server(&inv, "[dhcp]\nmode = \"off\"\n")?;
+    let (mut s, accel) = crate::reinstall::static_host_without_dhcp(name)?;
     let (mut vm, old_kh) = boot_old_system(&mut s, accel, Firmware::Bios)?;
     let old_keys = s.host("vm1")?["host_keys"].clone();
 

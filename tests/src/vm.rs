@@ -93,17 +93,44 @@ impl Vm {
         mac: &str,
         disks: &[Disk],
     ) -> Result<Vm> {
-        Self::boot(ns, dir, accel, fw, tap, mac, disks, true)
+        let (cmd, serial_log) = Self::command(ns, dir, accel, fw, tap, mac, disks, true)?;
+        Self::spawn(cmd, dir, serial_log)
     }
 
     /// Boots a BIOS VM from its first disk, the network only as a fallback:
     /// a rented server or VPS that is not set up to network boot.
     pub fn start_from_disk(ns: &Netns, dir: &Path, accel: &str, tap: &str, mac: &str, disks: &[Disk]) -> Result<Vm> {
-        Self::boot(ns, dir, accel, Firmware::Bios, tap, mac, disks, false)
+        let (cmd, serial_log) = Self::command(ns, dir, accel, Firmware::Bios, tap, mac, disks, false)?;
+        Self::spawn(cmd, dir, serial_log)
+    }
+
+    /// Boots a BIOS VM straight into `kernel` and `initrd` (a provider's
+    /// rescue system); a reboot stops the VM instead of booting them again,
+    /// as a rescue system is booted once. The disks get no boot order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_kernel(
+        ns: &Netns,
+        dir: &Path,
+        accel: &str,
+        tap: &str,
+        mac: &str,
+        disks: &[Disk],
+        kernel: &Path,
+        initrd: &Path,
+        append: &str,
+    ) -> Result<Vm> {
+        let (mut cmd, serial_log) = Self::command(ns, dir, accel, Firmware::Bios, tap, mac, disks, false)?;
+        cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd).args(["-append", append, "-no-reboot"]);
+        Self::spawn(cmd, dir, serial_log)
+    }
+
+    /// Whether QEMU is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn boot(
+    fn command(
         ns: &Netns,
         dir: &Path,
         accel: &str,
@@ -112,7 +139,7 @@ impl Vm {
         mac: &str,
         disks: &[Disk],
         net_first: bool,
-    ) -> Result<Vm> {
+    ) -> Result<(std::process::Command, PathBuf)> {
         let serial_log = dir.join("serial.log");
         let mut cmd = ns.command("qemu-system-x86_64");
         // E2E_VM_CPUS (default 2): fewer when scenarios run side by side
@@ -154,6 +181,10 @@ impl Vm {
             cmd.args(["-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"]);
             cmd.args(["-drive", &format!("if=pflash,format=raw,unit=1,file={}", vars.display())]);
         }
+        Ok((cmd, serial_log))
+    }
+
+    fn spawn(mut cmd: std::process::Command, dir: &Path, serial_log: PathBuf) -> Result<Vm> {
         let child = cmd
             .stdout(std::fs::File::create(dir.join("qemu.out"))?)
             .stderr(std::fs::File::create(dir.join("qemu.err"))?)

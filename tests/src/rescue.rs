@@ -1,0 +1,137 @@
+//! Scenario 9: `metalboot reinstall` of a provider's rescue system, which
+//! runs from RAM (its root is the kernel's rootfs) with no system on disk:
+//! refused without `--rescue-ok` (nothing to fall back to) and nothing
+//! written; with it, the inventory's disk selector picks the blank disk, the
+//! host is installed, and when the rescue system's reboot ends the VM the
+//! harness powers it on from its disk (the provider boots the disk once
+//! rescue is no longer active), where the new system answers with the host
+//! keys the server recorded.
+
+use crate::harness::{assets, metalboot_bin, Scenario};
+use crate::reinstall::IP;
+use crate::scenarios::{blank_disk, known_hosts, MAC, TEST_IMAGE};
+use crate::vm::Vm;
+use anyhow::{bail, ensure, Context, Result};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Builds the rescue system's kernel and initramfs; returns their paths
+/// and a known_hosts file with the rescue system's host keys.
+fn rescue_system(s: &Scenario) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    let script = crate::harness::workspace().join("tests/images/rescue-initrd.sh");
+    let out_dir = s.dir.join("rescue");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(&out_dir)
+        .arg(assets().join(TEST_IMAGE.asset()))
+        .args([crate::scenarios::MAC, IP, "10.99.0.1"])
+        .arg(s.ssh_key.with_extension("pub"))
+        .output()
+        .context("running tests/images/rescue-initrd.sh")?;
+    std::fs::write(s.dir.join("rescue-initrd.log"), &out.stderr)?;
+    ensure!(out.status.success(), "building the rescue system: {}", String::from_utf8_lossy(&out.stderr));
+    let kh: String = String::from_utf8_lossy(&out.stdout).lines().map(|k| format!("{IP} {k}\n")).collect();
+    let p = s.dir.join("known_hosts.rescue");
+    std::fs::write(&p, kh)?;
+    Ok((out_dir.join("vmlinuz"), out_dir.join("rescue.cpio.zst"), p))
+}
+
+/// Nothing was ever written to the (sparse) disk image.
+fn never_written(p: &Path) -> Result<bool> {
+    Ok(std::fs::metadata(p).with_context(|| format!("stat {}", p.display()))?.blocks() == 0)
+}
+
+fn reinstall_command(s: &Scenario, extra: &[&str]) -> Result<std::process::Command> {
+    let home = s.dir.join("operator-home");
+    std::fs::create_dir_all(&home)?;
+    let mut c = s.ns.command(metalboot_bin().to_str().context("binary path")?);
+    c.current_dir(&s.dir)
+        .env("HOME", &home)
+        .stdin(Stdio::null())
+        .args(["--config", "metalboot.toml", "reinstall", &format!("root@{IP}"), "--as", "vm1", "--yes"])
+        .args(extra)
+        .arg("-i")
+        .arg(&s.ssh_key)
+        .args(["--server", &s.base, "--server-wait", "20", "--installer-timeout", "600", "--install-timeout", "1200"]);
+    Ok(c)
+}
+
+/// Runs the scenario; returns it (timeline, logs).
+pub fn reinstall_rescue(name: &str) -> Result<Scenario> {
+    let (mut s, accel) = crate::reinstall::static_host_without_dhcp(name)?;
+    let disk = blank_disk(&s, "disk.img", "E2E-DISK", 4 << 30)?;
+    let (kernel, initrd, rescue_kh) = rescue_system(&s)?;
+    s.phase("rescue system built (the root filesystem image as one initramfs)");
+    let mut vm = Vm::start_kernel(
+        &s.ns,
+        &s.dir,
+        accel,
+        "tap0",
+        MAC,
+        std::slice::from_ref(&disk),
+        &kernel,
+        &initrd,
+        "console=ttyS0,115200 rdinit=/sbin/init",
+    )?;
+    s.wait_ssh(IP, &rescue_kh, Duration::from_secs(900))?;
+    let root = s.ssh(IP, &rescue_kh, "findmnt -n -o FSTYPE /")?;
+    ensure!(root.trim() == "rootfs", "the rescue system's root is {root:?}, not the kernel's rootfs");
+    s.phase("rescue system up from RAM (root on rootfs), the disk blank");
+
+    // without the acknowledgement: refused, and the disk never written
+    let out = reinstall_command(&s, &[])?.output().context("running metalboot reinstall")?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    std::fs::write(s.dir.join("reinstall-refused.log"), &text)?;
+    ensure!(!out.status.success(), "a rescue system was reinstalled without --rescue-ok:\n{text}");
+    ensure!(text.contains("runs from RAM") && text.contains("--rescue-ok"), "refusal:\n{text}");
+    ensure!(text.contains("nothing was changed"), "refusal:\n{text}");
+    ensure!(never_written(&disk.path)?, "the disk was written to by a refused reinstall");
+    s.phase("without --rescue-ok: refused (runs from RAM), the disk never written");
+
+    // with it: installed; the rescue system's reboot ends the VM, which is
+    // powered on again from its disk
+    let log = std::fs::File::create(s.dir.join("reinstall.log"))?;
+    let mut child = reinstall_command(&s, &["--rescue-ok"])?
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("running metalboot reinstall --rescue-ok")?;
+    let deadline = Instant::now() + Duration::from_secs(1500);
+    let mut from_disk = None;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if from_disk.is_none() && !vm.running() {
+            s.phase("the VM stopped at the reboot; powering it on from its disk");
+            let dir = s.dir.join("from-disk");
+            std::fs::create_dir_all(&dir)?;
+            from_disk = Some(Vm::start_from_disk(&s.ns, &dir, accel, "tap0", MAC, std::slice::from_ref(&disk))?);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("reinstall --rescue-ok did not finish in time");
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let text = std::fs::read_to_string(s.dir.join("reinstall.log"))?;
+    ensure!(status.success(), "reinstall --rescue-ok failed:\n{text}");
+    ensure!(text.contains("is installed; new host keys"), "reinstall output:\n{text}");
+    ensure!(from_disk.is_some(), "the host was installed without the VM leaving the rescue system");
+    for line in text.lines().filter(|l| l.starts_with('[')) {
+        println!("  rescue: {line}");
+    }
+    s.phase("with --rescue-ok: installed; the host phoned home from its disk");
+    let kh = known_hosts(&s, IP)?;
+    s.wait_ssh(IP, &kh, Duration::from_secs(300))?;
+    let src = s.ssh(IP, &kh, "findmnt -n -o SOURCE,FSTYPE /")?;
+    ensure!(src.starts_with("/dev/vda3") && src.contains("btrfs"), "the new root is {src}");
+    ensure!(s.ssh(IP, &rescue_kh, "true").is_err(), "the rescue system's host key still answers");
+    s.phase("new system on /dev/vda3 (btrfs), pinned host key; the rescue key no longer answers");
+    drop(vm);
+    drop(from_disk);
+    s.finish();
+    Ok(s)
+}
