@@ -2,13 +2,15 @@
 //! keys and password, who logs in over SSH and the admin user (`users`),
 //! fresh SSH host keys, an empty machine-id, the first-boot phone-home unit,
 //! GRUB defaults, and `/dev/disk/by-uuid` links (no udev here; GRUB's
-//! config generator relies on them).
+//! config generator relies on them). On several disks (raid1), the pieces
+//! of a degraded boot ([`crate::degraded`]).
 
 use crate::cmd::in_target;
+use crate::degraded;
 use crate::files::write;
 use crate::render;
 use anyhow::{bail, Context, Result};
-use metalboot_spec::InstallPlan;
+use metalboot_spec::{InstallPlan, Raid};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -47,6 +49,9 @@ pub fn configure_system(
     esp_uuid: &str,
 ) -> Result<()> {
     write(target, "etc/fstab", &render::fstab(root_uuid, esp_uuid, &plan.layout), 0o644)?;
+    if plan.layout.raid == Raid::Raid1 {
+        write_degraded_boot(target, root_uuid)?;
+    }
     write(target, "etc/hostname", &format!("{}\n", plan.hostname), 0o644)?;
     write(target, "etc/hosts", &render::hosts(&plan.hostname), 0o644)?;
     write(target, "etc/systemd/network/10-metalboot.network", &render::networkd(&plan.network), 0o644)?;
@@ -92,6 +97,14 @@ pub fn configure_system(
         .context("enabling the phone-home unit")?;
     write(target, "etc/default/grub.d/metalboot.cfg", &render::grub_defaults(plan), 0o644)?;
     Ok(())
+}
+
+/// The files of a degraded boot: the initramfs script, the udev rule, the
+/// GRUB menu entry's script.
+pub fn write_degraded_boot(target: &Path, root_uuid: &str) -> Result<()> {
+    write(target, degraded::PREMOUNT_PATH, &degraded::premount_script(), 0o755)?;
+    write(target, degraded::UDEV_RULE_PATH, &degraded::udev_rule(root_uuid), 0o644)?;
+    write(target, &format!("etc/grub.d/{}", degraded::GRUB_SCRIPT_NAME), &degraded::grub_script(), 0o755)
 }
 
 /// Copies carried `ssh_host_*` keys into the new system: private keys 0600,

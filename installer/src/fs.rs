@@ -1,6 +1,10 @@
-//! Filesystems on the new disk: vfat ESP, BTRFS root with its subvolumes
+//! Filesystems on the new disk(s): vfat ESP, BTRFS root with its subvolumes
 //! (created with libbtrfsutil), `@` as default subvolume, and the mounts of
-//! the new system under the target directory.
+//! the new system under the target directory. On several disks the root is
+//! one BTRFS with data and metadata in raid1 over every disk's root
+//! partition, mounted with a `device=` option per member (there is no udev
+//! in the installer to register them with the kernel), and each disk has its
+//! own ESP, a copy of the first.
 
 use crate::cmd::{run, tool};
 use anyhow::{bail, Context, Result};
@@ -27,11 +31,35 @@ pub fn make_esp(dev: &str, sector_bytes: u64) -> Result<()> {
     Ok(())
 }
 
-/// Makes the BTRFS root.
-pub fn make_btrfs(dev: &str, label: &str) -> Result<()> {
+/// `mkfs.btrfs` arguments for the root on `devs`: one device as before;
+/// two or more with data and metadata in raid1 (every block on two devices).
+pub fn btrfs_mkfs_args(devs: &[String], label: &str) -> Vec<String> {
+    let mut args: Vec<String> = ["-f", "-q", "-L", label].map(String::from).to_vec();
+    if devs.len() > 1 {
+        args.extend(["-d", "raid1", "-m", "raid1"].map(String::from));
+    }
+    args.extend(devs.iter().cloned());
+    args
+}
+
+/// Makes the BTRFS root on `devs` (raid1 over two or more).
+pub fn make_btrfs(devs: &[String], label: &str) -> Result<()> {
     let mkfs = tool(&["/usr/sbin/mkfs.btrfs", "/sbin/mkfs.btrfs", "/usr/bin/mkfs.btrfs", "/bin/mkfs.btrfs"])?;
-    run(&mkfs, &["-f", "-q", "-L", label, dev]).with_context(|| format!("making btrfs on {dev}"))?;
+    let args = btrfs_mkfs_args(devs, label);
+    run(&mkfs, &args.iter().map(String::as_str).collect::<Vec<_>>())
+        .with_context(|| format!("making btrfs on {}", devs.join(" ")))?;
     Ok(())
+}
+
+/// Mount options for the BTRFS on `devs`: `opts`, then a `device=` for each
+/// member when there are several, so the kernel assembles the filesystem
+/// without a prior `btrfs device scan`.
+pub fn btrfs_mount_options(devs: &[String], opts: &str) -> String {
+    let mut v: Vec<String> = opts.split(',').filter(|o| !o.is_empty()).map(String::from).collect();
+    if devs.len() > 1 {
+        v.extend(devs.iter().map(|d| format!("device={d}")));
+    }
+    v.join(",")
 }
 
 /// The filesystem UUID of `dev`.
@@ -77,10 +105,11 @@ fn mount_fs(src: &str, dst: &Path, fstype: &str, opts: &str) -> Result<()> {
         .with_context(|| format!("mounting {src} ({fstype}, {opts}) on {}", dst.display()))
 }
 
-/// Creates the layout's subvolumes at the top of the filesystem on `dev` and
-/// makes the root one the default. Returns the default subvolume's id.
-pub fn create_subvolumes(dev: &str, layout: &Layout, scratch: &Path) -> Result<u64> {
-    mount_fs(dev, scratch, "btrfs", "subvolid=5")?;
+/// Creates the layout's subvolumes at the top of the filesystem on `devs`
+/// and makes the root one the default. Returns the default subvolume's id.
+pub fn create_subvolumes(devs: &[String], layout: &Layout, scratch: &Path) -> Result<u64> {
+    let dev = devs.first().context("no root device")?;
+    mount_fs(dev, scratch, "btrfs", &btrfs_mount_options(devs, "subvolid=5"))?;
     let result = (|| -> Result<u64> {
         let mut root_id = 0;
         for s in &layout.subvolumes {
@@ -110,17 +139,52 @@ pub fn create_subvolumes(dev: &str, layout: &Layout, scratch: &Path) -> Result<u
 
 /// Mounts the new system at `target`: the root subvolume, the others in
 /// parent-first order, and (when given) the ESP at /boot/efi.
-pub fn mount_target(root_dev: &str, esp_dev: Option<&str>, layout: &Layout, target: &Path) -> Result<()> {
+pub fn mount_target(root_devs: &[String], esp_dev: Option<&str>, layout: &Layout, target: &Path) -> Result<()> {
+    let root_dev = root_devs.first().context("no root device")?;
     let mut subs: Vec<_> = layout.subvolumes.iter().collect();
     subs.sort_by_key(|s| (s.mountpoint != "/", s.mountpoint.matches('/').count(), s.mountpoint.clone()));
     for s in subs {
         let dst =
             if s.mountpoint == "/" { target.to_path_buf() } else { target.join(s.mountpoint.trim_start_matches('/')) };
-        mount_fs(root_dev, &dst, "btrfs", &format!("subvol=/{},{}", s.name, layout.mount_options))?;
+        let opts = btrfs_mount_options(root_devs, &format!("subvol=/{},{}", s.name, layout.mount_options));
+        mount_fs(root_dev, &dst, "btrfs", &opts)?;
     }
     if let Some(esp) = esp_dev {
         mount_fs(esp, &target.join("boot/efi"), "vfat", "umask=0077")?;
     }
+    Ok(())
+}
+
+/// Makes `esp` a copy of the ESP mounted at `from` (the first disk's, after
+/// grub-install): mounted at `at`, every directory and file copied, then
+/// unmounted. A second ESP must be whole: one without GRUB's files or its
+/// config would leave that disk unbootable.
+pub fn copy_esp(from: &Path, esp: &str, at: &Path) -> Result<()> {
+    mount_fs(esp, at, "vfat", "umask=0077")?;
+    let copied = copy_tree(from, at).with_context(|| format!("copying the ESP to {esp}"));
+    let unmounted = umount2(at, MntFlags::empty()).with_context(|| format!("unmounting {}", at.display()));
+    copied.and(unmounted)
+}
+
+/// Copies the directories and regular files under `from` into `to`.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let mut entries: Vec<_> =
+        std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let ty = e.file_type()?;
+        if ty.is_dir() {
+            std::fs::create_dir_all(&dst).with_context(|| format!("creating {}", dst.display()))?;
+            copy_tree(&src, &dst)?;
+        } else if ty.is_file() {
+            std::fs::copy(&src, &dst).with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+        } else {
+            bail!("{} is neither a file nor a directory", src.display());
+        }
+    }
+    let f = std::fs::File::open(to).with_context(|| format!("opening {}", to.display()))?;
+    f.sync_all().with_context(|| format!("syncing {}", to.display()))?;
     Ok(())
 }
 
@@ -178,6 +242,32 @@ mod tests {
     fn esp_is_fat32_in_the_disks_sector_size() {
         assert_eq!(esp_mkfs_args("/dev/vda2", 512), ["-F", "32", "-S", "512", "-n", "EFI", "/dev/vda2"]);
         assert_eq!(esp_mkfs_args("/dev/nvme0n1p2", 4096), ["-F", "32", "-S", "4096", "-n", "EFI", "/dev/nvme0n1p2"]);
+    }
+
+    #[test]
+    fn btrfs_over_two_disks_mirrors_data_and_metadata() {
+        let one = vec!["/dev/vda3".to_string()];
+        assert_eq!(btrfs_mkfs_args(&one, "root"), ["-f", "-q", "-L", "root", "/dev/vda3"]);
+        let two = vec!["/dev/sda3".to_string(), "/dev/nvme0n1p3".to_string()];
+        assert_eq!(
+            btrfs_mkfs_args(&two, "root"),
+            ["-f", "-q", "-L", "root", "-d", "raid1", "-m", "raid1", "/dev/sda3", "/dev/nvme0n1p3"]
+        );
+        assert_eq!(btrfs_mount_options(&one, "subvol=/@,noatime"), "subvol=/@,noatime");
+        assert_eq!(btrfs_mount_options(&two, "subvolid=5"), "subvolid=5,device=/dev/sda3,device=/dev/nvme0n1p3");
+    }
+
+    #[test]
+    fn copy_tree_copies_files_and_directories() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir_all(a.join("EFI/BOOT")).unwrap();
+        std::fs::write(a.join("EFI/BOOT/BOOTX64.EFI"), "grub").unwrap();
+        std::fs::write(a.join("EFI/BOOT/grub.cfg"), "configfile").unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        copy_tree(&a, &b).unwrap();
+        assert_eq!(std::fs::read_to_string(b.join("EFI/BOOT/BOOTX64.EFI")).unwrap(), "grub");
+        assert_eq!(std::fs::read_to_string(b.join("EFI/BOOT/grub.cfg")).unwrap(), "configfile");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! would boot: one kernel, the stock `/etc/grub.d` scripts, and
 //! `/etc/default/grub` (+ `grub.d/*.cfg`) setting only keys this file
 //! renders, to plain values. Anything else (a second kernel, a custom
-//! script, a shell expression) and the installer runs `update-grub`. The
+//! script, a shell expression) and the installer runs `update-grub`. A host
+//! on several disks has one script of ours, the degraded entry's
+//! ([`crate::degraded`]), rendered here too when it is exactly ours. The
 //! installed system's own `update-grub` (on a kernel upgrade) rewrites the
 //! file from the same settings.
 
@@ -57,6 +59,9 @@ pub struct GrubConfig {
     pub timeout: u32,
     /// `GRUB_SERIAL_COMMAND` when `GRUB_TERMINAL` has `serial`.
     pub serial: Option<String>,
+    /// A third entry that mounts the root degraded (a BTRFS raid1 with a
+    /// disk missing): `/etc/grub.d` holds [`crate::degraded::grub_script`].
+    pub degraded: bool,
 }
 
 /// Why the fast path was not taken (printed; `update-grub` runs instead).
@@ -211,6 +216,11 @@ pub fn render(c: &GrubConfig) -> String {
         &format!("gnulinux-{}-recovery-{}", c.kernel, c.root_uuid),
         &recovery,
     ));
+    if c.degraded {
+        let args =
+            join(&[&root, &format!("{flags},degraded"), &c.cmdline, &c.cmdline_default, crate::degraded::CMDLINE_FLAG]);
+        s.push_str(&entry(c, crate::degraded::MENU_TITLE, &format!("metalboot-degraded-{}", c.root_uuid), &args));
+    }
     s.push_str(FOOTER);
     s
 }
@@ -271,7 +281,16 @@ pub fn from_target(target: &Path, root_uuid: &str, subvols: &[(String, String)])
     };
     let kernel = one_kernel(&names(&target.join("boot"))?)?;
     let scripts = target.join("etc/grub.d");
+    let mut degraded = false;
     for s in names(&scripts)? {
+        if s == crate::degraded::GRUB_SCRIPT_NAME {
+            let text = std::fs::read_to_string(scripts.join(&s)).map_err(|e| format!("reading {s}: {e}"))?;
+            if text != crate::degraded::grub_script() {
+                return Err(format!("/etc/grub.d/{s} is not the one this installer writes"));
+            }
+            degraded = true;
+            continue;
+        }
         if !STOCK_SCRIPTS.contains(&s.as_str()) {
             return Err(format!("/etc/grub.d/{s} is not a stock script"));
         }
@@ -305,6 +324,7 @@ pub fn from_target(target: &Path, root_uuid: &str, subvols: &[(String, String)])
         cmdline_default,
         timeout,
         serial,
+        degraded,
     })
 }
 

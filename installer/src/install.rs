@@ -1,19 +1,20 @@
 //! The install as named steps. Everything before `partition` only reads;
-//! every precondition (one matching disk, not in use, big enough, exclusive
-//! access) is checked there. From the first write on, any failure wipes the
-//! partition table so the half-written disk cannot boot, and is reported as
-//! `failed` with the step's name.
+//! every precondition (one matching disk per selector, each its own, not in
+//! use, big enough, exclusive access) is checked there, for every disk of a
+//! multi-disk plan before any is written. From the first write on, any
+//! failure wipes the partition table of every chosen disk so no half-written
+//! disk can boot, and is reported as `failed` with the step's name.
 
 use crate::cmd::tool;
 use crate::fetch::{self, FetchError};
-use crate::layout::{partition_layout, PartSpec};
+use crate::layout::{partition_layout, PartKind, PartSpec};
 use crate::probe::{self, DiskFacts};
 use crate::report::Reporter;
 use crate::select;
-use crate::{configure, disk, entropy, fs, users};
+use crate::{configure, degraded, disk, entropy, fs, users};
 use anyhow::{anyhow, Context, Result};
 use metalboot_spec::login::SSHD_DROP_IN;
-use metalboot_spec::{InstallPlan, Step};
+use metalboot_spec::{DiskSelector, InstallPlan, Raid, Step};
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -28,10 +29,15 @@ const ENTROPY_LIMIT: Duration = Duration::from_secs(300);
 /// What the installer will do, computed without touching anything.
 #[derive(Serialize, Debug)]
 pub struct DryRun {
-    /// The chosen disk, with its logical sector size.
+    /// The chosen disk (the first of several), with its logical sector size.
     pub disk: DiskFacts,
-    /// Partitions to create.
+    /// Partitions to create on it.
     pub partitions: Vec<PartSpec>,
+    /// The other disks of a host on several disks, each with its partitions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub more_disks: Vec<DiskPlan>,
+    /// The root filesystem: `btrfs on /dev/vda3`, or `btrfs raid1 across …`.
+    pub root: String,
     /// Subvolumes and mount points.
     pub subvolumes: Vec<(String, String)>,
     /// BTRFS mount options.
@@ -42,6 +48,44 @@ pub struct DryRun {
     pub files: Vec<String>,
     /// Who may log in over SSH, and the admin user made besides root.
     pub logins: Vec<String>,
+}
+
+/// One disk to write and its partitions.
+#[derive(Serialize, Debug, Clone)]
+pub struct DiskPlan {
+    /// The disk, with its logical sector size.
+    pub disk: DiskFacts,
+    /// Partitions to create, in its sectors.
+    pub partitions: Vec<PartSpec>,
+}
+
+impl DiskPlan {
+    /// The device node of partition `kind` once the kernel has it.
+    fn partition_path(&self, kind: PartKind) -> String {
+        let n = self.partitions.iter().find(|p| p.kind == kind).map_or(0, |p| p.number);
+        format!("/dev/{}", probe::partition_name(&self.disk.name, n))
+    }
+}
+
+/// The root filesystem in words, for the dry run and the mkfs step.
+fn describe_root(disks: &[DiskPlan]) -> String {
+    let roots: Vec<String> = disks.iter().map(|d| d.partition_path(PartKind::Root)).collect();
+    match roots.as_slice() {
+        [one] => format!("btrfs on {one}"),
+        many => {
+            let smallest = disks
+                .iter()
+                .filter_map(|d| d.partitions.iter().find(|p| p.kind == PartKind::Root).map(PartSpec::bytes))
+                .min()
+                .unwrap_or_default();
+            format!(
+                "btrfs raid1 across {} (data and metadata on two disks each; {:.1} GiB usable, the smallest root \
+                 partition)",
+                many.join(", "),
+                smallest as f64 / (1u64 << 30) as f64
+            )
+        }
+    }
 }
 
 const FILES: &[&str] = &[
@@ -62,9 +106,20 @@ const FILES: &[&str] = &[
 ];
 
 /// Every file the install writes into the new system, the admin user's by
-/// name (after the SSH daemon's drop-in).
+/// name (after the SSH daemon's drop-in), and on several disks the
+/// degraded boot's.
 pub fn files_written(plan: &InstallPlan) -> Vec<String> {
     let mut files: Vec<String> = FILES.iter().map(|f| f.to_string()).collect();
+    if plan.layout.raid == Raid::Raid1 {
+        files.extend([
+            format!("/{}", degraded::PREMOUNT_PATH),
+            format!("/{}", degraded::UDEV_RULE_PATH),
+            format!("/etc/grub.d/{}", degraded::GRUB_SCRIPT_NAME),
+            "/boot/initrd.img-* (rebuilt with the degraded-boot script)".to_string(),
+            "debconf: grub-pc/install_devices (every disk)".to_string(),
+            "the ESP of every other disk (a copy of the first)".to_string(),
+        ]);
+    }
     if let Some(a) = &plan.admin {
         let at = FILES.iter().position(|f| *f == SSHD_DROP_IN).map_or(files.len(), |i| i + 1);
         files.splice(at..at, users::admin_files(a));
@@ -72,49 +127,75 @@ pub fn files_written(plan: &InstallPlan) -> Vec<String> {
     files
 }
 
-/// Probes and selects; no writes.
-pub fn choose_disk(plan: &InstallPlan, opts: &Options) -> Result<DiskFacts> {
-    let mut disks = if opts.loop_only { probe::probe_loop_disks(&opts.sys)? } else { probe::probe_disks(&opts.sys)? };
+/// Probes and selects every disk of the plan; no writes. Each selector
+/// must match exactly one eligible disk, and no two the same one.
+pub fn choose_disks(plan: &InstallPlan, opts: &Options) -> Result<Vec<DiskFacts>> {
+    let disks = if opts.loop_only { probe::probe_loop_disks(&opts.sys)? } else { probe::probe_disks(&opts.sys)? };
     // a disk path given as a /dev/disk/by-* link names its kernel device
-    let mut sel = plan.disk.clone();
-    if let Some(p) = &sel.path {
-        if let Ok(real) = std::fs::canonicalize(p) {
-            sel.path = Some(real.to_string_lossy().into_owned());
-        }
-    }
+    let sels: Vec<DiskSelector> = plan
+        .disk_selectors()
+        .iter()
+        .map(|s| {
+            let mut sel = s.clone();
+            if let Some(real) = sel.path.as_ref().and_then(|p| std::fs::canonicalize(p).ok()) {
+                sel.path = Some(real.to_string_lossy().into_owned());
+            }
+            sel
+        })
+        .collect();
     let names: Vec<String> = disks.iter().map(|d| d.name.clone()).collect();
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     let in_use = disk::disks_in_use(&mounts, &names);
-    let chosen = select::select(&disks, &sel, &in_use)?.name.clone();
-    let idx = disks.iter().position(|d| d.name == chosen).expect("selected from this list");
-    let d = disks.swap_remove(idx);
+    let chosen = select::select_all(&disks, &sels, &in_use)?;
     // The kernel may not have registered partitions (or the disk holds a bare
     // filesystem): look at the disk itself too.
-    if d.partitions.is_empty() && !sel.wipe {
-        if let Some(sig) = disk::existing_signature(&d.path, d.logical_block_size) {
-            return Err(select::SelectError::HasPartitions {
-                selector: sel.describe(),
-                path: d.path.clone(),
-                parts: sig,
+    for (d, sel) in chosen.iter().zip(&sels) {
+        if d.partitions.is_empty() && !sel.wipe {
+            if let Some(sig) = disk::existing_signature(&d.path, d.logical_block_size) {
+                return Err(select::SelectError::HasPartitions {
+                    selector: sel.describe(),
+                    path: d.path.clone(),
+                    parts: sig,
+                }
+                .into());
             }
-            .into());
         }
     }
-    Ok(d)
+    Ok(chosen.into_iter().cloned().collect())
 }
 
-/// The dry run: disk, partitions, subvolumes, files.
+/// The dry run: disks, partitions, subvolumes, files.
 pub fn dry_run(plan: &InstallPlan, opts: &Options) -> Result<DryRun> {
-    dry_run_on(choose_disk(plan, opts)?, plan)
+    dry_run_on(choose_disks(plan, opts)?, plan)
 }
 
-/// The dry run on a chosen disk: its partitions (in its logical sectors,
-/// which the disk's facts show), subvolumes, files.
-pub fn dry_run_on(disk: DiskFacts, plan: &InstallPlan) -> Result<DryRun> {
-    let partitions = partition_layout(disk.size, disk.logical_block_size, &plan.layout)?;
+/// Each chosen disk's partitions (in its own logical sectors: disks of a
+/// raid1 may differ in size and sector size).
+pub fn plan_disks(disks: Vec<DiskFacts>, plan: &InstallPlan) -> Result<Vec<DiskPlan>> {
+    disks
+        .into_iter()
+        .map(|disk| {
+            let partitions = partition_layout(disk.size, disk.logical_block_size, &plan.layout)
+                .with_context(|| format!("laying out {}", disk.path))?;
+            Ok(DiskPlan { disk, partitions })
+        })
+        .collect()
+}
+
+/// The dry run on chosen disks: their partitions (in their logical sectors,
+/// which the disks' facts show), the root filesystem, subvolumes, files.
+pub fn dry_run_on(disks: Vec<DiskFacts>, plan: &InstallPlan) -> Result<DryRun> {
+    let mut planned = plan_disks(disks, plan)?;
+    let root = describe_root(&planned);
+    if planned.is_empty() {
+        anyhow::bail!("no disk chosen");
+    }
+    let first = planned.remove(0);
     Ok(DryRun {
-        disk,
-        partitions,
+        disk: first.disk,
+        partitions: first.partitions,
+        more_disks: planned,
+        root,
         subvolumes: plan.layout.subvolumes.iter().map(|s| (s.name.clone(), s.mountpoint.clone())).collect(),
         mount_options: plan.layout.mount_options.clone(),
         image: format!("{} ({} bytes, sha256 {})", plan.image.url, plan.image.size, plan.image.sha256),
@@ -126,24 +207,26 @@ pub fn dry_run_on(disk: DiskFacts, plan: &InstallPlan) -> Result<DryRun> {
 /// Runs the install. Returns the new host's SSH host public keys.
 pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result<Vec<String>> {
     let mut step = Step::SelectDisk;
-    rep.step(step, &format!("looking for {}", plan.disk.describe()));
-    let chosen = match choose_disk(plan, opts) {
+    rep.step(step, &format!("looking for {}", metalboot_spec::disk::describe_selectors(plan.disk_selectors())));
+    let chosen = match choose_disks(plan, opts) {
         Ok(d) => d,
         Err(e) => return Err(untouched(rep, step, e)),
     };
-    rep.done(step, &probe::describe(&chosen));
+    rep.done(step, &chosen.iter().map(probe::describe).collect::<Vec<_>>().join("; "));
     step = Step::Preflight;
-    rep.step(step, &format!("checking {}", chosen.path));
-    let pre = (|| -> Result<Vec<PartSpec>> {
-        let parts = partition_layout(chosen.size, chosen.logical_block_size, &plan.layout)?;
-        disk::ensure_exclusive_access(&chosen.path)?;
-        Ok(parts)
+    rep.step(step, &format!("checking {}", chosen.iter().map(|d| d.path.as_str()).collect::<Vec<_>>().join(" ")));
+    let pre = (|| -> Result<Vec<DiskPlan>> {
+        let planned = plan_disks(chosen, plan)?;
+        for d in &planned {
+            disk::ensure_exclusive_access(&d.disk.path)?;
+        }
+        Ok(planned)
     })();
-    let parts = match pre {
+    let disks = match pre {
         Ok(p) => p,
         Err(e) => return Err(untouched(rep, step, e)),
     };
-    rep.done(step, "disk is free and large enough");
+    rep.done(step, if disks.len() == 1 { "disk is free and large enough" } else { "disks are free and large enough" });
     step = Step::Entropy;
     let waited = entropy::wait_until(&mut entropy::seeded, ENTROPY_LIMIT, Duration::from_secs(1), &mut || {
         entropy::nudge_kernel();
@@ -154,19 +237,26 @@ pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result
         Ok(w) => rep.done(step, &format!("seeded after {:.1}s", w.as_secs_f64())),
         Err(e) => return Err(untouched(rep, step, e)),
     }
-    // ---- the destructive boundary: from here on the disk is being changed ----
+    // ---- the destructive boundary: from here on the disks are being changed ----
     let mut current = Step::Partition;
-    let result = write_system(plan, opts, rep, &chosen, &parts, &mut current);
+    let result = write_system(plan, opts, rep, &disks, &mut current);
     match result {
         Ok(keys) => Ok(keys),
         Err(e) => {
             let msg = format!("{e:#}");
             let _ = fs::unmount_all(&opts.target);
             let _ = fs::unmount_all(&opts.scratch);
-            let wiped = disk::make_unbootable(&chosen.path, chosen.size);
-            let note = match wiped {
-                Ok(()) => "partition table wiped",
-                Err(_) => "could not wipe the partition table",
+            // every chosen disk: a half-written raid1 member must not boot either
+            let failed: Vec<&str> = disks
+                .iter()
+                .filter(|d| disk::make_unbootable(&d.disk.path, d.disk.size).is_err())
+                .map(|d| d.disk.path.as_str())
+                .collect();
+            let note = match (failed.as_slice(), disks.len()) {
+                ([], 1) => "partition table wiped".to_string(),
+                ([], n) => format!("partition tables of all {n} disks wiped"),
+                (_, 1) => "could not wipe the partition table".to_string(),
+                (f, _) => format!("could not wipe the partition table of {}", f.join(", ")),
             };
             rep.failed(current, &format!("{msg} ({note})"));
             Err(e)
@@ -190,39 +280,53 @@ fn write_system(
     plan: &InstallPlan,
     opts: &Options,
     rep: &mut Reporter,
-    d: &DiskFacts,
-    parts: &[PartSpec],
+    disks: &[DiskPlan],
     current: &mut Step,
 ) -> Result<Vec<String>> {
     *current = Step::Partition;
-    rep.step(Step::Partition, &format!("GPT on {}: {} partitions", d.path, parts.len()));
-    disk::wipe_signatures(&d.path, &d.partitions)?;
-    disk::zero_ends(&d.path, d.size)?;
-    disk::write_partition_table(&d.path, d.size, d.logical_block_size, parts)?;
-    disk::reread_partition_table(&d.path)?;
-    let _offset_loops;
-    let devs = if opts.loop_only {
-        _offset_loops = disk::OffsetLoops::map(&d.path, parts)?;
-        _offset_loops.devices.clone()
-    } else {
-        disk::wait_for_partitions(&d.name, parts)?
-    };
-    let (esp, root) = (&devs[1], &devs[2]);
-    rep.done(Step::Partition, &devs.join(" "));
+    let mut _offset_loops = Vec::new();
+    let mut esps = Vec::new();
+    let mut roots = Vec::new();
+    for d in disks {
+        let (f, parts) = (&d.disk, &d.partitions);
+        rep.step(Step::Partition, &format!("GPT on {}: {} partitions", f.path, parts.len()));
+        disk::wipe_signatures(&f.path, &f.partitions)?;
+        disk::zero_ends(&f.path, f.size)?;
+        disk::write_partition_table(&f.path, f.size, f.logical_block_size, parts)?;
+        disk::reread_partition_table(&f.path)?;
+        let devs = if opts.loop_only {
+            let loops = disk::OffsetLoops::map(&f.path, parts)?;
+            let devs = loops.devices.clone();
+            _offset_loops.push(loops);
+            devs
+        } else {
+            disk::wait_for_partitions(&f.name, parts)?
+        };
+        esps.push(devs[1].clone());
+        roots.push(devs[2].clone());
+        rep.done(Step::Partition, &devs.join(" "));
+    }
 
     *current = Step::Mkfs;
-    rep.step(Step::Mkfs, &format!("vfat on {esp}, btrfs on {root}"));
-    fs::make_esp(esp, d.logical_block_size)?;
-    fs::make_btrfs(root, "root")?;
-    let root_uuid = fs::fs_uuid(root)?;
-    let esp_uuid = fs::fs_uuid(esp)?;
+    let root_words = if roots.len() == 1 {
+        format!("btrfs on {}", roots[0])
+    } else {
+        format!("btrfs raid1 across {}", roots.join(", "))
+    };
+    rep.step(Step::Mkfs, &format!("vfat on {}, {root_words}", esps.join(", ")));
+    for (esp, d) in esps.iter().zip(disks) {
+        fs::make_esp(esp, d.disk.logical_block_size)?;
+    }
+    fs::make_btrfs(&roots, "root")?;
+    let root_uuid = fs::fs_uuid(&roots[0])?;
+    let esp_uuid = fs::fs_uuid(&esps[0])?;
     rep.done(Step::Mkfs, &format!("root UUID {root_uuid}"));
 
     *current = Step::Subvolumes;
     rep.step(Step::Subvolumes, &plan.layout.subvolumes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" "));
-    let default_id = fs::create_subvolumes(root, &plan.layout, &opts.scratch)?;
+    let default_id = fs::create_subvolumes(&roots, &plan.layout, &opts.scratch)?;
     // the ESP is only needed by GRUB (and the build machine's kernel may lack vfat)
-    fs::mount_target(root, opts.bootloader.then_some(esp.as_str()), &plan.layout, &opts.target)?;
+    fs::mount_target(&roots, opts.bootloader.then_some(esps[0].as_str()), &plan.layout, &opts.target)?;
     rep.done(Step::Subvolumes, &format!("default subvolume id {default_id}, mounted at {}", opts.target.display()));
 
     *current = Step::Unpack;
@@ -239,11 +343,20 @@ fn write_system(
 
     if opts.bootloader {
         *current = Step::Bootloader;
-        rep.step(Step::Bootloader, "GRUB for BIOS and UEFI");
-        configure::by_uuid_link(&root_uuid, root)?;
-        configure::by_uuid_link(&esp_uuid, esp)?;
+        let what = if disks.len() == 1 {
+            "GRUB for BIOS and UEFI".to_string()
+        } else {
+            format!("GRUB for BIOS and UEFI on each of {} disks", disks.len())
+        };
+        rep.step(Step::Bootloader, &what);
+        // GRUB's config generator finds the root by any member
+        configure::by_uuid_link(&root_uuid, &roots[0])?;
+        configure::by_uuid_link(&esp_uuid, &esps[0])?;
         let started = std::time::Instant::now();
-        let how = crate::bootloader::install_grub(&opts.target, &d.path, &root_uuid, &plan.layout)?;
+        let paths: Vec<String> = disks.iter().map(|d| d.disk.path.clone()).collect();
+        let boot =
+            crate::bootloader::BootDisks { disks: &paths, other_esps: &esps[1..], scratch: opts.scratch.as_path() };
+        let how = crate::bootloader::install_grub(&opts.target, &boot, &root_uuid, &plan.layout)?;
         rep.done(Step::Bootloader, &format!("in {:.1}s: {how}", started.elapsed().as_secs_f64()));
     }
     let keys = configure::host_keys(&opts.target)?;

@@ -6,6 +6,7 @@ pub mod bootloader;
 pub mod cli;
 pub mod cmd;
 pub mod configure;
+pub mod degraded;
 pub mod disk;
 pub mod entropy;
 pub mod fetch;

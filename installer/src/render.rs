@@ -2,11 +2,14 @@
 //! plan and the filesystem UUIDs: fstab, systemd-networkd config, hosts,
 //! GRUB defaults, the phone-home environment.
 
-use metalboot_spec::{InstallPlan, Layout, NetMode, NetworkSpec, PinSet};
+use metalboot_spec::{InstallPlan, Layout, NetMode, NetworkSpec, PinSet, Raid};
 use std::fmt::Write;
 
 /// `/etc/fstab`: every subvolume by the root filesystem's UUID with
-/// `subvol=`, parents before children, then the ESP.
+/// `subvol=`, parents before children, then the ESP. On several disks
+/// (raid1) the ESP is the first disk's, mounted `nofail` with a short device
+/// timeout: a host that lost that disk still boots (the other disks' ESPs
+/// are copies).
 pub fn fstab(root_uuid: &str, esp_uuid: &str, layout: &Layout) -> String {
     let mut subs: Vec<_> = layout.subvolumes.iter().collect();
     subs.sort_by_key(|s| (s.mountpoint.matches('/').count() - usize::from(s.mountpoint == "/"), s.mountpoint.clone()));
@@ -17,7 +20,11 @@ pub fn fstab(root_uuid: &str, esp_uuid: &str, layout: &Layout) -> String {
         let _ =
             writeln!(out, "UUID={root_uuid} {} btrfs subvol=/{},{} 0 0", s.mountpoint, s.name, layout.mount_options);
     }
-    let _ = writeln!(out, "UUID={esp_uuid} /boot/efi vfat umask=0077 0 1");
+    let esp_opts = match layout.raid {
+        Raid::None => "umask=0077",
+        Raid::Raid1 => "umask=0077,nofail,x-systemd.device-timeout=10s",
+    };
+    let _ = writeln!(out, "UUID={esp_uuid} /boot/efi vfat {esp_opts} 0 1");
     out
 }
 
@@ -137,6 +144,13 @@ mod tests {
                 "UUID=E /boot/efi vfat umask=0077 0 1",
             ]
         );
+    }
+
+    #[test]
+    fn fstab_on_two_disks_mounts_the_first_esp_nofail() {
+        let f = fstab("R", "E", &Layout { raid: Raid::Raid1, ..Layout::default() });
+        assert!(f.contains("UUID=R / btrfs subvol=/@,compress=zstd:1,noatime 0 0\n"), "{f}");
+        assert!(f.ends_with("UUID=E /boot/efi vfat umask=0077,nofail,x-systemd.device-timeout=10s 0 1\n"), "{f}");
     }
 
     #[test]

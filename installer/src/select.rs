@@ -1,7 +1,9 @@
 //! Choosing the install disk: the plan's selector must match exactly one
 //! eligible disk. Removable and read-only disks, and disks the installer is
 //! running from (or has mounted), are never eligible. A disk that already
-//! holds partitions is chosen only when the plan says `wipe = true`.
+//! holds partitions is chosen only when the plan says `wipe = true`. A plan
+//! with several disks (`disks = [...]`) has each selector choose its own
+//! disk by the same rules, and two that choose the same disk are refused.
 
 use crate::probe::DiskFacts;
 use metalboot_spec::{DiskIdentity, DiskSelector};
@@ -36,6 +38,23 @@ pub enum SelectError {
         path: String,
         /// Its partitions.
         parts: String,
+    },
+    /// Two selectors of a multi-disk plan chose the same disk.
+    #[error(
+        "disks[{first}] ({first_selector}) and disks[{second}] ({second_selector}) both match {path}; each \
+         selector must pick its own disk"
+    )]
+    SameDisk {
+        /// Index of the first selector.
+        first: usize,
+        /// The first selector in words.
+        first_selector: String,
+        /// Index of the second selector.
+        second: usize,
+        /// The second selector in words.
+        second_selector: String,
+        /// The disk both chose.
+        path: String,
     },
 }
 
@@ -97,4 +116,28 @@ pub fn select<'a>(
             names: many.iter().map(|d| d.path.as_str()).collect::<Vec<_>>().join(", "),
         }),
     }
+}
+
+/// Picks one disk per selector (each by [`select`]'s rules, in order) and
+/// refuses two selectors choosing the same disk, naming both.
+pub fn select_all<'a>(
+    disks: &'a [DiskFacts],
+    sels: &[DiskSelector],
+    excluded: &[String],
+) -> Result<Vec<&'a DiskFacts>, SelectError> {
+    let mut chosen: Vec<&DiskFacts> = Vec::with_capacity(sels.len());
+    for (j, sel) in sels.iter().enumerate() {
+        let d = select(disks, sel, excluded)?;
+        if let Some(i) = chosen.iter().position(|c| c.name == d.name) {
+            return Err(SelectError::SameDisk {
+                first: i,
+                first_selector: sels[i].describe(),
+                second: j,
+                second_selector: sel.describe(),
+                path: d.path.clone(),
+            });
+        }
+        chosen.push(d);
+    }
+    Ok(chosen)
 }

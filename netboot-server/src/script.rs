@@ -183,6 +183,7 @@ pub fn plan(site: &Site, host: &HostSpec, image: ImageRef) -> InstallPlan {
         hostname: host.name.clone(),
         macs: host.macs.clone(),
         disk: host.disk.clone(),
+        disks: host.disks.clone(),
         layout: host.layout.clone(),
         network,
         image,
@@ -314,7 +315,8 @@ pub fn di_script(r: &Renderer, site: &Site, host: &HostSpec, token: &str, name: 
         _ => return Ok(None),
     };
     let ep = endpoints(site.base_url, &host.name);
-    let d = &host.disk;
+    // a Debian-installer host has one disk (HostSpec::validate)
+    let d = host.disk.as_ref().context("the Debian installer installs on one disk (disk = { ... })")?;
     let root = host.layout.subvolumes.iter().find(|s| s.mountpoint == "/").map(|s| s.name.as_str()).unwrap_or("@");
     // parents before children, so /var is mounted before /var/log
     let mut subvolumes: Vec<&metalboot_spec::Subvolume> =

@@ -154,6 +154,10 @@ pub struct HostView {
     /// system, where it chooses the disk (absent from an older server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_selector: Option<DiskSelector>,
+    /// Every disk selector of a host on several disks (btrfs raid1; then
+    /// `disk_selector` is absent); empty for one disk.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskSelector>,
     /// Who logs in over SSH on the installed system (root, or the admin
     /// user when root login is off).
     #[serde(default = "root_login")]

@@ -1,6 +1,9 @@
 //! Which disk a host is installed on, and how it is laid out: the
-//! selector's rules (each must match exactly one disk) and the GPT +
-//! BTRFS subvolume layout (DESIGN.md's default).
+//! selector's rules (each must match exactly one disk), the GPT + BTRFS
+//! subvolume layout (DESIGN.md's default), and a host on two or more disks
+//! (`disks = [...]`, `layout.raid = "raid1"`): every disk gets the same
+//! partitions and one BTRFS with data and metadata mirrored spans their root
+//! partitions (FIELD.md, "Two disks").
 
 use crate::error::opt;
 use crate::error::quote;
@@ -74,6 +77,25 @@ pub struct Subvolume {
     pub mountpoint: String,
 }
 
+/// How the root filesystem spans the host's disks.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Raid {
+    /// One disk (`disk = {...}`).
+    #[default]
+    None,
+    /// Two or more disks (`disks = [...]`): BTRFS `-d raid1 -m raid1`, every
+    /// block on two of them, so the host survives losing one.
+    Raid1,
+}
+
+impl Raid {
+    /// The default: one disk.
+    pub fn is_none(&self) -> bool {
+        *self == Raid::None
+    }
+}
+
 /// Partition and subvolume layout (DESIGN.md's default).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +113,9 @@ pub struct Layout {
     /// BTRFS mount options.
     #[serde(default = "default_mount_options")]
     pub mount_options: String,
+    /// `raid1` for a host on several disks (`disks = [...]`); default none.
+    #[serde(default, skip_serializing_if = "Raid::is_none")]
+    pub raid: Raid,
 }
 
 fn default_bios_boot() -> u64 {
@@ -116,6 +141,7 @@ impl Default for Layout {
             esp_mib: default_esp(),
             subvolumes: default_subvolumes(),
             mount_options: default_mount_options(),
+            raid: Raid::None,
         }
     }
 }
@@ -254,6 +280,102 @@ impl DiskSelector {
             parts.join(", ")
         }
     }
+}
+
+/// Checks a host's (or plan's) disks: exactly one of `disk` (one disk) and
+/// `disks` (two or more, with `raid = "raid1"`), every selector valid, and no
+/// two selectors that must name the same disk (the same path, the same WWN,
+/// or the same rules). Errors name the field: `disk`, `disks[i]`,
+/// `layout.raid`.
+pub fn check_disks(disk: Option<&DiskSelector>, disks: &[DiskSelector], raid: Raid) -> Result<(), SpecError> {
+    match (disk, disks) {
+        (Some(_), [_, ..]) => {
+            return Err(SpecError::new(
+                "disks",
+                "give either disk = { ... } (one disk) or disks = [{ ... }, { ... }] (several), not both",
+            ))
+        }
+        (None, []) => {
+            return Err(SpecError::new(
+                "disk",
+                "missing: metalboot never guesses; give disk = { ... } or disks = [{ ... }, { ... }]",
+            ))
+        }
+        (Some(d), []) => {
+            d.validate().map_err(|e| e.under("disk"))?;
+            if raid != Raid::None {
+                return Err(SpecError::new(
+                    "layout.raid",
+                    "raid1 needs at least two disks: list them as disks = [{ ... }, { ... }] in place of disk",
+                ));
+            }
+            return Ok(());
+        }
+        (None, [_]) => {
+            return Err(SpecError::new(
+                "disks",
+                "lists one disk: write it as disk = { ... }, or list two or more with layout.raid = \"raid1\"",
+            ))
+        }
+        (None, _) => {}
+    }
+    for (i, d) in disks.iter().enumerate() {
+        d.validate().map_err(|e| e.under(&format!("disks[{i}]")))?;
+    }
+    if raid != Raid::Raid1 {
+        return Err(SpecError::new(
+            "layout.raid",
+            format!("{} disks need layout.raid = \"raid1\" (one BTRFS mirrored across them)", disks.len()),
+        ));
+    }
+    for (j, b) in disks.iter().enumerate() {
+        for (i, a) in disks[..j].iter().enumerate() {
+            if let Some(why) = same_disk(a, b) {
+                return Err(SpecError::new(
+                    format!("disks[{j}]"),
+                    format!(
+                        "({}) names the same disk as disks[{i}] ({}): {why}; each selector must pick its own disk",
+                        b.describe(),
+                        a.describe()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The selectors of a host or plan: its one `disk`, else its `disks`.
+pub fn selectors<'a>(disk: &'a Option<DiskSelector>, disks: &'a [DiskSelector]) -> &'a [DiskSelector] {
+    match disk {
+        Some(d) => std::slice::from_ref(d),
+        None => disks,
+    }
+}
+
+/// The disks in words: one selector's [`DiskSelector::describe`], or
+/// `raid1 of [serial=A] + [serial=B]`.
+pub fn describe_selectors(sels: &[DiskSelector]) -> String {
+    match sels {
+        [one] => one.describe(),
+        many => {
+            format!("raid1 of {}", many.iter().map(|s| format!("[{}]", s.describe())).collect::<Vec<_>>().join(" + "))
+        }
+    }
+}
+
+/// Why two selectors can only ever match the same disk, if they must.
+fn same_disk(a: &DiskSelector, b: &DiskSelector) -> Option<&'static str> {
+    if a.path.is_some() && a.path == b.path {
+        return Some("the same path");
+    }
+    if let (Some(x), Some(y)) = (&a.wwn, &b.wwn) {
+        if norm_wwn(x) == norm_wwn(y) {
+            return Some("the same wwn");
+        }
+    }
+    let rules = |s: &DiskSelector| DiskSelector { wipe: false, ..s.clone() };
+    (rules(a) == rules(b)).then_some("the same rules")
 }
 
 impl Layout {

@@ -51,8 +51,14 @@ pub struct HostSpec {
     /// Arm the host for install the first time the server sees it.
     #[serde(default)]
     pub arm: bool,
-    /// Which disk to install to. Required: metalboot never guesses.
-    pub disk: DiskSelector,
+    /// Which disk to install to. This or `disks` is required: metalboot
+    /// never guesses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskSelector>,
+    /// Two or more disks, each selector matching exactly one, for one BTRFS
+    /// mirrored across them (`layout.raid = "raid1"`; image method only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskSelector>,
     /// Partition and subvolume layout.
     #[serde(default)]
     pub layout: Layout,
@@ -159,8 +165,15 @@ impl HostSpec {
     pub fn validate(&self) -> Result<(), SpecError> {
         safe::check_host_name(&self.name).map_err(|m| SpecError::new("name", m))?;
         each(&self.labels, "labels", |l| safe::check_label(l))?;
-        self.disk.validate().map_err(|e| e.under("disk"))?;
+        crate::disk::check_disks(self.disk.as_ref(), &self.disks, self.layout.raid)?;
         self.layout.validate().map_err(|e| e.under("layout"))?;
+        if self.method == Method::DebianInstaller && (!self.disks.is_empty() || !self.layout.raid.is_none()) {
+            let field = if self.disks.is_empty() { "layout.raid" } else { "disks" };
+            return Err(SpecError::new(
+                field,
+                "several disks (btrfs raid1) are not supported with method = \"debian-installer\"; use the image method",
+            ));
+        }
         self.network.validate(&self.macs).map_err(|e| e.under("network"))?;
         each(&self.ssh_authorized_keys, "ssh_authorized_keys", |k| safe::check_ssh_public_key(k))?;
         opt(&self.root_password_hash, "root_password_hash", safe::check_password_hash)?;
@@ -187,6 +200,21 @@ impl HostSpec {
         }
         self.ssh.validate(self.admin.is_some()).map_err(|e| e.under("ssh"))?;
         Ok(())
+    }
+
+    /// Every disk selector: the one `disk`, else `disks`.
+    pub fn disk_selectors(&self) -> &[DiskSelector] {
+        crate::disk::selectors(&self.disk, &self.disks)
+    }
+
+    /// Whether the host is installed on several disks.
+    pub fn multi_disk(&self) -> bool {
+        self.disk_selectors().len() > 1
+    }
+
+    /// The disks in words (see [`crate::disk::describe_selectors`]).
+    pub fn describe_disks(&self) -> String {
+        crate::disk::describe_selectors(self.disk_selectors())
     }
 
     /// The admin user as the plan carries it, every default resolved.
@@ -353,5 +381,89 @@ mod tests {
             "name = \"h1\"\ndisk = {{ path = \"/dev/vda\" }}\n{keys}[ssh]\npermit_root = true"
         ));
         assert!(unknown.is_err(), "a misspelt [host.ssh] key is refused");
+    }
+
+    fn host_with(disks: &str, extra: &str) -> Result<HostSpec, SpecError> {
+        let h: HostSpec =
+            toml::from_str(&format!("name = \"h1\"\n{disks}\nssh_authorized_keys = [\"{KEY}\"]\n{extra}")).unwrap();
+        h.validate().map(|_| h)
+    }
+
+    #[test]
+    fn two_disks_with_raid1_are_one_host_on_both() {
+        let h =
+            host_with("disks = [ { serial = \"A\" }, { serial = \"B\", wipe = true } ]", "[layout]\nraid = \"raid1\"")
+                .unwrap();
+        assert_eq!(h.disk, None);
+        assert_eq!(h.disk_selectors().len(), 2);
+        assert!(h.multi_disk());
+        assert_eq!(h.describe_disks(), "raid1 of [serial=A] + [serial=B]");
+        assert_eq!(h.layout.raid, crate::Raid::Raid1);
+        let one = host_with("disk = { serial = \"A\" }", "").unwrap();
+        assert_eq!(
+            (one.disk_selectors().len(), one.multi_disk(), one.describe_disks().as_str()),
+            (1, false, "serial=A")
+        );
+    }
+
+    #[test]
+    fn disk_and_disks_errors_name_the_field() {
+        let raid = "[layout]\nraid = \"raid1\"";
+        let cases = [
+            (
+                "disk = { serial = \"A\" }\ndisks = [ { serial = \"B\" }, { serial = \"C\" } ]",
+                raid,
+                "disks",
+                "not both",
+            ),
+            ("", "", "disk", "missing"),
+            ("disks = []", "", "disk", "missing"),
+            ("disks = [ { serial = \"A\" } ]", raid, "disks", "lists one disk"),
+            ("disk = { serial = \"A\" }", raid, "layout.raid", "at least two disks"),
+            ("disks = [ { serial = \"A\" }, { serial = \"B\" } ]", "", "layout.raid", "2 disks need layout.raid"),
+            ("disks = [ { serial = \"A\" }, { serial = \"a b\\n\" } ]", raid, "disks[1].serial", ""),
+            (
+                "disks = [ { serial = \"A\" }, { serial = \"A\", wipe = true } ]",
+                raid,
+                "disks[1]",
+                "(serial=A) names the same disk as disks[0] (serial=A): the same rules",
+            ),
+            (
+                "disks = [ { path = \"/dev/sda\" }, { serial = \"B\" }, { path = \"/dev/sda\", model = \"M\" } ]",
+                raid,
+                "disks[2]",
+                "names the same disk as disks[0] (path=/dev/sda): the same path",
+            ),
+            (
+                "disks = [ { wwn = \"naa.5000C500A1B2C3D4\" }, { wwn = \"0x5000c500a1b2c3d4\" } ]",
+                raid,
+                "disks[1]",
+                "the same wwn",
+            ),
+        ];
+        for (disks, extra, field, text) in cases {
+            let e = host_with(disks, extra).unwrap_err();
+            assert_eq!(e.field, field, "{disks}: {e}");
+            assert!(e.to_string().contains(text), "{disks}: {e}");
+        }
+        let unknown =
+            toml::from_str::<HostSpec>("name = \"h1\"\ndisk = { serial = \"A\" }\n[layout]\nraid = \"raid5\"");
+        assert!(unknown.is_err(), "only none and raid1");
+    }
+
+    #[test]
+    fn the_debian_installer_refuses_several_disks_at_load() {
+        let di = "method = \"debian-installer\"";
+        let e = host_with(
+            "disks = [ { serial = \"A\" }, { serial = \"B\" } ]",
+            &format!("{di}\n[layout]\nraid = \"raid1\""),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "disks");
+        assert!(
+            e.to_string().contains("not supported with method = \"debian-installer\"; use the image method"),
+            "{e}"
+        );
+        host_with("disk = { serial = \"A\" }", di).unwrap();
     }
 }

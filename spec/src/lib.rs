@@ -22,7 +22,7 @@ pub mod safe;
 pub mod size;
 
 pub use bootargs::BootArgs;
-pub use disk::{DiskIdentity, DiskSelector, Layout, Subvolume, MIN_ROOT_BYTES, SECTOR_SIZES};
+pub use disk::{DiskIdentity, DiskSelector, Layout, Raid, Subvolume, MIN_ROOT_BYTES, SECTOR_SIZES};
 pub use error::{one_line, parse_error, quote, SpecError};
 pub use host::{HandoffSpec, HostSpec, Method, NetMode, NetworkSpec, OnFailure};
 pub use login::{AdminSpec, AdminUser, RootLogin, SshSpec, SshdSettings};

@@ -42,8 +42,14 @@ pub struct InstallPlan {
     pub hostname: String,
     /// MACs of the host.
     pub macs: Vec<MacAddr>,
-    /// Target disk rules.
-    pub disk: DiskSelector,
+    /// Target disk rules (one disk). Either this or `disks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskSelector>,
+    /// Rules for two or more disks (`layout.raid = "raid1"`). An installer
+    /// from before this field refuses such a plan (unknown field, no `disk`)
+    /// rather than install on one disk.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskSelector>,
     /// Partitions and subvolumes.
     pub layout: Layout,
     /// Network of the installed system.
@@ -71,13 +77,18 @@ pub struct InstallPlan {
 }
 
 impl InstallPlan {
+    /// Every disk selector: the one `disk`, else `disks`.
+    pub fn disk_selectors(&self) -> &[DiskSelector] {
+        crate::disk::selectors(&self.disk, &self.disks)
+    }
+
     /// The installer's own check of a plan received over the network.
     pub fn validate(&self) -> Result<(), SpecError> {
         if self.version != PLAN_VERSION {
             return Err(SpecError::new("version", format!("plan version {} is not {PLAN_VERSION}", self.version)));
         }
         crate::safe::check_host_name(&self.hostname).map_err(|m| SpecError::new("hostname", m))?;
-        self.disk.validate().map_err(|e| e.under("disk"))?;
+        crate::disk::check_disks(self.disk.as_ref(), &self.disks, self.layout.raid)?;
         self.layout.validate().map_err(|e| e.under("layout"))?;
         self.network.validate(&self.macs).map_err(|e| e.under("network"))?;
         if self.image.sha256.len() != 64 || !self.image.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -145,5 +156,23 @@ mod tests {
         assert_eq!(p.validate().unwrap_err().field, "admin.name");
         v["ssh"]["permit_root_login"] = "without-password".into();
         assert!(serde_json::from_value::<InstallPlan>(v).is_err(), "only the values metalboot writes");
+    }
+
+    #[test]
+    fn a_plan_carries_one_disk_or_several_with_raid1() {
+        let p: InstallPlan = serde_json::from_value(plan_json()).unwrap();
+        assert_eq!(p.disk_selectors().len(), 1);
+        let out = serde_json::to_value(&p).unwrap();
+        assert!(out.get("disks").is_none() && out["layout"].get("raid").is_none(), "one-disk plans as before: {out}");
+        let mut v = plan_json();
+        v.as_object_mut().unwrap().remove("disk");
+        v["disks"] = serde_json::json!([{ "serial": "A" }, { "serial": "B" }]);
+        v["layout"] = serde_json::json!({ "raid": "raid1" });
+        let p: InstallPlan = serde_json::from_value(v.clone()).unwrap();
+        p.validate().unwrap();
+        assert_eq!(p.disk_selectors().iter().map(|s| s.describe()).collect::<Vec<_>>(), ["serial=A", "serial=B"]);
+        v["layout"] = serde_json::json!({});
+        let p: InstallPlan = serde_json::from_value(v).unwrap();
+        assert_eq!(p.validate().unwrap_err().field, "layout.raid");
     }
 }

@@ -149,6 +149,7 @@ fn boot_may_live_in_a_subvolume_of_its_own() {
         cmdline_default: "quiet".into(),
         timeout: 5,
         serial: None,
+        degraded: false,
     };
     let text = grubcfg::render(&c);
     assert!(text.contains("\tlinux\t/@boot/vmlinuz-6.1.0-57-amd64 root=UUID="), "{text}");

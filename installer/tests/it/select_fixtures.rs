@@ -48,7 +48,7 @@ fn probe_reads_the_logical_sector_size() {
 fn dry_run_on_a_4kn_disk_shows_its_sector_size_and_counts_in_it() {
     let vdb = disks().swap_remove(5);
     let plan = common::plan(serde_json::json!({"serial": "VIRTIO-DATA"}), "http://127.0.0.1:9/x", &"0".repeat(64), 1);
-    let dry = serde_json::to_value(install::dry_run_on(vdb, &plan).unwrap()).unwrap();
+    let dry = serde_json::to_value(install::dry_run_on(vec![vdb], &plan).unwrap()).unwrap();
     assert_eq!(dry["disk"]["logical_block_size"], 4096);
     let parts: Vec<(u64, u64, u64)> = dry["partitions"]
         .as_array()

@@ -35,7 +35,7 @@ pub fn hostvars(spec: &HostSpec, rec: &HostRecord) -> Value {
     v.insert("metalboot_macs".into(), json!(spec.macs.iter().map(|m| m.to_string()).collect::<Vec<_>>()));
     v.insert("metalboot_labels".into(), json!(spec.labels));
     v.insert("metalboot_method".into(), json!(spec.method));
-    v.insert("metalboot_disk".into(), json!(spec.disk.describe()));
+    v.insert("metalboot_disk".into(), json!(spec.describe_disks()));
     v.insert("metalboot_image".into(), json!(spec.image));
     v.insert("metalboot_addresses".into(), json!(rec.addresses));
     v.insert("metalboot_installed_at".into(), json!(rec.installed_at));

@@ -28,10 +28,11 @@ pub(super) fn view(spec: &metalboot_spec::HostSpec, record: HostRecord) -> HostV
         macs: spec.macs.iter().map(|m| m.to_string()).collect(),
         labels: spec.labels.clone(),
         method: spec.method,
-        disk: spec.disk.describe(),
+        disk: spec.describe_disks(),
         // the server does not know the disk's sector size: the larger need of 512 and 4096
         min_disk_bytes: spec.layout.min_disk_bytes_any_sector(),
-        disk_selector: Some(spec.disk.clone()),
+        disk_selector: spec.disk.clone(),
+        disks: spec.disks.clone(),
         login: spec.ssh_login().to_string(),
     }
 }

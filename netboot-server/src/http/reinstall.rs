@@ -32,7 +32,8 @@ impl InstallOverride {
     pub fn apply(&self, host: &HostSpec) -> HostSpec {
         let mut h = host.clone();
         h.network = self.network.clone();
-        h.disk = self.disk.clone();
+        h.disk = Some(self.disk.clone());
+        h.disks.clear();
         h
     }
 }
@@ -59,6 +60,13 @@ pub async fn reinstall(
             "host {} has method = \"debian-installer\"; a reinstall in place boots metalboot's own installer \
              (method = \"image\")",
             quote(&name)
+        )));
+    }
+    if spec.multi_disk() {
+        return Err(AppError::BadRequest(format!(
+            "host {} is installed on several disks ({}): reinstall in place of a multi-disk host is not supported yet",
+            quote(&name),
+            spec.describe_disks()
         )));
     }
     if !spec.macs.is_empty() && !spec.macs.contains(&req.mac) {

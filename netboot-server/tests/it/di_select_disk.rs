@@ -53,7 +53,7 @@ fn recorder() -> (String, Arc<Mutex<Vec<String>>>) {
 fn host_with(disk: DiskSelector) -> HostSpec {
     let inv = Inventory::load(&common::fixtures().join("inventory")).unwrap();
     let mut h = inv.get("di1").unwrap().clone();
-    h.disk = disk;
+    h.disk = Some(disk);
     h
 }
 

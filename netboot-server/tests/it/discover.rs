@@ -238,11 +238,11 @@ mod remote {
         assert_eq!(h.network, net);
         assert_eq!(h.ssh_authorized_keys, vec![KEY.to_string()]);
         assert!(!h.arm, "a printed entry is not armed by itself");
-        assert!(h.disk.wipe, "the disk holds the old system, so the entry must allow wiping it");
+        assert!(h.disk.as_ref().unwrap().wipe, "the disk holds the old system, so the entry must allow wiping it");
         let root = d.root_disk().unwrap();
-        match &h.disk.serial {
+        match &h.disk.as_ref().unwrap().serial {
             Some(s) => assert_eq!(Some(s), root.serial.as_ref()),
-            None => assert_eq!(h.disk.path.as_deref(), Some(root.path.as_str())),
+            None => assert_eq!(h.disk.as_ref().unwrap().path.as_deref(), Some(root.path.as_str())),
         }
     }
 

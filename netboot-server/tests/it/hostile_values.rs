@@ -114,7 +114,7 @@ fn every_field_refuses_every_payload_at_load() {
 fn fixture_host() -> HostSpec {
     let inv = Inventory::load(&common::fixtures().join("inventory")).unwrap();
     let mut h = inv.get("db1").unwrap().clone();
-    h.disk.path = Some("/dev/sda".into());
+    h.disk.as_mut().unwrap().path = Some("/dev/sda".into());
     h
 }
 
@@ -129,10 +129,10 @@ fn poisoned(v: &str, method: Method) -> Vec<(&'static str, HostSpec)> {
     h.kernel_args = vec![v.into()];
     out.push(("kernel_args", h));
     let mut h = base.clone();
-    h.disk.path = Some(v.into());
+    h.disk.as_mut().unwrap().path = Some(v.into());
     out.push(("disk.path", h));
     let mut h = base.clone();
-    h.disk.serial = Some(v.into());
+    h.disk.as_mut().unwrap().serial = Some(v.into());
     out.push(("disk.serial", h));
     let mut h = base.clone();
     h.ssh_authorized_keys = vec![v.into()];
@@ -141,10 +141,10 @@ fn poisoned(v: &str, method: Method) -> Vec<(&'static str, HostSpec)> {
     h.root_password_hash = Some(v.into());
     out.push(("root_password_hash", h));
     let mut h = base.clone();
-    h.disk.model = Some(v.into());
+    h.disk.as_mut().unwrap().model = Some(v.into());
     out.push(("disk.model", h));
     let mut h = base.clone();
-    h.disk.wwn = Some(v.into());
+    h.disk.as_mut().unwrap().wwn = Some(v.into());
     out.push(("disk.wwn", h));
     let mut h = base.clone();
     h.layout.subvolumes[1].name = v.into();

@@ -61,7 +61,10 @@ async fn reinstall_hands_out_the_installer_with_the_discovered_network_and_the_p
     assert_eq!(plan.network.addresses[0].to_string(), "203.0.113.7/32");
     assert_eq!(plan.network.gateway.unwrap().to_string(), "172.31.1.1");
     assert_eq!(plan.network.mac.unwrap().to_string(), "52:54:00:00:00:03");
-    assert_eq!((plan.disk.serial.as_deref(), plan.disk.wipe), (Some("VPS-ROOT"), true));
+    assert_eq!(
+        (plan.disk.as_ref().unwrap().serial.as_deref(), plan.disk.as_ref().unwrap().wipe),
+        (Some("VPS-ROOT"), true)
+    );
 
     // the command records what the installer could not: it never got here
     let fail = json!({"step": "network", "error": "no network in installer: it tried ip=203.0.113.7::…"});
@@ -77,7 +80,7 @@ async fn reinstall_hands_out_the_installer_with_the_discovered_network_and_the_p
     let t2 = common::token_of(&script);
     let (_, plan) = s.get(&format!("/v1/hosts/vps1/plan?token={t2}")).await;
     let plan: metalboot_spec::InstallPlan = serde_json::from_str(&plan).unwrap();
-    assert_ne!(plan.disk.serial.as_deref(), Some("VPS-ROOT"));
+    assert_ne!(plan.disk.as_ref().unwrap().serial.as_deref(), Some("VPS-ROOT"));
 }
 
 #[tokio::test]

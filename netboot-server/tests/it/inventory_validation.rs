@@ -25,7 +25,7 @@ fn fixture_inventory_loads() {
     assert_eq!(inv.by_mac(&"52:54:00:00:01:02".parse().unwrap()).unwrap().name, "db1");
     let db1 = inv.get("db1").unwrap();
     assert_eq!(db1.layout.subvolumes.len(), 3);
-    assert_eq!(db1.disk.min_size.unwrap().0, 8 << 30);
+    assert_eq!(db1.disk.as_ref().unwrap().min_size.unwrap().0, 8 << 30);
 }
 
 #[test]

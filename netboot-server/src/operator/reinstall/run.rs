@@ -147,6 +147,14 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
             o.name
         )
     })?;
+    if !host.host.disks.is_empty() {
+        bail!(
+            "host {:?} is installed on several disks ({}): reinstall in place of a multi-disk host is not supported \
+             yet; nothing was changed",
+            o.name,
+            host.host.disk
+        );
+    }
     // the disk: the one the old system runs from, or on a rescue system
     // the one the host's own selector picks (and the installer is given
     // that selector)
