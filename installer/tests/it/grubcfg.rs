@@ -155,3 +155,28 @@ fn boot_may_live_in_a_subvolume_of_its_own() {
     assert!(text.contains("\tlinux\t/@boot/vmlinuz-6.1.0-57-amd64 root=UUID="), "{text}");
     assert!(text.contains("terminal_output console\n") && !text.contains("serial"), "{text}");
 }
+
+#[test]
+fn a_raid1_system_gets_a_degraded_entry_after_the_default_and_recovery() {
+    let d = tempfile::tempdir().unwrap();
+    let t = system(d.path(), &["6.1.0-57-cloud-amd64"]);
+    let script = t.join("etc/grub.d").join(metalboot_installer::degraded::GRUB_SCRIPT_NAME);
+    std::fs::write(&script, metalboot_installer::degraded::grub_script()).unwrap();
+    let c = grubcfg::from_target(&t, UUID, &default_subvols()).unwrap();
+    assert!(c.degraded);
+    let text = grubcfg::render(&c);
+    crate::golden::check(&text, "grub-raid1.cfg");
+    let titles: Vec<&str> = text.lines().filter(|l| l.starts_with("menuentry ")).collect();
+    assert_eq!(titles.len(), 3);
+    assert!(titles[0].starts_with("menuentry 'Debian GNU/Linux' "), "the default stays first and not degraded");
+    assert!(titles[2].starts_with("menuentry 'Debian GNU/Linux (degraded: a disk is missing)' "), "{}", titles[2]);
+    assert!(text.contains(
+        "\tlinux\t/@/boot/vmlinuz-6.1.0-57-cloud-amd64 root=UUID=a80c9ab0-132e-4059-9fb9-5c3695dd1954 ro \
+         rootflags=subvol=@,degraded console=tty0 console=ttyS0,115200n8 quiet metalboot.degraded=1\n"
+    ));
+    assert_eq!(text.matches("degraded").count(), 4, "only the third entry (title, id, rootflags, flag):\n{text}");
+    // a changed script is someone else's: update-grub runs
+    std::fs::write(&script, metalboot_installer::degraded::grub_script() + "echo extra\n").unwrap();
+    let e = grubcfg::from_target(&t, UUID, &default_subvols()).unwrap_err();
+    assert_eq!(e, "/etc/grub.d/11_metalboot_degraded is not the one this installer writes");
+}

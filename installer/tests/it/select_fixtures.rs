@@ -3,7 +3,7 @@
 use crate::common;
 use metalboot_installer::install;
 use metalboot_installer::probe::{describe, probe_disks, DiskFacts};
-use metalboot_installer::select::{select, SelectError};
+use metalboot_installer::select::{select, select_all, SelectError};
 use metalboot_spec::{ByteSize, DiskSelector};
 use std::path::Path;
 
@@ -125,4 +125,81 @@ fn disk_with_partitions_needs_wipe() {
 fn empty_selector_needs_exactly_one_eligible_disk() {
     let e = select(&disks(), &DiskSelector::default(), &[]).unwrap_err();
     assert!(matches!(e, SelectError::Ambiguous { count: 5, .. }), "{e}");
+}
+
+fn raid_plan(disks: serde_json::Value) -> metalboot_spec::InstallPlan {
+    let mut v = serde_json::to_value(common::plan(
+        serde_json::json!({"path": "/dev/sda"}),
+        "http://127.0.0.1:9/x",
+        &"0".repeat(64),
+        1,
+    ))
+    .unwrap();
+    v.as_object_mut().unwrap().remove("disk");
+    v["disks"] = disks;
+    v["layout"]["raid"] = "raid1".into();
+    let p: metalboot_spec::InstallPlan = serde_json::from_value(v).unwrap();
+    p.validate().unwrap();
+    p
+}
+
+#[test]
+fn each_selector_of_a_raid_chooses_its_own_disk() {
+    let d = disks();
+    let sels = [sel(|s| s.serial = Some("WD-WCC4M0654321".into())), sel(|s| s.wwn = Some("naa.50014ee2b5e3c2a1".into()))];
+    let chosen = select_all(&d, &sels, &[]).unwrap();
+    assert_eq!(chosen.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["sdb", "sda"]);
+}
+
+#[test]
+fn two_selectors_choosing_one_disk_are_refused_naming_both() {
+    let d = disks();
+    let sels = [sel(|s| s.serial = Some("WD-WCC4M0123456".into())), sel(|s| s.wwn = Some("0x50014EE2B5E3C2A1".into()))];
+    let e = select_all(&d, &sels, &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "disks[0] (serial=WD-WCC4M0123456) and disks[1] (wwn=0x50014EE2B5E3C2A1) both match /dev/sda; each selector \
+         must pick its own disk"
+    );
+}
+
+#[test]
+fn one_raid_selector_without_its_disk_stops_the_whole_selection() {
+    let d = disks();
+    let sels = [sel(|s| s.serial = Some("WD-WCC4M0123456".into())), sel(|s| s.serial = Some("GONE".into()))];
+    let e = select_all(&d, &sels, &[]).unwrap_err();
+    assert!(matches!(e, SelectError::NoMatch { .. }), "{e}");
+    assert!(e.to_string().starts_with("no disk matches serial=GONE"), "{e}");
+    // a removable disk or one holding partitions is refused in a raid as alone
+    let sels = [sel(|s| s.serial = Some("WD-WCC4M0123456".into())), sel(|s| s.serial = Some("VIRTIO-SYS".into()))];
+    assert!(matches!(select_all(&d, &sels, &[]).unwrap_err(), SelectError::HasPartitions { .. }));
+}
+
+#[test]
+fn dry_run_on_two_disks_shows_both_and_the_raid1() {
+    let d = disks();
+    let plan = raid_plan(serde_json::json!([{"serial": "WD-WCC4M0123456"}, {"serial": "VIRTIO-DATA"}]));
+    // a 1.8 TiB disk with 512-byte sectors and an 8 GiB one with 4096-byte sectors
+    let chosen = vec![d[1].clone(), d[5].clone()];
+    let dry = serde_json::to_value(install::dry_run_on(chosen, &plan).unwrap()).unwrap();
+    assert_eq!(dry["disk"]["path"], "/dev/sda");
+    assert_eq!(dry["partitions"][0]["start_lba"], 2048);
+    let more = dry["more_disks"].as_array().unwrap();
+    assert_eq!(more.len(), 1);
+    assert_eq!(more[0]["disk"]["path"], "/dev/vdb");
+    assert_eq!(more[0]["partitions"].as_array().unwrap().len(), 3);
+    assert_eq!(more[0]["partitions"][0]["start_lba"], 256, "vdb counts its own 4096-byte sectors");
+    assert_eq!(
+        dry["root"],
+        "btrfs raid1 across /dev/sda3, /dev/vdb3 (data and metadata on two disks each; 7.5 GiB usable, the smallest \
+         root partition)"
+    );
+    let files: Vec<&str> = dry["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert!(files.contains(&"/etc/udev/rules.d/65-metalboot-btrfs-degraded.rules"), "{files:?}");
+    assert!(files.contains(&"/etc/grub.d/11_metalboot_degraded"), "{files:?}");
+    // one disk: as before, no more_disks
+    let one = common::plan(serde_json::json!({"serial": "VIRTIO-DATA"}), "http://127.0.0.1:9/x", &"0".repeat(64), 1);
+    let dry = serde_json::to_value(install::dry_run_on(vec![d[5].clone()], &one).unwrap()).unwrap();
+    assert!(dry.get("more_disks").is_none());
+    assert_eq!(dry["root"], "btrfs on /dev/vdb3");
 }
