@@ -188,3 +188,119 @@ fn refuses_a_disk_with_partitions_unless_wipe_is_set() {
     assert!(err.is::<install::NothingWritten>(), "not marked as before the first write: {err:#}");
     assert_eq!(before, disk.sha256());
 }
+
+fn raid_plan(a: &str, b: &str, url: &str, sha256: &str, size: u64) -> metalboot_spec::InstallPlan {
+    let mut v = serde_json::to_value(plan(serde_json::json!({"path": a}), url, sha256, size)).unwrap();
+    v.as_object_mut().unwrap().remove("disk");
+    v["disks"] = serde_json::json!([{"path": a}, {"path": b}]);
+    v["layout"]["raid"] = "raid1".into();
+    let p: metalboot_spec::InstallPlan = serde_json::from_value(v).unwrap();
+    p.validate().unwrap();
+    p
+}
+
+/// A partition of `dev` (512-byte sectors) as a loop device.
+fn part_loop(dev: &str, p: &gpt::partition::Partition) -> PartLoop {
+    PartLoop::new(dev, p.first_lba * 512, (p.last_lba + 1 - p.first_lba) * 512)
+}
+
+#[test]
+#[ignore = "needs root and loop devices; run by `make test`"]
+fn installs_btrfs_raid1_across_two_loop_disks() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, image) = make_rootfs_tarball(dir.path());
+    let srv = serve_file(image.clone(), None);
+    // disks of different sizes: the raid1 holds what the smaller one does
+    let a = Loop::new(dir.path(), "a.img", 4 << 30);
+    let b = Loop::new(dir.path(), "b.img", 5 << 30);
+    let plan = raid_plan(&a.dev, &b.dev, &srv.url, &sha(&image), image.len() as u64);
+    let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
+    install::install(&plan, &opts(dir.path()), &mut rep).expect("install succeeds");
+
+    let mut roots = Vec::new();
+    let mut esps = Vec::new();
+    for disk in [&a, &b] {
+        let g = gpt::GptConfig::new().open(&disk.dev).unwrap();
+        let parts: Vec<_> = g.partitions().values().cloned().collect();
+        assert_eq!(parts.len(), 3, "{}", disk.dev);
+        assert_eq!(parts[0].part_type_guid, gpt::partition_types::BIOS);
+        assert_eq!(parts[1].part_type_guid, gpt::partition_types::EFI);
+        assert_eq!(parts[2].part_type_guid, gpt::partition_types::LINUX_FS);
+        esps.push(part_loop(&disk.dev, &parts[1]));
+        roots.push(part_loop(&disk.dev, &parts[2]));
+    }
+    for e in &esps {
+        assert_eq!(sh(&format!("blkid -p -s TYPE -o value {}", e.0)).trim(), "vfat");
+    }
+    let uuids: Vec<String> =
+        roots.iter().map(|r| sh(&format!("blkid -p -s UUID -o value {}", r.0)).trim().to_string()).collect();
+    assert_eq!(uuids[0], uuids[1], "one filesystem on both disks");
+    let top = dir.path().join("top");
+    std::fs::create_dir_all(&top).unwrap();
+    sh(&format!("mount -o subvolid=5,device={},device={} {} {}", roots[0].0, roots[1].0, roots[0].0, top.display()));
+    let check = std::panic::catch_unwind(|| {
+        let df = sh(&format!("btrfs filesystem df {}", top.display()));
+        assert!(df.contains("Data, RAID1") && df.contains("Metadata, RAID1"), "{df}");
+        let show = sh(&format!("btrfs filesystem show {}", top.display()));
+        assert!(show.contains("Total devices 2"), "{show}");
+        let r = top.join("@");
+        assert_eq!(std::fs::read_to_string(top.join("@home/alice/notes")).unwrap(), "in @home\n");
+        let fstab = std::fs::read_to_string(r.join("etc/fstab")).unwrap();
+        assert!(fstab.contains(&format!("UUID={} / btrfs subvol=/@,", uuids[0])), "{fstab}");
+        assert!(fstab.contains("/boot/efi vfat umask=0077,nofail,x-systemd.device-timeout=10s 0 1"), "{fstab}");
+        let rule = std::fs::read_to_string(r.join("etc/udev/rules.d/65-metalboot-btrfs-degraded.rules")).unwrap();
+        assert!(rule.contains(&format!("ENV{{ID_FS_UUID}}!=\"{}\"", uuids[0])), "{rule}");
+        let hook = r.join("etc/initramfs-tools/scripts/local-premount/metalboot-btrfs-degraded");
+        assert_eq!(std::fs::metadata(&hook).unwrap().permissions().mode() & 0o777, 0o755);
+        assert!(r.join("etc/grub.d/11_metalboot_degraded").exists());
+    });
+    sh(&format!("umount {}", top.display()));
+    check.unwrap();
+}
+
+#[test]
+#[ignore = "needs root and loop devices; run by `make test`"]
+fn a_failed_raid1_install_wipes_both_disks() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut image) = make_rootfs_tarball(dir.path());
+    let good = sha(&image);
+    let n = image.len();
+    image[n / 2] ^= 0xff;
+    let srv = serve_file(image, None);
+    let a = Loop::new(dir.path(), "a.img", 4 << 30);
+    let b = Loop::new(dir.path(), "b.img", 4 << 30);
+    let plan = raid_plan(&a.dev, &b.dev, &srv.url, &good, n as u64);
+    let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
+    let err = install::install(&plan, &opts(dir.path()), &mut rep).expect_err("corrupt image refused");
+    assert!(!err.is::<install::NothingWritten>(), "{err:#}");
+    for disk in [&a, &b] {
+        let head = std::fs::read(&disk.file).unwrap();
+        assert!(head[..1 << 20].iter().all(|b| *b == 0), "{} kept a partition table", disk.dev);
+    }
+}
+
+#[test]
+#[ignore = "needs root and loop devices; run by `make test`"]
+fn a_raid1_with_one_disk_chosen_twice_writes_nothing() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let size: u64 = (64 << 20) + 11 * (1 << 20);
+    let a = Loop::new(dir.path(), "a.img", size);
+    let before = a.sha256();
+    // the same disk by path and by size: only the installer can tell
+    let mut v =
+        serde_json::to_value(plan(serde_json::json!({"path": a.dev}), "http://127.0.0.1:9/x", &"0".repeat(64), 1))
+            .unwrap();
+    v.as_object_mut().unwrap().remove("disk");
+    v["disks"] = serde_json::json!([{"path": a.dev}, {"min_size": size, "max_size": size}]);
+    v["layout"]["raid"] = "raid1".into();
+    let p: metalboot_spec::InstallPlan = serde_json::from_value(v).unwrap();
+    p.validate().unwrap();
+    let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
+    let err = install::install(&p, &opts(dir.path()), &mut rep).expect_err("refused");
+    assert!(format!("{err:#}").contains("both match"), "{err:#}");
+    assert!(err.is::<install::NothingWritten>(), "{err:#}");
+    assert_eq!(before, a.sha256());
+}

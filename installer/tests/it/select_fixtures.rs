@@ -146,7 +146,8 @@ fn raid_plan(disks: serde_json::Value) -> metalboot_spec::InstallPlan {
 #[test]
 fn each_selector_of_a_raid_chooses_its_own_disk() {
     let d = disks();
-    let sels = [sel(|s| s.serial = Some("WD-WCC4M0654321".into())), sel(|s| s.wwn = Some("naa.50014ee2b5e3c2a1".into()))];
+    let sels =
+        [sel(|s| s.serial = Some("WD-WCC4M0654321".into())), sel(|s| s.wwn = Some("naa.50014ee2b5e3c2a1".into()))];
     let chosen = select_all(&d, &sels, &[]).unwrap();
     assert_eq!(chosen.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["sdb", "sda"]);
 }
