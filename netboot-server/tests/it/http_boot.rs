@@ -172,7 +172,7 @@ async fn operator_api_needs_the_bearer_token() {
     assert_eq!(state_of(&s, "db1").await, "absent");
     let (st, list) = s.api("GET", "/v1/hosts").await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(list.as_array().unwrap().len(), 6);
+    assert_eq!(list.as_array().unwrap().len(), 7);
     assert_eq!(s.api("POST", "/v1/hosts/nosuch/arm").await.0, StatusCode::NOT_FOUND);
 }
 

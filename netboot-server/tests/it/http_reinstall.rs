@@ -129,3 +129,19 @@ async fn reinstall_is_refused_while_the_hosts_image_is_missing() {
     let (_, after) = s.api("GET", "/v1/hosts/vps1").await;
     assert_eq!(before, after);
 }
+
+#[tokio::test]
+async fn a_host_on_two_disks_is_shown_with_both_and_not_reinstalled_in_place() {
+    let s = TestServer::new();
+    let (_, host) = s.api("GET", "/v1/hosts/raid1").await;
+    let view: metalboot::api::HostView = serde_json::from_value(host.clone()).unwrap();
+    assert_eq!(view.disk, "raid1 of [serial=S4EVNX0N000001] + [serial=S4EVNX0N000002]");
+    assert_eq!((view.disk_selector, view.disks.len()), (None, 2), "{host}");
+    let mut body = discovered();
+    body["mac"] = "52:54:00:00:00:0b".into();
+    let (st, body) = api_post(&s, "/v1/hosts/raid1/reinstall", body, true).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("reinstall in place of a multi-disk host is not supported yet"), "{body}");
+    let (_, host) = s.api("GET", "/v1/hosts/raid1").await;
+    assert_ne!(host["state"], "booting", "nothing issued");
+}

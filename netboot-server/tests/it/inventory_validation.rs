@@ -21,7 +21,7 @@ fn load_err(text: &str) -> String {
 fn fixture_inventory_loads() {
     let inv = Inventory::load(&common::fixtures().join("inventory")).unwrap();
     let names: Vec<&str> = inv.hosts().iter().map(|h| h.name.as_str()).collect();
-    assert_eq!(names, ["di1", "di2", "di3", "web1", "db1", "vps1"]);
+    assert_eq!(names, ["di1", "di2", "di3", "web1", "db1", "vps1", "raid1"]);
     assert_eq!(inv.by_mac(&"52:54:00:00:01:02".parse().unwrap()).unwrap().name, "db1");
     let db1 = inv.get("db1").unwrap();
     assert_eq!(db1.layout.subvolumes.len(), 3);
@@ -114,5 +114,5 @@ fn check_config_cli_exits_nonzero_naming_the_problem() {
     assert!(err.contains("hosts.toml: host \"h1\": field `disk.serial`"), "{err}");
     let good = common::metalboot(&common::fixtures(), &common::fixtures().join("metalboot.toml"), &["check-config"]);
     assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
-    assert!(String::from_utf8_lossy(&good.stdout).contains("OK, 6 host(s)"));
+    assert!(String::from_utf8_lossy(&good.stdout).contains("OK, 7 host(s)"));
 }
