@@ -8,7 +8,7 @@
 
 use metalboot_e2e::harness::Image;
 use metalboot_e2e::scenarios::{
-    check_installed, debian_installer, install, install_once, pxe_install, refusal, Dhcp, Disks, TEST_IMAGE,
+    check_installed, debian_installer, install, install_once, refusal, Dhcp, Disks, TEST_IMAGE,
 };
 use metalboot_e2e::timing::Timed;
 use metalboot_e2e::vm::Firmware;
@@ -28,12 +28,14 @@ fn bios_full_dhcp_install_boot_and_ssh_then_install_once() {
     i.s.finish();
 }
 
-/// Scenario 2: UEFI (OVMF's own PXE client → TFTP → iPXE), full DHCP.
+/// Scenario 2: UEFI (OVMF's own PXE client → TFTP → iPXE), full DHCP, two
+/// disks as BTRFS raid1 (a 4Kn NVMe and a virtio disk); then each firmware
+/// boots the host from the virtio disk alone.
 #[test]
 #[ignore = "QEMU end to end, as root: run by `make e2e`"]
-fn uefi_full_dhcp_install_boot_and_ssh() {
-    let _t = Timed::start("uefi_full_dhcp_install_boot_and_ssh");
-    pxe_install(Firmware::Uefi, "uefi", TEST_IMAGE, Disks::VirtioThen4knNvme).unwrap();
+fn uefi_raid1_install_then_boots_with_a_disk_missing() {
+    let _t = Timed::start("uefi_raid1_install_then_boots_with_a_disk_missing");
+    metalboot_e2e::raid::raid1("uefi-raid1").unwrap();
 }
 
 /// Scenario 4: dnsmasq on another host hands out the addresses; metalboot

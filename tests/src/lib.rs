@@ -11,6 +11,7 @@ pub mod kvm;
 pub mod mitm;
 pub mod netns;
 pub mod perfdhcp;
+pub mod raid;
 pub mod reinstall;
 pub mod reinstall_grub;
 pub mod rescue;

@@ -32,12 +32,18 @@ pub(crate) fn dhcp_config(d: Dhcp) -> &'static str {
 
 /// The scenario's one host; the generic image is left to the inventory's default.
 pub(crate) fn inventory(s: &Scenario, disk: &str, image: Image) -> Result<String> {
+    inventory_with(s, &format!("disk = {disk}\n"), image)
+}
+
+/// The scenario's one host with `disk_lines` (`disk = …`, or `disks = […]`
+/// and a layout) for its disks.
+fn inventory_with(s: &Scenario, disk_lines: &str, image: Image) -> Result<String> {
     let image = match image {
         Image::Generic => String::new(),
         other => format!("image = \"{}\"\n", other.asset()),
     };
     Ok(format!(
-        "[[host]]\nname = \"vm1\"\nmacs = [\"{MAC}\"]\nlabels = [\"e2e\"]\narm = true\ndisk = {disk}\n{image}ssh_authorized_keys = [\"{}\"]\n",
+        "[[host]]\nname = \"vm1\"\nmacs = [\"{MAC}\"]\nlabels = [\"e2e\"]\narm = true\n{disk_lines}{image}ssh_authorized_keys = [\"{}\"]\n",
         s.public_key()?
     ))
 }
@@ -58,20 +64,38 @@ pub enum Disks {
     /// NVMe second: a rented server whose BIOS drive 0x80 is not the disk
     /// installed to.
     SataThenNvme,
-    /// A blank virtio disk, then the target: an NVMe disk with 4096-byte
-    /// logical sectors (4Kn).
-    VirtioThen4knNvme,
+    /// Two targets, BTRFS raid1: a 4Kn NVMe disk (`E2E-DISK`) and a virtio
+    /// disk with 512-byte sectors (`E2E-DISK2`).
+    Raid1,
 }
 
 impl Disks {
-    /// Creates the images: the target first, then the spare if any.
-    fn create(self, s: &Scenario) -> Result<(Disk, Option<Disk>)> {
+    /// The host's disk lines in the inventory.
+    fn inventory_lines(self) -> &'static str {
+        match self {
+            Disks::Raid1 => {
+                "disks = [{ serial = \"E2E-DISK\" }, { serial = \"E2E-DISK2\" }]\nlayout = { raid = \"raid1\" }\n"
+            }
+            _ => "disk = { serial = \"E2E-DISK\" }\n",
+        }
+    }
+
+    /// Creates the images; returns the disks in the order they are
+    /// attached, and the spare's image if there is one.
+    pub fn create(self, s: &Scenario) -> Result<(Vec<Disk>, Option<PathBuf>)> {
         let target = blank_disk(s, "disk.img", "E2E-DISK", 8 << 30)?;
-        let spare = blank_disk(s, "spare.img", "E2E-SPARE", 1 << 30)?;
+        let spare = || blank_disk(s, "spare.img", "E2E-SPARE", 1 << 30);
         Ok(match self {
-            Disks::One => (target, None),
-            Disks::SataThenNvme => (Disk { bus: Bus::Nvme, ..target }, Some(Disk { bus: Bus::Sata, ..spare })),
-            Disks::VirtioThen4knNvme => (Disk { bus: Bus::Nvme, sector: 4096, ..target }, Some(spare)),
+            Disks::One => (vec![target], None),
+            Disks::SataThenNvme => {
+                let spare = spare()?;
+                let path = spare.path.clone();
+                (vec![Disk { bus: Bus::Sata, ..spare }, Disk { bus: Bus::Nvme, ..target }], Some(path))
+            }
+            Disks::Raid1 => {
+                let second = blank_disk(s, "disk2.img", "E2E-DISK2", 8 << 30)?;
+                (vec![Disk { bus: Bus::Nvme, sector: 4096, ..target }, second], None)
+            }
         })
     }
 }
@@ -176,7 +200,7 @@ impl Installed {
     }
 }
 
-fn start(name: &str, dhcp: Dhcp, disk_selector: &str, image: Image) -> Result<(Scenario, &'static str)> {
+fn start(name: &str, dhcp: Dhcp, disk_lines: &str, image: Image) -> Result<(Scenario, &'static str)> {
     crate::harness::require_assets()?;
     let mut s = Scenario::new(name, 1)?;
     let accel = accel();
@@ -184,7 +208,7 @@ fn start(name: &str, dhcp: Dhcp, disk_selector: &str, image: Image) -> Result<(S
     if dhcp == Dhcp::ProxyBesideDnsmasq {
         s.start_dnsmasq()?;
     }
-    let inv = inventory(&s, disk_selector, image)?;
+    let inv = inventory_with(&s, disk_lines, image)?;
     s.start_server(&inv, dhcp_config(dhcp))?;
     Ok((s, accel))
 }
@@ -193,10 +217,8 @@ fn start(name: &str, dhcp: Dhcp, disk_selector: &str, image: Image) -> Result<(S
 /// its disk and for SSH with the enrolled key against the recorded host
 /// keys, and checks it runs the image's kernel.
 pub fn install(fw: Firmware, name: &str, dhcp: Dhcp, image: Image, disks: Disks) -> Result<Installed> {
-    let (mut s, accel) = start(name, dhcp, "{ serial = \"E2E-DISK\" }", image)?;
-    let (target, spare) = disks.create(&s)?;
-    let spare_path = spare.as_ref().map(|d| d.path.clone());
-    let attached: Vec<Disk> = spare.into_iter().chain([target]).collect();
+    let (mut s, accel) = start(name, dhcp, disks.inventory_lines(), image)?;
+    let (attached, spare_path) = disks.create(&s)?;
     let mut vm = Vm::start(&s.ns, &s.dir, accel, fw, "tap0", MAC, &attached)?;
     s.phase(&format!("vm started ({disks:?})"));
     let limit = Duration::from_secs(if accel == "kvm" { 300 } else { 900 });
@@ -268,33 +290,46 @@ fn check_logins(i: &mut Installed) -> Result<()> {
     Ok(())
 }
 
-/// The root filesystem is on the selected disk, with the disk's own sector
-/// size; the spare disk is still all zeros.
+/// The root filesystem is on the selected disk(s), each partitioned in its
+/// own sector size; a raid1 root has both disks, data and metadata RAID1;
+/// the spare disk is still all zeros.
 fn check_disks(i: &mut Installed) -> Result<()> {
-    let (dev, sector) = match i.disks {
-        Disks::One => ("vda", 512),
-        Disks::SataThenNvme => ("nvme0n1", 512),
-        Disks::VirtioThen4knNvme => ("nvme0n1", 4096),
+    let devs: &[(&str, u32)] = match i.disks {
+        Disks::One => &[("vda", 512)],
+        Disks::SataThenNvme => &[("nvme0n1", 512)],
+        Disks::Raid1 => &[("nvme0n1", 4096), ("vda", 512)],
     };
-    let src = i.ssh("findmnt -n -o SOURCE /")?;
-    ensure!(src.starts_with(&format!("/dev/{dev}")), "root is on {src}, not on {dev}");
-    let lbs = i.ssh(&format!("cat /sys/block/{dev}/queue/logical_block_size"))?;
-    ensure!(lbs.trim() == sector.to_string(), "{dev} has {lbs}-byte sectors, not {sector}");
-    // the GPT header is in logical block 1, whatever the block's size
-    let hdr = i.ssh(&format!("dd if=/dev/{dev} bs={sector} skip=1 count=1 status=none | head -c 8"))?;
-    ensure!(hdr == "EFI PART", "no GPT header in {sector}-byte block 1 of {dev}: {hdr:?}");
+    for &(dev, sector) in devs {
+        let lbs = i.ssh(&format!("cat /sys/block/{dev}/queue/logical_block_size"))?;
+        ensure!(lbs.trim() == sector.to_string(), "{dev} has {lbs}-byte sectors, not {sector}");
+        // the GPT header is in logical block 1, whatever the block's size
+        let hdr = i.ssh(&format!("dd if=/dev/{dev} bs={sector} skip=1 count=1 status=none | head -c 8"))?;
+        ensure!(hdr == "EFI PART", "no GPT header in {sector}-byte block 1 of {dev}: {hdr:?}");
+    }
+    let members = i.ssh("btrfs filesystem show / | grep -o '/dev/[a-z0-9]*' | sort")?;
+    let want: Vec<String> =
+        devs.iter().map(|(d, _)| format!("/dev/{d}{}3", if d.starts_with("nvme") { "p" } else { "" })).collect();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    ensure!(members.lines().collect::<Vec<_>>() == want_sorted, "the root's devices are {members:?}, not {want:?}");
+    if i.disks == Disks::Raid1 {
+        let df = i.ssh("btrfs filesystem df /")?;
+        ensure!(df.contains("Data, RAID1") && df.contains("Metadata, RAID1"), "not raid1:\n{df}");
+    }
     if let Some(spare) = &i.spare {
         ensure!(all_zeros(spare)?, "the spare disk {} was written to", spare.display());
     }
     let spare = if i.spare.is_some() { "; the spare disk is all zeros" } else { "" };
-    i.s.phase(&format!("root on {dev}, GPT in {sector}-byte blocks{spare}"));
+    let each: Vec<String> = devs.iter().map(|(d, s)| format!("{d} (GPT in {s}-byte blocks)")).collect();
+    let raid = if i.disks == Disks::Raid1 { ", data and metadata RAID1" } else { "" };
+    i.s.phase(&format!("root on {}{raid}{spare}", each.join(" + ")));
     Ok(())
 }
 
 /// Scenario 1/2: install, boot the disk, SSH, check. Returns the scenario
 /// (timeline, logs) and the facts printed by the host.
-pub fn pxe_install(fw: Firmware, name: &str, image: Image, disks: Disks) -> Result<(Scenario, String)> {
-    let mut i = install(fw, name, Dhcp::Full, image, disks)?;
+pub fn pxe_install(fw: Firmware, name: &str, image: Image) -> Result<(Scenario, String)> {
+    let mut i = install(fw, name, Dhcp::Full, image, Disks::One)?;
     let facts = check_installed(&mut i)?;
     i.vm.stop();
     i.s.finish();
@@ -350,7 +385,7 @@ pub fn install_once(i: &mut Installed, times: usize) -> Result<()> {
 /// writing, the server must show `failed` with the reason, and both disk
 /// images must be byte-for-byte unchanged.
 pub fn refusal(name: &str) -> Result<Scenario> {
-    let (mut s, accel) = start(name, Dhcp::Full, "{ min_size = \"1G\" }", TEST_IMAGE)?;
+    let (mut s, accel) = start(name, Dhcp::Full, "disk = { min_size = \"1G\" }\n", TEST_IMAGE)?;
     let mut disks = Vec::new();
     let mut sums = Vec::new();
     for (n, serial) in [("a.img", "E2E-A"), ("b.img", "E2E-B")] {

@@ -3,7 +3,7 @@
 //! the phase timeline, and clean up.
 
 use metalboot_e2e::harness::Image;
-use metalboot_e2e::scenarios::{pxe_install, Disks};
+use metalboot_e2e::scenarios::pxe_install;
 use metalboot_e2e::vm::Firmware;
 
 fn main() -> std::process::ExitCode {
@@ -11,7 +11,7 @@ fn main() -> std::process::ExitCode {
     println!("network namespace, is installed onto a blank disk, reboots, and is reached over SSH.\n");
     // a VM gets the VM image (the cloud kernel); the BIOS e2e scenario
     // covers the generic image bare metal gets
-    match pxe_install(Firmware::Bios, "demo", Image::Cloud, Disks::One) {
+    match pxe_install(Firmware::Bios, "demo", Image::Cloud) {
         Ok((s, facts)) => {
             println!(
                 "\n--- the installed host, over SSH (host key checked against the one metalboot recorded) ---\n{facts}"
