@@ -19,3 +19,6 @@ fi
 # the installer writes the per-host resolv.conf link, network files and fstab
 : > "$root/etc/fstab"
 rm -rf "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/* "$root"/var/log/*.log
+# the initramfs with the degraded-boot script (synced in under
+# /etc/initramfs-tools), so a raid1 install needs no rebuild
+chroot "$root" update-initramfs -u -k all >/dev/null

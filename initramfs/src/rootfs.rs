@@ -98,6 +98,7 @@ pub const PACKAGES: &[&str] = &[
 const PHONE_HOME_UNIT: &[u8] = include_bytes!("../rootfs/metalboot-phone-home.service");
 const PHONE_HOME_SCRIPT: &[u8] = include_bytes!("../rootfs/metalboot-phone-home");
 const CUSTOMIZE: &[u8] = include_bytes!("../rootfs/customize.sh");
+const BTRFS_DEGRADED: &[u8] = include_bytes!("../rootfs/metalboot-btrfs-degraded");
 
 /// What to build.
 pub struct RootfsSpec {
@@ -142,6 +143,7 @@ pub fn cache_key(spec: &RootfsSpec) -> Result<String> {
         h.update(b"\0");
     }
     h.update(PHONE_HOME_UNIT);
+    h.update(BTRFS_DEGRADED);
     h.update(PHONE_HOME_SCRIPT);
     h.update(CUSTOMIZE);
     Ok(hex::encode(h.finalize())[..16].to_string())
@@ -167,8 +169,14 @@ pub fn build(spec: &RootfsSpec) -> Result<(PathBuf, bool)> {
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(work.join("files/usr/local/sbin"))?;
         std::fs::create_dir_all(work.join("files/etc/systemd/system"))?;
+        std::fs::create_dir_all(work.join("files/etc/initramfs-tools/scripts/local-premount"))?;
         write_exec(&work.join("files/usr/local/sbin/metalboot-phone-home"), PHONE_HOME_SCRIPT, 0o755)?;
         write_exec(&work.join("files/etc/systemd/system/metalboot-phone-home.service"), PHONE_HOME_UNIT, 0o644)?;
+        write_exec(
+            &work.join("files/etc/initramfs-tools/scripts/local-premount/metalboot-btrfs-degraded"),
+            BTRFS_DEGRADED,
+            0o755,
+        )?;
         write_exec(&work.join("customize.sh"), CUSTOMIZE, 0o755)?;
         let img = work.join(&image_name);
         let manifest = work.join(&manifest_name);

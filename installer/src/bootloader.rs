@@ -8,7 +8,7 @@
 //! each disk, the first disk's ESP (at `/boot/efi`) is copied whole to the
 //! others, `grub-pc/install_devices` names every disk so a `grub-pc` upgrade
 //! keeps them all, and the initramfs is rebuilt with the degraded-boot
-//! script ([`crate::degraded`]).
+//! script ([`crate::degraded`]) unless the image's has it already.
 
 use crate::cmd::in_target;
 use crate::{degraded, files, fs, grubcfg};
@@ -25,6 +25,8 @@ pub struct BootDisks<'a> {
     pub other_esps: &'a [String],
     /// An empty directory to mount them on in turn.
     pub scratch: &'a Path,
+    /// The image's initramfs lacks the degraded-boot script.
+    pub rebuild_initramfs: bool,
 }
 
 /// Installs GRUB for BIOS and UEFI and writes grub.cfg. Returns how
@@ -40,9 +42,13 @@ pub fn install_grub(target: &Path, boot: &BootDisks<'_>, root_uuid: &str, layout
         let set = in_target(target, &["debconf-set-selections", &format!("/{sel}")]);
         let _ = std::fs::remove_file(target.join(sel));
         set.context("setting grub-pc/install_devices")?;
-        in_target(target, &["update-initramfs", "-u", "-k", "all"])
-            .context("rebuilding the initramfs with the degraded-boot script")?;
-        extra = format!("initramfs {:.1}s, ", t.elapsed().as_secs_f64());
+        if boot.rebuild_initramfs {
+            in_target(target, &["update-initramfs", "-u", "-k", "all"])
+                .context("rebuilding the initramfs with the degraded-boot script")?;
+            extra = format!("initramfs {:.1}s, ", t.elapsed().as_secs_f64());
+        } else {
+            extra = "the image's initramfs has the degraded-boot script, ".into();
+        }
     }
     let t = Instant::now();
     for disk in boot.disks {

@@ -41,17 +41,17 @@ pub fn by_uuid_link(uuid: &str, dev: &str) -> Result<()> {
 }
 
 /// Writes every per-host file. The chroot needs /dev etc. bound already.
+/// Returns whether the initramfs must be rebuilt (see
+/// [`write_degraded_boot`]).
 pub fn configure_system(
     target: &Path,
     plan: &InstallPlan,
     opts: &crate::options::Options,
     root_uuid: &str,
     esp_uuid: &str,
-) -> Result<()> {
+) -> Result<bool> {
     write(target, "etc/fstab", &render::fstab(root_uuid, esp_uuid, &plan.layout), 0o644)?;
-    if plan.layout.raid == Raid::Raid1 {
-        write_degraded_boot(target, root_uuid)?;
-    }
+    let rebuild_initramfs = plan.layout.raid == Raid::Raid1 && write_degraded_boot(target, root_uuid)?;
     write(target, "etc/hostname", &format!("{}\n", plan.hostname), 0o644)?;
     write(target, "etc/hosts", &render::hosts(&plan.hostname), 0o644)?;
     write(target, "etc/systemd/network/10-metalboot.network", &render::networkd(&plan.network), 0o644)?;
@@ -81,7 +81,8 @@ pub fn configure_system(
         }
     }
     if !opts.phone_home {
-        return write(target, "etc/default/grub.d/metalboot.cfg", &render::grub_defaults(plan), 0o644);
+        write(target, "etc/default/grub.d/metalboot.cfg", &render::grub_defaults(plan), 0o644)?;
+        return Ok(rebuild_initramfs);
     }
     write(
         target,
@@ -96,15 +97,22 @@ pub fn configure_system(
     std::os::unix::fs::symlink("/etc/systemd/system/metalboot-phone-home.service", &link)
         .context("enabling the phone-home unit")?;
     write(target, "etc/default/grub.d/metalboot.cfg", &render::grub_defaults(plan), 0o644)?;
-    Ok(())
+    Ok(rebuild_initramfs)
 }
 
 /// The files of a degraded boot: the initramfs script, the udev rule, the
-/// GRUB menu entry's script.
-pub fn write_degraded_boot(target: &Path, root_uuid: &str) -> Result<()> {
-    write(target, degraded::PREMOUNT_PATH, &degraded::premount_script(), 0o755)?;
+/// GRUB menu entry's script. Returns whether the initramfs must be rebuilt:
+/// metalboot's images carry the script and an initramfs built with it, an
+/// image without it (or with another version) needs a rebuild.
+pub fn write_degraded_boot(target: &Path, root_uuid: &str) -> Result<bool> {
+    let carried = std::fs::read_to_string(target.join(degraded::PREMOUNT_PATH)).ok();
+    let stale = carried.as_deref() != Some(degraded::premount_script());
+    if stale {
+        write(target, degraded::PREMOUNT_PATH, degraded::premount_script(), 0o755)?;
+    }
     write(target, degraded::UDEV_RULE_PATH, &degraded::udev_rule(root_uuid), 0o644)?;
-    write(target, &format!("etc/grub.d/{}", degraded::GRUB_SCRIPT_NAME), &degraded::grub_script(), 0o755)
+    write(target, &format!("etc/grub.d/{}", degraded::GRUB_SCRIPT_NAME), &degraded::grub_script(), 0o755)?;
+    Ok(stale)
 }
 
 /// Copies carried `ssh_host_*` keys into the new system: private keys 0600,

@@ -52,59 +52,11 @@ pub const GRUB_SCRIPT_NAME: &str = "11_metalboot_degraded";
 /// The menu entry's title.
 pub const MENU_TITLE: &str = "Debian GNU/Linux (degraded: a disk is missing)";
 
-/// The initramfs-tools `local-premount` script.
-pub fn premount_script() -> String {
-    let flag_dir = FLAG_FILE.rsplit_once('/').map_or("/run", |(d, _)| d);
-    format!(
-        r#"#!/bin/sh
-# written by metalboot-installer: mounts the root filesystem (btrfs raid1)
-# degraded when one of its disks is still missing after {WAIT_SECS}s, so a host
-# that lost a disk boots and answers SSH without a console. On the kernel
-# command line, {CMDLINE_FLAG} skips the wait, metalboot.degraded=0 turns this off.
-PREREQ="btrfs"
-prereqs() {{ echo "$PREREQ"; }}
-case "$1" in
-prereqs)
-	prereqs
-	exit 0
-	;;
-esac
-
-. /scripts/functions
-mode=
-for x in $(cat /proc/cmdline); do
-	case "$x" in
-	metalboot.degraded=*) mode="${{x#metalboot.degraded=}}" ;;
-	esac
-done
-[ "$mode" = 0 ] && exit 0
-[ -x /bin/btrfs ] || exit 0
-[ "$(get_fstype "$ROOT")" = btrfs ] || exit 0
-if [ "$mode" != 1 ]; then
-	i=0
-	while ! /bin/btrfs device ready "$ROOT" >/dev/null 2>&1; do
-		if [ "$i" -ge {WAIT_SECS} ]; then
-			mode=1
-			break
-		fi
-		[ "$i" = 0 ] && log_warning_msg "metalboot: waiting up to {WAIT_SECS}s for every disk of the root filesystem"
-		/bin/btrfs device scan >/dev/null 2>&1
-		sleep 1
-		i=$((i + 1))
-	done
-fi
-[ "$mode" = 1 ] || exit 0
-log_warning_msg "metalboot: a disk of the root filesystem is missing: mounting it degraded"
-mkdir -p "{flag_dir}"
-: >"{FLAG_FILE}"
-flags="${{ROOTFLAGS#-o }}"
-case ",$flags," in
-*,degraded,*) ;;
-*) echo "ROOTFLAGS='-o ${{flags:+$flags,}}degraded'" >>/conf/param.conf ;;
-esac
-exit 0
-"#
-    )
+/// The initramfs-tools `local-premount` script. The root filesystem images
+/// carry it already (their initramfs is built with it), so an install from
+/// one of them needs no initramfs rebuild; see [`crate::configure`].
+pub fn premount_script() -> &'static str {
+    include_str!("../../initramfs/rootfs/metalboot-btrfs-degraded")
 }
 
 /// The udev rule for the root filesystem with UUID `root_uuid`.
@@ -209,7 +161,10 @@ mod tests {
         let s = premount_script();
         assert!(s.starts_with("#!/bin/sh\n"));
         assert!(s.contains("PREREQ=\"btrfs\""));
-        assert!(s.contains("while ! /bin/btrfs device ready \"$ROOT\" >/dev/null 2>&1; do"));
+        // local-premount runs before the initramfs resolves ROOT=UUID=…
+        assert!(s.contains("while ! dev=$(resolve_device \"$ROOT\"); do"), "{s}");
+        assert!(s.contains("[ \"$(get_fstype \"$dev\")\" = btrfs ] || exit 0"), "{s}");
+        assert!(s.contains("while ! /bin/btrfs device ready \"$dev\" >/dev/null 2>&1; do"));
         assert!(s.contains("if [ \"$i\" -ge 30 ]; then"));
         assert!(s.contains("mkdir -p \"/run/metalboot\"\n: >\"/run/metalboot/btrfs-degraded\"\n"), "{s}");
         assert!(s.contains("*) echo \"ROOTFLAGS='-o ${flags:+$flags,}degraded'\" >>/conf/param.conf ;;"), "{s}");

@@ -338,7 +338,7 @@ fn write_system(
     *current = Step::Configure;
     rep.step(Step::Configure, &plan.hostname);
     fs::bind_system(&opts.target)?;
-    configure::configure_system(&opts.target, plan, opts, &root_uuid, &esp_uuid)?;
+    let rebuild_initramfs = configure::configure_system(&opts.target, plan, opts, &root_uuid, &esp_uuid)?;
     rep.done(Step::Configure, "fstab, network, keys, logins, host keys, phone-home");
 
     if opts.bootloader {
@@ -354,8 +354,12 @@ fn write_system(
         configure::by_uuid_link(&esp_uuid, &esps[0])?;
         let started = std::time::Instant::now();
         let paths: Vec<String> = disks.iter().map(|d| d.disk.path.clone()).collect();
-        let boot =
-            crate::bootloader::BootDisks { disks: &paths, other_esps: &esps[1..], scratch: opts.scratch.as_path() };
+        let boot = crate::bootloader::BootDisks {
+            disks: &paths,
+            other_esps: &esps[1..],
+            scratch: opts.scratch.as_path(),
+            rebuild_initramfs,
+        };
         let how = crate::bootloader::install_grub(&opts.target, &boot, &root_uuid, &plan.layout)?;
         rep.done(Step::Bootloader, &format!("in {:.1}s: {how}", started.elapsed().as_secs_f64()));
     }
