@@ -5,20 +5,15 @@
 //! failure wipes the partition table of every chosen disk so no half-written
 //! disk can boot, and is reported as `failed` with the step's name.
 
-use crate::cmd::tool;
-use crate::fetch::{self, FetchError};
 use crate::layout::{partition_layout, PartKind, PartSpec};
 use crate::probe::{self, DiskFacts};
 use crate::report::Reporter;
 use crate::select;
 use crate::{configure, degraded, disk, entropy, fs, users};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use metalboot_spec::login::SSHD_DROP_IN;
 use metalboot_spec::{DiskSelector, InstallPlan, Raid, Step};
 use serde::Serialize;
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 pub use crate::options::Options;
@@ -332,7 +327,7 @@ fn write_system(
     *current = Step::Unpack;
     rep.step(Step::Unpack, &format!("{} ({:.1} MiB)", plan.image.url, plan.image.size as f64 / 1048576.0));
     let started = std::time::Instant::now();
-    unpack_image(plan, &opts.target, rep)?;
+    crate::unpack::unpack_image(plan, &opts.target, rep)?;
     rep.done(Step::Unpack, &format!("in {:.1}s", started.elapsed().as_secs_f64()));
 
     *current = Step::Configure;
@@ -370,81 +365,6 @@ fn write_system(
     Ok(keys)
 }
 
-/// Streams the image into `tar` (GNU, numeric owners, xattrs, ACLs), with
-/// no copy in RAM; the checksum is checked when the last byte has arrived.
-fn unpack_image(plan: &InstallPlan, target: &Path, rep: &mut Reporter) -> Result<()> {
-    let tar = tool(&["/usr/bin/tar", "/bin/tar"])?;
-    let zstd = tool(&["/usr/bin/zstd"])?;
-    let mut child = Command::new(&tar)
-        .args([
-            "--extract",
-            "--file=-",
-            "--numeric-owner",
-            "--same-owner",
-            "--preserve-permissions",
-            "--xattrs",
-            "--xattrs-include=*",
-            "--acls",
-        ])
-        .arg(format!("--use-compress-program={zstd}"))
-        .arg("--directory")
-        .arg(target)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting tar")?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let size = plan.image.size.max(1);
-    let http = rep.http().clone();
-    let fetched =
-        fetch::stream_image(&http, &plan.image.url, plan.image.size, &plan.image.sha256, &mut stdin, &mut |done| {
-            rep.progress(Step::Unpack, (done * 100 / size) as u8, done)
-        });
-    drop(stdin);
-    let out = child.wait_with_output().context("waiting for tar")?;
-    match fetched {
-        Err(FetchError::Checksum { got, want }) => {
-            return Err(anyhow!("image checksum mismatch: got sha256 {got}, plan says {want}"))
-        }
-        Err(FetchError::Other(e)) => return Err(e.context("streaming the image")),
-        Ok(_) => {}
-    }
-    if !out.status.success() {
-        return Err(anyhow!("tar failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    let _ = std::io::stdout().flush();
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan(admin: serde_json::Value) -> InstallPlan {
-        let mut v: serde_json::Value =
-            serde_json::from_str(include_str!("../../netboot-server/tests/golden/web1.plan.json")).unwrap();
-        v["admin"] = admin;
-        serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn the_dry_run_names_the_admin_users_files() {
-        let without = files_written(&plan(serde_json::Value::Null));
-        assert_eq!(without.len(), FILES.len());
-        let ops = serde_json::json!({
-            "name": "ops",
-            "ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMq"],
-            "sudo": true,
-            "shell": "/bin/bash"
-        });
-        let with = files_written(&plan(ops.clone()));
-        let at = with.iter().position(|f| f == SSHD_DROP_IN).unwrap();
-        assert!(with[at + 1].contains("/home/ops (user ops, by useradd)"), "{with:?}");
-        assert_eq!(with[at + 2], "/home/ops/.ssh/authorized_keys");
-        assert_eq!(with[at + 3], "/etc/sudoers.d/metalboot-ops");
-        assert_eq!(with.len(), FILES.len() + 3);
-        let mut no_sudo = ops;
-        no_sudo["sudo"] = false.into();
-        assert!(!files_written(&plan(no_sudo)).iter().any(|f| f.contains("sudoers")));
-    }
-}
+#[path = "install_tests.rs"]
+mod tests;

@@ -24,4 +24,5 @@ pub mod render;
 pub mod report;
 pub mod select;
 pub mod sysinit;
+pub mod unpack;
 pub mod users;

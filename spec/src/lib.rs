@@ -19,6 +19,7 @@ pub mod pin;
 pub mod plan;
 pub mod progress;
 pub mod safe;
+pub mod selector;
 pub mod size;
 
 pub use bootargs::BootArgs;

@@ -302,58 +302,6 @@ impl Scenario {
         Ok(())
     }
 
-    /// Runs a command on the installed host over SSH as [`Scenario::login`]
-    /// (through `sudo -n` for a user other than root), with host-key
-    /// checking against `known_hosts` (no trust on first use).
-    pub fn ssh(&self, ip: &str, known_hosts: &Path, cmd: &str) -> Result<String> {
-        if self.login == "root" {
-            self.ssh_as("root", ip, known_hosts, cmd)
-        } else {
-            let quoted = format!("'{}'", cmd.replace('\'', "'\\''"));
-            self.ssh_as(&self.login, ip, known_hosts, &format!("sudo -n sh -c {quoted}"))
-        }
-    }
-
-    /// Runs `cmd` on `ip` as `user`, as it is.
-    pub fn ssh_as(&self, user: &str, ip: &str, known_hosts: &Path, cmd: &str) -> Result<String> {
-        self.ns.exec(&[
-            "ssh",
-            "-i",
-            self.ssh_key.to_str().context("key path")?,
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            &format!("UserKnownHostsFile={}", known_hosts.display()),
-            "-o",
-            "ConnectTimeout=10",
-            // a session caught by a reboot must end, not wait forever for a
-            // peer that went away without closing the connection
-            "-o",
-            "ServerAliveInterval=5",
-            "-o",
-            "ServerAliveCountMax=3",
-            "-o",
-            "BatchMode=yes",
-            &format!("{user}@{ip}"),
-            cmd,
-        ])
-    }
-
-    /// Polls until SSH answers (sshd may start after phone-home).
-    pub fn wait_ssh(&mut self, ip: &str, known_hosts: &Path, limit: Duration) -> Result<()> {
-        let deadline = Instant::now() + limit;
-        loop {
-            match self.ssh(ip, known_hosts, "true") {
-                Ok(_) => {
-                    self.phase("ssh with the enrolled key");
-                    return Ok(());
-                }
-                Err(e) if Instant::now() > deadline => return Err(e.context("SSH never succeeded")),
-                Err(_) => std::thread::sleep(Duration::from_secs(3)),
-            }
-        }
-    }
-
     /// Prints and saves the phase timeline.
     pub fn finish(&self) {
         let mut text = String::new();

@@ -6,6 +6,7 @@
 
 pub mod boot_bench;
 pub mod dhcp_client;
+pub mod disks;
 pub mod harness;
 pub mod kvm;
 pub mod mitm;
@@ -16,5 +17,6 @@ pub mod reinstall;
 pub mod reinstall_grub;
 pub mod rescue;
 pub mod scenarios;
+pub mod ssh;
 pub mod timing;
 pub mod vm;

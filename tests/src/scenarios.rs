@@ -1,7 +1,11 @@
 //! The scenarios, shared by the e2e tests and `make demo`.
 
+pub(crate) use crate::disks::blank_disk;
+use crate::disks::check_disks;
+pub use crate::disks::Disks;
 use crate::harness::{assets, metalboot_bin, Image, Scenario};
-use crate::vm::{accel, Bus, Disk, Firmware, Vm};
+use crate::ssh::check_logins;
+use crate::vm::{accel, Firmware, Vm};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -46,74 +50,6 @@ fn inventory_with(s: &Scenario, disk_lines: &str, image: Image) -> Result<String
         "[[host]]\nname = \"vm1\"\nmacs = [\"{MAC}\"]\nlabels = [\"e2e\"]\narm = true\n{disk_lines}{image}ssh_authorized_keys = [\"{}\"]\n",
         s.public_key()?
     ))
-}
-
-pub(crate) fn blank_disk(s: &Scenario, name: &str, serial: &str, size: u64) -> Result<Disk> {
-    let path = s.dir.join(name);
-    std::fs::File::create(&path)?.set_len(size)?;
-    Ok(Disk::virtio(path, serial))
-}
-
-/// The disks of a scenario's VM. The inventory selects serial `E2E-DISK`;
-/// any other disk is a spare that must stay all zeros.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Disks {
-    /// One virtio disk, as on a VPS.
-    One,
-    /// A blank SATA disk first in the firmware's boot order, the target on
-    /// NVMe second: a rented server whose BIOS drive 0x80 is not the disk
-    /// installed to.
-    SataThenNvme,
-    /// Two targets, BTRFS raid1: a 4Kn NVMe disk (`E2E-DISK`) and a virtio
-    /// disk with 512-byte sectors (`E2E-DISK2`).
-    Raid1,
-}
-
-impl Disks {
-    /// The host's disk lines in the inventory.
-    fn inventory_lines(self) -> &'static str {
-        match self {
-            Disks::Raid1 => {
-                "disks = [{ serial = \"E2E-DISK\" }, { serial = \"E2E-DISK2\" }]\nlayout = { raid = \"raid1\" }\n"
-            }
-            _ => "disk = { serial = \"E2E-DISK\" }\n",
-        }
-    }
-
-    /// Creates the images; returns the disks in the order they are
-    /// attached, and the spare's image if there is one.
-    pub fn create(self, s: &Scenario) -> Result<(Vec<Disk>, Option<PathBuf>)> {
-        let target = blank_disk(s, "disk.img", "E2E-DISK", 8 << 30)?;
-        let spare = || blank_disk(s, "spare.img", "E2E-SPARE", 1 << 30);
-        Ok(match self {
-            Disks::One => (vec![target], None),
-            Disks::SataThenNvme => {
-                let spare = spare()?;
-                let path = spare.path.clone();
-                (vec![Disk { bus: Bus::Sata, ..spare }, Disk { bus: Bus::Nvme, ..target }], Some(path))
-            }
-            Disks::Raid1 => {
-                let second = blank_disk(s, "disk2.img", "E2E-DISK2", 8 << 30)?;
-                (vec![Disk { bus: Bus::Nvme, sector: 4096, ..target }, second], None)
-            }
-        })
-    }
-}
-
-/// Whether the file holds nothing but zero bytes.
-fn all_zeros(p: &std::path::Path) -> Result<bool> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(true);
-        }
-        if buf[..n].iter().any(|&b| b != 0) {
-            return Ok(false);
-        }
-    }
 }
 
 /// `metalboot known-hosts`: the host keys the server recorded, under the
@@ -254,8 +190,8 @@ pub fn check_installed(i: &mut Installed) -> Result<String> {
         ensure!(subs.lines().any(|l| l.ends_with(&format!("path {sv}"))), "{sv} missing: {subs}");
     }
     ensure!(i.ssh("hostname")?.trim() == "vm1", "hostname is not vm1");
-    check_disks(i)?;
-    check_logins(i)?;
+    check_disks(&mut i.s, &i.ip, &i.known_hosts, i.disks, i.spare.as_deref())?;
+    check_logins(&mut i.s, &i.ip, &i.known_hosts)?;
     // a key other than the recorded one is refused (no trust on first use)
     let wrong = i.s.dir.join("known_hosts.wrong");
     std::fs::write(
@@ -270,60 +206,6 @@ pub fn check_installed(i: &mut Installed) -> Result<String> {
     )?;
     i.s.phase("checks passed");
     Ok(facts)
-}
-
-/// Passwords are off; root logs in with a key, or not at all when the host
-/// has an admin user, who then logs in with the key and has sudo.
-fn check_logins(i: &mut Installed) -> Result<()> {
-    let sshd = i.ssh("sshd -T | grep -iE '^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication) '")?;
-    ensure!(sshd.contains("passwordauthentication no") && sshd.contains("kbdinteractiveauthentication no"), "{sshd}");
-    if i.s.login == "root" {
-        ensure!(sshd.contains("permitrootlogin without-password"), "root may not log in with a key only: {sshd}");
-        i.s.phase("sshd: root with a key only, no passwords");
-    } else {
-        ensure!(sshd.contains("permitrootlogin no"), "root login is not off: {sshd}");
-        ensure!(i.s.ssh_as("root", &i.ip, &i.known_hosts, "true").is_err(), "root logged in over SSH");
-        let id = i.s.ssh_as(&i.s.login, &i.ip, &i.known_hosts, "sudo -n id -u")?;
-        ensure!(id.trim() == "0", "sudo -n id -u as {}: {id}", i.s.login);
-        i.s.phase(&format!("sshd: root refused, {} logs in with the key and runs sudo -n", i.s.login));
-    }
-    Ok(())
-}
-
-/// The root filesystem is on the selected disk(s), each partitioned in its
-/// own sector size; a raid1 root has both disks, data and metadata RAID1;
-/// the spare disk is still all zeros.
-fn check_disks(i: &mut Installed) -> Result<()> {
-    let devs: &[(&str, u32)] = match i.disks {
-        Disks::One => &[("vda", 512)],
-        Disks::SataThenNvme => &[("nvme0n1", 512)],
-        Disks::Raid1 => &[("nvme0n1", 4096), ("vda", 512)],
-    };
-    for &(dev, sector) in devs {
-        let lbs = i.ssh(&format!("cat /sys/block/{dev}/queue/logical_block_size"))?;
-        ensure!(lbs.trim() == sector.to_string(), "{dev} has {lbs}-byte sectors, not {sector}");
-        // the GPT header is in logical block 1, whatever the block's size
-        let hdr = i.ssh(&format!("dd if=/dev/{dev} bs={sector} skip=1 count=1 status=none | head -c 8"))?;
-        ensure!(hdr == "EFI PART", "no GPT header in {sector}-byte block 1 of {dev}: {hdr:?}");
-    }
-    let members = i.ssh("btrfs filesystem show / | grep -o '/dev/[a-z0-9]*' | sort")?;
-    let want: Vec<String> =
-        devs.iter().map(|(d, _)| format!("/dev/{d}{}3", if d.starts_with("nvme") { "p" } else { "" })).collect();
-    let mut want_sorted = want.clone();
-    want_sorted.sort();
-    ensure!(members.lines().collect::<Vec<_>>() == want_sorted, "the root's devices are {members:?}, not {want:?}");
-    if i.disks == Disks::Raid1 {
-        let df = i.ssh("btrfs filesystem df /")?;
-        ensure!(df.contains("Data, RAID1") && df.contains("Metadata, RAID1"), "not raid1:\n{df}");
-    }
-    if let Some(spare) = &i.spare {
-        ensure!(all_zeros(spare)?, "the spare disk {} was written to", spare.display());
-    }
-    let spare = if i.spare.is_some() { "; the spare disk is all zeros" } else { "" };
-    let each: Vec<String> = devs.iter().map(|(d, s)| format!("{d} (GPT in {s}-byte blocks)")).collect();
-    let raid = if i.disks == Disks::Raid1 { ", data and metadata RAID1" } else { "" };
-    i.s.phase(&format!("root on {}{raid}{spare}", each.join(" + ")));
-    Ok(())
 }
 
 /// Scenario 1/2: install, boot the disk, SSH, check. Returns the scenario

@@ -1,0 +1,81 @@
+//! Reaching the installed hosts over SSH: the scenario's key, host keys
+//! checked against a given known_hosts (no trust on first use), as root or
+//! as the host's admin user through `sudo -n`.
+
+use crate::harness::Scenario;
+use anyhow::{ensure, Context, Result};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+impl Scenario {
+    /// Runs a command on the installed host over SSH as [`Scenario::login`]
+    /// (through `sudo -n` for a user other than root), with host-key
+    /// checking against `known_hosts` (no trust on first use).
+    pub fn ssh(&self, ip: &str, known_hosts: &Path, cmd: &str) -> Result<String> {
+        if self.login == "root" {
+            self.ssh_as("root", ip, known_hosts, cmd)
+        } else {
+            let quoted = format!("'{}'", cmd.replace('\'', "'\\''"));
+            self.ssh_as(&self.login, ip, known_hosts, &format!("sudo -n sh -c {quoted}"))
+        }
+    }
+
+    /// Runs `cmd` on `ip` as `user`, as it is.
+    pub fn ssh_as(&self, user: &str, ip: &str, known_hosts: &Path, cmd: &str) -> Result<String> {
+        self.ns.exec(&[
+            "ssh",
+            "-i",
+            self.ssh_key.to_str().context("key path")?,
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            &format!("UserKnownHostsFile={}", known_hosts.display()),
+            "-o",
+            "ConnectTimeout=10",
+            // a session caught by a reboot must end, not wait forever for a
+            // peer that went away without closing the connection
+            "-o",
+            "ServerAliveInterval=5",
+            "-o",
+            "ServerAliveCountMax=3",
+            "-o",
+            "BatchMode=yes",
+            &format!("{user}@{ip}"),
+            cmd,
+        ])
+    }
+
+    /// Polls until SSH answers (sshd may start after phone-home).
+    pub fn wait_ssh(&mut self, ip: &str, known_hosts: &Path, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.ssh(ip, known_hosts, "true") {
+                Ok(_) => {
+                    self.phase("ssh with the enrolled key");
+                    return Ok(());
+                }
+                Err(e) if Instant::now() > deadline => return Err(e.context("SSH never succeeded")),
+                Err(_) => std::thread::sleep(Duration::from_secs(3)),
+            }
+        }
+    }
+}
+
+/// Passwords are off; root logs in with a key, or not at all when the host
+/// has an admin user, who then logs in with the key and has sudo.
+pub(crate) fn check_logins(s: &mut Scenario, ip: &str, kh: &Path) -> Result<()> {
+    let sshd =
+        s.ssh(ip, kh, "sshd -T | grep -iE '^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication) '")?;
+    ensure!(sshd.contains("passwordauthentication no") && sshd.contains("kbdinteractiveauthentication no"), "{sshd}");
+    if s.login == "root" {
+        ensure!(sshd.contains("permitrootlogin without-password"), "root may not log in with a key only: {sshd}");
+        s.phase("sshd: root with a key only, no passwords");
+    } else {
+        ensure!(sshd.contains("permitrootlogin no"), "root login is not off: {sshd}");
+        ensure!(s.ssh_as("root", ip, kh, "true").is_err(), "root logged in over SSH");
+        let id = s.ssh_as(&s.login, ip, kh, "sudo -n id -u")?;
+        ensure!(id.trim() == "0", "sudo -n id -u as {}: {id}", s.login);
+        s.phase(&format!("sshd: root refused, {} logs in with the key and runs sudo -n", s.login));
+    }
+    Ok(())
+}
