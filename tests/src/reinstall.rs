@@ -52,24 +52,27 @@ pub(crate) fn reinstall_to(
     name: &str,
     extra: &[&str],
 ) -> Result<(bool, String, String)> {
+    let out = reinstall_command(s, addr, name, extra)?.output().context("running metalboot reinstall")?;
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    std::fs::write(s.dir.join(log), format!("{stdout}{stderr}"))?;
+    Ok((out.status.success(), stdout.into_owned(), stderr.into_owned()))
+}
+
+/// `metalboot reinstall LOGIN@ADDR --as NAME EXTRA…` from the operator's
+/// side of the namespace, with the scenario's key and short limits.
+pub(crate) fn reinstall_command(s: &Scenario, addr: &str, name: &str, extra: &[&str]) -> Result<std::process::Command> {
     let home = s.dir.join("operator-home");
     std::fs::create_dir_all(&home)?;
-    let out = s
-        .ns
-        .command(metalboot_bin().to_str().context("binary path")?)
-        .current_dir(&s.dir)
+    let mut c = s.ns.command(metalboot_bin().to_str().context("binary path")?);
+    c.current_dir(&s.dir)
         .env("HOME", &home)
         .stdin(std::process::Stdio::null())
         .args(["--config", "metalboot.toml", "reinstall", &format!("{}@{addr}", s.login), "--as", name])
         .args(extra)
         .arg("-i")
         .arg(&s.ssh_key)
-        .args(["--server", &s.base, "--server-wait", "20", "--installer-timeout", "600", "--install-timeout", "1200"])
-        .output()
-        .context("running metalboot reinstall")?;
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    std::fs::write(s.dir.join(log), format!("{stdout}{stderr}"))?;
-    Ok((out.status.success(), stdout.into_owned(), stderr.into_owned()))
+        .args(["--server", &s.base, "--server-wait", "20", "--installer-timeout", "600", "--install-timeout", "1200"]);
+    Ok(c)
 }
 
 /// `--print-host` for a server the inventory does not know: the entry it

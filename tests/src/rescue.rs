@@ -7,14 +7,13 @@
 //! rescue is no longer active), where the new system answers with the host
 //! keys the server recorded.
 
-use crate::harness::{assets, metalboot_bin, Scenario};
-use crate::reinstall::IP;
+use crate::harness::{assets, Scenario};
+use crate::reinstall::{reinstall_command, IP};
 use crate::scenarios::{blank_disk, known_hosts, MAC, TEST_IMAGE};
 use crate::vm::Vm;
 use anyhow::{bail, ensure, Context, Result};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Builds the rescue system's kernel and initramfs; returns their paths
@@ -43,21 +42,6 @@ fn never_written(p: &Path) -> Result<bool> {
     Ok(std::fs::metadata(p).with_context(|| format!("stat {}", p.display()))?.blocks() == 0)
 }
 
-fn reinstall_command(s: &Scenario, extra: &[&str]) -> Result<std::process::Command> {
-    let home = s.dir.join("operator-home");
-    std::fs::create_dir_all(&home)?;
-    let mut c = s.ns.command(metalboot_bin().to_str().context("binary path")?);
-    c.current_dir(&s.dir)
-        .env("HOME", &home)
-        .stdin(Stdio::null())
-        .args(["--config", "metalboot.toml", "reinstall", &format!("root@{IP}"), "--as", "vm1", "--yes"])
-        .args(extra)
-        .arg("-i")
-        .arg(&s.ssh_key)
-        .args(["--server", &s.base, "--server-wait", "20", "--installer-timeout", "600", "--install-timeout", "1200"]);
-    Ok(c)
-}
-
 /// Runs the scenario; returns it (timeline, logs).
 pub fn reinstall_rescue(name: &str) -> Result<Scenario> {
     let (mut s, accel) = crate::reinstall::static_host_without_dhcp(name)?;
@@ -81,7 +65,7 @@ pub fn reinstall_rescue(name: &str) -> Result<Scenario> {
     s.phase("rescue system up from RAM (root on rootfs), the disk blank");
 
     // without the acknowledgement: refused, and the disk never written
-    let out = reinstall_command(&s, &[])?.output().context("running metalboot reinstall")?;
+    let out = reinstall_command(&s, IP, "vm1", &["--yes"])?.output().context("running metalboot reinstall")?;
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     std::fs::write(s.dir.join("reinstall-refused.log"), &text)?;
     ensure!(!out.status.success(), "a rescue system was reinstalled without --rescue-ok:\n{text}");
@@ -93,7 +77,7 @@ pub fn reinstall_rescue(name: &str) -> Result<Scenario> {
     // with it: installed; the rescue system's reboot ends the VM, which is
     // powered on again from its disk
     let log = std::fs::File::create(s.dir.join("reinstall.log"))?;
-    let mut child = reinstall_command(&s, &["--rescue-ok"])?
+    let mut child = reinstall_command(&s, IP, "vm1", &["--yes", "--rescue-ok"])?
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
