@@ -164,6 +164,18 @@ pub struct HostView {
     pub login: String,
 }
 
+impl HostView {
+    /// Every disk selector of the host: its `disks`, else its one
+    /// `disk_selector` (none from an older server).
+    pub fn selectors(&self) -> Vec<DiskSelector> {
+        if self.disks.is_empty() {
+            self.disk_selector.iter().cloned().collect()
+        } else {
+            self.disks.clone()
+        }
+    }
+}
+
 fn root_login() -> String {
     "root".into()
 }
@@ -187,8 +199,13 @@ pub struct ReinstallRequest {
     pub network: NetworkSpec,
     /// The disk the operator confirmed: the one holding `/` (or, from a
     /// rescue system, the host's own selector, checked on the discovered
-    /// disks).
+    /// disks); for a host on several disks, the first of `disks`.
     pub disk: DiskSelector,
+    /// For a host on several disks (btrfs raid1): every disk the operator
+    /// confirmed, in the inventory's order, each pinned to the disk
+    /// discovery found; empty for one disk.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskSelector>,
     /// How the installer is booted (`kexec`), for the timeline.
     pub via: String,
     /// Seconds the installer keeps trying to reach the server for its plan

@@ -5,9 +5,13 @@
 //! from the other disk alone, first under UEFI (the ESP copy), then under
 //! BIOS (GRUB in that disk's BIOS boot partition): each time the root is
 //! mounted degraded by itself, the other subvolumes follow, and the host
-//! answers SSH with the host key the server recorded.
+//! answers SSH with the host key the server recorded. Before that, while
+//! both disks are in, `metalboot reinstall --dry-run` of the running host
+//! shows both disks of its root chosen by the inventory's two selectors,
+//! and `--print-host` makes a raid1 entry of them.
 
 use crate::harness::Scenario;
+use crate::reinstall::reinstall_command;
 use crate::scenarios::{check_installed, install, Dhcp, Disks, Installed, MAC, TEST_IMAGE};
 use crate::vm::{accel, Disk, Firmware, Vm};
 use anyhow::{ensure, Result};
@@ -54,6 +58,38 @@ fn boot_without_the_nvme(s: &mut Scenario, ip: &str, kh: &std::path::Path, fw: F
     Ok(())
 }
 
+/// `metalboot reinstall --dry-run` and `--print-host` of the running raid1
+/// host: both disks holding its root are chosen (lsblk shows the root's
+/// mounts on one of them only; it is kept for the unit tests' fixture).
+fn reinstall_dry_run(s: &mut Scenario, ip: &str, kh: &std::path::Path) -> Result<()> {
+    let lsblk = s.ssh(ip, kh, "lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,WWN,RM,RO,FSTYPE,UUID,MOUNTPOINTS")?;
+    std::fs::write(s.dir.join("lsblk-raid1.json"), lsblk)?;
+    let run = |args: &[&str], name: &str| -> Result<(bool, String)> {
+        let out = reinstall_command(s, ip, name, args)?.output()?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        std::fs::write(s.dir.join(format!("reinstall{}.log", args[0])), &text)?;
+        Ok((out.status.success(), text))
+    };
+    let (ok, text) = run(&["--dry-run"], "vm1")?;
+    ensure!(ok, "dry run:\n{text}");
+    for want in [
+        "WIPES:    /dev/nvme0n1 8.0 GiB",
+        "WIPES:    /dev/vda 8.0 GiB",
+        "model=QEMU NVMe Ctrl: chosen by the host's disk 1 of 2 (serial=E2E-DISK)\n",
+        "/dev/vda 8.0 GiB serial=E2E-DISK2: chosen by the host's disk 2 of 2 (serial=E2E-DISK2)\n",
+        "nothing was changed",
+    ] {
+        ensure!(text.contains(want), "dry run lacks {want:?}:\n{text}");
+    }
+    let (ok, text) = run(&["--print-host"], "newbox")?;
+    ensure!(ok, "--print-host:\n{text}");
+    for want in ["serial = \"E2E-DISK\"", "serial = \"E2E-DISK2\"", "raid = \"raid1\""] {
+        ensure!(text.contains(want), "--print-host lacks {want:?}:\n{text}");
+    }
+    s.phase("reinstall --dry-run of the running host: WIPES both disks of its raid1 root; --print-host: a raid1 entry");
+    Ok(())
+}
+
 /// Runs the scenario; returns it (timeline, logs).
 pub fn raid1(name: &str) -> Result<Scenario> {
     let mut i = install(Firmware::Uefi, name, Dhcp::Full, TEST_IMAGE, Disks::Raid1)?;
@@ -62,6 +98,7 @@ pub fn raid1(name: &str) -> Result<Scenario> {
     ensure!(from.contains("NVMe Ctrl E2E-DISK"), "OVMF started {from}, not the 4Kn NVMe disk");
     i.s.phase("OVMF booted the installed system from the 4Kn NVMe disk's ESP");
     let Installed { mut s, mut vm, ip, known_hosts: kh, .. } = i;
+    reinstall_dry_run(&mut s, &ip, &kh)?;
     vm.stop();
     let second = Disk::virtio(s.dir.join("disk2.img"), "E2E-DISK2");
     boot_without_the_nvme(&mut s, &ip, &kh, Firmware::Uefi, &second)?;

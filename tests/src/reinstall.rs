@@ -192,14 +192,14 @@ pub(crate) fn new_system(
 
 /// A scenario whose host `vm1` has the static /32 [`IP`] with an off-link
 /// gateway, served with no DHCP on the network: the rented-server shape.
-pub(crate) fn static_host_without_dhcp(name: &str) -> Result<(Scenario, &'static str)> {
+pub(crate) fn static_host_without_dhcp(name: &str, disk_lines: &str) -> Result<(Scenario, &'static str)> {
     crate::harness::require_assets()?;
     let mut s = Scenario::new(name, 1)?;
     let accel = accel();
     s.phase(&format!("accelerator {accel}"));
     let inv = format!(
         "{}network = {{ mode = \"static\", addresses = [\"{IP}/32\"], gateway = \"10.99.0.1\" }}\n",
-        inventory(&s, "{ serial = \"E2E-DISK\" }", TEST_IMAGE)?
+        crate::scenarios::inventory_with(&s, disk_lines, TEST_IMAGE)?
     );
     s.start_server(&inv, "[dhcp]\nmode = \"off\"\n")?;
     Ok((s, accel))

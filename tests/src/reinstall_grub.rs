@@ -93,7 +93,7 @@ fn boot_old_system(s: &mut Scenario, accel: &str, fw: Firmware) -> Result<(Vm, s
 
 /// Runs the whole scenario.
 pub fn reinstall_via_grub(name: &str) -> Result<Scenario> {
-    let (mut s, accel) = crate::reinstall::static_host_without_dhcp(name)?;
+    let (mut s, accel) = crate::reinstall::static_host_without_dhcp(name, crate::disks::Disks::One.inventory_lines())?;
     let (mut vm, old_kh) = boot_old_system(&mut s, accel, Firmware::Bios)?;
     let old_keys = s.host("vm1")?["host_keys"].clone();
 

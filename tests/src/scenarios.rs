@@ -41,7 +41,7 @@ pub(crate) fn inventory(s: &Scenario, disk: &str, image: Image) -> Result<String
 
 /// The scenario's one host with `disk_lines` (`disk = …`, or `disks = […]`
 /// and a layout) for its disks.
-fn inventory_with(s: &Scenario, disk_lines: &str, image: Image) -> Result<String> {
+pub(crate) fn inventory_with(s: &Scenario, disk_lines: &str, image: Image) -> Result<String> {
     let image = match image {
         Image::Generic => String::new(),
         other => format!("image = \"{}\"\n", other.asset()),

@@ -25,6 +25,9 @@ pub struct InstallOverride {
     pub network: NetworkSpec,
     /// The confirmed disk.
     pub disk: DiskSelector,
+    /// Every confirmed disk of a host on several disks (empty for one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskSelector>,
 }
 
 impl InstallOverride {
@@ -32,8 +35,13 @@ impl InstallOverride {
     pub fn apply(&self, host: &HostSpec) -> HostSpec {
         let mut h = host.clone();
         h.network = self.network.clone();
-        h.disk = Some(self.disk.clone());
-        h.disks.clear();
+        if self.disks.is_empty() {
+            h.disk = Some(self.disk.clone());
+            h.disks.clear();
+        } else {
+            h.disk = None;
+            h.disks = self.disks.clone();
+        }
         h
     }
 }
@@ -62,9 +70,12 @@ pub async fn reinstall(
             quote(&name)
         )));
     }
-    if spec.multi_disk() {
+    let want = spec.disk_selectors().len();
+    let given = if req.disks.is_empty() { 1 } else { req.disks.len() };
+    if spec.multi_disk() == req.disks.is_empty() || given != want {
         return Err(AppError::BadRequest(format!(
-            "host {} is installed on several disks ({}): reinstall in place of a multi-disk host is not supported yet",
+            "host {} is installed on {want} disk(s) ({}), but the reinstall confirmed {given}: is `metalboot \
+             reinstall` older than the server?",
             quote(&name),
             spec.describe_disks()
         )));
@@ -79,7 +90,7 @@ pub async fn reinstall(
     }
     let mut network = req.network.clone();
     network.mac = Some(req.mac);
-    let ov = InstallOverride { network, disk: req.disk.clone() };
+    let ov = InstallOverride { network, disk: req.disk.clone(), disks: req.disks.clone() };
     let mut host = ov.apply(&spec);
     if !host.macs.contains(&req.mac) {
         host.macs.push(req.mac);

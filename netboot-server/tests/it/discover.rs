@@ -147,7 +147,7 @@ mod remote {
         assert_eq!(net.gateway, Some("192.0.2.1".parse().unwrap()));
         assert_eq!(net.gateway6, Some("fd00::1".parse().unwrap()));
         assert!(net.addresses.iter().any(|a| a.to_string() == "192.0.2.2/24"));
-        let text = summary("root@192.0.2.2", "vps1", &d, root, &net, "kexec (to be installed)");
+        let text = summary("root@192.0.2.2", "vps1", &d, &[root], &net, "kexec (to be installed)");
         assert!(text.contains("WIPES:    /dev/vda 256.0 GiB"), "{text}");
         assert!(text.contains("gateway 192.0.2.1"), "{text}");
         assert!(text.contains("boots via: kexec (to be installed)"), "{text}");
@@ -258,7 +258,7 @@ mod remote {
 
     #[test]
     fn a_rescue_system_is_recognised_and_refused_without_the_flag() {
-        use metalboot::operator::reinstall::rescue;
+        use metalboot::operator::reinstall::{choose, rescue};
         let d = Discovered::parse(&recorded()).unwrap();
         assert!(!d.root.off_disk(), "{:?}", d.root);
         assert_eq!(d.root.what, "ext4 on /dev/vda");
@@ -275,7 +275,8 @@ mod remote {
         assert!(rescue::allowed("root@192.0.2.2", &d.root, true).unwrap());
         // zram0 is a disk to lsblk but has no size; vda is the one
         let sel = metalboot_spec::DiskSelector { path: Some("/dev/vda".into()), wipe: true, ..Default::default() };
-        assert_eq!(rescue::choose(&sel, &d.disks, &d.disk_links).unwrap().path, "/dev/vda");
+        let chosen = choose::choose(&sel, &d.disks, &d.disk_links, choose::From::Rescue).unwrap();
+        assert_eq!(chosen.path, "/dev/vda");
     }
 
     #[test]
@@ -310,5 +311,39 @@ mod remote {
         assert!(e.contains("does not validate") && e.contains("name"), "{e}");
         // the operator's own key is enough
         assert!(host_entry("root@h", "vps1", &d, &net, &[KEY.into()]).is_ok());
+    }
+
+    /// The recorded host with the lsblk of a metalboot raid1 install
+    /// (recorded in the uefi-raid1 scenario: the root's mounts show on the
+    /// NVMe member only) and `/` mounted from it.
+    fn raid1() -> String {
+        let r = recorded();
+        let (head, rest) = r.split_once("### lsblk\n").unwrap();
+        let (_, rest) = rest.split_once("### mounts\n").unwrap();
+        let (_, tail) = rest.split_once("### disk_links\n").unwrap();
+        format!(
+            "{head}### lsblk\n{}### mounts\n/dev/nvme0n1p3 / btrfs rw,relatime,subvol=/@ 0 0\n### disk_links\n{tail}",
+            super::fixture("raid1-lsblk.json")
+        )
+    }
+
+    #[test]
+    fn a_raid1_root_holds_both_disks_and_print_host_keeps_them_as_raid1() {
+        use metalboot::inventory::Inventory;
+        use metalboot::operator::reinstall::entry::host_entry;
+        let d = Discovered::parse(&raid1()).unwrap();
+        let roots: Vec<&str> = d.disks.iter().filter(|x| x.holds_root).map(|x| x.path.as_str()).collect();
+        assert_eq!(roots, ["/dev/vda", "/dev/nvme0n1"]);
+        let e = d.root_disk().unwrap_err().to_string();
+        assert!(e.starts_with("the root filesystem spans 2 disks (/dev/vda, /dev/nvme0n1)"), "{e}");
+        assert!(e.contains("layout = { raid = \"raid1\" }"), "{e}");
+        let net = d.net.network_spec().unwrap();
+        let text = host_entry("root@h", "raid", &d, &net, &[KEY.into()]).unwrap();
+        assert!(text.contains("the entry installs btrfs raid1 across them"), "{text}");
+        let inv = Inventory::from_sources([("printed.toml", text.as_str())]).unwrap();
+        let h = inv.get("raid").unwrap();
+        assert!(h.disk.is_none() && !h.layout.raid.is_none(), "{text}");
+        let serials: Vec<_> = h.disks.iter().map(|x| (x.serial.as_deref().unwrap(), x.wipe)).collect();
+        assert_eq!(serials, [("E2E-DISK2", true), ("E2E-DISK", true)]);
     }
 }

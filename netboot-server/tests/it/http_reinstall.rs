@@ -131,17 +131,36 @@ async fn reinstall_is_refused_while_the_hosts_image_is_missing() {
 }
 
 #[tokio::test]
-async fn a_host_on_two_disks_is_shown_with_both_and_not_reinstalled_in_place() {
+async fn a_host_on_two_disks_is_reinstalled_onto_both_confirmed_disks_and_no_fewer() {
     let s = TestServer::new();
     let (_, host) = s.api("GET", "/v1/hosts/raid1").await;
     let view: metalboot::api::HostView = serde_json::from_value(host.clone()).unwrap();
     assert_eq!(view.disk, "raid1 of [serial=S4EVNX0N000001] + [serial=S4EVNX0N000002]");
-    assert_eq!((view.disk_selector, view.disks.len()), (None, 2), "{host}");
-    let mut body = discovered();
-    body["mac"] = "52:54:00:00:00:0b".into();
-    let (st, body) = api_post(&s, "/v1/hosts/raid1/reinstall", body, true).await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body.contains("reinstall in place of a multi-disk host is not supported yet"), "{body}");
-    let (_, host) = s.api("GET", "/v1/hosts/raid1").await;
-    assert_ne!(host["state"], "booting", "nothing issued");
+    assert_eq!((view.disk_selector.is_none(), view.selectors().len()), (true, 2), "{host}");
+    let mut one = discovered();
+    one["mac"] = "52:54:00:00:00:0b".into();
+    let pinned = |serial: &str| json!({ "serial": serial, "wipe": true });
+    // one disk confirmed (an older command), or three: refused, nothing issued
+    let mut three = one.clone();
+    three["disks"] = json!([pinned("A"), pinned("B"), pinned("C")]);
+    for body in [one.clone(), three] {
+        let (st, text) = api_post(&s, "/v1/hosts/raid1/reinstall", body, true).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{text}");
+        assert!(text.contains("is installed on 2 disk(s)") && text.contains("but the reinstall confirmed"), "{text}");
+        assert_ne!(s.api("GET", "/v1/hosts/raid1").await.1["state"], "booting", "nothing issued");
+    }
+    // both: the plan installs raid1 onto exactly the disks discovery pinned
+    let mut two = one;
+    two["disk"] = pinned("S4EVNX0N000002");
+    two["disks"] = json!([pinned("S4EVNX0N000002"), pinned("S4EVNX0N000001")]);
+    let (st, text) = api_post(&s, "/v1/hosts/raid1/reinstall", two, true).await;
+    assert_eq!(st, StatusCode::OK, "{text}");
+    let token = serde_json::from_str::<Value>(&text).unwrap()["token"].as_str().unwrap().to_string();
+    let (st, plan) = s.get(&format!("/v1/hosts/raid1/plan?token={token}")).await;
+    assert_eq!(st, StatusCode::OK, "{plan}");
+    let plan: metalboot_spec::InstallPlan = serde_json::from_str(&plan).unwrap();
+    plan.validate().unwrap();
+    assert!(plan.disk.is_none() && !plan.layout.raid.is_none(), "raid1 kept: {:?}", plan.layout);
+    let serials: Vec<_> = plan.disks.iter().map(|d| (d.serial.clone().unwrap(), d.wipe)).collect();
+    assert_eq!(serials, [("S4EVNX0N000002".to_string(), true), ("S4EVNX0N000001".to_string(), true)]);
 }

@@ -223,7 +223,9 @@ pub struct DiskFacts {
     /// Holds the running root filesystem.
     pub holds_root: bool,
     /// Every mount point on the disk, its partitions and anything on them
-    /// (LVM, RAID, crypt), `[SWAP]` included: a disk in use.
+    /// (LVM, RAID, crypt), `[SWAP]` included, and those of a mounted BTRFS
+    /// filesystem a partition is a member of (lsblk shows the mounts on
+    /// the one device the kernel names): a disk in use.
     pub mounts: Vec<String>,
 }
 
@@ -249,6 +251,11 @@ struct BlockDev {
     rm: serde_json::Value,
     #[serde(default)]
     ro: serde_json::Value,
+    /// `FSTYPE` and `UUID` (absent before this command asked for them).
+    #[serde(default)]
+    fstype: Option<String>,
+    #[serde(default)]
+    uuid: Option<String>,
     #[serde(default)]
     mountpoint: Option<String>,
     /// util-linux ≥ 2.37: every mount (a BTRFS partition is mounted once per
@@ -279,18 +286,40 @@ fn flag(v: &serde_json::Value) -> bool {
     v.as_bool().unwrap_or_else(|| v.as_str() == Some("1") || v.as_u64() == Some(1))
 }
 
-fn mounts_root(d: &BlockDev) -> bool {
-    d.mounts().contains(&"/") || d.children.iter().any(mounts_root)
+/// The mounts of every BTRFS filesystem, by UUID: one of several member
+/// devices shows them, the others none.
+fn btrfs_mounts(devs: &[BlockDev], out: &mut Vec<(String, Vec<String>)>) {
+    for d in devs {
+        if let (Some("btrfs"), Some(uuid)) = (d.fstype.as_deref(), d.uuid.as_deref()) {
+            let i = match out.iter().position(|(u, _)| u == uuid) {
+                Some(i) => i,
+                None => {
+                    out.push((uuid.to_string(), Vec::new()));
+                    out.len() - 1
+                }
+            };
+            for m in d.mounts() {
+                if !out[i].1.iter().any(|o| o == m) {
+                    out[i].1.push(m.to_string());
+                }
+            }
+        }
+        btrfs_mounts(&d.children, out);
+    }
 }
 
-fn all_mounts(d: &BlockDev, out: &mut Vec<String>) {
-    for m in d.mounts() {
+fn all_mounts(d: &BlockDev, btrfs: &[(String, Vec<String>)], out: &mut Vec<String>) {
+    let member = match (d.fstype.as_deref(), d.uuid.as_deref()) {
+        (Some("btrfs"), Some(uuid)) => btrfs.iter().find(|(u, _)| u == uuid).map(|(_, m)| m.as_slice()),
+        _ => None,
+    };
+    for m in d.mounts().into_iter().chain(member.unwrap_or_default().iter().map(String::as_str)) {
         if !out.iter().any(|o| o == m) {
             out.push(m.to_string());
         }
     }
     for c in &d.children {
-        all_mounts(c, out);
+        all_mounts(c, btrfs, out);
     }
 }
 
@@ -298,11 +327,16 @@ fn trimmed(s: &Option<String>) -> Option<String> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from)
 }
 
-/// Whole disks from `lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,WWN,RM,RO,MOUNTPOINTS`
-/// (or `…,MOUNTPOINT` from older util-linux; `WWN`, `RM` and `RO` may be
-/// missing).
+/// Whole disks from `lsblk -J -b -o
+/// NAME,PATH,SIZE,TYPE,SERIAL,MODEL,WWN,RM,RO,FSTYPE,UUID,MOUNTPOINTS` (or
+/// `…,MOUNTPOINT` from older util-linux; `WWN`, `RM`, `RO`, `FSTYPE` and
+/// `UUID` may be missing). A disk holds the root filesystem when `/` is
+/// mounted from it, or from a BTRFS filesystem one of its partitions is a
+/// member of (a root in raid1 holds every member disk).
 pub fn parse_lsblk(json: &str) -> Result<Vec<DiskFacts>> {
     let l: Lsblk = serde_json::from_str(json).context("parsing `lsblk -J`")?;
+    let mut btrfs = Vec::new();
+    btrfs_mounts(&l.blockdevices, &mut btrfs);
     Ok(l.blockdevices
         .iter()
         .filter(|d| d.kind == "disk")
@@ -322,12 +356,16 @@ pub fn parse_lsblk(json: &str) -> Result<Vec<DiskFacts>> {
                     (c.path.clone(), size_of(&c.size), (!m.is_empty()).then(|| m.join(",")))
                 })
                 .collect(),
-            holds_root: mounts_root(d),
             mounts: {
                 let mut v = Vec::new();
-                all_mounts(d, &mut v);
+                all_mounts(d, &btrfs, &mut v);
                 v
             },
+            holds_root: false,
+        })
+        .map(|mut d| {
+            d.holds_root = d.mounts.iter().any(|m| m == "/");
+            d
         })
         .collect())
 }

@@ -7,15 +7,18 @@
 //! The entry pins the disk the way the reinstall itself does (unique serial,
 //! else path and exact size, `wipe = true` since it holds the old system;
 //! on a rescue system, which runs on no disk, the one disk that is not
-//! removable, read-only or in use, if there is exactly one),
+//! removable, read-only or in use, if there is exactly one; a root
+//! filesystem on several disks keeps them all, as `disks` with
+//! `layout.raid = "raid1"`),
 //! keeps the network static on the discovered MAC, and enrols the keys that
 //! may log in as the login user today plus the operator's `--identity` key.
 //! Keys with `authorized_keys` options (`command=`, `from=`, …) are left
 //! out: they are restricted today and must not become root keys unasked.
 
+use super::choose;
+use super::discover::DiskFacts;
 use super::policy::disk_selector;
 use super::remote::Discovered;
-use super::rescue;
 use crate::inventory::Inventory;
 use anyhow::{bail, Context, Result};
 use metalboot_spec::quote;
@@ -33,8 +36,18 @@ struct Entry<'a> {
     macs: [MacAddr; 1],
     arm: bool,
     ssh_authorized_keys: &'a [String],
-    disk: DiskSelector,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk: Option<DiskSelector>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    disks: Vec<DiskSelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layout: Option<RaidLayout>,
     network: &'a NetworkSpec,
+}
+
+#[derive(Serialize)]
+struct RaidLayout {
+    raid: &'static str,
 }
 
 /// Keys from `authorized_keys` lines that are plain keys metalboot accepts;
@@ -76,15 +89,20 @@ pub fn host_entry(
     net: &NetworkSpec,
     extra_keys: &[String],
 ) -> Result<String> {
-    let disk = if d.root.off_disk() {
-        rescue::only_free_disk(&d.disks).with_context(|| {
+    let roots: Vec<&DiskFacts> = d.disks.iter().filter(|x| x.holds_root).collect();
+    let disks = if d.root.off_disk() {
+        vec![choose::only_free_disk(&d.disks).with_context(|| {
             format!(
                 "the target {}, so no disk holds an old system to pin; write the entry's disk selector by hand",
                 d.root.runs_from()
             )
-        })?
+        })?]
+    } else if roots.len() > 1 {
+        // a root filesystem on several disks (btrfs raid1 or similar):
+        // the entry keeps them all, as raid1
+        roots
     } else {
-        d.root_disk()?
+        vec![d.root_disk()?]
     };
     let mac = net.mac.context("the kept interface has no MAC")?;
     let mut lines = extra_keys.to_vec();
@@ -102,20 +120,24 @@ pub fn host_entry(
             macs: [mac],
             arm: false,
             ssh_authorized_keys: &keys,
-            disk: disk_selector(disk, &d.disks),
+            disk: (disks.len() == 1).then(|| disk_selector(disks[0], &d.disks)),
+            disks: if disks.len() > 1 { disks.iter().map(|x| disk_selector(x, &d.disks)).collect() } else { vec![] },
+            layout: (disks.len() > 1).then_some(RaidLayout { raid: "raid1" }),
             network: net,
         }],
     };
     let body = toml::to_string(&file).context("writing the entry as TOML")?;
     let mut out = format!(
         "# {name}: discovered on {target} (\"{}\", {}, {:?} boot) by metalboot reinstall --print-host\n\
-         # disk {} ({} bytes); the network is kept static on {mac}\n",
+         # {}; the network is kept static on {mac}\n",
         printable(&d.hostname),
         printable(&d.kernel),
         d.boot,
-        disk.path,
-        disk.size,
+        disks.iter().map(|x| format!("disk {} ({} bytes)", x.path, x.size)).collect::<Vec<_>>().join(", "),
     );
+    if disks.len() > 1 {
+        out.push_str("# the root filesystem spans these disks: the entry installs btrfs raid1 across them\n");
+    }
     if d.root.off_disk() {
         out.push_str(&format!(
             "# discovered from a rescue system ({}): the disk is the only one not in use\n",

@@ -10,6 +10,7 @@
 //! for which key the server presents from a target that came back), progress
 //! display (`progress`) and the command itself (`run`).
 
+pub mod choose;
 pub mod discover;
 pub mod entry;
 pub mod follow;

@@ -34,7 +34,7 @@ ip -j -6 route 2>/dev/null || echo '[]'
 echo '### resolv'
 if [ -r /run/systemd/resolve/resolv.conf ]; then cat /run/systemd/resolve/resolv.conf; else cat /etc/resolv.conf 2>/dev/null; fi
 echo '### lsblk'
-lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,WWN,RM,RO,MOUNTPOINTS 2>/dev/null || lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,WWN,RM,RO,MOUNTPOINT
+lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,WWN,RM,RO,FSTYPE,UUID,MOUNTPOINTS 2>/dev/null || lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,WWN,RM,RO,FSTYPE,UUID,MOUNTPOINT
 echo '### mounts'
 cat /proc/mounts
 echo '### disk_links'
@@ -163,7 +163,8 @@ impl Discovered {
             [one] => Ok(one),
             [] => bail!("no disk holds the root filesystem (root is {}): refusing to guess", self.root.what),
             many => bail!(
-                "the root filesystem spans {} disks ({}): refusing to guess",
+                "the root filesystem spans {} disks ({}): refusing to guess (a host on several disks lists them in the \
+             inventory: disks = [{{…}}, {{…}}] with layout = {{ raid = \"raid1\" }})",
                 many.len(),
                 many.iter().map(|d| d.path.as_str()).collect::<Vec<_>>().join(", ")
             ),
@@ -180,21 +181,23 @@ pub fn gib(b: u64) -> String {
     }
 }
 
-/// What the operator confirms: the disk that will be wiped and the network
-/// the new system comes back with.
-pub fn summary(target: &str, name: &str, d: &Discovered, disk: &DiskFacts, net: &NetworkSpec, via: &str) -> String {
+/// What the operator confirms: the disks that will be wiped and the
+/// network the new system comes back with.
+pub fn summary(target: &str, name: &str, d: &Discovered, disks: &[&DiskFacts], net: &NetworkSpec, via: &str) -> String {
     let mut s = String::new();
     s.push_str(&format!("target:   {target} (now \"{}\", {}, {:?} boot)\n", d.hostname, d.kernel, d.boot));
     s.push_str(&format!("becomes:  {name}\n"));
-    s.push_str(&format!(
-        "WIPES:    {} {} model={} serial={}\n",
-        disk.path,
-        gib(disk.size),
-        disk.model.as_deref().unwrap_or("-"),
-        disk.serial.as_deref().unwrap_or("-")
-    ));
-    for (p, size, mnt) in &disk.partitions {
-        s.push_str(&format!("          {p} {} {}\n", gib(*size), mnt.as_deref().unwrap_or("")));
+    for disk in disks {
+        s.push_str(&format!(
+            "WIPES:    {} {} model={} serial={}\n",
+            disk.path,
+            gib(disk.size),
+            disk.model.as_deref().unwrap_or("-"),
+            disk.serial.as_deref().unwrap_or("-")
+        ));
+        for (p, size, mnt) in &disk.partitions {
+            s.push_str(&format!("          {p} {} {}\n", gib(*size), mnt.as_deref().unwrap_or("")));
+        }
     }
     let addrs: Vec<String> = net.addresses.iter().map(|a| a.to_string()).collect();
     s.push_str(&format!(

@@ -25,6 +25,7 @@
 //! the installer started), the loops that follow the target in
 //! [`super::watch`].
 
+use super::choose::{choose, choose_all, disk_lines, From};
 use super::discover::DiskFacts;
 use super::follow::Policy;
 use super::policy::{disk_fits, disk_selector, gate, installer_can_carry, Gate};
@@ -35,11 +36,11 @@ use super::ssh::{Ssh, Target};
 use super::standalone::{self, Carried};
 use super::start::{boot_installer, boots_via, choose_boot, probe_grub, Boot, BootVia};
 use super::watch::{started_by, OldSystem, Watcher};
-use crate::api::{ReinstallBoot, ReinstallRequest};
+use crate::api::{HostView, ReinstallBoot, ReinstallRequest};
 use crate::operator::client::ApiClient;
 use anyhow::{bail, Context, Result};
 use metalboot_spec::quote;
-use metalboot_spec::NetworkSpec;
+use metalboot_spec::{DiskSelector, NetworkSpec};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -127,7 +128,6 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     }
     let d = Discovered::parse(&String::from_utf8_lossy(&out.stdout))
         .with_context(|| format!("discovering {} (stderr: {})", o.target, out.stderr))?;
-    let root_disk = if d.root.off_disk() { None } else { Some(d.root_disk()?.clone()) };
     let net: NetworkSpec = d.net.network_spec().context("deriving the static network to keep")?;
     let mac = net.mac.context("the kept interface has no MAC")?;
     if o.print_host {
@@ -147,38 +147,22 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
             o.name
         )
     })?;
-    if !host.host.disks.is_empty() {
-        bail!(
-            "host {:?} is installed on several disks ({}): reinstall in place of a multi-disk host is not supported \
-             yet; nothing was changed",
-            o.name,
-            host.host.disk
-        );
+    let from = if rescue { From::Rescue } else { From::OldSystem };
+    let chosen = chosen_disks(&d, &host.host, from)?;
+    let disks: Vec<&DiskFacts> = chosen.iter().map(|(d, _)| d).collect();
+    for disk in &disks {
+        disk_fits(disk, host.host.min_disk_bytes)?;
     }
-    // the disk: the one the old system runs from, or on a rescue system
-    // the one the host's own selector picks (and the installer is given
-    // that selector)
-    let (disk, selector) = match root_disk {
-        Some(disk) => {
-            let sel = disk_selector(&disk, &d.disks);
-            (disk, sel)
-        }
-        None => {
-            let sel = host.host.disk_selector.clone().context(
-                "the server does not say the host's disk selector (a metalboot serve older than this command?), \
-                 which chooses the disk on a rescue system; nothing was changed",
-            )?;
-            (rescue::choose(&sel, &d.disks, &d.disk_links)?.clone(), sel)
-        }
-    };
-    disk_fits(&disk, host.host.min_disk_bytes)?;
     clock.phase("discovered the target over SSH");
 
     // 2. show and confirm
     let via_text = boots_via(boot_via, &d, grub.as_ref());
-    print!("{}", summary(&o.target.to_string(), &o.name, &d, &disk, &net, &via_text));
+    print!("{}", summary(&o.target.to_string(), &o.name, &d, &disks, &net, &via_text));
+    let sels = host.host.selectors();
     if rescue {
-        print!("{}", rescue::summary_lines(&d.root, &selector, &d.disks, &d.disk_links));
+        print!("{}", rescue::summary_lines(&d.root, &sels, &disks, &d.disks, &d.disk_links));
+    } else if sels.len() > 1 {
+        print!("{}", disk_lines(&sels, &disks, &d.disks, &d.disk_links, from));
     }
     if let Some(line) = privilege.summary_line(&o.target.user) {
         print!("{line}");
@@ -190,10 +174,10 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
             return Ok(());
         }
         Gate::Go => {}
-        Gate::Ask => confirm(&o.name, &disk)?,
+        Gate::Ask => confirm(&o.name, &paths(&disks))?,
         Gate::Refuse => bail!(
             "refusing to wipe {} without confirmation: run in a terminal and type the host name, or pass --yes",
-            disk.path
+            paths(&disks)
         ),
     }
     let method = choose_boot(&ssh, &d, boot_via, grub)?;
@@ -202,7 +186,8 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     let req = ReinstallRequest {
         mac,
         network: net.clone(),
-        disk: selector,
+        disk: chosen[0].1.clone(),
+        disks: if chosen.len() > 1 { chosen.iter().map(|(_, s)| s.clone()).collect() } else { Vec::new() },
         via: method.name().into(),
         server_wait: o.server_wait,
     };
@@ -288,10 +273,36 @@ fn print_host(o: &Options, d: &Discovered, net: &NetworkSpec) -> Result<()> {
     Ok(())
 }
 
+/// The disks' paths in words: `/dev/vda and /dev/vdb`.
+fn paths(disks: &[&DiskFacts]) -> String {
+    disks.iter().map(|d| d.path.as_str()).collect::<Vec<_>>().join(" and ")
+}
+
+/// The disks the reinstall writes, each with the selector the installer
+/// gets for it: the disk the old system runs from; on a rescue system the
+/// one the host's own selector picks (and the installer is given that
+/// selector); for a host on several disks, the disks its selectors pick,
+/// each pinned to the disk found (see [`super::choose`]).
+fn chosen_disks(d: &Discovered, host: &HostView, from: From) -> Result<Vec<(DiskFacts, DiskSelector)>> {
+    if host.disks.len() > 1 {
+        let chosen = choose_all(&host.disks, &d.disks, &d.disk_links, from)?;
+        return Ok(chosen.into_iter().map(|c| (c.clone(), disk_selector(c, &d.disks))).collect());
+    }
+    if from == From::OldSystem {
+        let disk = d.root_disk()?;
+        return Ok(vec![(disk.clone(), disk_selector(disk, &d.disks))]);
+    }
+    let sel = host.disk_selector.clone().context(
+        "the server does not say the host's disk selector (a metalboot serve older than this command?), which \
+         chooses the disk on a rescue system; nothing was changed",
+    )?;
+    Ok(vec![(choose(&sel, &d.disks, &d.disk_links, from)?.clone(), sel)])
+}
+
 /// Asks the operator, on the terminal, to type the host name.
-fn confirm(name: &str, disk: &DiskFacts) -> Result<()> {
+fn confirm(name: &str, disks: &str) -> Result<()> {
     let stdin = std::io::stdin();
-    print!("type the host name ({name}) to wipe {} and reinstall: ", disk.path);
+    print!("type the host name ({name}) to wipe {disks} and reinstall: ");
     std::io::stdout().flush()?;
     let mut line = String::new();
     stdin.lock().read_line(&mut line)?;
