@@ -152,6 +152,10 @@ impl Vm {
         // once (emulated CPUs have no RDRAND, and under TCG the kernel's
         // jitter fallback can take arbitrarily long)
         cmd.args(["-device", "virtio-rng-pci"]);
+        // no floppy drive, as on any server (QEMU's pc machine reports an
+        // empty one): GRUB looking for a missing raid1 member otherwise
+        // retries reading it for over a minute under TCG
+        cmd.args(["-global", "isa-fdc.fdtypeA=none"]);
         // Under OVMF, drop QEMU's iPXE option ROM so the firmware's own PXE
         // client boots: DHCP → TFTP snponly.efi → iPXE → HTTP.
         // SeaBIOS: network first, then the disks. OVMF: no bootindex at all —
