@@ -12,6 +12,7 @@ pub mod handoff;
 pub mod http;
 pub mod inventory;
 pub mod limit;
+pub mod metrics;
 pub mod operator;
 pub mod ra;
 pub mod render;

@@ -166,9 +166,10 @@ pub async fn run(
     let tls = bind_tls(&config, tls_cert.as_ref()).await?;
     let _reload_task =
         config.tls.as_ref().zip(tls_cert).map(|(t, cert)| reload_on_sighup(t.source.clone(), cert)).transpose()?;
-    let dhcp_task = start_dhcp(&config, &inventory, &store, addr.port())?;
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let dhcp_task = start_dhcp(&config, &inventory, &store, addr.port(), &metrics)?;
     let _ra_task = start_router_advertisements(&config)?;
-    let tftp_task = start_tftp(&config).await?;
+    let tftp_task = start_tftp(&config, &metrics).await?;
     let endpoint = tls.as_ref().map(|(_, _, e)| e.clone());
     let state = Arc::new(AppState {
         config,
@@ -178,6 +179,7 @@ pub async fn run(
         assets,
         api_token_hash: hash_token(&token),
         tls: endpoint,
+        metrics,
     });
     if let Some(f) = ready_file {
         let tmp = f.with_extension("tmp");
@@ -193,7 +195,7 @@ pub async fn run(
         state.store.clone(),
         std::time::Duration::from_secs(state.config.handoff.first_boot_timeout_secs),
         std::time::Duration::from_secs(10),
-        move |name| crate::handoff::fire(&st.handoff(), "failed", name),
+        move |name| st.install_ended("failed", name),
     ));
     let listeners = Listeners { http: listener, tls: tls.map(|(l, a, _)| (l, a)) };
     let http = crate::http::listen::serve(listeners, app(state), &limits, shutdown());
@@ -256,7 +258,13 @@ async fn wait(task: Option<Task>) -> Result<()> {
     }
 }
 
-fn start_dhcp(config: &Config, inventory: &Inventory, store: &Store, http_port: u16) -> Result<Option<Task>> {
+fn start_dhcp(
+    config: &Config,
+    inventory: &Inventory,
+    store: &Store,
+    http_port: u16,
+    metrics: &Arc<crate::metrics::Metrics>,
+) -> Result<Option<Task>> {
     use crate::dhcp::{ledger, socket, DhcpMode};
     let mode = config.dhcp.mode;
     if mode == DhcpMode::Off {
@@ -276,7 +284,7 @@ fn start_dhcp(config: &Config, inventory: &Inventory, store: &Store, http_port: 
     set.spawn(ledger::purge_expired_every(ledger.clone(), ledger::PURGE_EVERY));
     for port in [67, 4011] {
         let sock = socket::bind(&iface, port)?;
-        set.spawn(socket::serve(sock, mode, settings.clone(), ledger.clone(), writer.clone()));
+        set.spawn(socket::serve(sock, mode, settings.clone(), ledger.clone(), writer.clone(), metrics.clone()));
     }
     tracing::info!(?mode, interface = %iface, server_ip = %settings.server_ip, "DHCP listening");
     Ok(Some(tokio::spawn(async move {
@@ -303,7 +311,7 @@ fn start_router_advertisements(config: &Config) -> Result<Option<AbortOnDrop>> {
     }))))
 }
 
-async fn start_tftp(config: &Config) -> Result<Option<Task>> {
+async fn start_tftp(config: &Config, metrics: &Arc<crate::metrics::Metrics>) -> Result<Option<Task>> {
     let enabled = config.tftp.enabled.unwrap_or(config.dhcp.mode != crate::dhcp::DhcpMode::Off);
     if !enabled {
         return Ok(None);
@@ -317,7 +325,7 @@ async fn start_tftp(config: &Config) -> Result<Option<Task>> {
         }
     }
     tracing::info!(addr = %sock.local_addr()?, "TFTP listening");
-    Ok(Some(tokio::spawn(crate::tftp::serve(sock, Arc::new(config.tftp.clone())))))
+    Ok(Some(tokio::spawn(crate::tftp::serve(sock, Arc::new(config.tftp.clone()), metrics.clone()))))
 }
 
 async fn shutdown() {

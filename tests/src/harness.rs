@@ -243,6 +243,17 @@ impl Scenario {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 
+    /// `GET /metrics` with the API token: the Prometheus text.
+    pub fn metrics(&self) -> Result<String> {
+        self.ns.exec(&[
+            "curl",
+            "-sf",
+            "-H",
+            &format!("Authorization: Bearer {}", self.api_token),
+            &format!("{}/metrics", self.base),
+        ])
+    }
+
     /// `GET /v1/hosts/NAME` through the namespace (curl inside it).
     pub fn host(&self, name: &str) -> Result<serde_json::Value> {
         let out = self.ns.exec(&[

@@ -9,6 +9,7 @@ pub mod dhcp_client;
 pub mod disks;
 pub mod harness;
 pub mod kvm;
+pub mod metrics;
 pub mod mitm;
 pub mod netns;
 pub mod perfdhcp;

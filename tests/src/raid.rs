@@ -5,7 +5,8 @@
 //! from the other disk alone, first under UEFI (the ESP copy), then under
 //! BIOS (GRUB in that disk's BIOS boot partition): each time the root is
 //! mounted degraded by itself, the other subvolumes follow, and the host
-//! answers SSH with the host key the server recorded. Before that, while
+//! answers SSH with the host key the server recorded. Before that, the
+//! server's `/metrics` is checked against the install, and, while
 //! both disks are in, `metalboot reinstall --dry-run` of the running host
 //! shows both disks of its root chosen by the inventory's two selectors,
 //! and `--print-host` makes a raid1 entry of them.
@@ -98,6 +99,7 @@ pub fn raid1(name: &str) -> Result<Scenario> {
     ensure!(from.contains("NVMe Ctrl E2E-DISK"), "OVMF started {from}, not the 4Kn NVMe disk");
     i.s.phase("OVMF booted the installed system from the 4Kn NVMe disk's ESP");
     let Installed { mut s, mut vm, ip, known_hosts: kh, .. } = i;
+    crate::metrics::check_after_install(&mut s)?;
     reinstall_dry_run(&mut s, &ip, &kh)?;
     vm.stop();
     let second = Disk::virtio(s.dir.join("disk2.img"), "E2E-DISK2");

@@ -33,12 +33,37 @@ pub fn bind(iface: &str, port: u16) -> Result<UdpSocket> {
 
 /// What a datagram calls for: a reply (and where to send it), and the lease
 /// changes that must be durable before it leaves (see `ledger`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Prepared {
     /// The reply bytes and destination, if we answer.
     pub reply: Option<(Vec<u8>, SocketAddr)>,
     /// Lease changes to commit first (empty: send at once).
     pub changes: Vec<LeaseChange>,
+    /// The datagram's message type, for the metrics (`invalid`: not one
+    /// we could read).
+    pub message: &'static str,
+    /// What came of it, for the metrics: the reply's type (`offer`, `ack`,
+    /// `nak`; `proxy` for proxyDHCP and boot-server answers), `ignored` or
+    /// `error`.
+    pub outcome: &'static str,
+}
+
+impl Default for Prepared {
+    fn default() -> Prepared {
+        Prepared { reply: None, changes: Vec::new(), message: "invalid", outcome: "ignored" }
+    }
+}
+
+/// A DHCP message type in the metrics' words.
+fn message_name(t: &MessageType) -> &'static str {
+    match t {
+        MessageType::Discover => "discover",
+        MessageType::Request => "request",
+        MessageType::Decline => "decline",
+        MessageType::Release => "release",
+        MessageType::Inform => "inform",
+        _ => "other",
+    }
 }
 
 /// Handles one datagram, writing its lease changes before it returns; the
@@ -87,6 +112,8 @@ pub fn prepare(
     };
     let span = tracing::debug_span!("dhcp", mac = %info.mac, msg = ?info.msg_type);
     let _g = span.enter();
+    let message = message_name(&info.msg_type);
+    let ignored = |changes| Prepared { reply: None, changes, message, outcome: "ignored" };
     // Port 4011 is the PXE boot server: boot information only, whatever the
     // mode (EDK2 asks there again after an offer carrying `PXEClient`).
     let boot_server = local_port == 4011;
@@ -95,17 +122,24 @@ pub fn prepare(
         if proxy { (decide_proxy(&info, s, boot_server), Vec::new()) } else { ledger.decide(&info, s, now_ms) };
     if let Decision::Ignore(why) = &decision {
         tracing::debug!(reason = %why, "not answering");
-        return Prepared { reply: None, changes };
+        return ignored(changes);
     }
     let Some(out) = reply(&msg, &decision, s, info.guid.as_deref(), proxy) else {
-        return Prepared { reply: None, changes };
+        return ignored(changes);
     };
     let bytes = match out.to_vec() {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "encoding DHCP reply");
-            return Prepared { reply: None, changes };
+            return Prepared { outcome: "error", ..ignored(changes) };
         }
+    };
+    let outcome = match &decision {
+        _ if proxy => "proxy",
+        Decision::Reply { msg_type: MessageType::Offer, .. } => "offer",
+        Decision::Reply { msg_type: MessageType::Ack, .. } => "ack",
+        Decision::Reply { msg_type: MessageType::Nak, .. } => "nak",
+        _ => "other",
     };
     if let Decision::Reply { msg_type, yiaddr, boot, .. } = &decision {
         tracing::info!(mac = %info.mac, reply = ?msg_type, ip = %yiaddr, boot = boot.as_ref().map(|b| b.filename.as_str()).unwrap_or("-"), "dhcp");
@@ -119,7 +153,7 @@ pub fn prepare(
     } else {
         SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, 68))
     };
-    Prepared { reply: Some((bytes, dest)), changes }
+    Prepared { reply: Some((bytes, dest)), changes, message, outcome }
 }
 
 /// Serves until the task is dropped. Decisions are made here, in memory;
@@ -131,6 +165,7 @@ pub async fn serve(
     settings: Arc<DhcpSettings>,
     ledger: Arc<Ledger>,
     writer: mpsc::Sender<Pending>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> Result<()> {
     let sock = Arc::new(sock);
     let local_port = sock.local_addr()?.port();
@@ -138,6 +173,7 @@ pub async fn serve(
     loop {
         let (n, src) = sock.recv_from(&mut buf).await.context("receiving DHCP")?;
         let p = prepare(&buf[..n], src, local_port, mode, &settings, &ledger, now_ms());
+        metrics.dhcp(p.message, p.outcome);
         if !p.changes.is_empty() {
             let pending = Pending { changes: p.changes, reply: p.reply, sock: sock.clone() };
             writer.send(pending).await.map_err(|_| anyhow::anyhow!("the lease writer stopped"))?;

@@ -88,7 +88,7 @@ pub async fn boot_script(
                 BootStart::TooManyBoots(out) => {
                     tracing::warn!("too many installer boots for one install: host failed");
                     if out.became_failed {
-                        crate::handoff::fire(&state.handoff(), "failed", &h.name);
+                        state.install_ended("failed", &h.name);
                     }
                     script::local_script(&state.renderer, platform, "too many boots, re-arm the host to retry")?
                 }

@@ -116,13 +116,15 @@ pub async fn event(
     tracing::Span::current().record("step", ev.step.as_str());
     let mut ev = ev;
     ev.message = clean_message(&ev.message);
+    let (step, finished) = (ev.step.as_str(), ev.status != crate::state::EventStatus::Running);
     let s = st.0.clone();
     let n = name.clone();
     // a host failed already refuses the token (403), so its hooks fire
     // once, for the event that failed it
     let out = blocking(move || s.store.record_event(&n, &q.token, &ev)).await?.map_err(|_| AppError::Forbidden)?;
+    st.0.metrics.step(&name, step, finished);
     if out.became_failed {
-        crate::handoff::fire(&st.0.handoff(), "failed", &name);
+        st.0.install_ended("failed", &name);
     }
     Ok(Json(out.record))
 }
@@ -184,7 +186,7 @@ pub async fn installed(
     let n = name.clone();
     let rec = token_result(blocking(move || s.store.record_installed(&n, &q.token, &rep)).await?)?;
     tracing::info!("host installed");
-    crate::handoff::fire(&st.0.handoff(), "installed", &name);
+    st.0.install_ended("installed", &name);
     Ok(Json(rec))
 }
 

@@ -9,6 +9,7 @@ mod boot;
 mod error;
 mod install;
 pub mod listen;
+mod metrics;
 mod reinstall;
 
 pub use error::AppError;
@@ -42,9 +43,18 @@ pub struct AppState {
     pub api_token_hash: String,
     /// HTTPS, when `[server.tls]` is on.
     pub tls: Option<crate::tls::TlsEndpoint>,
+    /// Counters for `GET /metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
+    /// An install ended (`installed` or `failed`): counted for the
+    /// metrics, and the hooks fired.
+    pub fn install_ended(&self, result: &'static str, name: &str) {
+        self.metrics.install(result);
+        crate::handoff::fire(&self.handoff(), result, name);
+    }
+
     /// What the handoff (hooks) needs of this state.
     pub fn handoff(&self) -> crate::handoff::Handoff<'_> {
         crate::handoff::Handoff {
@@ -79,17 +89,34 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/hosts/{name}/report", post(install::report))
         .route("/v1/hosts/{name}/installed", post(install::installed))
         .route("/healthz", get(|| async { "ok\n" }))
-        .layer(axum::middleware::from_fn(log_request))
+        .route("/metrics", get(metrics::metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
 
-/// Logs each request by method and path only: query strings carry tokens.
-async fn log_request(req: Request, next: Next) -> Response {
+/// Logs each request by method and path only (query strings carry
+/// tokens), and counts it by route and status.
+async fn log_request(
+    axum::extract::State(st): axum::extract::State<Shared>,
+    matched: Option<axum::extract::MatchedPath>,
+    req: Request,
+    next: Next,
+) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
-    tracing::info!(%method, %path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "http");
+    let status = resp.status().as_u16();
+    tracing::info!(%method, %path, status, ms = started.elapsed().as_millis() as u64, "http");
+    let bytes = (method != axum::http::Method::HEAD)
+        .then(|| {
+            resp.headers()
+                .get(axum::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .or_else(|| axum::body::HttpBody::size_hint(resp.body()).exact())
+        })
+        .flatten();
+    st.metrics.http(matched.as_ref().map_or("unmatched", |m| m.as_str()), status, bytes);
     resp
 }
 

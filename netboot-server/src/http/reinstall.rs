@@ -141,7 +141,7 @@ pub async fn fail(
     let n = name.clone();
     let out = blocking(move || s.store.fail(&n, req.step.as_str(), &req.error)).await?;
     if out.became_failed {
-        crate::handoff::fire(&st.0.handoff(), "failed", &name);
+        st.0.install_ended("failed", &name);
     }
     Ok(Json(super::api::view(&spec, out.record)))
 }

@@ -118,8 +118,8 @@ async fn send_error(sock: &UdpSocket, to: SocketAddr, code: u16, message: &str) 
     let _ = sock.send_to(&encode(&Packet::Error { code, message: message.into() }), to).await;
 }
 
-/// Serves until dropped.
-pub async fn serve(sock: UdpSocket, cfg: Arc<TftpConfig>) -> Result<()> {
+/// Serves until dropped, counting each request's outcome in `metrics`.
+pub async fn serve(sock: UdpSocket, cfg: Arc<TftpConfig>, metrics: Arc<crate::metrics::Metrics>) -> Result<()> {
     let slots = Slots::new(cfg.max_transfers, cfg.max_transfers_per_client);
     let local_ip = sock.local_addr()?.ip();
     let mut buf = vec![0u8; 2048];
@@ -135,6 +135,7 @@ pub async fn serve(sock: UdpSocket, cfg: Arc<TftpConfig>) -> Result<()> {
         let (filename, mode, options) = match req {
             Packet::Rrq { filename, mode, options } => (filename, mode, options),
             Packet::Wrq => {
+                metrics.tftp("write_refused", 0);
                 send_error(&sock, peer, 2, "read-only server").await;
                 continue;
             }
@@ -142,10 +143,12 @@ pub async fn serve(sock: UdpSocket, cfg: Arc<TftpConfig>) -> Result<()> {
         };
         let Some(path) = lookup(&cfg.files, &filename).cloned() else {
             tracing::info!(%peer, file = %filename.escape_debug(), "TFTP: not served");
+            metrics.tftp("not_found", 0);
             send_error(&sock, peer, 1, "file not found").await;
             continue;
         };
         if mode != "octet" && mode != "netascii" {
+            metrics.tftp("bad_mode", 0);
             send_error(&sock, peer, 4, "unsupported mode").await;
             continue;
         }
@@ -153,21 +156,28 @@ pub async fn serve(sock: UdpSocket, cfg: Arc<TftpConfig>) -> Result<()> {
             Ok(p) => p,
             Err(why) => {
                 tracing::debug!(%peer, ?why, "TFTP: refused, server busy");
+                metrics.tftp("busy", 0);
                 send_error(&sock, peer, 0, "server busy").await;
                 continue;
             }
         };
         let max_timeout = cfg.max_timeout_secs;
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let _permit = permit;
             match transfer(local_ip, peer, &path, &options, max_timeout).await {
                 Ok(None) => {
+                    metrics.tftp("size_probe", 0);
                     tracing::info!(%peer, file = %filename, "TFTP: client ended after the option ack (size probe)")
                 }
                 Ok(Some((bytes, blksize, windowsize))) => {
+                    metrics.tftp("sent", bytes as u64);
                     tracing::info!(%peer, file = %filename, bytes, blksize, windowsize, "TFTP: sent")
                 }
-                Err(e) => tracing::info!(%peer, file = %filename, error = format!("{e:#}"), "TFTP: transfer ended"),
+                Err(e) => {
+                    metrics.tftp("failed", 0);
+                    tracing::info!(%peer, file = %filename, error = format!("{e:#}"), "TFTP: transfer ended")
+                }
             }
         });
     }

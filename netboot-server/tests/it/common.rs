@@ -74,6 +74,7 @@ impl TestServer {
             assets,
             api_token_hash: hash_token(API_TOKEN),
             tls: None,
+            metrics: Default::default(),
         });
         TestServer { dir, state, rootfs }
     }

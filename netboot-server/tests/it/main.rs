@@ -24,6 +24,7 @@ mod https;
 mod https_client;
 mod inventory_validation;
 mod kill9;
+mod metrics;
 mod oneshot;
 mod preseed_debconf;
 mod render_failure;

@@ -35,7 +35,7 @@ async fn start_server(len: usize, max: usize) -> (SocketAddr, Vec<u8>, tempfile:
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = sock.local_addr().unwrap();
     let cfg = TftpConfig { enabled: Some(true), listen: addr, files, max_transfers: max, ..TftpConfig::default() };
-    tokio::spawn(serve(sock, Arc::new(cfg)));
+    tokio::spawn(serve(sock, Arc::new(cfg), Default::default()));
     (addr, data, dir)
 }
 
