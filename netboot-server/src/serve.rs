@@ -164,16 +164,19 @@ pub async fn run(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, hosts = inventory.hosts().len(), "metalboot listening");
     let tls = bind_tls(&config, tls_cert.as_ref()).await?;
-    let _reload_task =
-        config.tls.as_ref().zip(tls_cert).map(|(t, cert)| reload_on_sighup(t.source.clone(), cert)).transpose()?;
+    let tls_reload = config.tls.as_ref().zip(tls_cert).map(|(t, cert)| (t.source.clone(), cert));
     let metrics = Arc::new(crate::metrics::Metrics::default());
-    let dhcp_task = start_dhcp(&config, &inventory, &store, addr.port(), &metrics)?;
+    let (dhcp_task, dhcp_settings) = match start_dhcp(&config, &inventory, &store, addr.port(), &metrics)? {
+        Some((t, s)) => (Some(t), Some(s)),
+        None => (None, None),
+    };
     let _ra_task = start_router_advertisements(&config)?;
     let tftp_task = start_tftp(&config, &metrics).await?;
     let endpoint = tls.as_ref().map(|(_, _, e)| e.clone());
+    let started = config.clone();
     let state = Arc::new(AppState {
         config,
-        inventory,
+        inventory: crate::live::Live::new(inventory),
         renderer,
         store,
         assets,
@@ -190,6 +193,14 @@ pub async fn run(
         std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, f).with_context(|| format!("writing {}", f.display()))?;
     }
+    let _reload = AbortOnDrop(crate::reload::on_sighup(crate::reload::Reloader {
+        config_path: config_path.map(Path::to_path_buf),
+        started,
+        state: state.clone(),
+        dhcp: dhcp_settings,
+        http_port: addr.port(),
+        tls: tls_reload,
+    })?);
     let st = state.clone();
     let watch = tokio::spawn(crate::handoff::watch_first_boot(
         state.store.clone(),
@@ -227,21 +238,6 @@ async fn bind_tls(
     Ok(Some((listener, TlsAcceptor::from(cert.config.clone()), endpoint)))
 }
 
-/// On SIGHUP, serves the certificate files anew if they hold the same key
-/// (a renewal); anything else is logged and the certificate in use kept.
-fn reload_on_sighup(source: crate::tls::CertSource, served: ServerCert) -> Result<AbortOnDrop> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    Ok(AbortOnDrop(tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            match crate::tls::reload(&source, &served) {
-                Ok(()) => tracing::info!(pin = %served.pin, "reloaded the TLS certificate"),
-                Err(e) => tracing::error!(error = format!("{e:#}"), "keeping the TLS certificate in use"),
-            }
-        }
-    })))
-}
-
 type Task = tokio::task::JoinHandle<Result<()>>;
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -264,20 +260,18 @@ fn start_dhcp(
     store: &Store,
     http_port: u16,
     metrics: &Arc<crate::metrics::Metrics>,
-) -> Result<Option<Task>> {
+) -> Result<Option<(Task, Arc<crate::live::Live<crate::dhcp::DhcpSettings>>)>> {
     use crate::dhcp::{ledger, socket, DhcpMode};
     let mode = config.dhcp.mode;
     if mode == DhcpMode::Off {
         return Ok(None);
     }
-    let mut settings = config.dhcp.resolve(inventory, http_port).context("in [dhcp]")?;
-    if let Some(u) = &config.public_url {
-        settings.http_base = u.clone();
-    }
+    let settings = crate::reload::dhcp_settings(config, inventory, http_port)?;
     let iface = config.dhcp.interface.clone().unwrap_or_default();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let ledger = Arc::new(ledger::Ledger::open(store.clone(), &settings, now).context("loading DHCP leases")?);
-    let settings = Arc::new(settings);
+    let server_ip = settings.server_ip;
+    let settings = Arc::new(crate::live::Live::new(settings));
     let mut set = tokio::task::JoinSet::new();
     let (writer, queue) = tokio::sync::mpsc::channel(ledger::QUEUE);
     set.spawn(ledger::write_batches(ledger.clone(), queue));
@@ -286,14 +280,15 @@ fn start_dhcp(
         let sock = socket::bind(&iface, port)?;
         set.spawn(socket::serve(sock, mode, settings.clone(), ledger.clone(), writer.clone(), metrics.clone()));
     }
-    tracing::info!(?mode, interface = %iface, server_ip = %settings.server_ip, "DHCP listening");
-    Ok(Some(tokio::spawn(async move {
+    tracing::info!(?mode, interface = %iface, %server_ip, "DHCP listening");
+    let task = tokio::spawn(async move {
         match set.join_next().await {
             Some(Ok(r)) => r,
             Some(Err(e)) => Err(e.into()),
             None => Ok(()),
         }
-    })))
+    });
+    Ok(Some((task, settings)))
 }
 
 /// Router advertisements beside DHCP (see `ra`). A failure after start-up

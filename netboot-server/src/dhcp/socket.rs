@@ -162,7 +162,7 @@ pub fn prepare(
 pub async fn serve(
     sock: UdpSocket,
     mode: DhcpMode,
-    settings: Arc<DhcpSettings>,
+    settings: Arc<crate::live::Live<DhcpSettings>>,
     ledger: Arc<Ledger>,
     writer: mpsc::Sender<Pending>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -172,7 +172,8 @@ pub async fn serve(
     let mut buf = vec![0u8; 1500];
     loop {
         let (n, src) = sock.recv_from(&mut buf).await.context("receiving DHCP")?;
-        let p = prepare(&buf[..n], src, local_port, mode, &settings, &ledger, now_ms());
+        // the reservations current now: a reload swaps them between datagrams
+        let p = prepare(&buf[..n], src, local_port, mode, &settings.load(), &ledger, now_ms());
         metrics.dhcp(p.message, p.outcome);
         if !p.changes.is_empty() {
             let pending = Pending { changes: p.changes, reply: p.reply, sock: sock.clone() };

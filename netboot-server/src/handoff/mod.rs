@@ -54,8 +54,8 @@ impl HandoffConfig {
 pub struct Handoff<'a> {
     /// `[handoff]`.
     pub config: &'a HandoffConfig,
-    /// Validated inventory.
-    pub inventory: &'a Inventory,
+    /// Validated inventory (the one current when the event happened).
+    pub inventory: std::sync::Arc<Inventory>,
     /// State database.
     pub store: &'a Store,
     /// `server.data_dir`.

@@ -42,7 +42,12 @@ pub async fn list_hosts(st: St, headers: HeaderMap) -> Result<Json<Vec<HostView>
     authorize(&st, &headers)?;
     let s = st.0.clone();
     let out = blocking(move || {
-        s.inventory.hosts().iter().map(|h| Ok(view(h, s.store.get(&h.name)?))).collect::<anyhow::Result<Vec<_>>>()
+        s.inventory
+            .load()
+            .hosts()
+            .iter()
+            .map(|h| Ok(view(h, s.store.get(&h.name)?)))
+            .collect::<anyhow::Result<Vec<_>>>()
     })
     .await?;
     Ok(Json(out))
@@ -53,6 +58,7 @@ pub async fn show_host(st: St, headers: HeaderMap, Path(name): Path<String>) -> 
     authorize(&st, &headers)?;
     let spec =
         st.0.inventory
+            .load()
             .get(&name)
             .ok_or_else(|| AppError::NotFound(format!("no host {} in the inventory", quote(&name))))?
             .clone();
@@ -66,6 +72,7 @@ pub async fn arm_host(st: St, headers: HeaderMap, Path(name): Path<String>) -> R
     authorize(&st, &headers)?;
     let spec =
         st.0.inventory
+            .load()
             .get(&name)
             .ok_or_else(|| AppError::NotFound(format!("no host {} in the inventory", quote(&name))))?
             .clone();
@@ -80,6 +87,7 @@ pub async fn disarm_host(st: St, headers: HeaderMap, Path(name): Path<String>) -
     authorize(&st, &headers)?;
     let spec =
         st.0.inventory
+            .load()
             .get(&name)
             .ok_or_else(|| AppError::NotFound(format!("no host {} in the inventory", quote(&name))))?
             .clone();
@@ -102,11 +110,12 @@ pub async fn ansible_inventory(
     axum::extract::Query(q): axum::extract::Query<AnsibleQuery>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     authorize(&st, &headers)?;
-    let s = st.0.clone();
+    let (s, inv) = (st.0.clone(), st.0.inventory.load());
+    let hosts = inv.clone();
     let records =
-        blocking(move || s.inventory.hosts().iter().map(|h| s.store.get(&h.name)).collect::<anyhow::Result<Vec<_>>>())
+        blocking(move || hosts.hosts().iter().map(|h| s.store.get(&h.name)).collect::<anyhow::Result<Vec<_>>>())
             .await?;
-    let pairs: Vec<_> = st.0.inventory.hosts().iter().zip(records.iter()).collect();
+    let pairs: Vec<_> = inv.hosts().iter().zip(records.iter()).collect();
     let doc = crate::handoff::ansible::inventory(&pairs);
     Ok(Json(match q.host {
         None => doc,

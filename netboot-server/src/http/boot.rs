@@ -42,7 +42,8 @@ pub async fn boot_script(
         return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body));
     };
     let mac: MacAddr = mac.parse().map_err(AppError::BadRequest)?;
-    let host = state.inventory.by_mac(&mac);
+    let inventory = state.inventory.load();
+    let host = inventory.by_mac(&mac);
     if let Some(h) = host {
         tracing::Span::current().record("host", h.name.as_str());
     }

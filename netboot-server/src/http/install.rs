@@ -39,7 +39,7 @@ pub async fn plan(
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
 ) -> Result<impl IntoResponse, AppError> {
-    let mut host = known_host(&st.0, &name)?.clone();
+    let mut host = known_host(&st.0, &name)?;
     require_token(&st, &name, q.token).await?;
     let (s, n) = (st.0.clone(), name.clone());
     if let Some(json) = blocking(move || s.store.install_override(&n)).await? {
@@ -71,7 +71,7 @@ pub async fn preseed(
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
 ) -> Result<impl IntoResponse, AppError> {
-    let host = known_host(&st.0, &name)?.clone();
+    let host = known_host(&st.0, &name)?;
     let token = q.token.clone();
     require_token(&st, &name, q.token).await?;
     let bases = Bases::of(&st.0, &headers)?;
@@ -89,7 +89,7 @@ pub async fn di_script(
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
 ) -> Result<impl IntoResponse, AppError> {
-    let host = known_host(&st.0, &name)?.clone();
+    let host = known_host(&st.0, &name)?;
     if !script::DI_SCRIPTS.contains(&script_name.as_str()) {
         return Err(AppError::NotFound(format!("no installer script called {}", quote(&script_name))));
     }

@@ -14,7 +14,7 @@ pub async fn metrics(st: St, headers: HeaderMap) -> Result<impl IntoResponse, Ap
     let s = st.0.clone();
     let hosts = blocking(move || {
         let mut by_state = std::collections::BTreeMap::new();
-        for h in s.inventory.hosts() {
+        for h in s.inventory.load().hosts() {
             *by_state.entry(s.store.get(&h.name)?.state.to_string()).or_insert(0u64) += 1;
         }
         Ok(by_state)

@@ -31,8 +31,8 @@ use std::sync::Arc;
 pub struct AppState {
     /// Server configuration.
     pub config: Config,
-    /// Validated inventory.
-    pub inventory: Inventory,
+    /// Validated inventory, swapped whole by a reload (SIGHUP).
+    pub inventory: crate::live::Live<Inventory>,
     /// Template environment.
     pub renderer: Renderer,
     /// State database.
@@ -59,7 +59,7 @@ impl AppState {
     pub fn handoff(&self) -> crate::handoff::Handoff<'_> {
         crate::handoff::Handoff {
             config: &self.config.handoff,
-            inventory: &self.inventory,
+            inventory: self.inventory.load(),
             store: &self.store,
             data_dir: &self.config.data_dir,
         }
@@ -182,8 +182,8 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 /// Only inventory hosts have install-time endpoints.
-pub fn known_host<'a>(state: &'a AppState, name: &str) -> Result<&'a metalboot_spec::HostSpec, AppError> {
-    state.inventory.get(name).ok_or(AppError::Forbidden)
+pub fn known_host(state: &AppState, name: &str) -> Result<metalboot_spec::HostSpec, AppError> {
+    state.inventory.load().get(name).cloned().ok_or(AppError::Forbidden)
 }
 
 /// Keeps `State` in scope for the submodules' signatures.

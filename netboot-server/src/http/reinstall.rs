@@ -48,6 +48,7 @@ impl InstallOverride {
 
 fn inventory_host(st: &St, name: &str) -> Result<HostSpec, AppError> {
     st.0.inventory
+        .load()
         .get(name)
         .cloned()
         .ok_or_else(|| AppError::NotFound(format!("no host {} in the inventory", quote(name))))

@@ -68,7 +68,7 @@ impl TestServer {
         let assets = Assets::new(config.assets.clone());
         let state = Arc::new(AppState {
             config,
-            inventory,
+            inventory: metalboot::live::Live::new(inventory),
             renderer,
             store,
             assets,

@@ -27,5 +27,6 @@ mod kill9;
 mod metrics;
 mod oneshot;
 mod preseed_debconf;
+mod reload;
 mod render_failure;
 mod tftp_loopback;
