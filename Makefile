@@ -7,9 +7,9 @@ CARGO ?= cargo
 APT_PACKAGES := build-essential pkg-config ca-certificates git curl cpio zstd tar kmod busybox-static \
 	btrfs-progs dosfstools mtools util-linux fdisk openssh-client libbtrfsutil-dev libclang-dev clang \
 	qemu-system-x86 qemu-utils ovmf ipxe mmdebstrap iproute2 dnsmasq-base atftp isc-dhcp-client ansible-core \
-	debian-installer-12-netboot-amd64 nftables grub2-common ndisc6 kea-admin openssl prometheus
+	debian-installer-12-netboot-amd64 nftables grub2-common ndisc6 kea-admin openssl prometheus lintian dpkg-dev
 
-.PHONY: all build deps test unit lint golden demo help initramfs rootfs di-assets assets release e2e netns bench fuzz
+.PHONY: all build deps test unit lint golden demo help initramfs rootfs di-assets assets release e2e netns bench fuzz deb
 
 all: build
 
@@ -23,6 +23,7 @@ help:
 	@echo "make bench   TFTP and DHCP side by side with dnsmasq (root)"
 	@echo "make fuzz    the DHCP and TFTP fuzz targets, FUZZ_SECS each (nightly, cargo-fuzz)"
 	@echo "make assets  kernel, installer initramfs and root filesystem image into target/assets"
+	@echo "make deb     the Debian package in target/deb, checked by lintian"
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -85,11 +86,15 @@ netns: release
 # VMs share the two cores evenly
 E2E_THREADS ?= 2
 E2E_VM_CPUS ?= 1
-e2e: assets release
+e2e: assets release deb
 	@rm -f target/e2e/timings.tsv
 	@E2E_VM_CPUS=$(E2E_VM_CPUS) tools/e2e-run $(E2E_THREADS) $(CARGO); rc=$$?; \
 	echo "e2e scenario times (s):"; column -t target/e2e/timings.tsv 2>/dev/null || cat target/e2e/timings.tsv; \
 	awk '{ t += $$2 } END { printf "total %.1f s for %d scenarios\n", t, NR }' target/e2e/timings.tsv; exit $$rc
+
+# the Debian package (target/deb/*.deb), checked by lintian: any error fails
+deb: deps
+	tools/make-deb $(CARGO)
 
 # side by side with dnsmasq in our own namespaces, and QEMU boots and installs
 # (as root); report in target/bench/report.md

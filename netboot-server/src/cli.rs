@@ -118,6 +118,13 @@ pub enum Command {
         #[command(subcommand)]
         what: RenderWhat,
     },
+    /// Write the manual pages and shell completions made from this command
+    /// line's own definition into DIR (for packaging).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Output directory (`man/` and `completions/` under it).
+        dir: PathBuf,
+    },
 }
 
 /// `tls` actions.
@@ -201,6 +208,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let ca_file = cli.ca_file.as_deref();
     match cli.command {
         Command::Serve { listen, ready_file } => serve::run(cfg_path, listen, ready_file.as_deref()).await,
+        Command::GenerateDocs { dir } => crate::docs::write(<Cli as clap::CommandFactory>::command(), &dir),
         Command::CheckConfig => {
             let (config, inv, _) = load_all(cfg_path)?;
             let https = config.tls.as_ref().map(|tls| check_tls(&config, tls)).transpose()?;

@@ -73,7 +73,7 @@ impl Reloader {
     /// error nothing was swapped.
     pub fn reload(&self) -> Result<String> {
         let (config, inventory, _) =
-            crate::serve::load_all(self.config_path.as_deref()).context("reload refused, nothing changed")?;
+            crate::load::load_all(self.config_path.as_deref()).context("reload refused, nothing changed")?;
         let old = self.state.inventory.load();
         let store = &self.state.store;
         for name in removed(&old, &inventory) {
@@ -114,7 +114,7 @@ impl Reloader {
                 "settings of the config file other than the inventory changed: they apply at the next start"
             );
         }
-        for (host, image, path) in crate::serve::hosts_missing_their_image(&config, &self.state.inventory.load()) {
+        for (host, image, path) in crate::load::hosts_missing_their_image(&config, &self.state.inventory.load()) {
             tracing::warn!(%host, %image, path = %path.display(), "the host's image is missing: its installer gets no plan");
         }
         Ok(said)
@@ -139,18 +139,23 @@ pub fn on_sighup(r: Reloader) -> Result<tokio::task::JoinHandle<()>> {
     Ok(tokio::spawn(async move {
         while hup.recv().await.is_some() {
             let r = r.clone();
+            crate::sdnotify::notify("RELOADING=1");
             let done = tokio::task::spawn_blocking(move || {
                 r.reload_tls();
                 r.reload()
             })
             .await;
             match done {
-                Ok(Ok(said)) => tracing::info!("{said}"),
+                Ok(Ok(said)) => {
+                    tracing::info!("{said}");
+                    crate::sdnotify::notify(&format!("STATUS={said}"));
+                }
                 Ok(Err(e)) => {
                     tracing::error!(error = format!("{e:#}"), "reload refused: still serving the previous inventory")
                 }
                 Err(e) => tracing::error!(error = %e, "reload task"),
             }
+            crate::sdnotify::notify("READY=1");
         }
     }))
 }

@@ -2,68 +2,17 @@
 //! run until SIGINT/SIGTERM.
 
 use crate::assets::Assets;
-use crate::config::{Config, ASSET_ROOTFS, ASSET_ROOTFS_CLOUD};
+use crate::config::Config;
 use crate::http::listen::Listeners;
 use crate::http::{app, AppState};
 use crate::inventory::Inventory;
-use crate::render::Renderer;
+pub use crate::load::{check_host_images, hosts_missing_their_image, load_all};
 use crate::state::{hash_token, new_token, Store};
 use crate::tls::{ServerCert, TlsEndpoint};
-use anyhow::{bail, Context, Result};
-use metalboot_spec::Method;
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
-
-/// Loads config, inventory and templates, as `serve` and `check-config` do.
-pub fn load_all(config_path: Option<&Path>) -> Result<(Config, Inventory, Renderer)> {
-    let config = Config::load(config_path)?;
-    let inventory = match &config.inventory {
-        Some(p) => {
-            let inv = Inventory::load(p).context("loading the inventory")?;
-            check_host_images(&config, &inv).with_context(|| format!("in inventory {}", p.display()))?;
-            inv
-        }
-        None => Inventory::default(),
-    };
-    let renderer = match &config.templates {
-        Some(dir) => Renderer::from_dir(dir)?,
-        None => Renderer::embedded()?,
-    };
-    Ok((config, inventory, renderer))
-}
-
-/// Every `image`-method host's image must be an asset the server knows:
-/// otherwise its installer would ask for a plan that can never be made.
-pub fn check_host_images(config: &Config, inventory: &Inventory) -> Result<()> {
-    for h in inventory.hosts().iter().filter(|h| h.method == Method::Image) {
-        if !config.assets.contains_key(&h.image) {
-            bail!(
-                "host {}: field `image`: {} is not a configured asset (the asset directory's {ASSET_ROOTFS} \
-                 and {ASSET_ROOTFS_CLOUD}, or a name under [assets.files])",
-                metalboot_spec::quote(&h.name),
-                metalboot_spec::quote(&h.image)
-            );
-        }
-    }
-    Ok(())
-}
-
-/// The `image`-method hosts whose image file is not there (yet): host,
-/// image, path. Their installers get no plan until it is.
-pub fn hosts_missing_their_image<'a>(
-    config: &'a Config,
-    inventory: &'a Inventory,
-) -> Vec<(&'a str, &'a str, &'a Path)> {
-    inventory
-        .hosts()
-        .iter()
-        .filter(|h| h.method == Method::Image)
-        .filter_map(|h| config.assets.get(&h.image).map(|p| (h, p)))
-        .filter(|(_, p)| !p.is_file())
-        .map(|(h, p)| (h.name.as_str(), h.image.as_str(), p.as_path()))
-        .collect()
-}
 
 /// Where the operator API token comes from: the configured file, then
 /// `METALBOOT_API_TOKEN`, then `<data_dir>/api-token` (created 0600 with a
@@ -193,6 +142,10 @@ pub async fn run(
         std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, f).with_context(|| format!("writing {}", f.display()))?;
     }
+    // systemd (Type=notify): ready now that every listener is bound
+    let hosts = state.inventory.load().hosts().len();
+    crate::sdnotify::notify(&format!("READY=1\nSTATUS=serving {hosts} host(s) on {addr}"));
+    let _watchdog = crate::sdnotify::spawn_watchdog().map(AbortOnDrop);
     let _reload = AbortOnDrop(crate::reload::on_sighup(crate::reload::Reloader {
         config_path: config_path.map(Path::to_path_buf),
         started,
@@ -331,6 +284,7 @@ async fn shutdown() {
         _ = term.recv() => {},
     }
     tracing::info!("shutting down");
+    crate::sdnotify::notify("STOPPING=1");
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod kvm;
 pub mod metrics;
 pub mod mitm;
 pub mod netns;
+pub mod package;
 pub mod perfdhcp;
 pub mod raid;
 pub mod reinstall;

@@ -20,6 +20,26 @@ impl Scenario {
         }
     }
 
+    /// Copies the local file `from` to `to` on `ip` as root, host key
+    /// checked.
+    pub fn upload(&self, ip: &str, known_hosts: &Path, from: &Path, to: &str) -> Result<()> {
+        self.ns.exec(&[
+            "scp",
+            "-q",
+            "-i",
+            self.ssh_key.to_str().context("key path")?,
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            &format!("UserKnownHostsFile={}", known_hosts.display()),
+            "-o",
+            "BatchMode=yes",
+            from.to_str().context("file path")?,
+            &format!("root@{ip}:{to}"),
+        ])?;
+        Ok(())
+    }
+
     /// Runs `cmd` on `ip` as `user`, as it is.
     pub fn ssh_as(&self, user: &str, ip: &str, known_hosts: &Path, cmd: &str) -> Result<String> {
         self.ns.exec(&[

@@ -12,6 +12,7 @@ mod di_finish;
 mod di_select_disk;
 mod di_subvolumes;
 mod discover;
+mod docs;
 mod golden;
 mod handoff;
 mod hostile_values;
