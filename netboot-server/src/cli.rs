@@ -106,6 +106,14 @@ pub enum Command {
         #[arg(long, env = "METALBOOT_SERVER")]
         server: Option<String>,
     },
+    /// Have the running server read its inventory again (as SIGHUP does)
+    /// and wait for the outcome: exit non-zero, with the reason, when the
+    /// new inventory was refused. The service's `systemctl reload`.
+    Reload {
+        /// Server base URL (default: from the config's listen address).
+        #[arg(long, env = "METALBOOT_SERVER")]
+        server: Option<String>,
+    },
     /// HTTPS certificate tools.
     Tls {
         /// What to do.
@@ -239,6 +247,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             for (host, image, path) in serve::hosts_missing_their_image(&config, &inv) {
                 println!("note: host {host:?} installs {image}, which is not there yet ({})", path.display());
             }
+            Ok(())
+        }
+        Command::Reload { server } => {
+            let config = crate::config::Config::load(cfg_path)?;
+            let base = server.unwrap_or_else(|| local_base(&config));
+            let client = ApiClient::new(&base, &serve::api_token(&config, false)?, ca_file)?;
+            let said = tokio::task::spawn_blocking(move || client.reload()).await.context("reloading")??;
+            println!("{said}");
             Ok(())
         }
         Command::Hosts { server, json, action } => {

@@ -22,7 +22,12 @@ impl<T> Live<T> {
 
     /// Replaces it; readers that took the old one keep it.
     pub fn store(&self, v: T) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(v);
+        self.store_arc(Arc::new(v));
+    }
+
+    /// Replaces it with a value already shared.
+    pub fn store_arc(&self, v: Arc<T>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = v;
     }
 }
 

@@ -11,12 +11,17 @@
 //! served anew when its files hold the same key (a renewal). Settings of
 //! the config file other than the inventory take effect at the next start,
 //! and the log says so when they changed.
+//!
+//! `POST /v1/reload` (operator token; `metalboot reload`, the unit's
+//! `ExecReload=`) does the same and answers only when it is done, with what
+//! changed or why it was refused: `systemctl reload` then fails when the
+//! reload was refused.
 
 use crate::config::Config;
 use crate::dhcp::DhcpSettings;
-use crate::http::Shared;
 use crate::inventory::Inventory;
 use crate::live::Live;
+use crate::state::Store;
 use crate::tls::{CertSource, ServerCert};
 use anyhow::{bail, Context, Result};
 use metalboot_spec::api::HostState;
@@ -30,14 +35,14 @@ pub struct Reloader {
     pub config_path: Option<PathBuf>,
     /// The configuration the server started with (`--listen` applied).
     pub started: Config,
-    /// The server's state, whose inventory is swapped.
-    pub state: Shared,
     /// The DHCP settings in use, when DHCP is on.
     pub dhcp: Option<Arc<Live<DhcpSettings>>>,
     /// The HTTP port the DHCP settings point iPXE at.
     pub http_port: u16,
     /// The certificate served over HTTPS, when `[server.tls]` is on.
     pub tls: Option<(CertSource, ServerCert)>,
+    /// Held while a reload runs: SIGHUP and the API never interleave.
+    pub running: std::sync::Mutex<()>,
 }
 
 /// The settings DHCP serves for `inventory` (its reservations) under
@@ -69,26 +74,44 @@ fn other_settings_changed(started: &Config, now: &Config) -> bool {
 }
 
 impl Reloader {
-    /// Reads, checks and swaps; returns what changed, in words. On an
-    /// error nothing was swapped.
-    pub fn reload(&self) -> Result<String> {
-        let (config, inventory, _) =
-            crate::load::load_all(self.config_path.as_deref()).context("reload refused, nothing changed")?;
-        let old = self.state.inventory.load();
-        let store = &self.state.store;
-        for name in removed(&old, &inventory) {
-            let state = store.get(name)?.state;
-            if matches!(state, HostState::Booting | HostState::Installing | HostState::Rebooting) {
-                bail!(
-                    "reload refused, nothing changed: host {} is {state} and the new inventory drops it; disarm it \
-                     or let the install finish first",
-                    quote(name)
-                );
+    /// Reads, checks and swaps `state`'s inventory; returns what changed,
+    /// in words. On an error nothing was swapped. One at a time.
+    pub fn reload(&self, inventory: &Live<Inventory>, store: &Store) -> Result<String> {
+        let _one = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        crate::sdnotify::notify("RELOADING=1");
+        self.reload_tls();
+        let out = self.reload_inventory(inventory, store);
+        match &out {
+            Ok(said) => {
+                tracing::info!("{said}");
+                crate::sdnotify::notify(&format!("READY=1\nSTATUS={said}"));
+            }
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "reload refused: still serving the previous inventory");
+                crate::sdnotify::notify("READY=1");
             }
         }
+        out
+    }
+
+    fn reload_inventory(&self, live: &Live<Inventory>, store: &Store) -> Result<String> {
+        let (config, inventory, _) =
+            crate::load::load_all(self.config_path.as_deref()).context("reload refused, nothing changed")?;
+        // the server keeps the assets, DHCP range and addresses it started
+        // with: the new inventory is checked against those
+        crate::load::check_host_images(&self.started, &inventory)
+            .context("reload refused, nothing changed (the assets are the ones the server started with)")?;
+        let old = live.load();
+        refuse_dropping_installs(store, &old, &inventory)?;
+        // only the reservations change; the rest of the DHCP settings (pool,
+        // server address) stay as the server started with them
         let settings = match &self.dhcp {
-            Some(_) => {
-                Some(dhcp_settings(&config, &inventory, self.http_port).context("reload refused, nothing changed")?)
+            Some(live) => {
+                let made = dhcp_settings(&self.started, &inventory, self.http_port)
+                    .context("reload refused, nothing changed")?;
+                let mut s = (*live.load()).clone();
+                s.reservations = made.reservations;
+                Some(s)
             }
             None => None,
         };
@@ -105,7 +128,14 @@ impl Reloader {
         }
         // the swap: HTTP and hooks see the new inventory from the next
         // request on, DHCP from the next datagram
-        self.state.inventory.store(inventory);
+        let new = std::sync::Arc::new(inventory);
+        live.store_arc(new.clone());
+        // a dropped host that started to boot between the check and the
+        // swap: put the old inventory back
+        if let Err(e) = refuse_dropping_installs(store, &old, &new) {
+            live.store_arc(old);
+            return Err(e);
+        }
         if let (Some(live), Some(s)) = (&self.dhcp, settings) {
             live.store(s);
         }
@@ -114,12 +144,31 @@ impl Reloader {
                 "settings of the config file other than the inventory changed: they apply at the next start"
             );
         }
-        for (host, image, path) in crate::load::hosts_missing_their_image(&config, &self.state.inventory.load()) {
+        for (host, image, path) in crate::load::hosts_missing_their_image(&self.started, &new) {
             tracing::warn!(%host, %image, path = %path.display(), "the host's image is missing: its installer gets no plan");
         }
         Ok(said)
     }
+}
 
+/// Refuses an inventory that drops a host mid-install.
+fn refuse_dropping_installs(store: &Store, old: &Inventory, new: &Inventory) -> Result<()> {
+    {
+        for name in removed(old, new) {
+            let state = store.get(name)?.state;
+            if matches!(state, HostState::Booting | HostState::Installing | HostState::Rebooting) {
+                bail!(
+                    "reload refused, nothing changed: host {} is {state} and the new inventory drops it; disarm it \
+                     or let the install finish first",
+                    quote(name)
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Reloader {
     /// The certificate files read again, if HTTPS is on.
     fn reload_tls(&self) {
         if let Some((source, served)) = &self.tls {
@@ -129,33 +178,4 @@ impl Reloader {
             }
         }
     }
-}
-
-/// Reloads on every SIGHUP until dropped.
-pub fn on_sighup(r: Reloader) -> Result<tokio::task::JoinHandle<()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    let r = Arc::new(r);
-    Ok(tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            let r = r.clone();
-            crate::sdnotify::notify("RELOADING=1");
-            let done = tokio::task::spawn_blocking(move || {
-                r.reload_tls();
-                r.reload()
-            })
-            .await;
-            match done {
-                Ok(Ok(said)) => {
-                    tracing::info!("{said}");
-                    crate::sdnotify::notify(&format!("STATUS={said}"));
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(error = format!("{e:#}"), "reload refused: still serving the previous inventory")
-                }
-                Err(e) => tracing::error!(error = %e, "reload task"),
-            }
-            crate::sdnotify::notify("READY=1");
-        }
-    }))
 }

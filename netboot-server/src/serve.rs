@@ -132,7 +132,18 @@ pub async fn run(
         api_token_hash: hash_token(&token),
         tls: endpoint,
         metrics,
+        reloader: Some(crate::reload::Reloader {
+            config_path: config_path.map(Path::to_path_buf),
+            started,
+            dhcp: dhcp_settings,
+            http_port: addr.port(),
+            tls: tls_reload,
+            running: Default::default(),
+        }),
     });
+    // before the ready file and READY=1: a reload right after start must
+    // find the handler in place, not kill the process
+    let _reload = AbortOnDrop(reload_on_sighup(state.clone())?);
     if let Some(f) = ready_file {
         let tmp = f.with_extension("tmp");
         let mut text = format!("{addr}\n");
@@ -146,14 +157,6 @@ pub async fn run(
     let hosts = state.inventory.load().hosts().len();
     crate::sdnotify::notify(&format!("READY=1\nSTATUS=serving {hosts} host(s) on {addr}"));
     let _watchdog = crate::sdnotify::spawn_watchdog().map(AbortOnDrop);
-    let _reload = AbortOnDrop(crate::reload::on_sighup(crate::reload::Reloader {
-        config_path: config_path.map(Path::to_path_buf),
-        started,
-        state: state.clone(),
-        dhcp: dhcp_settings,
-        http_port: addr.port(),
-        tls: tls_reload,
-    })?);
     let st = state.clone();
     let watch = tokio::spawn(crate::handoff::watch_first_boot(
         state.store.clone(),
@@ -189,6 +192,21 @@ async fn bind_tls(
     tracing::info!(%addr, pin = %cert.pin, cert = %cert.cert_path.display(), "metalboot listening for HTTPS");
     let endpoint = TlsEndpoint { public_url: config.public_url_tls.clone(), port: addr.port(), pin: cert.pin };
     Ok(Some((listener, TlsAcceptor::from(cert.config.clone()), endpoint)))
+}
+
+/// Reloads on every SIGHUP until dropped (see [`crate::reload`]).
+fn reload_on_sighup(state: Arc<AppState>) -> Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let st = state.clone();
+            // the outcome is logged by reload()
+            let _ =
+                tokio::task::spawn_blocking(move || st.reloader.as_ref().map(|r| r.reload(&st.inventory, &st.store)))
+                    .await;
+        }
+    }))
 }
 
 type Task = tokio::task::JoinHandle<Result<()>>;

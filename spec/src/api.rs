@@ -37,6 +37,18 @@ pub enum HostState {
 }
 
 impl HostState {
+    /// Every state, in the order a host goes through them.
+    pub const ALL: [HostState; 8] = [
+        HostState::Absent,
+        HostState::Armed,
+        HostState::Booting,
+        HostState::Installing,
+        HostState::Rebooting,
+        HostState::Installed,
+        HostState::Failed,
+        HostState::Disarmed,
+    ];
+
     /// True when a network boot should start the installer.
     pub fn wants_install(self) -> bool {
         matches!(self, HostState::Armed | HostState::Booting | HostState::Installing)

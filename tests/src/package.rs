@@ -31,7 +31,9 @@ pub fn check_deb_service(i: &mut Installed) -> Result<()> {
     let deb = built_deb()?;
     i.s.upload(&i.ip, &i.known_hosts, &deb, "/tmp/metalboot.deb")?;
     i.ssh("dpkg -i /tmp/metalboot.deb >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; exit 1; }")?;
-    let files = i.ssh("dpkg -L metalboot | grep -E 'metalboot.service|man1/metalboot.1|bash-completion' | sort")?;
+    let files = i.ssh(
+        "dpkg -L metalboot | grep -E '/metalboot\\.service$|/man1/metalboot\\.1\\.gz$|/completions/metalboot$' | sort",
+    )?;
     ensure!(files.lines().count() == 3, "package files:\n{files}");
     i.ssh(&format!("cat > /etc/metalboot/inventory/alpha.toml <<'X'\n{}X", host_file("alpha", "52:54:00:aa:00:01")))?;
     let api =
@@ -54,10 +56,14 @@ pub fn check_deb_service(i: &mut Installed) -> Result<()> {
     ensure!(before.trim() == "404", "beta before the reload: {before}");
     let code = i.ssh(&format!(
         "pid=$(systemctl show -p MainPID --value metalboot); systemctl reload metalboot && \
-         test \"$(systemctl show -p MainPID --value metalboot)\" = \"$pid\" && {api}/beta"
+         test \"$(systemctl show -p MainPID --value metalboot)\" = \"$pid\" && \
+         for n in $(seq 50); do c=$({api}/beta) && break; sleep 0.2; done; echo $c"
     ))?;
     ensure!(code.trim() == "200", "after `systemctl reload`, GET /v1/hosts/beta answered {code:?}");
-    let status = i.ssh("systemctl show -p StatusText --value metalboot")?;
+    let status = i.ssh(
+        "for n in $(seq 25); do s=$(systemctl show -p StatusText --value metalboot); \
+         case \"$s\" in *reloaded*) break;; esac; sleep 0.2; done; echo \"$s\"",
+    )?;
     ensure!(status.contains("inventory reloaded: 2 host(s), added beta"), "status after reload: {status}");
     i.s.phase("`systemctl reload`: same process, host beta served");
 

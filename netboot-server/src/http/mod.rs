@@ -45,13 +45,16 @@ pub struct AppState {
     pub tls: Option<crate::tls::TlsEndpoint>,
     /// Counters for `GET /metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// What SIGHUP and `POST /v1/reload` reload with (none in tests that
+    /// build the state by hand).
+    pub reloader: Option<crate::reload::Reloader>,
 }
 
 impl AppState {
     /// An install ended (`installed` or `failed`): counted for the
     /// metrics, and the hooks fired.
     pub fn install_ended(&self, result: &'static str, name: &str) {
-        self.metrics.install(result);
+        self.metrics.install(name, result);
         crate::handoff::fire(&self.handoff(), result, name);
     }
 
@@ -90,6 +93,7 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/hosts/{name}/installed", post(install::installed))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics::metrics))
+        .route("/v1/reload", post(metrics::reload))
         .layer(axum::middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }

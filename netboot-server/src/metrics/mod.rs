@@ -101,10 +101,12 @@ impl Metrics {
         self.http_bytes.fetch_add(bytes.unwrap_or(0), Ordering::Relaxed);
     }
 
-    /// An install that ended: `installed` (the new system phoned home) or
-    /// `failed`.
-    pub fn install(&self, result: &'static str) {
+    /// `host`'s install ended: `installed` (the new system phoned home) or
+    /// `failed`. The clocks of its steps stop: a step never finished does
+    /// not count into the next install's.
+    pub fn install(&self, host: &str, result: &'static str) {
         bump(&self.installs, result, 1);
+        self.step_started.lock().unwrap_or_else(|e| e.into_inner()).retain(|(h, _), _| h != host);
     }
 
     /// A progress event of `host`'s installer: a step's first event starts

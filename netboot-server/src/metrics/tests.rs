@@ -13,7 +13,7 @@ fn counters_add_up_by_label() {
     m.http("/assets/{name}", 200, Some(4096));
     m.http("/assets/{name}", 200, None);
     m.http("/boot.ipxe", 403, Some(10));
-    m.install("installed");
+    m.install("vm1", "installed");
     let s = m.snapshot();
     assert_eq!(s.dhcp[&("discover", "offer")], 2);
     assert_eq!(s.dhcp[&("request", "ack")], 1);
@@ -42,6 +42,12 @@ fn a_step_is_timed_from_its_first_event_to_done_or_failed() {
     assert_eq!(s.steps["report"].buckets[0], 1);
     // the clock of a finished step is gone: a new run starts afresh
     assert!(m.step_started.lock().unwrap().is_empty());
+    // a step never finished stops with the install: not counted later
+    m.step_at("vm1", "mkfs", false, t0);
+    m.install("vm1", "failed");
+    m.step_at("vm1", "mkfs", false, t0 + Duration::from_secs(900));
+    m.step_at("vm1", "mkfs", true, t0 + Duration::from_secs(901));
+    assert_eq!(m.snapshot().steps["mkfs"].sum, 1.0);
 }
 
 #[test]

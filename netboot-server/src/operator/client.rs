@@ -48,6 +48,12 @@ impl ApiClient {
         }
     }
 
+    /// Has the server reload its config file's inventory; what changed.
+    pub fn reload(&self) -> Result<String> {
+        let v: serde_json::Value = serde_json::from_str(&self.call("POST", "/v1/reload")?).context("parsing reload")?;
+        Ok(v["message"].as_str().unwrap_or_default().to_string())
+    }
+
     /// All hosts.
     pub fn list(&self) -> Result<Vec<HostView>> {
         serde_json::from_str(&self.call("GET", "/v1/hosts")?).context("parsing host list")

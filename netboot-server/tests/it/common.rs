@@ -75,6 +75,7 @@ impl TestServer {
             api_token_hash: hash_token(API_TOKEN),
             tls: None,
             metrics: Default::default(),
+            reloader: None,
         });
         TestServer { dir, state, rootfs }
     }

@@ -106,4 +106,25 @@ fn sighup_reloads_the_inventory_and_refuses_a_bad_one_keeping_the_old() {
     assert!(log.contains("host \\\"web1\\\" is installing") || log.contains("host \"web1\" is installing"), "{log}");
     assert_eq!(event(40), 200);
     assert_eq!(status(&format!("{base}/v1/hosts/web9")), 404);
+
+    // `metalboot reload` (the unit's ExecReload): waits, and fails on refusal
+    let reload = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_metalboot"))
+            .args(["--config", cfg.to_str().unwrap(), "reload", "--server", &base])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (ok, said) = reload();
+    assert!(!ok && said.contains("reload refused") && said.contains("web1"), "{said}");
+    std::fs::write(inv.join("image-hosts.toml"), &web).unwrap();
+    // newbox fetched its installer above: it is booting, so it stays
+    let (ok, said) = reload();
+    assert!(ok && said.starts_with("inventory reloaded: ") && !said.contains("removed"), "{said}");
+    assert_eq!(status(&format!("{base}/v1/hosts/newbox")), 200);
+    assert_eq!(event(50), 200);
 }

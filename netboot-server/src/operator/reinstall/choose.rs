@@ -189,6 +189,23 @@ pub fn choose_all<'a>(
         }
         out.push(d);
     }
+    // a disk of the old root left out would keep half of the old system,
+    // bootable (its GRUB, its ESP) beside the new one
+    if from == From::OldSystem {
+        let left: Vec<&str> = disks
+            .iter()
+            .filter(|d| d.holds_root && !out.iter().any(|o| o.path == d.path))
+            .map(|d| d.path.as_str())
+            .collect();
+        if !left.is_empty() {
+            bail!(
+                "the running system's root filesystem is also on {}, which none of the host's disk selectors \
+                 chooses: it would keep a bootable half of the old system beside the new one. List it in the \
+                 host's disks, or take it out of the filesystem first (btrfs device remove); nothing was changed",
+                left.join(" and ")
+            );
+        }
+    }
     Ok(out)
 }
 

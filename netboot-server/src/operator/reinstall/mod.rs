@@ -15,6 +15,7 @@ pub mod discover;
 pub mod entry;
 pub mod follow;
 pub mod keyprobe;
+pub mod members;
 pub mod oneshot;
 pub mod payload;
 pub mod policy;

@@ -35,6 +35,8 @@ echo '### resolv'
 if [ -r /run/systemd/resolve/resolv.conf ]; then cat /run/systemd/resolve/resolv.conf; else cat /etc/resolv.conf 2>/dev/null; fi
 echo '### lsblk'
 lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,WWN,RM,RO,FSTYPE,UUID,MOUNTPOINTS 2>/dev/null || lsblk -J -b -o NAME,PATH,SIZE,TYPE,SERIAL,MODEL,WWN,RM,RO,FSTYPE,UUID,MOUNTPOINT
+echo '### btrfs'
+for d in /sys/fs/btrfs/*/devices/*; do if [ -e "$d" ]; then f=${d%/devices/*}; echo "${f##*/} ${d##*/}"; fi; done
 echo '### mounts'
 cat /proc/mounts
 echo '### disk_links'
@@ -123,7 +125,9 @@ impl Discovered {
         };
         let net = NetFacts::parse(get("addr")?, get("route4")?, get("route6")?, get("resolv")?)
             .context("reading the target's network (is iproute2 with `ip -j` there?)")?;
-        let disks = parse_lsblk(get("lsblk")?).context("reading the target's disks (util-linux lsblk)")?;
+        let mut disks = parse_lsblk(get("lsblk")?).context("reading the target's disks (util-linux lsblk)")?;
+        // an older target's script output has no section: lsblk's word only
+        super::members::apply(&mut disks, s.get("btrfs").map(String::as_str).unwrap_or_default());
         let root = root_of(get("mounts")?).context("reading the target's /proc/mounts")?;
         let disk_links = s
             .get("disk_links")

@@ -157,8 +157,10 @@ fn a_running_raid1_host_is_reinstalled_onto_the_disks_its_selectors_choose() {
         s
     });
     assert_eq!(serials(&choose_all(&keep, &disks, &[], From::OldSystem).unwrap()), ["D1", "D2"]);
-    // moving onto a blank disk is fine; the mounted data disk never is
-    assert_eq!(serials(&choose_all(&[by("D1"), by("BLANK")], &disks, &[], From::OldSystem).unwrap()), ["D1", "BLANK"]);
+    // leaving a disk of the old root out would keep half of it bootable
+    let e = format!("{:#}", choose_all(&[by("D1"), by("BLANK")], &disks, &[], From::OldSystem).unwrap_err());
+    assert!(e.starts_with("the running system's root filesystem is also on /dev/vdb, which none"), "{e}");
+    // the mounted data disk is never chosen
     let e = choose_all(&[by("D1"), by("DATA")], &disks, &[], From::OldSystem).unwrap_err();
     let e = format!("{e:#}");
     assert!(
