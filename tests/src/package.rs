@@ -42,11 +42,14 @@ pub fn check_deb_service(i: &mut Installed) -> Result<()> {
     // ready means listening: the API answers right after start returns
     let code = i.ssh(&format!("systemctl start metalboot && {api}/alpha"))?;
     ensure!(code.trim() == "200", "right after `systemctl start`, GET /v1/hosts/alpha answered {code:?}");
-    let show = i.ssh("systemctl show -p ActiveState -p SubState -p StatusText metalboot; ps -o user= -C metalboot")?;
+    let show = i.ssh("systemctl show -p ActiveState -p SubState -p StatusText metalboot; ps -o uid= -C metalboot")?;
     ensure!(show.contains("ActiveState=active") && show.contains("SubState=running"), "{show}");
     ensure!(show.contains("StatusText=serving 1 host(s) on 0.0.0.0:8080"), "{show}");
-    ensure!(show.lines().last().is_some_and(|u| u.trim() == "metalboot"), "not its own user:\n{show}");
-    i.s.phase("metalboot.deb installed; `systemctl start` returned ready (API answering), as user metalboot");
+    // a dynamic user: a UID systemd allocates from 61184–65519 (no NSS
+    // name without nss-systemd)
+    let uid: u32 = show.lines().last().and_then(|u| u.trim().parse().ok()).context("no UID from ps")?;
+    ensure!((61184..=65519).contains(&uid), "not a dynamic user (UID {uid}):\n{show}");
+    i.s.phase(&format!("metalboot.deb installed; `systemctl start` returned ready (API answering), dynamic UID {uid}"));
 
     i.ssh(&format!("cat > /etc/metalboot/inventory/beta.toml <<'X'\n{}X", host_file("beta", "52:54:00:aa:00:02")))?;
     let before = i.ssh(

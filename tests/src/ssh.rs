@@ -23,46 +23,38 @@ impl Scenario {
     /// Copies the local file `from` to `to` on `ip` as root, host key
     /// checked.
     pub fn upload(&self, ip: &str, known_hosts: &Path, from: &Path, to: &str) -> Result<()> {
-        self.ns.exec(&[
-            "scp",
-            "-q",
-            "-i",
-            self.ssh_key.to_str().context("key path")?,
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            &format!("UserKnownHostsFile={}", known_hosts.display()),
-            "-o",
-            "BatchMode=yes",
-            from.to_str().context("file path")?,
-            &format!("root@{ip}:{to}"),
-        ])?;
+        let mut args = vec!["scp".to_string(), "-q".into()];
+        args.extend(self.ssh_options(known_hosts)?);
+        args.extend([from.to_str().context("file path")?.to_string(), format!("root@{ip}:{to}")]);
+        self.ns.exec(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
         Ok(())
+    }
+
+    /// The key, host-key checking against `known_hosts` (no trust on first
+    /// use), and timeouts that end a session caught by a reboot.
+    fn ssh_options(&self, known_hosts: &Path) -> Result<Vec<String>> {
+        let mut o = vec!["-i".to_string(), self.ssh_key.to_str().context("key path")?.to_string()];
+        for opt in [
+            "StrictHostKeyChecking=yes".to_string(),
+            format!("UserKnownHostsFile={}", known_hosts.display()),
+            "ConnectTimeout=10".into(),
+            // a session caught by a reboot must end, not wait forever for a
+            // peer that went away without closing the connection
+            "ServerAliveInterval=5".into(),
+            "ServerAliveCountMax=3".into(),
+            "BatchMode=yes".into(),
+        ] {
+            o.extend(["-o".to_string(), opt]);
+        }
+        Ok(o)
     }
 
     /// Runs `cmd` on `ip` as `user`, as it is.
     pub fn ssh_as(&self, user: &str, ip: &str, known_hosts: &Path, cmd: &str) -> Result<String> {
-        self.ns.exec(&[
-            "ssh",
-            "-i",
-            self.ssh_key.to_str().context("key path")?,
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            &format!("UserKnownHostsFile={}", known_hosts.display()),
-            "-o",
-            "ConnectTimeout=10",
-            // a session caught by a reboot must end, not wait forever for a
-            // peer that went away without closing the connection
-            "-o",
-            "ServerAliveInterval=5",
-            "-o",
-            "ServerAliveCountMax=3",
-            "-o",
-            "BatchMode=yes",
-            &format!("{user}@{ip}"),
-            cmd,
-        ])
+        let mut args = vec!["ssh".to_string()];
+        args.extend(self.ssh_options(known_hosts)?);
+        args.extend([format!("{user}@{ip}"), cmd.to_string()]);
+        self.ns.exec(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// Polls until SSH answers (sshd may start after phone-home).
