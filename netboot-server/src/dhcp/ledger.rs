@@ -52,6 +52,11 @@ pub struct Pending {
     pub reply: Option<(Vec<u8>, SocketAddr)>,
     /// The socket the request came in on.
     pub sock: Arc<UdpSocket>,
+    /// The request's message type and outcome, counted once the changes
+    /// are durable (`error` when they could not be written).
+    pub counted: (&'static str, &'static str),
+    /// Where it is counted.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Ledger {
@@ -138,6 +143,7 @@ pub async fn write_batches(ledger: Arc<Ledger>, mut rx: mpsc::Receiver<Pending>)
         match done {
             Ok(()) => {
                 for p in batch.drain(..) {
+                    p.metrics.dhcp(p.counted.0, p.counted.1);
                     if let Some((bytes, dest)) = p.reply {
                         if let Err(e) = p.sock.send_to(&bytes, dest).await {
                             tracing::warn!(%dest, error = %e, "sending DHCP reply");
@@ -147,7 +153,9 @@ pub async fn write_batches(ledger: Arc<Ledger>, mut rx: mpsc::Receiver<Pending>)
             }
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), exchanges = batch.len(), "lease database: answers dropped");
-                batch.clear();
+                for p in batch.drain(..) {
+                    p.metrics.dhcp(p.counted.0, "error");
+                }
             }
         }
     }

@@ -174,13 +174,22 @@ pub async fn serve(
         let (n, src) = sock.recv_from(&mut buf).await.context("receiving DHCP")?;
         // the reservations current now: a reload swaps them between datagrams
         let p = prepare(&buf[..n], src, local_port, mode, &settings.load(), &ledger, now_ms());
-        metrics.dhcp(p.message, p.outcome);
         if !p.changes.is_empty() {
-            let pending = Pending { changes: p.changes, reply: p.reply, sock: sock.clone() };
+            // counted by the lease writer, once the changes are durable
+            let pending = Pending {
+                changes: p.changes,
+                reply: p.reply,
+                sock: sock.clone(),
+                counted: (p.message, p.outcome),
+                metrics: metrics.clone(),
+            };
             writer.send(pending).await.map_err(|_| anyhow::anyhow!("the lease writer stopped"))?;
-        } else if let Some((bytes, dest)) = p.reply {
-            if let Err(e) = sock.send_to(&bytes, dest).await {
-                tracing::warn!(%dest, error = %e, "sending DHCP reply");
+        } else {
+            metrics.dhcp(p.message, p.outcome);
+            if let Some((bytes, dest)) = p.reply {
+                if let Err(e) = sock.send_to(&bytes, dest).await {
+                    tracing::warn!(%dest, error = %e, "sending DHCP reply");
+                }
             }
         }
     }
