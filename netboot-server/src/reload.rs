@@ -115,16 +115,11 @@ impl Reloader {
             }
             None => None,
         };
-        let to_arm: Vec<&str> = inventory.hosts().iter().filter(|h| h.arm).map(|h| h.name.as_str()).collect();
-        let armed = store.arm_new_hosts(to_arm).context("arming the new hosts")?;
         let mut said = format!("inventory reloaded: {} host(s)", inventory.hosts().len());
         for (what, names) in [("added", added(&old, &inventory)), ("removed", removed(&old, &inventory))] {
             if !names.is_empty() {
                 said.push_str(&format!(", {what} {}", names.join(", ")));
             }
-        }
-        if !armed.is_empty() {
-            said.push_str(&format!(", armed {}", armed.join(", ")));
         }
         // the swap: HTTP and hooks see the new inventory from the next
         // request on, DHCP from the next datagram
@@ -138,6 +133,12 @@ impl Reloader {
         }
         if let (Some(live), Some(s)) = (&self.dhcp, settings) {
             live.store(s);
+        }
+        // armed once the new inventory holds, so a refused reload arms none
+        let to_arm: Vec<&str> = new.hosts().iter().filter(|h| h.arm).map(|h| h.name.as_str()).collect();
+        let armed = store.arm_new_hosts(to_arm).context("arming the new hosts")?;
+        if !armed.is_empty() {
+            said.push_str(&format!(", armed {}", armed.join(", ")));
         }
         if other_settings_changed(&self.started, &config) {
             tracing::warn!(
@@ -153,19 +154,17 @@ impl Reloader {
 
 /// Refuses an inventory that drops a host mid-install.
 fn refuse_dropping_installs(store: &Store, old: &Inventory, new: &Inventory) -> Result<()> {
-    {
-        for name in removed(old, new) {
-            let state = store.get(name)?.state;
-            if matches!(state, HostState::Booting | HostState::Installing | HostState::Rebooting) {
-                bail!(
-                    "reload refused, nothing changed: host {} is {state} and the new inventory drops it; disarm it \
-                     or let the install finish first",
-                    quote(name)
-                );
-            }
+    for name in removed(old, new) {
+        let state = store.get(name)?.state;
+        if matches!(state, HostState::Booting | HostState::Installing | HostState::Rebooting) {
+            bail!(
+                "reload refused, nothing changed: host {} is {state} and the new inventory drops it; disarm it \
+                 or let the install finish first",
+                quote(name)
+            );
         }
-        Ok(())
     }
+    Ok(())
 }
 
 impl Reloader {

@@ -9,8 +9,8 @@ mod boot;
 mod error;
 mod install;
 pub mod listen;
-mod metrics;
 mod reinstall;
+mod service;
 
 pub use error::AppError;
 
@@ -92,8 +92,8 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/hosts/{name}/report", post(install::report))
         .route("/v1/hosts/{name}/installed", post(install::installed))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics::metrics))
-        .route("/v1/reload", post(metrics::reload))
+        .route("/metrics", get(service::metrics))
+        .route("/v1/reload", post(service::reload))
         .layer(axum::middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
