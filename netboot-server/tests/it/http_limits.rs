@@ -77,9 +77,16 @@ async fn idle_connections_from_one_address_do_not_lock_out_another() {
     eprintln!("GET /healthz from 127.0.0.1 beside them: {took:?}");
     assert!(resp.starts_with("HTTP/1.1 200") && resp.ends_with("ok\n"), "{resp}");
     assert!(took < Duration::from_secs(5), "answered at once: {took:?}");
-    // the server accepted the flood before our request (one queue), kept its
-    // per-address share and closed the rest
-    let open = flood.iter().filter(|s| is_open(s)).count();
+    // the server keeps its per-address share and closes the rest; on a loaded
+    // machine part of the flood may still wait in the listen queue (or for a
+    // retried handshake) when our request is answered, so the count settles
+    let settle = Instant::now();
+    let mut open = flood.iter().filter(|s| is_open(s)).count();
+    while open != 64 && settle.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        open = flood.iter().filter(|s| is_open(s)).count();
+    }
+    eprintln!("{open} connections of 127.0.0.2 open after {:?}", settle.elapsed());
     assert_eq!(open, 64, "connections 127.0.0.2 still holds (server.max_connections_per_ip)");
     drop(flood);
     drop(srv);
