@@ -7,6 +7,7 @@
 //! is not the pinned one (`metalboot.pin`) is such a failure: the message
 //! names both pins, and nothing is sent to that server.
 
+use crate::console_log::ConsoleLog;
 use crate::install::{self, Options};
 use crate::report::Reporter;
 use crate::{entropy, fetch, https, net, probe, sysinit};
@@ -84,6 +85,12 @@ pub fn run() -> Result<()> {
     let token = args.token.clone().unwrap_or_default();
     // the one agent: HTTPS only to the pinned key, for every request below
     let mut rep = Reporter::new(None, &token, https::agent(args.pin.as_ref()));
+    if !args.standalone {
+        match ConsoleLog::capture() {
+            Ok(log) => rep.set_log(log),
+            Err(e) => println!("metalboot: the console will not be sent to the server: {e:#}"),
+        }
+    }
     let plan = match source(&args)? {
         Source::Standalone(p) => {
             // nothing to fetch, but the network the new system keeps must
@@ -144,6 +151,7 @@ pub fn run() -> Result<()> {
                 println!("metalboot: could not report host keys: {e:#}");
             }
             println!("metalboot: install finished in {:.1}s; rebooting", rep.elapsed());
+            rep.flush_log();
             reboot();
         }
         Err(e) => {

@@ -6,6 +6,7 @@ pub mod bootloader;
 pub mod cli;
 pub mod cmd;
 pub mod configure;
+pub mod console_log;
 pub mod degraded;
 pub mod disk;
 pub mod entropy;

@@ -3,7 +3,9 @@
 //! the plan's events URL with the install token. Posting is best effort: a
 //! lost event never stops an install, but a lost failure report is retried.
 //! The reporter holds the installer's one HTTP agent ([`crate::https`]);
-//! once the server's key is refused it posts nothing more.
+//! once the server's key is refused it posts nothing more. With a captured
+//! console ([`crate::console_log`]) the console lines go to the host's log
+//! URL beside the events, flushed before a failure is reported.
 
 use metalboot_spec::{EventStatus, ProgressEvent, Step};
 use std::time::{Duration, Instant};
@@ -15,12 +17,36 @@ pub struct Reporter {
     http: ureq::Agent,
     started: Instant,
     last_post: Option<Instant>,
+    log: Option<crate::console_log::ConsoleLog>,
 }
 
 impl Reporter {
     /// A reporter posting to `events` (None: console only) through `http`.
     pub fn new(events: Option<String>, token: &str, http: ureq::Agent) -> Reporter {
-        Reporter { events, token: token.to_string(), http, started: Instant::now(), last_post: None }
+        Reporter { events, token: token.to_string(), http, started: Instant::now(), last_post: None, log: None }
+    }
+
+    /// Sends the captured console to the server too, from the moment the
+    /// events URL is known.
+    pub fn set_log(&mut self, log: crate::console_log::ConsoleLog) {
+        self.log = Some(log);
+        if let Some(url) = self.events.clone() {
+            self.ship_log(&url);
+        }
+    }
+
+    fn ship_log(&self, events: &str) {
+        // the log sits beside the events: …/v1/hosts/NAME/events → …/log
+        if let (Some(log), Some(base)) = (&self.log, events.strip_suffix("/events")) {
+            log.ship_to(&format!("{base}/log"), &self.token, self.http.clone());
+        }
+    }
+
+    /// Sends the console lines kept so far (before a reboot).
+    pub fn flush_log(&self) {
+        if let Some(log) = &self.log {
+            log.flush(Duration::from_secs(10));
+        }
     }
 
     /// The agent every request to the server goes through.
@@ -31,6 +57,7 @@ impl Reporter {
     /// Sets the events URL once the plan is known.
     pub fn set_endpoint(&mut self, events: &str) {
         self.events = Some(events.to_string());
+        self.ship_log(events);
     }
 
     fn post(&mut self, body: ProgressEvent, tries: u32) -> bool {
@@ -87,6 +114,8 @@ impl Reporter {
     /// The install failed at `step`.
     pub fn failed(&mut self, step: Step, error: &str) {
         println!("metalboot: FAILED at step {step}: {error}");
+        // the server puts the log's tail on the timeline when the failure arrives
+        self.flush_log();
         self.post(ProgressEvent::new(step, EventStatus::Failed, error), 5);
     }
 

@@ -34,6 +34,11 @@ pub fn parse_key(line: &str) -> Result<PublicKey> {
     Ok(PublicKey { kind: kind.to_string(), base64: b64.to_string(), blob })
 }
 
+/// The key's SHA-256 fingerprint as `ssh-keygen -l` prints it.
+pub fn fingerprint(key: &PublicKey) -> String {
+    format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(Sha256::digest(&key.blob)))
+}
+
 /// SSHFP algorithm number (IANA registry) for a key type.
 pub fn sshfp_algorithm(kind: &str) -> Option<u8> {
     Some(match kind {

@@ -119,6 +119,10 @@ pub struct HostRecord {
     pub installed_at: Option<String>,
     /// Last change (RFC 3339).
     pub updated_at: String,
+    /// While the host boots, installs or reboots: the installer's latest
+    /// progress entry (step, percent, message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<TimelineEntry>,
 }
 
 /// One timeline entry.

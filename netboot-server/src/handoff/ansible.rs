@@ -106,6 +106,7 @@ mod tests {
             addresses: vec!["192.0.2.7/24".into()],
             installed_at: None,
             updated_at: "1970-01-01T00:00:00Z".into(),
+            progress: None,
         }
     }
 

@@ -19,7 +19,7 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 pub struct TokenQuery {
     #[serde(default)]
-    token: String,
+    pub(super) token: String,
 }
 
 fn token_result(r: Result<HostRecord, TokenError>) -> Result<HostRecord, AppError> {

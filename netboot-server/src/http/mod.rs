@@ -9,6 +9,7 @@ mod boot;
 mod error;
 mod install;
 pub mod listen;
+mod log;
 mod reinstall;
 mod service;
 
@@ -89,6 +90,7 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/hosts/{name}/di/{script}", get(install::di_script))
         .route("/v1/hosts/{name}/events", post(install::event))
         .route("/v1/hosts/{name}/events/{step}", get(install::event_get))
+        .route("/v1/hosts/{name}/log", post(log::append).get(log::page))
         .route("/v1/hosts/{name}/report", post(install::report))
         .route("/v1/hosts/{name}/installed", post(install::installed))
         .route("/healthz", get(|| async { "ok\n" }))

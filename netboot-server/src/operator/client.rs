@@ -128,6 +128,12 @@ impl ApiClient {
         std::io::copy(&mut resp.into_reader(), out).with_context(|| format!("copying {url}"))
     }
 
+    /// The host's log lines after id `after`.
+    pub fn log(&self, name: &str, after: i64) -> Result<metalboot_spec::log::LogPage> {
+        serde_json::from_str(&self.call("GET", &format!("/v1/hosts/{name}/log?after={after}"))?)
+            .context("parsing the host's log")
+    }
+
     /// Arms or disarms.
     pub fn set_armed(&self, name: &str, arm: bool) -> Result<HostView> {
         let verb = if arm { "arm" } else { "disarm" };

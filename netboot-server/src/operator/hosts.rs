@@ -29,6 +29,20 @@ pub enum HostsAction {
         /// Host name.
         name: String,
     },
+    /// The installer's console log of a host, as sent while it ran.
+    Logs {
+        /// Host name.
+        name: String,
+        /// Keep printing new lines as they arrive (until interrupted).
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Every host's state and progress, redrawn until interrupted.
+    Watch {
+        /// Seconds between redraws.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
+    },
 }
 
 /// `metalboot known-hosts`: every installed host's keys, to `output`
@@ -119,6 +133,14 @@ pub fn hosts_command(client: &ApiClient, action: HostsAction, json: bool) -> Res
                 if let (Some(step), Some(err)) = (&d.host.record.failed_step, &d.host.record.failed_error) {
                     println!("failed: step {} — {}", printable(step), printable(err));
                 }
+                if let Some(p) = &d.host.record.progress {
+                    let pct = p.percent.map(|p| format!(" {p}%")).unwrap_or_default();
+                    println!(
+                        "step:   {}{pct} — {}",
+                        printable(p.step.as_deref().unwrap_or("-")),
+                        printable(&p.message)
+                    );
+                }
                 println!("macs:   {}", d.host.macs.join(", "));
                 println!("disk:   {}", printable(&d.host.disk));
                 for k in &d.host.record.host_keys {
@@ -145,6 +167,8 @@ pub fn hosts_command(client: &ApiClient, action: HostsAction, json: bool) -> Res
             let h = client.set_armed(&name, false)?;
             println!("{}: {}", h.record.name, h.record.state);
         }
+        HostsAction::Logs { name, follow } => super::watch::logs(client, &name, follow)?,
+        HostsAction::Watch { interval } => super::watch::watch(client, std::time::Duration::from_secs(interval))?,
     }
     Ok(())
 }

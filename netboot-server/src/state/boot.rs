@@ -33,7 +33,7 @@ pub enum BootStart {
     NotWanted,
     /// The boot went over [`MAX_TOKEN_REISSUES`]: the host is `failed`, its
     /// tokens are revoked, serve the local disk.
-    TooManyBoots(Recorded),
+    TooManyBoots(Box<Recorded>),
 }
 
 impl Store {
@@ -68,7 +68,7 @@ impl Store {
                     "too many boots: the installer was served {} times for this install; re-arm the host to retry",
                     reissues + 2
                 );
-                return Ok(BootStart::TooManyBoots(super::fail_in(tx, name, TOO_MANY_BOOTS_STEP, &error)?));
+                return Ok(BootStart::TooManyBoots(Box::new(super::fail_in(tx, name, TOO_MANY_BOOTS_STEP, &error)?)));
             }
             tx.execute(
                 "UPDATE hosts SET pending_token_hash = ?2, token_reissues = token_reissues + 1, method = ?3
@@ -120,4 +120,14 @@ pub(super) fn check(conn: &Connection, name: &str, token: &str) -> Result<Result
         return Ok(Err(TokenError::Invalid));
     }
     Ok(Ok(load(conn, name)?.expect("row seen in this transaction")))
+}
+
+/// [`check`] for the installer's own calls (events, the final report): a
+/// `failed` host's install is over. Only its first boot may still speak (a
+/// host that missed the first-boot deadline keeps its token for that).
+pub(super) fn installer_check(conn: &Connection, name: &str, token: &str) -> Result<Result<HostRecord, TokenError>> {
+    Ok(match check(conn, name, token)? {
+        Ok(r) if r.state == HostState::Failed => Err(TokenError::Invalid),
+        other => other,
+    })
 }

@@ -3,20 +3,11 @@
 //! phone-home). Every call checks the token inside the transaction that
 //! uses it.
 
+use super::boot::installer_check;
 use super::{absent, check, load, now_ms, set_state, Recorded, Store, TokenError};
 use super::{EventStatus, HostRecord, HostReport, HostState, ProgressEvent};
 use anyhow::Result;
 use rusqlite::{params, Connection};
-
-/// [`check`] for the installer's own calls (events, the final report): a
-/// `failed` host's install is over. Only its first boot may still speak (a
-/// host that missed the first-boot deadline keeps its token for that).
-fn installer_check(conn: &Connection, name: &str, token: &str) -> Result<Result<HostRecord, TokenError>> {
-    Ok(match check(conn, name, token)? {
-        Ok(r) if r.state == HostState::Failed => Err(TokenError::Invalid),
-        other => other,
-    })
-}
 
 impl Store {
     /// Checks `token` against the host's current (or pending) token for a
@@ -56,6 +47,7 @@ impl Store {
                      WHERE name = ?1",
                     params![name, ev.step.as_str(), ev.message],
                 )?;
+                super::log::tail_to_timeline(tx, name)?;
             } else if rec.state == HostState::Booting {
                 set_state(tx, name, HostState::Installing, &format!("installer started ({})", ev.step))?;
             }

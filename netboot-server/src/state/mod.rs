@@ -5,6 +5,7 @@
 mod boot;
 mod install;
 mod leases;
+mod log;
 mod model;
 mod schema;
 mod token;
@@ -42,6 +43,8 @@ pub struct Recorded {
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    /// Counts committed changes, for watchers (the status page).
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 fn now_ms() -> i64 {
@@ -66,7 +69,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         schema::migrate(&mut conn).with_context(|| format!("migrating {}", path.display()))?;
-        Ok(Store { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Store { conn: Arc::new(Mutex::new(conn)), changes: Arc::new(tokio::sync::watch::Sender::new(0)) })
     }
 
     fn with_tx<T>(&self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
@@ -74,7 +77,13 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit().context("committing state change")?;
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
         Ok(out)
+    }
+
+    /// Wakes on every committed change.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The DHCP leases that have not expired by `now_ms` (expired ones are
@@ -289,6 +298,7 @@ fn row_to_record(r: &rusqlite::Row) -> rusqlite::Result<HostRecord> {
         addresses: serde_json::from_str(&addrs).map_err(|e| bad(e.to_string()))?,
         installed_at: r.get::<_, Option<i64>>(6)?.map(rfc3339),
         updated_at: rfc3339(r.get(7)?),
+        progress: None,
     })
 }
 
@@ -302,13 +312,46 @@ fn absent(name: &str) -> HostRecord {
         addresses: vec![],
         installed_at: None,
         updated_at: rfc3339(0),
+        progress: None,
     }
 }
 
 fn load(conn: &Connection, name: &str) -> Result<Option<HostRecord>> {
-    conn.query_row(&format!("SELECT {COLS} FROM hosts WHERE name = ?1"), [name], row_to_record)
+    let Some(mut rec) = conn
+        .query_row(&format!("SELECT {COLS} FROM hosts WHERE name = ?1"), [name], row_to_record)
         .optional()
-        .with_context(|| format!("reading host {name}"))
+        .with_context(|| format!("reading host {name}"))?
+    else {
+        return Ok(None);
+    };
+    if matches!(rec.state, HostState::Booting | HostState::Installing | HostState::Rebooting) {
+        rec.progress = last_progress(conn, name)?;
+    }
+    Ok(Some(rec))
+}
+
+/// The latest installer step entry of the host's current install (since
+/// it last went `booting`).
+fn last_progress(conn: &Connection, name: &str) -> Result<Option<TimelineEntry>> {
+    conn.query_row(
+        "SELECT at_ms, step, percent, bytes, message FROM events WHERE host = ?1 AND kind = 'progress'
+         AND id > COALESCE((SELECT MAX(id) FROM events WHERE host = ?1 AND kind = 'state' AND state = 'booting'), 0)
+         ORDER BY id DESC LIMIT 1",
+        [name],
+        |r| {
+            Ok(TimelineEntry {
+                at: rfc3339(r.get(0)?),
+                kind: "progress".into(),
+                state: None,
+                step: r.get(1)?,
+                percent: r.get(2)?,
+                bytes: r.get(3)?,
+                message: r.get(4)?,
+            })
+        },
+    )
+    .optional()
+    .with_context(|| format!("reading host {name}'s progress"))
 }
 
 fn set_state(conn: &Connection, name: &str, state: HostState, message: &str) -> Result<()> {
@@ -325,5 +368,7 @@ fn set_state(conn: &Connection, name: &str, state: HostState, message: &str) -> 
     Ok(())
 }
 
+#[cfg(test)]
+mod log_tests;
 #[cfg(test)]
 mod tests;

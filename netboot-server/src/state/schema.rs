@@ -47,6 +47,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // re-issues of one install are counted to bound them.
     "ALTER TABLE hosts ADD COLUMN pending_token_hash TEXT;
     ALTER TABLE hosts ADD COLUMN token_reissues INTEGER NOT NULL DEFAULT 0;",
+    // 5: the installer's console log, the last lines per host.
+    "CREATE TABLE logs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        host TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        line TEXT NOT NULL
+    );
+    CREATE INDEX logs_host ON logs(host, id);",
 ];
 
 /// Brings the database schema up to date.

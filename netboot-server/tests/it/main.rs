@@ -23,6 +23,7 @@ mod http_reinstall;
 mod http_tokens;
 mod https;
 mod https_client;
+mod installer_log;
 mod inventory_validation;
 mod kill9;
 mod metrics;
