@@ -30,6 +30,16 @@ pub mod names {
     pub const DI_SUBVOLUMES: &str = "debian/subvolumes.sh.j2";
     /// The Debian installer's keys, phone-home unit and report (`preseed/late_command`).
     pub const DI_FINISH: &str = "debian/finish.sh.j2";
+    /// The status page.
+    pub const UI_PAGE: &str = "ui/page.html.j2";
+    /// One host's section of the status page (also a live update).
+    pub const UI_HOST: &str = "ui/host.html.j2";
+    /// The status page's hosts-per-state line.
+    pub const UI_SUMMARY: &str = "ui/summary.html.j2";
+    /// The status page's login form.
+    pub const UI_LOGIN: &str = "ui/login.html.j2";
+    /// The status page's confirmation of an arm or disarm (without JavaScript).
+    pub const UI_CONFIRM: &str = "ui/confirm.html.j2";
 }
 
 const EMBEDDED: &[(&str, &str)] = &[
@@ -42,6 +52,16 @@ const EMBEDDED: &[(&str, &str)] = &[
     (names::DI_FINISH, include_str!("../../preseed-templates/debian/finish.sh.j2")),
 ];
 
+/// The status page's templates: taken from a template directory when it
+/// has them, else these (a directory made for an older metalboot lacks them).
+const EMBEDDED_UI: &[(&str, &str)] = &[
+    (names::UI_PAGE, include_str!("../../preseed-templates/ui/page.html.j2")),
+    (names::UI_HOST, include_str!("../../preseed-templates/ui/host.html.j2")),
+    (names::UI_SUMMARY, include_str!("../../preseed-templates/ui/summary.html.j2")),
+    (names::UI_LOGIN, include_str!("../../preseed-templates/ui/login.html.j2")),
+    (names::UI_CONFIRM, include_str!("../../preseed-templates/ui/confirm.html.j2")),
+];
+
 /// The template environment.
 pub struct Renderer {
     env: Environment<'static>,
@@ -51,7 +71,7 @@ impl Renderer {
     /// Templates embedded in the binary.
     pub fn embedded() -> Result<Renderer> {
         let mut env = base_env();
-        for (name, src) in EMBEDDED {
+        for (name, src) in EMBEDDED.iter().chain(EMBEDDED_UI) {
             env.add_template(name, src).with_context(|| format!("compiling embedded template {name}"))?;
         }
         Ok(Renderer { env })
@@ -64,6 +84,16 @@ impl Renderer {
         for (name, _) in EMBEDDED {
             let path = dir.join(name);
             let src = std::fs::read_to_string(&path).with_context(|| format!("reading template {}", path.display()))?;
+            env.add_template_owned(name.to_string(), src)
+                .with_context(|| format!("compiling template {}", path.display()))?;
+        }
+        for (name, embedded) in EMBEDDED_UI {
+            let path = dir.join(name);
+            let src = match std::fs::read_to_string(&path) {
+                Ok(s) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => embedded.to_string(),
+                Err(e) => return Err(e).with_context(|| format!("reading template {}", path.display())),
+            };
             env.add_template_owned(name.to_string(), src)
                 .with_context(|| format!("compiling template {}", path.display()))?;
         }
@@ -93,9 +123,20 @@ fn base_env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html.j2") {
+            minijinja::AutoEscape::Html
+        } else {
+            minijinja::AutoEscape::None
+        }
+    });
     env.set_formatter(|out, state, value| {
         let name = state.name();
         let text = if value.is_none() { String::new() } else { value.to_string() };
+        if name.ends_with(".html.j2") {
+            // HTML: every value escaped (auto-escape), pre-rendered fragments marked safe
+            return minijinja::escape_formatter(out, state, value);
+        }
         if value.is_safe() {
             // produced by one of our own checking filters (`echo_text`)
         } else if name.starts_with("ipxe/") {

@@ -140,6 +140,7 @@ pub async fn run(
             tls: tls_reload,
             running: Default::default(),
         }),
+        sessions: Default::default(),
     });
     // before the ready file and READY=1: a reload right after start must
     // find the handler in place, not kill the process

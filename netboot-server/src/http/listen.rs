@@ -100,6 +100,11 @@ pub fn raise_fd_limit() -> Result<(u64, u64)> {
     Ok((soft, getrlimit(Resource::RLIMIT_NOFILE)?.0))
 }
 
+/// Marks a request that came over HTTPS (the status page's cookie is
+/// `Secure` then).
+#[derive(Clone, Copy, Debug)]
+pub struct OverHttps;
+
 /// The sockets to serve: plain HTTP, and HTTPS if configured.
 pub struct Listeners {
     /// Plain HTTP.
@@ -128,6 +133,8 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();
+    // a request that came over HTTPS says so (the status page's cookie is `Secure` then)
+    let https = router.clone().layer(axum::Extension(OverHttps));
     tokio::pin!(shutdown);
     loop {
         let (accepted, tls) = tokio::select! {
@@ -153,7 +160,7 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(if tls.is_some() { https.clone() } else { router.clone() });
         let (builder, watcher, handshake_timeout) = (http.clone(), graceful.watcher(), limits.header_read_timeout);
         tokio::spawn(async move {
             let _slot = slot;

@@ -12,6 +12,7 @@ pub mod listen;
 mod log;
 mod reinstall;
 mod service;
+pub mod ui;
 
 pub use error::AppError;
 
@@ -49,6 +50,8 @@ pub struct AppState {
     /// What SIGHUP and `POST /v1/reload` reload with (none in tests that
     /// build the state by hand).
     pub reloader: Option<crate::reload::Reloader>,
+    /// Logins to the status page.
+    pub sessions: crate::http::ui::session::Sessions,
 }
 
 impl AppState {
@@ -96,6 +99,7 @@ pub fn app(state: Shared) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(service::metrics))
         .route("/v1/reload", post(service::reload))
+        .merge(ui::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }

@@ -76,6 +76,7 @@ impl TestServer {
             tls: None,
             metrics: Default::default(),
             reloader: None,
+            sessions: Default::default(),
         });
         TestServer { dir, state, rootfs }
     }

@@ -31,4 +31,5 @@ mod oneshot;
 mod preseed_debconf;
 mod reload;
 mod render_failure;
+mod status_page;
 mod tftp_loopback;
