@@ -7,8 +7,9 @@
 #![allow(clippy::unwrap_used)]
 
 use metalboot_e2e::harness::Image;
+use metalboot_e2e::refusal::refusal;
 use metalboot_e2e::scenarios::{
-    check_installed, debian_installer, install, install_once, refusal, Dhcp, Disks, TEST_IMAGE,
+    check_installed, debian_installer, install, install_once, install_watched, Dhcp, Disks, TEST_IMAGE,
 };
 use metalboot_e2e::timing::Timed;
 use metalboot_e2e::vm::Firmware;
@@ -45,8 +46,11 @@ fn uefi_raid1_install_then_boots_with_a_disk_missing() {
 #[ignore = "QEMU end to end, as root: run by `make e2e`"]
 fn proxy_dhcp_beside_dnsmasq_install_boot_and_ssh() {
     let _t = Timed::start("proxy_dhcp_beside_dnsmasq_install_boot_and_ssh");
-    let mut i = install(Firmware::Bios, "proxy", Dhcp::ProxyBesideDnsmasq, TEST_IMAGE, Disks::One).unwrap();
+    // the operator follows this one on the status page, in a real browser
+    let (mut i, page) =
+        install_watched(Firmware::Bios, "proxy", Dhcp::ProxyBesideDnsmasq, TEST_IMAGE, Disks::One, true).unwrap();
     check_installed(&mut i).unwrap();
+    page.expect("watching").check_install(&mut i.s).unwrap();
     i.vm.stop();
     i.s.finish();
 }

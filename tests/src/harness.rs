@@ -3,7 +3,7 @@
 
 use crate::netns::{cleanup_stale, Netns};
 use crate::vm::{tail, Vm};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -82,7 +82,8 @@ pub struct Scenario {
     server: Option<Child>,
     /// `http://10.99.0.1:8080`.
     pub base: String,
-    api_token: String,
+    /// The operator API token the server accepts.
+    pub api_token: String,
     /// Private key enrolled on the host.
     pub ssh_key: PathBuf,
     /// Who [`Scenario::ssh`] logs in as: `root`, or the host's admin user,
@@ -236,6 +237,28 @@ impl Scenario {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// `metalboot --config metalboot.toml ARGS…` from the operator's side of
+    /// the namespace; its standard output (an error with both on failure).
+    pub fn cli(&self, args: &[&str]) -> Result<String> {
+        let out = self.cli_command(args)?.output().context("running metalboot")?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        ensure!(
+            out.status.success(),
+            "metalboot {} failed ({}):\n{stdout}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(stdout)
+    }
+
+    /// The command [`Scenario::cli`] runs.
+    pub fn cli_command(&self, args: &[&str]) -> Result<std::process::Command> {
+        let mut c = self.ns.command(metalboot_bin().to_str().context("binary path")?);
+        c.current_dir(&self.dir).stdin(Stdio::null()).args(["--config", "metalboot.toml"]).args(args);
+        Ok(c)
     }
 
     /// The server log.

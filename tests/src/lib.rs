@@ -5,6 +5,7 @@
 //! it starts is stopped by PID, and its namespace removed, even on failure.
 
 pub mod boot_bench;
+pub mod browser;
 pub mod dhcp_client;
 pub mod disks;
 pub mod harness;
@@ -12,13 +13,16 @@ pub mod kvm;
 pub mod metrics;
 pub mod mitm;
 pub mod netns;
+pub mod oplog;
 pub mod package;
 pub mod perfdhcp;
 pub mod raid;
+pub mod refusal;
 pub mod reinstall;
 pub mod reinstall_grub;
 pub mod rescue;
 pub mod scenarios;
 pub mod ssh;
+pub mod status_page;
 pub mod timing;
 pub mod vm;

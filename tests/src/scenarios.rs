@@ -136,7 +136,7 @@ impl Installed {
     }
 }
 
-fn start(name: &str, dhcp: Dhcp, disk_lines: &str, image: Image) -> Result<(Scenario, &'static str)> {
+pub(crate) fn start(name: &str, dhcp: Dhcp, disk_lines: &str, image: Image) -> Result<(Scenario, &'static str)> {
     crate::harness::require_assets()?;
     let mut s = Scenario::new(name, 1)?;
     let accel = accel();
@@ -153,7 +153,23 @@ fn start(name: &str, dhcp: Dhcp, disk_lines: &str, image: Image) -> Result<(Scen
 /// its disk and for SSH with the enrolled key against the recorded host
 /// keys, and checks it runs the image's kernel.
 pub fn install(fw: Firmware, name: &str, dhcp: Dhcp, image: Image, disks: Disks) -> Result<Installed> {
+    Ok(install_watched(fw, name, dhcp, image, disks, false)?.0)
+}
+
+/// [`install`], with the status page open in a browser from before the VM
+/// starts when `watch` (see [`crate::status_page`]); the caller checks it
+/// ([`crate::status_page::Watcher::check_install`]) once done with the host
+/// as installed (the check arms and disarms it).
+pub fn install_watched(
+    fw: Firmware,
+    name: &str,
+    dhcp: Dhcp,
+    image: Image,
+    disks: Disks,
+    watch: bool,
+) -> Result<(Installed, Option<crate::status_page::Watcher>)> {
     let (mut s, accel) = start(name, dhcp, disks.inventory_lines(), image)?;
+    let watcher = if watch { Some(crate::status_page::Watcher::open(&mut s, "vm1")?) } else { None };
     let (attached, spare_path) = disks.create(&s)?;
     let mut vm = Vm::start(&s.ns, &s.dir, accel, fw, "tap0", MAC, &attached)?;
     s.phase(&format!("vm started ({disks:?})"));
@@ -171,7 +187,7 @@ pub fn install(fw: Firmware, name: &str, dhcp: Dhcp, image: Image, disks: Disks)
     s.wait_ssh(&ip, &kh, Duration::from_secs(120))?;
     let mut i = Installed { s, vm, ip, known_hosts: kh, disks, spare: spare_path };
     i.check_kernel(image)?;
-    Ok(i)
+    Ok((i, watcher))
 }
 
 /// The checks every installed host must pass; returns the host's facts.
@@ -263,42 +279,6 @@ pub fn install_once(i: &mut Installed, times: usize) -> Result<()> {
     Ok(())
 }
 
-/// Scenario 5: two disks match the selector; the installer must stop before
-/// writing, the server must show `failed` with the reason, and both disk
-/// images must be byte-for-byte unchanged.
-pub fn refusal(name: &str) -> Result<Scenario> {
-    let (mut s, accel) = start(name, Dhcp::Full, "disk = { min_size = \"1G\" }\n", TEST_IMAGE)?;
-    let mut disks = Vec::new();
-    let mut sums = Vec::new();
-    for (n, serial) in [("a.img", "E2E-A"), ("b.img", "E2E-B")] {
-        let d = blank_disk(&s, n, serial, 2 << 30)?;
-        // something recognisable at the start, middle and end
-        use std::io::{Seek, SeekFrom, Write};
-        let mut f = std::fs::OpenOptions::new().write(true).open(&d.path)?;
-        for off in [0u64, 1 << 30, (2 << 30) - 4096] {
-            f.seek(SeekFrom::Start(off))?;
-            f.write_all(format!("precious data of {serial} at {off}\n").as_bytes())?;
-        }
-        sums.push(sha256(&d.path)?);
-        disks.push(d);
-    }
-    let mut vm = Vm::start(&s.ns, &s.dir, accel, Firmware::Bios, "tap0", MAC, &disks)?;
-    s.phase("vm started with two matching disks");
-    let limit = Duration::from_secs(if accel == "kvm" { 300 } else { 900 });
-    let host = s.wait_state("vm1", "failed", &mut vm, limit)?;
-    let err = host["failed_error"].as_str().unwrap_or_default().to_string();
-    s.phase(&format!("failed at {}: {err}", host["failed_step"]));
-    ensure!(err.contains("2 disks match"), "unexpected reason: {err}");
-    ensure!(err.contains("/dev/vda") && err.contains("/dev/vdb"), "the reason does not name both disks: {err}");
-    vm.stop();
-    for (d, before) in disks.iter().zip(&sums) {
-        ensure!(&sha256(&d.path)? == before, "{} changed", d.path.display());
-    }
-    s.phase("both disk images unchanged");
-    s.finish();
-    Ok(s)
-}
-
 /// The Debian-installer path: the VM PXE-boots into Debian's netboot
 /// installer, which fetches its preseed with the host's token and runs our
 /// `preseed/early_command`; the server then shows the host installing by
@@ -380,10 +360,4 @@ pub fn debian_installer(name: &str) -> Result<Scenario> {
     }
     s.finish();
     Ok(s)
-}
-
-fn sha256(p: &std::path::Path) -> Result<String> {
-    let out = std::process::Command::new("sha256sum").arg(p).output()?;
-    ensure!(out.status.success(), "sha256sum {}", p.display());
-    Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string())
 }
