@@ -59,6 +59,8 @@ pub fn read_plan(path: &Path) -> Result<InstallPlan> {
 
 /// Runs the installer as the initramfs's PID 1 (well, its child).
 pub fn run() -> Result<()> {
+    // from the first line on: the server gets them once it is known
+    let log = ConsoleLog::capture();
     println!("metalboot-installer {} starting", env!("CARGO_PKG_VERSION"));
     let raw = std::fs::read_to_string("/proc/cmdline").context("reading /proc/cmdline")?;
     println!("metalboot: kernel command line: {}", bootargs::redact(raw.trim()));
@@ -85,11 +87,10 @@ pub fn run() -> Result<()> {
     let token = args.token.clone().unwrap_or_default();
     // the one agent: HTTPS only to the pinned key, for every request below
     let mut rep = Reporter::new(None, &token, https::agent(args.pin.as_ref()));
-    if !args.standalone {
-        match ConsoleLog::capture() {
-            Ok(log) => rep.set_log(log),
-            Err(e) => println!("metalboot: the console will not be sent to the server: {e:#}"),
-        }
+    match log {
+        Ok(log) if !args.standalone => rep.set_log(log),
+        Ok(_) => {}
+        Err(e) => println!("metalboot: the console will not be sent to the server: {e:#}"),
     }
     let plan = match source(&args)? {
         Source::Standalone(p) => {
