@@ -47,3 +47,56 @@ async fn the_log_is_kept_with_the_host_and_its_tail_lands_on_the_timeline_on_fai
     assert!(msg.ends_with("metalboot: console line 29"), "{msg}");
     assert_eq!(s.post_json(&log, json!({"lines": ["late"]})).await.0, StatusCode::FORBIDDEN);
 }
+
+/// `metalboot hosts logs NAME --follow` against a real server prints what
+/// is there, then the lines as they arrive.
+#[test]
+fn hosts_logs_follow_prints_lines_as_they_arrive() {
+    use crate::common;
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    common::write_assets(&dir.path().join("data"));
+    let cfg = dir.path().join("metalboot.toml");
+    let inv = common::fixtures().join("inventory").join("image-hosts.toml");
+    std::fs::write(
+        &cfg,
+        format!("[server]\ndata_dir = \"data\"\ninventory = \"{}\"\napi_token_file = \"api-token\"\n", inv.display()),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("api-token"), "logs-api-token\n").unwrap();
+    let srv = common::spawn_server(dir.path(), &cfg);
+    let script = ureq::get(&format!("{}{WEB1}", srv.base)).call().unwrap().into_string().unwrap();
+    let log = format!("{}/v1/hosts/web1/log?token={}", srv.base, token_of(&script));
+    ureq::post(&log).send_json(json!({"lines": ["first", "second"]})).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_metalboot"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["hosts", "--server", &srv.base, "logs", "web1", "--follow"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines() {
+            if tx.send(l.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(std::time::Duration::from_secs(20)).expect("a line in time");
+    assert_eq!((next(), next()), ("first".to_string(), "second".to_string()));
+    ureq::post(&log).send_json(json!({"lines": ["third"], "dropped": 2})).unwrap();
+    assert_eq!(next(), "[metalboot: 2 earlier line(s) could not be sent and were dropped]");
+    assert_eq!(next(), "third");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // without --follow it ends; an unknown host is an error naming it
+    let done = common::metalboot(dir.path(), &cfg, &["hosts", "--server", &srv.base, "logs", "web1"]);
+    assert!(done.status.success());
+    assert_eq!(String::from_utf8_lossy(&done.stdout).lines().count(), 4);
+    let bad = common::metalboot(dir.path(), &cfg, &["hosts", "--server", &srv.base, "logs", "nosuch"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nosuch"), "{}", String::from_utf8_lossy(&bad.stderr));
+}
