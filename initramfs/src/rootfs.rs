@@ -81,6 +81,8 @@ pub const PACKAGES: &[&str] = &[
     "dbus",
     "openssh-server",
     "btrfs-progs",
+    // [host.snapshots]: snapshots and their retention
+    "btrbk",
     "dosfstools",
     "python3",
     "curl",

@@ -2,8 +2,8 @@
 //! keys and password, who logs in over SSH and the admin user (`users`),
 //! fresh SSH host keys, an empty machine-id, the first-boot phone-home unit,
 //! GRUB defaults, and `/dev/disk/by-uuid` links (no udev here; GRUB's
-//! config generator relies on them). On several disks (raid1), the pieces
-//! of a degraded boot ([`crate::degraded`]).
+//! config generator relies on them), snapshots ([`crate::snapshots`]). On
+//! several disks (raid1), the pieces of a degraded boot ([`crate::degraded`]).
 
 use crate::cmd::in_target;
 use crate::degraded;
@@ -80,6 +80,7 @@ pub fn configure_system(
             in_target(target, &["ssh-keygen", "-A"]).context("generating SSH host keys")?;
         }
     }
+    crate::snapshots::configure(target, plan)?;
     if !opts.phone_home {
         write(target, "etc/default/grub.d/metalboot.cfg", &render::grub_defaults(plan), 0o644)?;
         return Ok(rebuild_initramfs);

@@ -24,6 +24,7 @@ pub mod probe;
 pub mod render;
 pub mod report;
 pub mod select;
+pub mod snapshots;
 pub mod sysinit;
 pub mod unpack;
 pub mod users;

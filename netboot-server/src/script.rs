@@ -194,6 +194,7 @@ pub fn plan(site: &Site, host: &HostSpec, image: ImageRef) -> InstallPlan {
         kernel_args: host.kernel_args.clone(),
         on_failure: host.on_failure,
         endpoints: endpoints(site.api_base(), &host.name),
+        snapshots: host.snapshots.clone(),
     }
 }
 

@@ -96,6 +96,9 @@ pub struct HostSpec {
     /// "debian-installer"` only; an image carries its own packages).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<String>,
+    /// Snapshots of its subvolumes, taken by the installed system (btrbk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<crate::SnapshotSpec>,
 }
 
 fn default_image() -> String {
@@ -199,6 +202,15 @@ impl HostSpec {
             ));
         }
         self.ssh.validate(self.admin.is_some()).map_err(|e| e.under("ssh"))?;
+        if let Some(snap) = &self.snapshots {
+            if self.method == Method::DebianInstaller {
+                return Err(SpecError::new(
+                    "snapshots",
+                    "snapshots are set up by metalboot's installer; not with method = \"debian-installer\"",
+                ));
+            }
+            snap.validate(&self.layout).map_err(|e| e.under("snapshots"))?;
+        }
         Ok(())
     }
 

@@ -22,6 +22,7 @@ pub mod progress;
 pub mod safe;
 pub mod selector;
 pub mod size;
+pub mod snapshots;
 
 pub use bootargs::BootArgs;
 pub use disk::{DiskIdentity, DiskSelector, Layout, Raid, Subvolume, MIN_ROOT_BYTES, SECTOR_SIZES};
@@ -34,3 +35,4 @@ pub use pin::{Pin, PinSet};
 pub use plan::{Endpoints, ImageRef, InstallPlan, PLAN_VERSION};
 pub use progress::{EventStatus, HostReport, ProgressEvent, Step, STEPS_BEFORE_FIRST_WRITE};
 pub use size::ByteSize;
+pub use snapshots::SnapshotSpec;

@@ -74,6 +74,9 @@ pub struct InstallPlan {
     pub on_failure: OnFailure,
     /// Report URLs.
     pub endpoints: Endpoints,
+    /// Snapshots the installed system takes (btrbk and its timer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<crate::SnapshotSpec>,
 }
 
 impl InstallPlan {
@@ -102,6 +105,9 @@ impl InstallPlan {
         }
         for (i, a) in self.kernel_args.iter().enumerate() {
             crate::safe::check_kernel_arg(a).map_err(|m| SpecError::new(format!("kernel_args[{i}]"), m))?;
+        }
+        if let Some(snap) = &self.snapshots {
+            snap.validate(&self.layout).map_err(|e| e.under("snapshots"))?;
         }
         Ok(())
     }

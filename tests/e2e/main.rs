@@ -24,6 +24,7 @@ fn bios_full_dhcp_install_boot_and_ssh_then_install_once() {
     // the generic image here, so Debian's generic kernel is installed and booted too
     let mut i = install(Firmware::Bios, "bios", Dhcp::Full, Image::Generic, Disks::SataThenNvme).unwrap();
     check_installed(&mut i).unwrap();
+    metalboot_e2e::snapshots::check_snapshots(&mut i).unwrap();
     install_once(&mut i, 2).unwrap();
     metalboot_e2e::package::check_deb_service(&mut i).unwrap();
     i.vm.stop();

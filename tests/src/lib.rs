@@ -22,6 +22,7 @@ pub mod reinstall;
 pub mod reinstall_grub;
 pub mod rescue;
 pub mod scenarios;
+pub mod snapshots;
 pub mod ssh;
 pub mod status_page;
 pub mod timing;

@@ -71,6 +71,20 @@ fn errors_name_file_host_and_field() {
         ("admin = { name = \"ops\", sudo = \"yes\" }\n", "field `admin.sudo`"),
         ("ssh = { permit_root_login = false }\n", "field `ssh.permit_root_login`"),
         ("ssh = { password = true }\n", "field `ssh.password`"),
+        ("snapshots = { subvolumes = [\"@\"], every = \"5s\" }\n", "field `snapshots.every`"),
+        ("snapshots = { subvolumes = [\"@data\"], every = \"1h\" }\n", "field `snapshots.subvolumes[0]`"),
+        (
+            "snapshots = { subvolumes = [\"@\"], every = \"1h\", keep = { all_within = \"forever\" } }\n",
+            "field `snapshots.keep.all_within`",
+        ),
+        (
+            "snapshots = { subvolumes = [\"@\"], every = \"1h\", keep = { hourly = -1 } }\n",
+            "field `snapshots.keep.hourly`",
+        ),
+        (
+            "snapshots = { subvolumes = [\"@\"], every = \"1h\", keep = { yearly = 2 } }\n",
+            "field `snapshots.keep.yearly`",
+        ),
     ];
     for (extra, want) in cases {
         let err = load_err(&host(extra));

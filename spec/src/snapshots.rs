@@ -1,0 +1,218 @@
+//! Snapshots of a host's subvolumes, declared in the inventory
+//! (`[host.snapshots]`) and carried in the plan: the installed system takes
+//! them with Debian's `btrbk` on a systemd timer, into the `@snapshots`
+//! subvolume, and prunes them by the retention given. Everything is checked
+//! here, at inventory load, with the field named; [`SnapshotSpec::btrbk_conf`]
+//! renders the one configuration both the plan preview and the installer use.
+
+use crate::disk::Layout;
+use crate::error::{quote, SpecError};
+use serde::{Deserialize, Serialize};
+
+/// The subvolume snapshots go into.
+pub const SNAPSHOT_SUBVOLUME: &str = "@snapshots";
+/// Most periods of one kind kept.
+const MAX_KEEP: u32 = 10_000;
+
+/// `[host.snapshots]`
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSpec {
+    /// Subvolumes of the layout to snapshot, e.g. `["@", "@home"]`.
+    pub subvolumes: Vec<String>,
+    /// How often: a number and a unit, `min`, `h`, `d` or `w` (`"15min"`,
+    /// `"1h"`, `"1d"`).
+    pub every: String,
+    /// What is kept.
+    #[serde(default)]
+    pub keep: Retention,
+}
+
+/// Retention, as btrbk counts it: the newest snapshot always, every
+/// snapshot younger than `all_within`, then the first of each of the last
+/// `hourly` hours, `daily` days, and so on.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Keep every snapshot this young (`"2d"`, `"12h"`); none: only the
+    /// newest beyond the counts below.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub all_within: Option<String>,
+    /// Hourly snapshots kept.
+    pub hourly: u32,
+    /// Daily snapshots kept.
+    pub daily: u32,
+    /// Weekly snapshots kept.
+    pub weekly: u32,
+    /// Monthly snapshots kept.
+    pub monthly: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { all_within: None, hourly: 24, daily: 7, weekly: 4, monthly: 6 }
+    }
+}
+
+/// Parses `N` + `unit` into (N, unit) with the units allowed.
+fn span<'a>(s: &'a str, units: &[&'a str]) -> Result<(u64, &'a str), String> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let (n, unit) = s.split_at(digits);
+    let bad = || format!("{} is not a number followed by one of {}", quote(s), units.join(", "));
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let unit = units.iter().find(|u| **u == unit).ok_or_else(bad)?;
+    if n == 0 || n > 100_000 {
+        return Err(format!("{} is out of range (1 to 100000)", quote(s)));
+    }
+    Ok((n, unit))
+}
+
+impl SnapshotSpec {
+    /// The interval in minutes.
+    pub fn every_minutes(&self) -> Result<u64, SpecError> {
+        let (n, unit) = span(&self.every, &["min", "h", "d", "w"]).map_err(|m| SpecError::new("every", m))?;
+        Ok(n * match unit {
+            "min" => 1,
+            "h" => 60,
+            "d" => 1440,
+            _ => 10_080,
+        })
+    }
+
+    /// Checks against the host's layout.
+    pub fn validate(&self, layout: &Layout) -> Result<(), SpecError> {
+        if self.subvolumes.is_empty() {
+            return Err(SpecError::new(
+                "subvolumes",
+                "empty: name the subvolumes to snapshot, e.g. [\"@\", \"@home\"]",
+            ));
+        }
+        if !layout.subvolumes.iter().any(|s| s.name == SNAPSHOT_SUBVOLUME) {
+            return Err(SpecError::new(
+                "subvolumes",
+                format!("the layout has no {SNAPSHOT_SUBVOLUME} subvolume to keep the snapshots in"),
+            ));
+        }
+        for (i, name) in self.subvolumes.iter().enumerate() {
+            let field = format!("subvolumes[{i}]");
+            if name == SNAPSHOT_SUBVOLUME {
+                return Err(SpecError::new(
+                    field,
+                    format!("{SNAPSHOT_SUBVOLUME} holds the snapshots; it is not snapshotted"),
+                ));
+            }
+            if !layout.subvolumes.iter().any(|s| &s.name == name) {
+                let known: Vec<_> = layout.subvolumes.iter().map(|s| s.name.as_str()).collect();
+                return Err(SpecError::new(
+                    field,
+                    format!("{} is not a subvolume of the layout ({})", quote(name), known.join(", ")),
+                ));
+            }
+            if self.subvolumes[..i].contains(name) {
+                return Err(SpecError::new(field, format!("{} is named twice", quote(name))));
+            }
+        }
+        self.every_minutes()?;
+        if let Some(w) = &self.keep.all_within {
+            span(w, &["h", "d", "w", "m", "y"]).map_err(|m| SpecError::new("keep.all_within", m))?;
+        }
+        for (n, field) in [
+            (self.keep.hourly, "hourly"),
+            (self.keep.daily, "daily"),
+            (self.keep.weekly, "weekly"),
+            (self.keep.monthly, "monthly"),
+        ] {
+            if n > MAX_KEEP {
+                return Err(SpecError::new(format!("keep.{field}"), format!("{n} is more than {MAX_KEEP}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// `/etc/btrbk/btrbk.conf` for the host: one `subvolume` section per
+    /// subvolume, by its mount point, named after it.
+    pub fn btrbk_conf(&self, layout: &Layout, hostname: &str) -> String {
+        let dir =
+            layout.subvolumes.iter().find(|s| s.name == SNAPSHOT_SUBVOLUME).map_or("/.snapshots", |s| &s.mountpoint);
+        let k = &self.keep;
+        let preserve: Vec<String> = [(k.hourly, "h"), (k.daily, "d"), (k.weekly, "w"), (k.monthly, "m")]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, u)| format!("{n}{u}"))
+            .collect();
+        let mut out = format!(
+            "# btrbk configuration for {hostname}, written by metalboot from its inventory ([host.snapshots]).\n\
+             # Snapshots every {} into {dir} ({SNAPSHOT_SUBVOLUME}); btrbk.timer runs `btrbk run`.\n\
+             timestamp_format        long-iso\n\
+             snapshot_create         always\n\
+             snapshot_preserve_min   {}\n\
+             snapshot_preserve       {}\n\
+             snapshot_dir            {dir}\n",
+            self.every,
+            k.all_within.as_deref().unwrap_or("latest"),
+            if preserve.is_empty() { "no".to_string() } else { preserve.join(" ") },
+        );
+        for name in &self.subvolumes {
+            let mp = layout.subvolumes.iter().find(|s| &s.name == name).map_or("/", |s| s.mountpoint.as_str());
+            out.push_str(&format!("\nsubvolume {mp}\n  snapshot_name {name}\n"));
+        }
+        out
+    }
+
+    /// The drop-in that sets btrbk.timer's interval.
+    pub fn timer_dropin(&self) -> String {
+        let m = self.every_minutes().unwrap_or(1440);
+        format!(
+            "# written by metalboot: snapshots every {} ([host.snapshots] every)\n[Timer]\nOnCalendar=\nOnBootSec={m}min\nOnUnitActiveSec={m}min\nAccuracySec=1s\nPersistent=false\n",
+            self.every
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(toml: &str) -> SnapshotSpec {
+        toml::from_str(toml).unwrap()
+    }
+
+    #[test]
+    fn a_good_spec_renders_btrbk_and_its_timer() {
+        let s = spec("subvolumes = [\"@\", \"@home\"]\nevery = \"1h\"\nkeep = { hourly = 6, daily = 0, weekly = 0, monthly = 2 }\n");
+        let layout = Layout::default();
+        s.validate(&layout).unwrap();
+        assert_eq!(s.every_minutes().unwrap(), 60);
+        let conf = s.btrbk_conf(&layout, "web1");
+        assert!(conf.contains("snapshot_preserve_min   latest\n"), "{conf}");
+        assert!(conf.contains("snapshot_preserve       6h 2m\n"), "{conf}");
+        assert!(conf.contains("snapshot_dir            /.snapshots\n"), "{conf}");
+        assert!(
+            conf.contains("\nsubvolume /\n  snapshot_name @\n\nsubvolume /home\n  snapshot_name @home\n"),
+            "{conf}"
+        );
+        assert!(s.timer_dropin().contains("OnUnitActiveSec=60min\n"));
+        let none =
+            spec("subvolumes = [\"@\"]\nevery = \"1min\"\nkeep = { hourly = 0, daily = 0, weekly = 0, monthly = 0 }\n");
+        assert!(none.btrbk_conf(&layout, "x").contains("snapshot_preserve       no\n"));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_field_named() {
+        let layout = Layout::default();
+        let err = |t: &str| spec(t).validate(&layout).unwrap_err().to_string();
+        assert!(err("subvolumes = [\"@\"]\nevery = \"1 hour\"\n").contains("every"));
+        assert!(err("subvolumes = [\"@\"]\nevery = \"0min\"\n").contains("out of range"));
+        assert!(err("subvolumes = [\"@\"]\nevery = \"5s\"\n").contains("every"));
+        assert!(err("subvolumes = [\"@data\"]\nevery = \"1h\"\n").contains("subvolumes[0]"));
+        assert!(err("subvolumes = [\"@\", \"@\"]\nevery = \"1h\"\n").contains("named twice"));
+        assert!(err("subvolumes = [\"@snapshots\"]\nevery = \"1h\"\n").contains("holds the snapshots"));
+        assert!(err("subvolumes = []\nevery = \"1h\"\n").contains("empty"));
+        let e = err("subvolumes = [\"@\"]\nevery = \"1h\"\nkeep = { all_within = \"2 days\" }\n");
+        assert!(e.contains("keep.all_within"), "{e}");
+        assert!(err("subvolumes = [\"@\"]\nevery = \"1h\"\nkeep = { daily = 20000 }\n").contains("keep.daily"));
+        assert!(
+            toml::from_str::<SnapshotSpec>("subvolumes = [\"@\"]\nevery = \"1h\"\nkeep = { yearly = 1 }\n").is_err()
+        );
+    }
+}
