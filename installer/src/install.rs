@@ -119,6 +119,13 @@ pub fn files_written(plan: &InstallPlan) -> Vec<String> {
         let at = FILES.iter().position(|f| *f == SSHD_DROP_IN).map_or(files.len(), |i| i + 1);
         files.splice(at..at, users::admin_files(a));
     }
+    if plan.snapshots.is_some() {
+        files.extend([
+            format!("/{}", crate::snapshots::BTRBK_CONF),
+            format!("/{}", crate::snapshots::TIMER_DROPIN),
+            "/etc/systemd/system/timers.target.wants/btrbk.timer (enabled)".to_string(),
+        ]);
+    }
     files
 }
 
