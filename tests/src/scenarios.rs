@@ -169,13 +169,16 @@ pub fn install_watched(
     watch: bool,
 ) -> Result<(Installed, Option<crate::status_page::Watcher>)> {
     let (mut s, accel) = start(name, dhcp, disks.inventory_lines(), image)?;
-    let watcher = if watch { Some(crate::status_page::Watcher::open(&mut s, "vm1")?) } else { None };
+    let mut watcher = if watch { Some(crate::status_page::Watcher::open(&mut s, "vm1")?) } else { None };
     let (attached, spare_path) = disks.create(&s)?;
     let mut vm = Vm::start(&s.ns, &s.dir, accel, fw, "tap0", MAC, &attached)?;
     s.phase(&format!("vm started ({disks:?})"));
     let limit = Duration::from_secs(if accel == "kvm" { 300 } else { 900 });
     s.wait_serial(&mut vm, "metalboot-installer", Duration::from_secs(600))?;
     s.wait_state("vm1", "installing", &mut vm, limit)?;
+    if let Some(w) = watcher.as_mut() {
+        w.shot_while_installing(&mut s)?;
+    }
     s.wait_state("vm1", "rebooting", &mut vm, limit)?;
     let host = s.wait_state("vm1", "installed", &mut vm, limit)?;
     let ip = host["addresses"][0].as_str().context("no address reported")?.split('/').next().unwrap_or("").to_string();

@@ -1,7 +1,8 @@
 //! The status page in a real browser (Debian's headless `chromium`) during
 //! a QEMU install: logged in through its form, it must show the host's
 //! progress change live (no reload: the page keeps a mark set at load) up to
-//! `installed`; a screenshot goes to `target/e2e-status-page.png`; arm and
+//! `installed`; screenshots go to `target/e2e-status-page-installing.png`
+//! and `target/e2e-status-page.png`; arm and
 //! disarm work from its buttons (the confirmation accepted).
 
 use crate::browser::{Browser, Page};
@@ -52,6 +53,27 @@ impl Watcher {
         page.eval(&OBSERVE.replace("HOST", host))?;
         s.phase("status page open in chromium, logged in, live updates on");
         Ok(Watcher { page, host: host.to_string(), _browser: browser })
+    }
+
+    /// A screenshot once the page shows a step with a percentage (the
+    /// install is under way): `target/e2e-status-page-installing.png`.
+    pub fn shot_while_installing(&mut self, s: &mut Scenario) -> Result<()> {
+        let h = &self.host;
+        let js = format!(
+            "document.querySelector('#host-{h} progress[value]') !== null ? 'step' : \
+             (['armed', 'booting', 'installing'].includes(document.querySelector('#host-{h} [data-state]').dataset.state) ? '' : 'past')"
+        );
+        let seen = self.page.wait_for(&js, Duration::from_secs(300)).context("a step with a percentage on the page")?;
+        if seen == "past" {
+            s.phase("no screenshot while installing: the steps with a percentage were over before the page was read");
+            return Ok(());
+        }
+        let shot = workspace().join("target/e2e-status-page-installing.png");
+        self.page.screenshot(&shot)?;
+        let step =
+            self.page.eval(&format!("document.querySelector('#host-{} [data-step]').dataset.step", self.host))?;
+        s.phase(&format!("screenshot {} at step {step}", shot.display()));
+        Ok(())
     }
 
     fn state(&mut self) -> String {
