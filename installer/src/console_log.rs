@@ -4,8 +4,10 @@
 //! lines in a bounded buffer; a shipper posts them in batches
 //! ([`metalboot_spec::log::LogBatch`]) to the host's log URL with the
 //! install token. The buffer is bounded: when the server cannot be reached
-//! the oldest lines go first and are counted as dropped. Nothing here can
-//! stop an install: a log that cannot be sent is only a log.
+//! the oldest lines go first and are counted as dropped, and the shipper
+//! backs off. Nothing here can stop an install: a log that cannot be sent
+//! is only a log. Before the process ends or reboots, [`finish`] gives the
+//! console back and lets the reader write out what is still in the pipe.
 
 use anyhow::{Context, Result};
 use metalboot_spec::log::{clean_line, LogBatch, MAX_BATCH_LINES};
@@ -20,6 +22,14 @@ use std::time::{Duration, Instant};
 const MAX_BUFFERED_LINES: usize = 4000;
 /// How often a partial batch is sent.
 const SEND_EVERY: Duration = Duration::from_secs(2);
+/// Most bytes of lines in one batch (the server takes 2 MiB of JSON).
+const MAX_BATCH_BYTES: usize = 512 * 1024;
+/// Starts a line [`ConsoleLog::flush`] writes through the pipe: the reader
+/// neither shows nor keeps it, it only notes that it got that far.
+const MARKER: u8 = 0x01;
+
+/// The console log of this process, once captured (for [`finish`]).
+static CAPTURED: std::sync::OnceLock<ConsoleLog> = std::sync::OnceLock::new();
 
 /// Where the lines go.
 struct Target {
@@ -37,6 +47,10 @@ struct Buf {
     /// Lines dropped (buffer full) and not yet reported to the server.
     dropped: u64,
     target: Option<Target>,
+    /// The last flush marker the reader got to.
+    marker_seen: u64,
+    /// The reader reached the end of the pipe.
+    reader_done: bool,
 }
 
 struct Shared {
@@ -44,6 +58,10 @@ struct Shared {
     wake: Condvar,
     /// One batch in flight at a time (the shipper or a flush).
     sending: Mutex<()>,
+    /// The next flush marker's number.
+    next_marker: std::sync::atomic::AtomicU64,
+    /// The console, to give fds 1 and 2 back to at [`finish`].
+    console: Mutex<Option<OwnedFd>>,
 }
 
 /// Handle to the captured console; cheap to clone.
@@ -57,7 +75,8 @@ impl ConsoleLog {
     /// reader and the shipper. Lines are kept from here on; they are sent
     /// once [`ConsoleLog::ship_to`] names where.
     pub fn capture() -> Result<ConsoleLog> {
-        let console = File::from(std::io::stdout().as_fd().try_clone_to_owned().context("duplicating the console")?);
+        let saved = std::io::stdout().as_fd().try_clone_to_owned().context("duplicating the console")?;
+        let console = File::from(saved.try_clone().context("duplicating the console")?);
         let (read, write): (OwnedFd, OwnedFd) = nix::unistd::pipe().context("creating the console pipe")?;
         std::io::stdout().flush().ok();
         std::io::stderr().flush().ok();
@@ -65,16 +84,24 @@ impl ConsoleLog {
         nix::unistd::dup2(write.as_raw_fd(), 2).context("routing standard error")?;
         drop(write);
         let log = ConsoleLog::new();
+        *log.shared.console.lock().unwrap_or_else(|p| p.into_inner()) = Some(saved);
         let reader = log.clone();
         std::thread::spawn(move || reader.read(File::from(read), console));
         let shipper = log.clone();
         std::thread::spawn(move || shipper.ship());
+        let _ = CAPTURED.set(log.clone());
         Ok(log)
     }
 
     fn new() -> ConsoleLog {
         ConsoleLog {
-            shared: Arc::new(Shared { buf: Mutex::new(Buf::default()), wake: Condvar::new(), sending: Mutex::new(()) }),
+            shared: Arc::new(Shared {
+                buf: Mutex::new(Buf::default()),
+                wake: Condvar::new(),
+                sending: Mutex::new(()),
+                next_marker: std::sync::atomic::AtomicU64::new(1),
+                console: Mutex::new(None),
+            }),
         }
     }
 
@@ -104,15 +131,17 @@ impl ConsoleLog {
         }
     }
 
-    /// Copies every byte to the console and keeps the lines; never ends
-    /// while anything can write to the pipe (a dead reader would break
-    /// every later write to standard output).
+    /// Keeps the lines and copies every byte to the console (kept first, so
+    /// a flush never waits on a slow serial console); never ends while
+    /// anything can write to the pipe (a dead reader would break every
+    /// later write to standard output).
     fn read(&self, mut pipe: File, mut console: File) {
         let mut chunk = [0u8; 8192];
         let mut line = Vec::new();
+        let mut marker = false;
         loop {
             let n = match pipe.read(&mut chunk) {
-                Ok(0) => return,
+                Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => {
@@ -120,43 +149,102 @@ impl ConsoleLog {
                     continue;
                 }
             };
-            let _ = console.write_all(&chunk[..n]);
+            let mut show = Vec::with_capacity(n);
             for &b in &chunk[..n] {
+                if line.is_empty() && !marker && b == MARKER {
+                    marker = true;
+                    continue;
+                }
                 if b == b'\n' {
-                    self.push(&String::from_utf8_lossy(&line));
+                    if marker {
+                        self.saw_marker(&String::from_utf8_lossy(&line));
+                    } else {
+                        self.push(&String::from_utf8_lossy(&line));
+                    }
                     line.clear();
-                } else if line.len() < 64 * 1024 {
+                    if !std::mem::take(&mut marker) {
+                        show.push(b);
+                    }
+                    continue;
+                }
+                if line.len() < 64 * 1024 {
                     line.push(b);
                 }
+                if !marker {
+                    show.push(b);
+                }
             }
+            let _ = console.write_all(&show);
+        }
+        self.buf().reader_done = true;
+        self.shared.wake.notify_all();
+    }
+
+    fn saw_marker(&self, text: &str) {
+        if let Ok(n) = text.parse::<u64>() {
+            let mut b = self.buf();
+            b.marker_seen = b.marker_seen.max(n);
+            self.shared.wake.notify_all();
         }
     }
 
-    /// The shipper: a batch every [`SEND_EVERY`], or sooner when one is full.
+    /// Waits until the reader has kept everything written before this
+    /// call (a marker line through the pipe), for at most `limit`.
+    fn barrier(&self, limit: Duration) {
+        if self.shared.console.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+            return; // not captured (or given back): nothing in a pipe
+        }
+        let n = self.shared.next_marker.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(format!("{}{n}\n", MARKER as char).as_bytes());
+        let _ = out.flush();
+        drop(out);
+        let b = self.buf();
+        let _ = self
+            .shared
+            .wake
+            .wait_timeout_while(b, limit, |b| b.marker_seen < n && !b.reader_done)
+            .unwrap_or_else(|p| p.into_inner());
+    }
+
+    /// The shipper: a batch every [`SEND_EVERY`], or sooner when one is
+    /// full; after a failed send it waits longer each time (up to 30 s).
     fn ship(&self) {
+        let mut backoff = Duration::ZERO;
         loop {
             {
                 let b = self.buf();
-                let (_b, _) = self
-                    .shared
-                    .wake
-                    .wait_timeout_while(b, SEND_EVERY, |b| b.target.is_none() || b.lines.len() < MAX_BATCH_LINES)
-                    .unwrap_or_else(|p| p.into_inner());
+                let wait = SEND_EVERY.max(backoff);
+                let full = |b: &mut Buf| b.target.is_none() || b.lines.len() < MAX_BATCH_LINES || !backoff.is_zero();
+                let (_b, _) = self.shared.wake.wait_timeout_while(b, wait, full).unwrap_or_else(|p| p.into_inner());
             }
-            self.send_once();
+            backoff = match self.send_once() {
+                Sent::Failed => (backoff * 2).clamp(Duration::from_secs(1), Duration::from_secs(30)),
+                _ => Duration::ZERO,
+            };
         }
     }
 
-    /// Sends one batch; true if something was delivered.
-    fn send_once(&self) -> bool {
+    /// Sends one batch (at most [`MAX_BATCH_LINES`] lines and about
+    /// [`MAX_BATCH_BYTES`]).
+    fn send_once(&self) -> Sent {
         let _one = self.shared.sending.lock().unwrap_or_else(|p| p.into_inner());
         let (url, token, http, batch, last) = {
             let b = self.buf();
-            let Some(t) = &b.target else { return false };
+            let Some(t) = &b.target else { return Sent::Nothing };
             if b.lines.is_empty() && b.dropped == 0 {
-                return false;
+                return Sent::Nothing;
             }
-            let lines: Vec<_> = b.lines.iter().take(MAX_BATCH_LINES).collect();
+            let mut bytes = 0;
+            let lines: Vec<_> = b
+                .lines
+                .iter()
+                .take(MAX_BATCH_LINES)
+                .take_while(|(_, l)| {
+                    bytes += l.len() + 8;
+                    bytes <= MAX_BATCH_BYTES || bytes == l.len() + 8
+                })
+                .collect();
             let last = lines.last().map(|(s, _)| *s);
             let batch = LogBatch { lines: lines.into_iter().map(|(_, l)| l.clone()).collect(), dropped: b.dropped };
             (t.url.clone(), t.token.clone(), t.http.clone(), batch, last)
@@ -169,31 +257,35 @@ impl ConsoleLog {
                 while b.lines.front().is_some_and(|(s, _)| Some(*s) <= last) {
                     b.lines.pop_front();
                 }
-                true
+                Sent::Delivered
             }
-            // refused (the install is over, or not the pinned server): stop
-            Err(ureq::Error::Status(..)) => {
+            // the install is over (token refused) or the host is unknown: stop
+            Err(ureq::Error::Status(401 | 403 | 404, _)) => {
                 self.buf().target = None;
-                false
+                Sent::Failed
             }
+            // not the pinned server: never again
             Err(e) if crate::https::refused(&e).is_some() => {
                 self.buf().target = None;
-                false
+                Sent::Failed
             }
-            Err(_) => false,
+            // a busy server or proxy, or no route yet: later
+            Err(_) => Sent::Failed,
         }
     }
 
-    /// Sends everything kept so far, for at most `limit`: before a failure
-    /// is reported (the server puts the log's tail on the timeline) and
-    /// before a reboot.
+    /// Sends everything written so far, for at most `limit`: before a
+    /// failure is reported (the server puts the log's tail on the timeline)
+    /// and before a reboot.
     pub fn flush(&self, limit: Duration) {
-        std::io::stdout().flush().ok();
-        // what was just written may still be in the pipe
-        std::thread::sleep(Duration::from_millis(200));
         let deadline = Instant::now() + limit;
+        self.barrier(Duration::from_secs(5).min(limit));
         while Instant::now() < deadline {
-            if self.buf().lines.is_empty() || !self.send_once() {
+            let pending = {
+                let b = self.buf();
+                !b.lines.is_empty() || b.dropped > 0
+            };
+            if !pending || self.send_once() != Sent::Delivered {
                 return;
             }
         }
@@ -206,86 +298,28 @@ impl ConsoleLog {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_buffer_is_bounded_and_counts_what_it_dropped() {
-        let log = ConsoleLog::new();
-        for i in 0..MAX_BUFFERED_LINES + 3 {
-            log.push(&format!("line {i}"));
-        }
-        let (lines, dropped) = log.pending();
-        assert_eq!(lines.len(), MAX_BUFFERED_LINES);
-        assert_eq!(dropped, 3);
-        assert_eq!(lines[0], "line 3");
-    }
-
-    #[test]
-    fn nothing_is_sent_without_a_target_and_lines_are_cleaned() {
-        let log = ConsoleLog::new();
-        log.push("grub-install: error\r");
-        assert!(!log.send_once());
-        assert_eq!(log.pending().0, vec!["grub-install: error".to_string()]);
-    }
-
-    /// A one-request HTTP server answering `status`; the request line and body.
-    fn one_request(status: u16) -> (String, std::sync::mpsc::Receiver<(String, String)>) {
-        use std::io::BufRead;
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/v1/hosts/vm1/log", l.local_addr().unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let (s, _) = l.accept().unwrap();
-            let mut r = std::io::BufReader::new(s.try_clone().unwrap());
-            let mut first = String::new();
-            r.read_line(&mut first).unwrap();
-            let mut len = 0;
-            loop {
-                let mut h = String::new();
-                r.read_line(&mut h).unwrap();
-                if h.trim().is_empty() {
-                    break;
-                }
-                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).unwrap();
-            let mut s = s;
-            write!(s, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
-            tx.send((first, String::from_utf8(body).unwrap())).unwrap();
-        });
-        (url, rx)
-    }
-
-    #[test]
-    fn a_flush_delivers_the_kept_lines_with_the_token() {
-        let log = ConsoleLog::new();
-        log.push("metalboot: [   1.0s] disk: chose /dev/vda");
-        log.push("metalboot: FAILED at step disk: 2 disks match");
-        let (url, rx) = one_request(200);
-        log.ship_to(&url, "s3cret", ureq::agent());
-        log.flush(Duration::from_secs(5));
-        let (first, body) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        assert!(first.starts_with("POST /v1/hosts/vm1/log?token=s3cret "), "{first}");
-        let batch: LogBatch = serde_json::from_str(&body).unwrap();
-        assert_eq!(batch.lines.len(), 2);
-        assert!(batch.lines[1].contains("2 disks match"));
-        assert_eq!(log.pending(), (vec![], 0));
-    }
-
-    #[test]
-    fn a_refused_batch_stops_the_shipping_and_keeps_the_lines() {
-        let log = ConsoleLog::new();
-        log.push("late line");
-        let (url, rx) = one_request(403);
-        log.ship_to(&url, "revoked", ureq::agent());
-        assert!(!log.send_once());
-        rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        assert!(log.buf().target.is_none());
-        assert_eq!(log.pending().0, vec!["late line".to_string()]);
-    }
+/// What one send did.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Sent {
+    Nothing,
+    Delivered,
+    Failed,
 }
+
+/// Gives fds 1 and 2 back to the console and lets the reader write out
+/// what is still in the pipe (at most `limit`): before the process exits,
+/// reboots or powers off. Nothing without a captured console.
+pub fn finish(limit: Duration) {
+    let Some(log) = CAPTURED.get() else { return };
+    let _ = std::io::stdout().flush();
+    let Some(console) = log.shared.console.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+    // the pipe's last write ends go: the reader reads to its end
+    let _ = nix::unistd::dup2(console.as_raw_fd(), 1);
+    let _ = nix::unistd::dup2(console.as_raw_fd(), 2);
+    let b = log.buf();
+    let _ = log.shared.wake.wait_timeout_while(b, limit, |b| !b.reader_done).unwrap_or_else(|p| p.into_inner());
+}
+
+#[cfg(test)]
+#[path = "console_log_tests.rs"]
+mod tests;

@@ -61,12 +61,12 @@ pub fn fetch_plan(http: &ureq::Agent, base: &str, host: &str, token: &str, patie
             }
             Err(e) if start.elapsed() < patience => {
                 // the URL carries the token: never on the console
-                let e = e.to_string().replace(&url, &shown);
+                let e = redact_token(&e.to_string().replace(&url, &shown));
                 println!("metalboot: fetching plan: {e}; retrying in {:.1}s", delay.as_secs_f64());
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
-            Err(e) => bail!("fetching plan from {shown}: {}", e.to_string().replace(&url, &shown)),
+            Err(e) => bail!("fetching plan from {shown}: {}", redact_token(&e.to_string().replace(&url, &shown))),
         }
     }
 }
@@ -91,7 +91,26 @@ pub fn post_json(http: &ureq::Agent, url: &str, token: &str, body: &impl serde::
     }
     let e = last.map(|e| e.to_string()).unwrap_or_default();
     // the URL carries the token: never in an error
-    bail!("posting to {url}: {}", e.replace(&format!("{url}?token={token}"), url))
+    bail!("posting to {url}: {}", redact_token(&e.replace(&format!("{url}?token={token}"), url)))
+}
+
+/// `text` with the value of every `token=` hidden: an error that prints
+/// the URL in another form (a port made explicit, the host lower-cased)
+/// than the one replaced still shows no token.
+pub fn redact_token(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("token=") {
+        out.push_str(&rest[..i + "token=".len()]);
+        rest = &rest[i + "token=".len()..];
+        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).unwrap_or(rest.len());
+        if end > 0 {
+            out.push_str("<redacted>");
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Streams `url` into `sink`, verifying `size` and `sha256`. `progress` gets
@@ -212,4 +231,19 @@ fn stream_http(
         return Err(FetchError::Checksum { got, want: sha256.to_string() });
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_token;
+
+    #[test]
+    fn token_values_are_hidden_wherever_they_appear() {
+        assert_eq!(
+            redact_token("http://10.0.0.1:80/v1/hosts/a/events?token=0a1b2c: Connection refused"),
+            "http://10.0.0.1:80/v1/hosts/a/events?token=<redacted>: Connection refused"
+        );
+        assert_eq!(redact_token("a?x=1&token=abc&y=2 b?token="), "a?x=1&token=<redacted>&y=2 b?token=");
+        assert_eq!(redact_token("no tokens here"), "no tokens here");
+    }
 }

@@ -203,6 +203,7 @@ fn back_to_system_on_disk() -> ! {
 }
 
 fn power_off() -> ! {
+    crate::console_log::finish(Duration::from_secs(3));
     nix::unistd::sync();
     let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
     loop {
@@ -211,6 +212,7 @@ fn power_off() -> ! {
 }
 
 fn reboot() -> ! {
+    crate::console_log::finish(Duration::from_secs(3));
     nix::unistd::sync();
     let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
     loop {

@@ -28,6 +28,8 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("metalboot: error: {e:#}");
+            // the console's last lines, before the shell takes it
+            metalboot_installer::console_log::finish(std::time::Duration::from_secs(3));
             std::process::ExitCode::FAILURE
         }
     }

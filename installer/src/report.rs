@@ -78,7 +78,10 @@ impl Reporter {
                 }
                 Err(_) if i + 1 < tries => std::thread::sleep(Duration::from_secs(1 << i.min(4))),
                 // the URL carries the token: never on the console
-                Err(e) => println!("metalboot: could not send event: {}", e.to_string().replace(&full, &url)),
+                Err(e) => println!(
+                    "metalboot: could not send event: {}",
+                    crate::fetch::redact_token(&e.to_string().replace(&full, &url))
+                ),
             }
         }
         false

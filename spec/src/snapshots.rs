@@ -159,12 +159,15 @@ impl SnapshotSpec {
         out
     }
 
-    /// The drop-in that sets btrbk.timer's interval.
+    /// The drop-in that sets btrbk.timer's interval: `every` after each
+    /// run, and soon after boot (at most 5 minutes), so a host that reboots
+    /// more often than `every` still gets its snapshots.
     pub fn timer_dropin(&self) -> String {
         let m = self.every_minutes().unwrap_or(1440);
         format!(
-            "# written by metalboot: snapshots every {} ([host.snapshots] every)\n[Timer]\nOnCalendar=\nOnBootSec={m}min\nOnUnitActiveSec={m}min\nAccuracySec=1s\nPersistent=false\n",
-            self.every
+            "# written by metalboot: snapshots every {} ([host.snapshots] every)\n[Timer]\nOnCalendar=\nOnBootSec={}min\nOnUnitActiveSec={m}min\nAccuracySec=1s\nPersistent=false\n",
+            self.every,
+            m.min(5)
         )
     }
 }
@@ -191,7 +194,8 @@ mod tests {
             conf.contains("\nsubvolume /\n  snapshot_name @\n\nsubvolume /home\n  snapshot_name @home\n"),
             "{conf}"
         );
-        assert!(s.timer_dropin().contains("OnUnitActiveSec=60min\n"));
+        let timer = s.timer_dropin();
+        assert!(timer.contains("OnUnitActiveSec=60min\n") && timer.contains("OnBootSec=5min\n"), "{timer}");
         let none =
             spec("subvolumes = [\"@\"]\nevery = \"1min\"\nkeep = { hourly = 0, daily = 0, weekly = 0, monthly = 0 }\n");
         assert!(none.btrbk_conf(&layout, "x").contains("snapshot_preserve       no\n"));

@@ -52,7 +52,7 @@ impl Store {
         Ok(LogPage { lines, next })
     }
 
-    /// The last `n` lines of the host's log, oldest first.
+    /// The last `n` lines of the host's current install's log, oldest first.
     pub fn log_tail(&self, name: &str, n: usize) -> Result<Vec<LogLine>> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         tail(&conn, name, n)
@@ -60,8 +60,14 @@ impl Store {
     }
 }
 
+/// The last `n` lines of the current install's log (since the host last
+/// went `booting`): never lines of an earlier install.
 fn tail(conn: &Connection, name: &str, n: usize) -> Result<Vec<(i64, i64, String)>> {
-    let mut stmt = conn.prepare_cached("SELECT id, at_ms, line FROM logs WHERE host = ?1 ORDER BY id DESC LIMIT ?2")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, at_ms, line FROM logs WHERE host = ?1
+         AND at_ms >= COALESCE((SELECT MAX(at_ms) FROM events WHERE host = ?1 AND kind = 'state' AND state = 'booting'), 0)
+         ORDER BY id DESC LIMIT ?2",
+    )?;
     let mut v = stmt
         .query_map(params![name, n as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<Vec<_>, _>>()

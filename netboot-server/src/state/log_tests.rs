@@ -70,7 +70,11 @@ fn a_failure_puts_the_logs_tail_on_the_timeline_and_ends_the_log() {
     // the install is over: its token sends nothing more, and a failed host shows no progress
     assert_eq!(s.append_log("a", &tok, &batch(&["late"])).unwrap(), Err(TokenError::Invalid));
     assert!(s.get("a").unwrap().progress.is_none());
-    // a new install shows no progress of the old one
+    // a new install shows no progress and no log tail of the old one
+    assert_eq!(s.log_tail("a", 5).unwrap().len(), 5);
+    std::thread::sleep(std::time::Duration::from_millis(5));
     installing(&s, "a");
     assert!(s.get("a").unwrap().progress.is_none());
+    assert!(s.log_tail("a", 5).unwrap().is_empty());
+    assert_eq!(s.log("a", 0, 100).unwrap().lines.len(), 40, "the whole log stays for hosts logs");
 }

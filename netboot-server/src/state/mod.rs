@@ -140,17 +140,17 @@ impl Store {
         let mut stmt = conn.prepare(
             "SELECT at_ms, kind, state, step, percent, bytes, message FROM events WHERE host = ?1 ORDER BY id",
         )?;
-        let rows = stmt.query_map([name], |r| {
-            Ok(TimelineEntry {
-                at: rfc3339(r.get(0)?),
-                kind: r.get(1)?,
-                state: r.get(2)?,
-                step: r.get(3)?,
-                percent: r.get(4)?,
-                bytes: r.get(5)?,
-                message: r.get(6)?,
-            })
-        })?;
+        let rows = stmt.query_map([name], timeline_entry)?;
+        rows.collect::<Result<Vec<_>, _>>().context("reading timeline")
+    }
+
+    /// The newest `n` entries of the host's timeline, newest first.
+    pub fn timeline_newest(&self, name: &str, n: usize) -> Result<Vec<TimelineEntry>> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn.prepare_cached(
+            "SELECT at_ms, kind, state, step, percent, bytes, message FROM events WHERE host = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![name, n as i64], timeline_entry)?;
         rows.collect::<Result<Vec<_>, _>>().context("reading timeline")
     }
 
@@ -299,6 +299,19 @@ fn row_to_record(r: &rusqlite::Row) -> rusqlite::Result<HostRecord> {
         installed_at: r.get::<_, Option<i64>>(6)?.map(rfc3339),
         updated_at: rfc3339(r.get(7)?),
         progress: None,
+    })
+}
+
+/// A row of `SELECT at_ms, kind, state, step, percent, bytes, message FROM events`.
+fn timeline_entry(r: &rusqlite::Row) -> rusqlite::Result<TimelineEntry> {
+    Ok(TimelineEntry {
+        at: rfc3339(r.get(0)?),
+        kind: r.get(1)?,
+        state: r.get(2)?,
+        step: r.get(3)?,
+        percent: r.get(4)?,
+        bytes: r.get(5)?,
+        message: r.get(6)?,
     })
 }
 

@@ -19,6 +19,7 @@ const DEBOUNCE: Duration = Duration::from_millis(250);
 const TICK: Duration = Duration::from_secs(5);
 
 struct Feed {
+    _slot: super::session::StreamSlot,
     st: Shared,
     session: Option<String>,
     form_token: String,
@@ -102,7 +103,14 @@ pub(super) async fn events(
         Viewer::Session { id, form_token } => (Some(id), form_token),
         Viewer::Bearer => (None, String::new()),
     };
+    let slot = st.sessions.stream_slot().ok_or_else(|| {
+        AppError::BadRequest(format!(
+            "{} live-update streams are open already; close a page",
+            super::session::MAX_STREAMS
+        ))
+    })?;
     let feed = Feed {
+        _slot: slot,
         changes: st.store.subscribe(),
         st,
         session,

@@ -23,10 +23,24 @@ struct Session {
     form_token: String,
 }
 
-/// The live sessions, by the sha256 of their id.
+/// Most live-update streams open at once (each renders every host on a
+/// change); more are refused until one closes.
+pub const MAX_STREAMS: usize = 32;
+
+/// The live sessions, by the sha256 of their id, and the open streams.
 #[derive(Default)]
 pub struct Sessions {
     map: Mutex<HashMap<[u8; 32], Session>>,
+    streams: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One open live-update stream; the slot frees when it drops.
+pub struct StreamSlot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 fn key(id: &str) -> [u8; 32] {
@@ -60,6 +74,13 @@ impl Sessions {
     pub fn form_token(&self, id: &str) -> Option<String> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.get(&key(id)).filter(|s| s.expires > Instant::now()).map(|s| s.form_token.clone())
+    }
+
+    /// A slot for a live-update stream, if fewer than [`MAX_STREAMS`] are open.
+    pub fn stream_slot(&self) -> Option<StreamSlot> {
+        use std::sync::atomic::Ordering;
+        self.streams.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_STREAMS).then_some(n + 1)).ok()?;
+        Some(StreamSlot(self.streams.clone()))
     }
 
     /// Ends a session.
@@ -114,5 +135,9 @@ mod tests {
         let c = set_cookie("abc", true);
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.ends_with("; Secure"), "{c}");
         assert!(set_cookie("", false).contains("Max-Age=0"));
+        let slots: Vec<_> = (0..MAX_STREAMS).map(|_| s.stream_slot().expect("a slot")).collect();
+        assert!(s.stream_slot().is_none(), "all slots taken");
+        drop(slots);
+        assert!(s.stream_slot().is_some());
     }
 }

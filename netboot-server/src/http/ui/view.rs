@@ -71,9 +71,7 @@ pub struct UiHost {
 /// Gathers one host.
 pub fn host(spec: &HostSpec, store: &Store) -> Result<UiHost> {
     let rec: HostRecord = store.get(&spec.name)?;
-    let mut timeline = store.timeline(&spec.name)?;
-    timeline.reverse();
-    timeline.truncate(TIMELINE_SHOWN);
+    let timeline = store.timeline_newest(&spec.name, TIMELINE_SHOWN)?;
     let log = store.log_tail(&spec.name, LOG_SHOWN)?.into_iter().map(|l| l.line).collect();
     let fingerprints = rec
         .host_keys
