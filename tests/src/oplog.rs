@@ -25,6 +25,18 @@ pub fn check_failed_install_log(s: &mut Scenario, name: &str, host: &serde_json:
     let tail = tail["message"].as_str().unwrap_or_default();
     ensure!(tail.contains(reason), "the timeline's log tail lacks {reason:?}:\n{tail}");
     s.phase(&format!("hosts logs: {lines} installer lines; the timeline has the last {}", tail.lines().count() - 1));
+    // the status page shows them too, open on the failed host
+    let auth = format!("Authorization: Bearer {}", s.api_token);
+    let page = s.ns.exec(&["curl", "-sf", "-H", &auth, &format!("{}/", s.base)])?;
+    let section = page.split(&format!("id=\"host-{name}\"")).nth(1).unwrap_or_default();
+    ensure!(
+        section.contains("<details data-key=\"log-")
+            && section.contains(" open>")
+            && section.contains("metalboot: kernel command line:")
+            && section.contains("FAILED at step"),
+        "the status page does not show the installer's log for {name}:\n{page}"
+    );
+    s.phase("the status page shows the installer's log, open on the failed host");
     // `hosts watch` off a terminal: frames one after another
     let mut watch = s.cli_command(&["hosts", "watch", "--interval", "1"])?;
     let child = watch.stdout(std::process::Stdio::piped()).spawn().context("starting hosts watch")?;
