@@ -7,7 +7,8 @@ CARGO ?= cargo
 APT_PACKAGES := build-essential pkg-config ca-certificates git curl cpio zstd tar kmod busybox-static \
 	btrfs-progs dosfstools mtools util-linux fdisk openssh-client libbtrfsutil-dev libclang-dev clang \
 	qemu-system-x86 qemu-utils ovmf ipxe mmdebstrap iproute2 dnsmasq-base atftp isc-dhcp-client ansible-core chromium \
-	debian-installer-12-netboot-amd64 nftables grub2-common ndisc6 kea-admin openssl prometheus lintian dpkg-dev
+	debian-installer-12-netboot-amd64 nftables grub2-common ndisc6 kea-admin openssl prometheus lintian dpkg-dev \
+	openssh-server btrbk
 
 .PHONY: all build deps test unit lint golden demo help initramfs rootfs di-assets assets release e2e netns bench fuzz deb
 
@@ -25,12 +26,16 @@ help:
 	@echo "make assets  kernel, installer initramfs and root filesystem image into target/assets"
 	@echo "make deb     the Debian package in target/deb, checked by lintian"
 
+# a policy-rc.d for the install keeps packages from starting their daemons
+# (openssh-server's sshd) on this machine: the tests start their own
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+		guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; rc=$$?; \
+		[ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; [ $$rc -eq 0 ] || exit $$rc; \
 	fi
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install the Rust stable toolchain"; exit 1; }
 

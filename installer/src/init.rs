@@ -13,7 +13,7 @@ use crate::report::Reporter;
 use crate::{entropy, fetch, https, net, probe, sysinit};
 use anyhow::{bail, Context, Result};
 use metalboot_spec::bootargs::{self, Action, BootArgs, Fallback};
-use metalboot_spec::{HostReport, InstallPlan, OnFailure, Step};
+use metalboot_spec::{InstallPlan, OnFailure, Step};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -143,9 +143,9 @@ pub fn run() -> Result<()> {
         pins: args.pin.clone(),
     };
     match install::install(&plan, &opts, &mut rep) {
-        Ok(keys) => {
-            rep.step(Step::Report, &format!("{} host keys", keys.len()));
-            let body = HostReport { host_keys: keys, addresses: Vec::new() };
+        Ok(body) => {
+            let backup = if body.backup_key.is_some() { " and the backup key" } else { "" };
+            rep.step(Step::Report, &format!("{} host keys{backup}", body.host_keys.len()));
             if args.standalone {
                 println!("metalboot: standalone: the host keys were chosen by whoever started this install");
             } else if let Err(e) = fetch::post_json(rep.http(), &plan.endpoints.report, &token, &body) {

@@ -12,7 +12,7 @@ use crate::select;
 use crate::{configure, degraded, disk, entropy, fs, users};
 use anyhow::{Context, Result};
 use metalboot_spec::login::SSHD_DROP_IN;
-use metalboot_spec::{DiskSelector, InstallPlan, Raid, Step};
+use metalboot_spec::{DiskSelector, HostReport, InstallPlan, Raid, Step};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -126,6 +126,13 @@ pub fn files_written(plan: &InstallPlan) -> Vec<String> {
             "/etc/systemd/system/timers.target.wants/btrbk.timer (enabled)".to_string(),
         ]);
     }
+    if plan.snapshots.as_ref().is_some_and(|s| !s.send.is_empty()) {
+        files.extend([
+            format!("{} (new; its public key is reported)", metalboot_spec::send::BACKUP_IDENTITY),
+            metalboot_spec::send::BACKUP_KNOWN_HOSTS.to_string(),
+            metalboot_spec::send::BACKUP_SSH_CONFIG.to_string(),
+        ]);
+    }
     files
 }
 
@@ -206,8 +213,9 @@ pub fn dry_run_on(disks: Vec<DiskFacts>, plan: &InstallPlan) -> Result<DryRun> {
     })
 }
 
-/// Runs the install. Returns the new host's SSH host public keys.
-pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result<Vec<String>> {
+/// Runs the install. Returns what the server is told: the new host's SSH
+/// host public keys and, with send targets, its backup key.
+pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result<HostReport> {
     let mut step = Step::SelectDisk;
     rep.step(step, &format!("looking for {}", metalboot_spec::disk::describe_selectors(plan.disk_selectors())));
     let chosen = match choose_disks(plan, opts) {
@@ -243,7 +251,7 @@ pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result
     let mut current = Step::Partition;
     let result = write_system(plan, opts, rep, &disks, &mut current);
     match result {
-        Ok(keys) => Ok(keys),
+        Ok(report) => Ok(report),
         Err(e) => {
             let msg = format!("{e:#}");
             let _ = fs::unmount_all(&opts.target);
@@ -284,7 +292,7 @@ fn write_system(
     rep: &mut Reporter,
     disks: &[DiskPlan],
     current: &mut Step,
-) -> Result<Vec<String>> {
+) -> Result<HostReport> {
     *current = Step::Partition;
     let mut _offset_loops = Vec::new();
     let mut esps = Vec::new();
@@ -365,11 +373,15 @@ fn write_system(
         let how = crate::bootloader::install_grub(&opts.target, &boot, &root_uuid, &plan.layout)?;
         rep.done(Step::Bootloader, &format!("in {:.1}s: {how}", started.elapsed().as_secs_f64()));
     }
-    let keys = configure::host_keys(&opts.target)?;
+    let report = HostReport {
+        host_keys: configure::host_keys(&opts.target)?,
+        addresses: Vec::new(),
+        backup_key: crate::snapshots::backup_key(&opts.target)?,
+    };
     *current = Step::Unmount;
     fs::unmount_all(&opts.target)?;
     nix::unistd::sync();
-    Ok(keys)
+    Ok(report)
 }
 
 #[cfg(test)]

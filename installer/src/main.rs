@@ -72,10 +72,13 @@ fn install_cmd(place: &Place, opts: &Options, no_report: bool) -> Result<()> {
     let plan = read_plan(&place.plan)?;
     let events = (!no_report).then(|| plan.endpoints.events.clone());
     let mut rep = Reporter::new(events, &opts.token, https::agent(opts.pins.as_ref()));
-    let keys = install::install(&plan, opts, &mut rep)?;
+    let report = install::install(&plan, opts, &mut rep)?;
     println!("metalboot: installed; host keys:");
-    for k in keys {
+    for k in report.host_keys {
         println!("  {k}");
+    }
+    if let Some(k) = report.backup_key {
+        println!("metalboot: backup key (authorise it on the send targets):\n  {k}");
     }
     Ok(())
 }

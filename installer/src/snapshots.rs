@@ -4,7 +4,9 @@
 
 use crate::files::write;
 use anyhow::{bail, Context, Result};
+use metalboot_spec::send::{self, BACKUP_IDENTITY, BACKUP_KNOWN_HOSTS, BACKUP_SSH_CONFIG};
 use metalboot_spec::InstallPlan;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// btrbk's configuration in the installed system.
@@ -28,7 +30,35 @@ pub fn configure(target: &Path, plan: &InstallPlan) -> Result<()> {
     let link = wants.join("btrbk.timer");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink("/lib/systemd/system/btrbk.timer", &link).context("enabling btrbk.timer")?;
+    if snap.send.is_empty() {
+        return Ok(());
+    }
+    write(target, BACKUP_KNOWN_HOSTS, &send::known_hosts(&snap.send), 0o644)?;
+    write(target, BACKUP_SSH_CONFIG, &send::ssh_config(&snap.send), 0o644)?;
+    let dir = target.join(rel_owned(BACKUP_IDENTITY)).parent().map(Path::to_path_buf).unwrap_or_default();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    for f in [BACKUP_IDENTITY.to_string(), format!("{BACKUP_IDENTITY}.pub")] {
+        let _ = std::fs::remove_file(target.join(rel_owned(&f)));
+    }
+    let comment = format!("btrbk@{}", plan.hostname);
+    crate::cmd::in_target(target, &["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", &comment, "-f", BACKUP_IDENTITY])
+        .context("generating the backup key")?;
     Ok(())
+}
+
+fn rel_owned(p: &str) -> &str {
+    p.trim_start_matches('/')
+}
+
+/// The backup key's public half (`type base64 comment`), when the install
+/// made one.
+pub fn backup_key(target: &Path) -> Result<Option<String>> {
+    let p = target.join(rel_owned(&format!("{BACKUP_IDENTITY}.pub")));
+    match std::fs::read_to_string(&p) {
+        Ok(k) => Ok(Some(k.trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+    }
 }
 
 #[cfg(test)]
@@ -58,6 +88,29 @@ mod tests {
         assert!(timer.contains("OnUnitActiveSec=15min"), "{timer}");
         let link = std::fs::read_link(t.path().join("etc/systemd/system/timers.target.wants/btrbk.timer")).unwrap();
         assert_eq!(link, Path::new("/lib/systemd/system/btrbk.timer"));
+    }
+
+    #[test]
+    fn send_targets_are_pinned_and_the_client_kept_to_them() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("usr/bin")).unwrap();
+        std::fs::write(t.path().join("usr/bin/btrbk"), "#!/usr/bin/perl\n").unwrap();
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+        let p = plan(Some(serde_json::json!({"subvolumes": ["@"], "every": "1h",
+            "send": [{"target": "ssh://192.0.2.9:2222/srv/b", "host_key": key}]})));
+        p.validate().unwrap();
+        // no ssh-keygen to run in the fixture: everything before it is written
+        let e = configure(t.path(), &p).unwrap_err();
+        assert!(format!("{e:#}").contains("generating the backup key"), "{e:#}");
+        let kh = std::fs::read_to_string(t.path().join("etc/btrbk/ssh/known_hosts")).unwrap();
+        assert!(kh.ends_with(&format!("[192.0.2.9]:2222 {key}\n")), "{kh}");
+        let mode = std::fs::metadata(t.path().join("etc/btrbk/ssh")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let c = std::fs::read_to_string(t.path().join("etc/ssh/ssh_config.d/metalboot-backup.conf")).unwrap();
+        assert!(c.contains("Host 192.0.2.9\n    StrictHostKeyChecking yes\n"), "{c}");
+        assert_eq!(backup_key(t.path()).unwrap(), None);
+        std::fs::write(t.path().join("etc/btrbk/ssh/id_ed25519.pub"), format!("{key} btrbk@web1\n")).unwrap();
+        assert_eq!(backup_key(t.path()).unwrap(), Some(format!("{key} btrbk@web1")));
     }
 
     #[test]

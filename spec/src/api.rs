@@ -114,6 +114,10 @@ pub struct HostRecord {
     pub host_keys: Vec<String>,
     /// Addresses reported by the first boot.
     pub addresses: Vec<String>,
+    /// The key the host logs in to its backup targets with, as the
+    /// installer reported it (`[[host.snapshots.send]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_key: Option<String>,
     /// When the host phoned home (RFC 3339), if it has.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub installed_at: Option<String>,

@@ -21,6 +21,7 @@ pub mod plan;
 pub mod progress;
 pub mod safe;
 pub mod selector;
+pub mod send;
 pub mod size;
 pub mod snapshots;
 
@@ -35,4 +36,5 @@ pub use pin::{Pin, PinSet};
 pub use plan::{Endpoints, ImageRef, InstallPlan, PLAN_VERSION};
 pub use progress::{EventStatus, HostReport, ProgressEvent, Step, STEPS_BEFORE_FIRST_WRITE};
 pub use size::ByteSize;
+pub use send::SendTarget;
 pub use snapshots::SnapshotSpec;

@@ -168,6 +168,10 @@ pub struct HostReport {
     /// Addresses the host has.
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// The public key the host logs in to its backup targets with
+    /// (`[[host.snapshots.send]]`), reported by the installer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_key: Option<String>,
 }
 
 #[cfg(test)]

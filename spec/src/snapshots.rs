@@ -26,6 +26,9 @@ pub struct SnapshotSpec {
     /// What is kept.
     #[serde(default)]
     pub keep: Retention,
+    /// Where the snapshots are sent, over SSH (`[[host.snapshots.send]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub send: Vec<crate::send::SendTarget>,
 }
 
 /// Retention, as btrbk counts it: the newest snapshot always, every
@@ -51,6 +54,37 @@ pub struct Retention {
 impl Default for Retention {
     fn default() -> Self {
         Retention { all_within: None, hourly: 24, daily: 7, weekly: 4, monthly: 6 }
+    }
+}
+
+impl Retention {
+    /// Checks the values; `field` names the table (`keep`, `send[0].keep`).
+    pub fn validate(&self, field: &str) -> Result<(), SpecError> {
+        if let Some(w) = &self.all_within {
+            span(w, &["h", "d", "w", "m", "y"]).map_err(|m| SpecError::new(format!("{field}.all_within"), m))?;
+        }
+        for (n, name) in
+            [(self.hourly, "hourly"), (self.daily, "daily"), (self.weekly, "weekly"), (self.monthly, "monthly")]
+        {
+            if n > MAX_KEEP {
+                return Err(SpecError::new(format!("{field}.{name}"), format!("{n} is more than {MAX_KEEP}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// btrbk's `*_preserve` value: `6h 7d`, or `no` for none.
+    pub fn preserve(&self) -> String {
+        let p: Vec<String> = [(self.hourly, "h"), (self.daily, "d"), (self.weekly, "w"), (self.monthly, "m")]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, u)| format!("{n}{u}"))
+            .collect();
+        if p.is_empty() {
+            "no".to_string()
+        } else {
+            p.join(" ")
+        }
     }
 }
 
@@ -113,17 +147,19 @@ impl SnapshotSpec {
             }
         }
         self.every_minutes()?;
-        if let Some(w) = &self.keep.all_within {
-            span(w, &["h", "d", "w", "m", "y"]).map_err(|m| SpecError::new("keep.all_within", m))?;
-        }
-        for (n, field) in [
-            (self.keep.hourly, "hourly"),
-            (self.keep.daily, "daily"),
-            (self.keep.weekly, "weekly"),
-            (self.keep.monthly, "monthly"),
-        ] {
-            if n > MAX_KEEP {
-                return Err(SpecError::new(format!("keep.{field}"), format!("{n} is more than {MAX_KEEP}")));
+        self.keep.validate("keep")?;
+        for (i, t) in self.send.iter().enumerate() {
+            t.validate().map_err(|e| e.under(&format!("send[{i}]")))?;
+            for (j, name) in t.subvolumes.iter().flatten().enumerate() {
+                if !self.subvolumes.contains(name) {
+                    return Err(SpecError::new(
+                        format!("send[{i}].subvolumes[{j}]"),
+                        format!("{} is not snapshotted (subvolumes = {:?})", quote(name), self.subvolumes),
+                    ));
+                }
+            }
+            if t.subvolumes.as_ref().is_some_and(Vec::is_empty) {
+                return Err(SpecError::new(format!("send[{i}].subvolumes"), "empty: leave it out to send them all"));
             }
         }
         Ok(())
@@ -135,11 +171,6 @@ impl SnapshotSpec {
         let dir =
             layout.subvolumes.iter().find(|s| s.name == SNAPSHOT_SUBVOLUME).map_or("/.snapshots", |s| &s.mountpoint);
         let k = &self.keep;
-        let preserve: Vec<String> = [(k.hourly, "h"), (k.daily, "d"), (k.weekly, "w"), (k.monthly, "m")]
-            .iter()
-            .filter(|(n, _)| *n > 0)
-            .map(|(n, u)| format!("{n}{u}"))
-            .collect();
         let mut out = format!(
             "# btrbk configuration for {hostname}, written by metalboot from its inventory ([host.snapshots]).\n\
              # Snapshots every {} into {dir} ({SNAPSHOT_SUBVOLUME}); btrbk.timer runs `btrbk run`.\n\
@@ -150,11 +181,22 @@ impl SnapshotSpec {
              snapshot_dir            {dir}\n",
             self.every,
             k.all_within.as_deref().unwrap_or("latest"),
-            if preserve.is_empty() { "no".to_string() } else { preserve.join(" ") },
+            k.preserve(),
         );
+        if !self.send.is_empty() {
+            out.push_str(&format!(
+                "# sent to {} target(s) over SSH, their host keys pinned in {}\nssh_identity            {}\n",
+                self.send.len(),
+                crate::send::BACKUP_KNOWN_HOSTS,
+                crate::send::BACKUP_IDENTITY
+            ));
+        }
         for name in &self.subvolumes {
             let mp = layout.subvolumes.iter().find(|s| &s.name == name).map_or("/", |s| s.mountpoint.as_str());
             out.push_str(&format!("\nsubvolume {mp}\n  snapshot_name {name}\n"));
+            for t in self.send.iter().filter(|t| t.sends(name)) {
+                out.push_str(&t.btrbk_lines());
+            }
         }
         out
     }
@@ -199,6 +241,36 @@ mod tests {
         let none =
             spec("subvolumes = [\"@\"]\nevery = \"1min\"\nkeep = { hourly = 0, daily = 0, weekly = 0, monthly = 0 }\n");
         assert!(none.btrbk_conf(&layout, "x").contains("snapshot_preserve       no\n"));
+    }
+
+    #[test]
+    fn send_targets_go_in_every_subvolume_section_with_the_identity() {
+        let s = spec(concat!(
+            "subvolumes = [\"@\", \"@home\"]\nevery = \"1d\"\n",
+            "[[send]]\ntarget = \"ssh://b.example:2222/srv/web1\"\n",
+            "host_key = \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\"\n",
+            "keep = { daily = 30, hourly = 0, weekly = 0, monthly = 0 }\n",
+        ));
+        let layout = Layout::default();
+        s.validate(&layout).unwrap();
+        let conf = s.btrbk_conf(&layout, "web1");
+        assert!(conf.contains("ssh_identity            /etc/btrbk/ssh/id_ed25519\n"), "{conf}");
+        assert_eq!(conf.matches("  target ssh://b.example:2222/srv/web1\n").count(), 2, "{conf}");
+        assert!(conf.ends_with("snapshot_name @home\n  target ssh://b.example:2222/srv/web1\n    ssh_user root\n    target_preserve_min latest\n    target_preserve 30d\n"), "{conf}");
+        let mut bad = s.clone();
+        bad.send[0].target = "ssh://b.example/".into();
+        assert!(bad.validate(&layout).unwrap_err().to_string().starts_with("field `send[0].target`"));
+        bad.send[0].target = "ssh://b.example/x".into();
+        bad.send[0].keep.weekly = 20_000;
+        assert!(bad.validate(&layout).unwrap_err().to_string().starts_with("field `send[0].keep.weekly`"));
+        let mut only = s.clone();
+        only.send[0].subvolumes = Some(vec!["@home".into()]);
+        only.validate(&layout).unwrap();
+        assert_eq!(only.btrbk_conf(&layout, "web1").matches("  target ").count(), 1);
+        only.send[0].subvolumes = Some(vec!["@var_log".into()]);
+        let e = only.validate(&layout).unwrap_err().to_string();
+        assert!(e.starts_with("field `send[0].subvolumes[0]`") && e.contains("not snapshotted"), "{e}");
+        assert!(!serde_json::to_string(&spec("subvolumes = [\"@\"]\nevery = \"1d\"\n")).unwrap().contains("send"));
     }
 
     #[test]

@@ -29,10 +29,8 @@ impl Disks {
             Disks::Raid1 => {
                 "disks = [{ serial = \"E2E-DISK\" }, { serial = \"E2E-DISK2\" }]\nlayout = { raid = \"raid1\" }\n"
             }
-            // the BIOS scenario's host also takes snapshots (see `crate::snapshots`)
-            Disks::SataThenNvme => {
-                concat!("disk = { serial = \"E2E-DISK\" }\n", "snapshots = { subvolumes = [\"@\", \"@home\"], every = \"1min\", keep = { hourly = 0, daily = 0, weekly = 0, monthly = 0 } }\n")
-            }
+            // the BIOS scenario's host also takes snapshots and sends them
+            // (`crate::scenarios::install_watched` adds them)
             _ => "disk = { serial = \"E2E-DISK\" }\n",
         }
     }

@@ -5,6 +5,7 @@
 //! it starts is stopped by PID, and its namespace removed, even on failure.
 
 pub mod boot_bench;
+pub mod backup;
 pub mod browser;
 pub mod dhcp_client;
 pub mod disks;

@@ -343,7 +343,7 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     s.phase("same static address, new host keys, marker gone");
     let six = s.ssh(IP, &kh, "ip -6 -o addr show scope global")?;
     ensure!(six.contains(&format!("{IP6}/64")), "the reinstalled host lost its IPv6: {six}");
-    let mut i = Installed { s, vm, ip: IP.into(), known_hosts: kh, disks: Disks::One, spare: None };
+    let mut i = Installed { s, vm, ip: IP.into(), known_hosts: kh, disks: Disks::One, spare: None, backup: None };
     check_installed(&mut i)?;
     i.check_kernel(TEST_IMAGE)?;
     let Installed { mut s, mut vm, known_hosts: kh, .. } = i;

@@ -119,6 +119,8 @@ pub struct Installed {
     pub disks: Disks,
     /// The disk that must stay all zeros, if any.
     pub spare: Option<PathBuf>,
+    /// Where the host sends its snapshots, if it does.
+    pub backup: Option<crate::backup::BackupTarget>,
 }
 
 impl Installed {
@@ -137,6 +139,17 @@ impl Installed {
 }
 
 pub(crate) fn start(name: &str, dhcp: Dhcp, disk_lines: &str, image: Image) -> Result<(Scenario, &'static str)> {
+    start_with(name, dhcp, image, |_| Ok(disk_lines.to_string()))
+}
+
+/// [`start`], the host's inventory lines made by `lines` once the
+/// scenario's directory exists.
+pub(crate) fn start_with(
+    name: &str,
+    dhcp: Dhcp,
+    image: Image,
+    lines: impl FnOnce(&Scenario) -> Result<String>,
+) -> Result<(Scenario, &'static str)> {
     crate::harness::require_assets()?;
     let mut s = Scenario::new(name, 1)?;
     let accel = accel();
@@ -144,7 +157,8 @@ pub(crate) fn start(name: &str, dhcp: Dhcp, disk_lines: &str, image: Image) -> R
     if dhcp == Dhcp::ProxyBesideDnsmasq {
         s.start_dnsmasq()?;
     }
-    let inv = inventory_with(&s, disk_lines, image)?;
+    let disk_lines = lines(&s)?;
+    let inv = inventory_with(&s, &disk_lines, image)?;
     s.start_server(&inv, dhcp_config(dhcp))?;
     Ok((s, accel))
 }
@@ -168,7 +182,22 @@ pub fn install_watched(
     disks: Disks,
     watch: bool,
 ) -> Result<(Installed, Option<crate::status_page::Watcher>)> {
-    let (mut s, accel) = start(name, dhcp, disks.inventory_lines(), image)?;
+    // the BIOS scenario's host takes snapshots and sends @home's to a
+    // second machine (see `crate::snapshots`, `crate::backup`)
+    let mut backup = None;
+    let (mut s, accel) = start_with(name, dhcp, image, |s| {
+        let mut lines = disks.inventory_lines().to_string();
+        if disks == Disks::SataThenNvme {
+            let b = crate::backup::BackupTarget::prepare(s)?;
+            lines.push_str(&crate::snapshots::inventory_line(&b.send_entry()));
+            backup = Some(b);
+        }
+        Ok(lines)
+    })?;
+    if let Some(b) = backup.as_mut() {
+        b.start(&s, false)?;
+        s.phase(&format!("backup target: sshd on {}:{}", crate::backup::BACKUP_IP, crate::backup::BACKUP_PORT));
+    }
     let mut watcher = if watch { Some(crate::status_page::Watcher::open(&mut s, "vm1")?) } else { None };
     let (attached, spare_path) = disks.create(&s)?;
     let mut vm = Vm::start(&s.ns, &s.dir, accel, fw, "tap0", MAC, &attached)?;
@@ -179,7 +208,13 @@ pub fn install_watched(
     if let Some(w) = watcher.as_mut() {
         w.shot_while_installing(&mut s)?;
     }
-    s.wait_state("vm1", "rebooting", &mut vm, limit)?;
+    let rebooting = s.wait_state("vm1", "rebooting", &mut vm, limit)?;
+    if let Some(b) = &backup {
+        // the installer reported the host's backup key: the target lets it in
+        let key = rebooting["backup_key"].as_str().context("no backup key reported")?;
+        b.authorise(key)?;
+        s.phase("backup key reported and authorised on the target");
+    }
     let host = s.wait_state("vm1", "installed", &mut vm, limit)?;
     let ip = host["addresses"][0].as_str().context("no address reported")?.split('/').next().unwrap_or("").to_string();
     if dhcp == Dhcp::ProxyBesideDnsmasq {
@@ -188,7 +223,7 @@ pub fn install_watched(
     }
     let kh = known_hosts(&s, &ip)?;
     s.wait_ssh(&ip, &kh, Duration::from_secs(120))?;
-    let mut i = Installed { s, vm, ip, known_hosts: kh, disks, spare: spare_path };
+    let mut i = Installed { s, vm, ip, known_hosts: kh, disks, spare: spare_path, backup };
     i.check_kernel(image)?;
     Ok((i, watcher))
 }
@@ -355,7 +390,7 @@ pub fn debian_installer(name: &str) -> Result<Scenario> {
                 .to_string();
             let kh = known_hosts(&s, &ip)?;
             s.wait_ssh(&ip, &kh, Duration::from_secs(120))?;
-            let mut i = Installed { s, vm, ip, known_hosts: kh, disks: Disks::One, spare: None };
+            let mut i = Installed { s, vm, ip, known_hosts: kh, disks: Disks::One, spare: None, backup: None };
             check_installed(&mut i)?;
             i.vm.stop();
             s = i.s;

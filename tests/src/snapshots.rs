@@ -2,9 +2,42 @@
 //! by the installer, its timer enabled at the inventory's interval; the
 //! snapshots appear on schedule and retention prunes the older ones.
 
+use crate::backup::BackupTarget;
 use crate::scenarios::Installed;
 use anyhow::{bail, ensure, Result};
 use std::time::{Duration, Instant};
+
+/// The host's `snapshots` line: @ and @home every minute, the newest kept,
+/// sent as `send` says.
+pub fn inventory_line(send: &str) -> String {
+    format!(
+        "snapshots = {{ subvolumes = [\"@\", \"@home\"], every = \"1min\", keep = {{ hourly = 0, daily = 0, weekly = 0, \
+         monthly = 0 }}, {send} }}\n"
+    )
+}
+
+/// The target received @home's snapshot (a received UUID: `btrfs
+/// receive` made it); then a stand-in with another host key at the same
+/// address gets nothing: the host's SSH client refuses it, btrbk's run
+/// fails, and the local snapshot is still taken.
+fn check_send(i: &mut Installed, b: &mut BackupTarget, received: &[(String, String)], home: &str) -> Result<()> {
+    ensure!(received[0].1.len() > 8, "{home} on the target has no received UUID: {received:?}");
+    i.s.phase(&format!("the target received {home} (received UUID {}) over SSH", received[0].1));
+    b.start(&i.s, true)?;
+    let before = snapshots(i)?;
+    let out = i.ssh("systemctl start btrbk.service; echo rc=$?; journalctl -o cat -u btrbk.service -n 40")?;
+    ensure!(!out.contains("rc=0\n"), "btrbk's run succeeded against the stand-in:\n{out}");
+    ensure!(out.contains("Host key verification failed"), "no host key refusal in btrbk's log:\n{out}");
+    ensure!(b.received()? == received, "the target's directory changed: {:?}", b.received()?);
+    let log = b.log();
+    let standin_log = log.rsplit("Server listening").next().unwrap_or("");
+    ensure!(!standin_log.contains("Accepted publickey"), "the stand-in saw a login:\n{log}");
+    let after = snapshots(i)?;
+    ensure!(after != before && of(&after, "@home").len() == 2, "the local snapshot was not taken: {after:?}");
+    i.s.phase("a stand-in with another host key at the target's address: refused (Host key verification failed), nothing received");
+    b.start(&i.s, false)?;
+    Ok(())
+}
 
 /// The snapshots in `/.snapshots`, by name.
 fn snapshots(i: &Installed) -> Result<Vec<String>> {
@@ -37,6 +70,19 @@ pub fn check_snapshots(i: &mut Installed) -> Result<()> {
             }
             Some(f) if root.len() == 1 && home.len() == 1 && !f.contains(root[0]) && !f.contains(home[0]) => {
                 ensure!(list.len() == 2, "more than the newest kept: {list:?}");
+                // the target holds @home's newest snapshot, received, and
+                // only that one (its retention: the newest)
+                let received = match &i.backup {
+                    Some(b) => b.received()?,
+                    None => Vec::new(),
+                };
+                if i.backup.is_some() && !(received.len() == 1 && &received[0].0 == home[0]) {
+                    if Instant::now() > deadline {
+                        bail!("the target holds {received:?}, not {} alone", home[0]);
+                    }
+                    std::thread::sleep(Duration::from_secs(10));
+                    continue;
+                }
                 let runs = i.ssh("journalctl -o cat -u btrbk.service | grep -c 'Finished btrbk' || true")?;
                 i.s.phase(&format!(
                     "a later run replaced them after {:?}: {} (the first ones pruned; btrbk.service finished {} times)",
@@ -44,6 +90,11 @@ pub fn check_snapshots(i: &mut Installed) -> Result<()> {
                     list.join(", "),
                     runs.trim()
                 ));
+                if let Some(mut b) = i.backup.take() {
+                    let r = check_send(i, &mut b, &received, home[0]);
+                    i.backup = Some(b);
+                    r?;
+                }
                 return Ok(());
             }
             _ => {}

@@ -56,7 +56,8 @@ fn installs_layout_subvolumes_image_and_config_on_a_loop_disk() {
     let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
     let keys = install::install(&plan, &opts(dir.path()), &mut rep).expect("install succeeds");
     assert!(srv.requests.load(std::sync::atomic::Ordering::SeqCst) >= 2, "transfer was resumed");
-    assert!(keys.iter().any(|k| k.starts_with("ssh-ed25519 ")), "{keys:?}");
+    assert!(keys.host_keys.iter().any(|k| k.starts_with("ssh-ed25519 ")), "{keys:?}");
+    assert_eq!(keys.backup_key, None, "no send targets, no backup key");
 
     // GPT: BIOS boot, ESP, Linux filesystem, 1 MiB aligned
     let g = gpt::GptConfig::new().open(&disk.dev).unwrap();

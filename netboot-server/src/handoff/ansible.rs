@@ -104,6 +104,7 @@ mod tests {
             failed_error: None,
             host_keys: vec![],
             addresses: vec!["192.0.2.7/24".into()],
+            backup_key: None,
             installed_at: None,
             updated_at: "1970-01-01T00:00:00Z".into(),
             progress: None,

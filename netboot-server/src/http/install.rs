@@ -195,6 +195,10 @@ fn check_report(rep: &HostReport) -> Result<(), AppError> {
         metalboot_spec::safe::check_ssh_public_key(k.trim())
             .map_err(|m| AppError::BadRequest(format!("host_keys[{i}]: {m}")))?;
     }
+    if let Some(k) = &rep.backup_key {
+        metalboot_spec::safe::check_ssh_public_key(k.trim())
+            .map_err(|m| AppError::BadRequest(format!("backup_key: {m}")))?;
+    }
     for (i, a) in rep.addresses.iter().enumerate() {
         let ok = a.parse::<std::net::IpAddr>().is_ok() || a.parse::<metalboot_spec::IpCidr>().is_ok();
         if !ok {

@@ -146,6 +146,9 @@ pub fn hosts_command(client: &ApiClient, action: HostsAction, json: bool) -> Res
                 for k in &d.host.record.host_keys {
                     println!("key:    {}", printable(k));
                 }
+                if let Some(k) = &d.host.record.backup_key {
+                    println!("backup: {} (authorise it on the send targets)", printable(k));
+                }
                 println!("timeline:");
                 for e in d.timeline {
                     let what = match (&e.state, &e.step) {

@@ -63,6 +63,9 @@ impl Store {
                 return Ok(Err(e));
             }
             store_report(tx, name, rep)?;
+            // the installer's report is the whole truth of this install: a
+            // backup key only if this install made one
+            tx.execute("UPDATE hosts SET backup_key = ?2 WHERE name = ?1", params![name, rep.backup_key])?;
             // the install that finished used this token: a pending one dies
             tx.execute("UPDATE hosts SET pending_token_hash = NULL WHERE name = ?1", [name])?;
             set_state(

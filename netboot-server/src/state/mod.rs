@@ -282,7 +282,8 @@ pub(crate) fn fail_in(tx: &Connection, name: &str, step: &str, error: &str) -> R
     Ok(Recorded { record: load(tx, name)?.unwrap_or_else(|| absent(name)), became_failed: !was_failed })
 }
 
-const COLS: &str = "name, state, failed_step, failed_error, host_keys, addresses, installed_ms, updated_ms";
+const COLS: &str =
+    "name, state, failed_step, failed_error, host_keys, addresses, installed_ms, updated_ms, backup_key";
 
 fn row_to_record(r: &rusqlite::Row) -> rusqlite::Result<HostRecord> {
     let state: String = r.get(1)?;
@@ -299,6 +300,7 @@ fn row_to_record(r: &rusqlite::Row) -> rusqlite::Result<HostRecord> {
         installed_at: r.get::<_, Option<i64>>(6)?.map(rfc3339),
         updated_at: rfc3339(r.get(7)?),
         progress: None,
+        backup_key: r.get(8)?,
     })
 }
 
@@ -323,6 +325,7 @@ fn absent(name: &str) -> HostRecord {
         failed_error: None,
         host_keys: vec![],
         addresses: vec![],
+        backup_key: None,
         installed_at: None,
         updated_at: rfc3339(0),
         progress: None,

@@ -55,6 +55,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         line TEXT NOT NULL
     );
     CREATE INDEX logs_host ON logs(host, id);",
+    // 6: the key a host logs in to its backup targets with, from the
+    // installer's report.
+    "ALTER TABLE hosts ADD COLUMN backup_key TEXT;",
 ];
 
 /// Brings the database schema up to date.

@@ -20,7 +20,7 @@ fn install_once_lifecycle() {
     assert_eq!(s.get("web1").unwrap().state, HostState::Booting);
     let r = s.record_event("web1", &tok, &ev("partition", EventStatus::Running)).unwrap().unwrap();
     assert_eq!((r.record.state, r.became_failed), (HostState::Installing, false));
-    let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![] };
+    let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![], ..Default::default() };
     assert_eq!(s.record_report("web1", &tok, &rep).unwrap().unwrap().state, HostState::Rebooting);
     assert_eq!(s.record_installed("web1", &tok, &rep).unwrap().unwrap().state, HostState::Installed);
     // token is dead now, and the host no longer wants install
@@ -28,6 +28,25 @@ fn install_once_lifecycle() {
     assert_eq!(s.start_boot("web1", &hash_token(&new_token()), "image", "bios").unwrap(), BootStart::NotWanted);
     let states: Vec<_> = s.timeline("web1").unwrap().into_iter().filter_map(|e| e.state).collect();
     assert_eq!(states, ["armed", "booting", "installing", "rebooting", "installed"]);
+}
+
+#[test]
+fn the_backup_key_is_the_installers_and_survives_the_phone_home() {
+    let (_d, s) = store();
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl btrbk@web1";
+    let install = |backup_key: Option<&str>| {
+        s.arm("web1", "test").unwrap();
+        let tok = new_token();
+        s.start_boot("web1", &hash_token(&tok), "image", "bios").unwrap();
+        let rep = HostReport { backup_key: backup_key.map(str::to_string), ..Default::default() };
+        s.record_report("web1", &tok, &rep).unwrap().unwrap();
+        // the first boot's phone-home does not carry it
+        s.record_installed("web1", &tok, &HostReport::default()).unwrap().unwrap()
+    };
+    assert_eq!(install(Some(key)).backup_key.as_deref(), Some(key));
+    assert_eq!(s.get("web1").unwrap().backup_key.as_deref(), Some(key));
+    // a reinstall without send targets forgets it
+    assert_eq!(install(None).backup_key, None);
 }
 
 #[test]
@@ -65,7 +84,7 @@ fn a_boot_mid_install_leaves_the_running_token_valid_until_the_new_one_is_used()
     // the machine really rebooted: its new installer's first call takes over
     assert!(s.check_token("a", &third).unwrap().is_ok());
     assert_eq!(s.check_token("a", &first).unwrap(), Err(TokenError::Invalid));
-    let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![] };
+    let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![], ..Default::default() };
     assert_eq!(s.record_report("a", &third, &rep).unwrap().unwrap().state, HostState::Rebooting);
     let kinds: Vec<_> = s.timeline("a").unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds.iter().filter(|k| *k == "token").count(), 1, "{kinds:?}");
@@ -107,7 +126,7 @@ fn a_failed_host_fetches_nothing_with_its_token() {
     s.arm("a", "t").unwrap();
     let t = new_token();
     s.start_boot("a", &hash_token(&t), "image", "bios").unwrap();
-    let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![] };
+    let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![], ..Default::default() };
     s.record_report("a", &t, &rep).unwrap().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert_eq!(s.expire_first_boot(10).unwrap(), ["a"]);
@@ -157,7 +176,7 @@ fn failure_records_step_and_error() {
     // failure is recorded (and its hooks fired) once
     let again = s.record_event("a", &t, &e).unwrap();
     assert_eq!(again, Err(TokenError::Invalid));
-    let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![] };
+    let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![], ..Default::default() };
     assert_eq!(s.record_report("a", &t, &rep).unwrap(), Err(TokenError::Invalid));
     assert_eq!(s.record_installed("a", &t, &rep).unwrap(), Err(TokenError::Invalid));
     assert_eq!(s.get("a").unwrap().state, HostState::Failed);
@@ -195,7 +214,7 @@ fn no_first_boot_fails_the_host_and_a_late_first_boot_still_completes_it() {
     s.arm("b", "t").unwrap();
     let tok = new_token();
     s.start_boot("a", &hash_token(&tok), "image", "bios").unwrap();
-    let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![] };
+    let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![], ..Default::default() };
     s.record_report("a", &tok, &rep).unwrap().unwrap();
     // not yet stale
     assert!(s.expire_first_boot(60_000).unwrap().is_empty());
