@@ -80,7 +80,7 @@ pub fn configure_system(
             in_target(target, &["ssh-keygen", "-A"]).context("generating SSH host keys")?;
         }
     }
-    crate::snapshots::configure(target, plan)?;
+    crate::snapshots::configure(target, plan, opts.pins.as_ref())?;
     if !opts.phone_home {
         write(target, "etc/default/grub.d/metalboot.cfg", &render::grub_defaults(plan), 0o644)?;
         return Ok(rebuild_initramfs);

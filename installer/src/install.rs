@@ -125,6 +125,12 @@ pub fn files_written(plan: &InstallPlan) -> Vec<String> {
             format!("/{}", crate::snapshots::TIMER_DROPIN),
             "/etc/systemd/system/timers.target.wants/btrbk.timer (enabled)".to_string(),
         ]);
+        if !plan.endpoints.status.is_empty() {
+            files.extend(
+                [crate::snapshots::REPORT_ENV, crate::snapshots::REPORT_SCRIPT, crate::snapshots::SERVICE_DROPIN]
+                    .map(|f| format!("/{f}")),
+            );
+        }
     }
     if plan.snapshots.as_ref().is_some_and(|s| !s.send.is_empty()) {
         files.extend([

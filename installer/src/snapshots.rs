@@ -14,8 +14,40 @@ pub const BTRBK_CONF: &str = "etc/btrbk/btrbk.conf";
 /// The drop-in setting the timer's interval.
 pub const TIMER_DROPIN: &str = "etc/systemd/system/btrbk.timer.d/metalboot.conf";
 
+/// The script that reports the host's status after each run.
+pub const REPORT_SCRIPT: &str = "usr/local/sbin/metalboot-report-status";
+/// Where it finds the server.
+pub const REPORT_ENV: &str = "etc/metalboot/status.env";
+/// The drop-in that runs it after btrbk.
+pub const SERVICE_DROPIN: &str = "etc/systemd/system/btrbk.service.d/metalboot.conf";
+
+/// Writes the report script, its settings and btrbk.service's drop-in
+/// (after every run, successful or not); nothing for a plan without a
+/// status endpoint (a server from before them).
+fn configure_reports(target: &Path, plan: &InstallPlan, pins: Option<&metalboot_spec::PinSet>) -> Result<()> {
+    let url = &plan.endpoints.status;
+    if url.is_empty() {
+        return Ok(());
+    }
+    let mut env = format!("METALBOOT_STATUS_URL='{url}'\n");
+    if let Some(p) = pins.filter(|_| url.starts_with("https://")) {
+        env.push_str(&format!("METALBOOT_PIN='{p}'\n"));
+    }
+    write(target, REPORT_ENV, &env, 0o600)?;
+    write(target, REPORT_SCRIPT, include_str!("report-status.sh"), 0o755)?;
+    write(
+        target,
+        SERVICE_DROPIN,
+        &format!(
+            "# written by metalboot: report the snapshots and the run's result to the server\n[Service]\n\
+             ExecStopPost=-/{REPORT_SCRIPT}\n"
+        ),
+        0o644,
+    )
+}
+
 /// Writes the files and enables `btrbk.timer`; nothing without snapshots.
-pub fn configure(target: &Path, plan: &InstallPlan) -> Result<()> {
+pub fn configure(target: &Path, plan: &InstallPlan, pins: Option<&metalboot_spec::PinSet>) -> Result<()> {
     let Some(snap) = &plan.snapshots else { return Ok(()) };
     if !target.join("usr/bin/btrbk").is_file() {
         bail!(
@@ -30,6 +62,7 @@ pub fn configure(target: &Path, plan: &InstallPlan) -> Result<()> {
     let link = wants.join("btrbk.timer");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink("/lib/systemd/system/btrbk.timer", &link).context("enabling btrbk.timer")?;
+    configure_reports(target, plan, pins)?;
     if snap.send.is_empty() {
         return Ok(());
     }
@@ -41,8 +74,11 @@ pub fn configure(target: &Path, plan: &InstallPlan) -> Result<()> {
         let _ = std::fs::remove_file(target.join(rel_owned(&f)));
     }
     let comment = format!("btrbk@{}", plan.hostname);
-    crate::cmd::in_target(target, &["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", &comment, "-f", BACKUP_IDENTITY])
-        .context("generating the backup key")?;
+    crate::cmd::in_target(
+        target,
+        &["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", &comment, "-f", BACKUP_IDENTITY],
+    )
+    .context("generating the backup key")?;
     Ok(())
 }
 
@@ -81,7 +117,7 @@ mod tests {
         std::fs::write(t.path().join("usr/bin/btrbk"), "#!/usr/bin/perl\n").unwrap();
         let p = plan(Some(serde_json::json!({"subvolumes": ["@", "@home"], "every": "15min"})));
         p.validate().unwrap();
-        configure(t.path(), &p).unwrap();
+        configure(t.path(), &p, None).unwrap();
         let conf = std::fs::read_to_string(t.path().join(BTRBK_CONF)).unwrap();
         assert!(conf.contains("subvolume /home\n  snapshot_name @home\n"), "{conf}");
         let timer = std::fs::read_to_string(t.path().join(TIMER_DROPIN)).unwrap();
@@ -100,7 +136,7 @@ mod tests {
             "send": [{"target": "ssh://192.0.2.9:2222/srv/b", "host_key": key}]})));
         p.validate().unwrap();
         // no ssh-keygen to run in the fixture: everything before it is written
-        let e = configure(t.path(), &p).unwrap_err();
+        let e = configure(t.path(), &p, None).unwrap_err();
         assert!(format!("{e:#}").contains("generating the backup key"), "{e:#}");
         let kh = std::fs::read_to_string(t.path().join("etc/btrbk/ssh/known_hosts")).unwrap();
         assert!(kh.ends_with(&format!("[192.0.2.9]:2222 {key}\n")), "{kh}");
@@ -114,12 +150,35 @@ mod tests {
     }
 
     #[test]
+    fn with_a_status_endpoint_each_run_is_reported_through_a_pinned_https() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("usr/bin")).unwrap();
+        std::fs::write(t.path().join("usr/bin/btrbk"), "#!/usr/bin/perl\n").unwrap();
+        let mut p = plan(Some(serde_json::json!({"subvolumes": ["@"], "every": "1h"})));
+        p.endpoints.status = "https://192.0.2.1:8443/v1/hosts/web1/status".into();
+        let pins: metalboot_spec::PinSet = metalboot_spec::Pin::of_spki(b"k").to_string().parse().unwrap();
+        configure(t.path(), &p, Some(&pins)).unwrap();
+        let env = std::fs::read_to_string(t.path().join(REPORT_ENV)).unwrap();
+        assert_eq!(env, format!("METALBOOT_STATUS_URL='{}'\nMETALBOOT_PIN='{pins}'\n", p.endpoints.status));
+        let dropin = std::fs::read_to_string(t.path().join(SERVICE_DROPIN)).unwrap();
+        assert!(dropin.contains("ExecStopPost=-/usr/local/sbin/metalboot-report-status\n"), "{dropin}");
+        let mode = std::fs::metadata(t.path().join(REPORT_SCRIPT)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        // a plan from a server without the endpoint: no reports
+        let t2 = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t2.path().join("usr/bin")).unwrap();
+        std::fs::write(t2.path().join("usr/bin/btrbk"), "").unwrap();
+        configure(t2.path(), &plan(Some(serde_json::json!({"subvolumes": ["@"], "every": "1h"}))), None).unwrap();
+        assert!(!t2.path().join(REPORT_ENV).exists());
+    }
+
+    #[test]
     fn without_btrbk_in_the_image_it_says_so_and_without_snapshots_nothing_is_written() {
         let t = tempfile::tempdir().unwrap();
         let p = plan(Some(serde_json::json!({"subvolumes": ["@"], "every": "1d"})));
-        let e = configure(t.path(), &p).unwrap_err().to_string();
+        let e = configure(t.path(), &p, None).unwrap_err().to_string();
         assert!(e.contains("no /usr/bin/btrbk"), "{e}");
-        configure(t.path(), &plan(None)).unwrap();
+        configure(t.path(), &plan(None), None).unwrap();
         assert!(!t.path().join("etc").exists());
     }
 }

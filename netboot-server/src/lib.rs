@@ -24,6 +24,7 @@ pub mod script;
 pub mod sdnotify;
 pub mod serve;
 pub mod sshkey;
+pub mod sshsig;
 pub mod state;
 pub mod tftp;
 pub mod tls;

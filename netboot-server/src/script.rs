@@ -163,11 +163,12 @@ pub fn preseed_url(base: &str, host: &str, token: &str) -> String {
     format!("{base}/v1/hosts/{host}/preseed?token={token}")
 }
 
-fn endpoints(base: &str, host: &str) -> Endpoints {
+fn endpoints(base: &str, host: &str, status: bool) -> Endpoints {
     Endpoints {
         events: format!("{base}/v1/hosts/{host}/events"),
         report: format!("{base}/v1/hosts/{host}/report"),
         installed: format!("{base}/v1/hosts/{host}/installed"),
+        status: if status { format!("{base}/v1/hosts/{host}/status") } else { String::new() },
     }
 }
 
@@ -193,7 +194,7 @@ pub fn plan(site: &Site, host: &HostSpec, image: ImageRef) -> InstallPlan {
         ssh: host.sshd_settings(),
         kernel_args: host.kernel_args.clone(),
         on_failure: host.on_failure,
-        endpoints: endpoints(site.api_base(), &host.name),
+        endpoints: endpoints(site.api_base(), &host.name, host.snapshots.is_some()),
         snapshots: host.snapshots.clone(),
     }
 }
@@ -263,7 +264,7 @@ pub fn preseed(r: &Renderer, site: &Site, host: &HostSpec, token: &str) -> Resul
             .chain(host.packages.iter().map(String::as_str))
             .collect(),
         admin,
-        events_base: endpoints(site.base_url, &host.name).events,
+        events_base: endpoints(site.base_url, &host.name, false).events,
         scripts_base: di_scripts_base(site.base_url, &host.name),
         token,
     };
@@ -315,7 +316,7 @@ pub fn di_script(r: &Renderer, site: &Site, host: &HostSpec, token: &str, name: 
         "finish.sh" => names::DI_FINISH,
         _ => return Ok(None),
     };
-    let ep = endpoints(site.base_url, &host.name);
+    let ep = endpoints(site.base_url, &host.name, false);
     // a Debian-installer host has one disk (HostSpec::validate)
     let d = host.disk.as_ref().context("the Debian installer installs on one disk (disk = { ... })")?;
     let root = host.layout.subvolumes.iter().find(|s| s.mountpoint == "/").map(|s| s.name.as_str()).unwrap_or("@");

@@ -118,6 +118,9 @@ pub struct HostRecord {
     /// installer reported it (`[[host.snapshots.send]]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_key: Option<String>,
+    /// The host's last status report (snapshots, the last run), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::status::HostStatus>,
     /// When the host phoned home (RFC 3339), if it has.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub installed_at: Option<String>,

@@ -30,6 +30,10 @@ pub struct Endpoints {
     pub report: String,
     /// First-boot phone-home.
     pub installed: String,
+    /// The installed host's signed status reports (after each snapshot
+    /// run); only for a host with `[host.snapshots]`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status: String,
 }
 
 /// The install plan for one host.

@@ -6,7 +6,7 @@
 //! file metalboot writes, with strict checking, for that host only.
 
 use crate::error::{quote, SpecError};
-use crate::snapshots::Retention;
+use crate::retention::Retention;
 use serde::{Deserialize, Serialize};
 
 /// The installed system's key for logging in to the targets; generated at
@@ -150,8 +150,16 @@ pub fn known_hosts(targets: &[SendTarget]) -> String {
 pub fn ssh_config(targets: &[SendTarget]) -> String {
     let mut hosts: Vec<&str> = targets.iter().filter_map(|t| parse_target(&t.target).ok()).map(|u| u.host).collect();
     let mut seen = Vec::new();
-    hosts.retain(|h| if seen.contains(h) { false } else { seen.push(*h); true });
-    let mut out = String::from("# written by metalboot: the send targets of [host.snapshots.send], by their pinned host keys\n");
+    hosts.retain(|h| {
+        if seen.contains(h) {
+            false
+        } else {
+            seen.push(*h);
+            true
+        }
+    });
+    let mut out =
+        String::from("# written by metalboot: the send targets of [host.snapshots.send], by their pinned host keys\n");
     for h in hosts {
         out.push_str(&format!(
             "Host {h}\n    StrictHostKeyChecking yes\n    UserKnownHostsFile {BACKUP_KNOWN_HOSTS}\n    \
@@ -168,7 +176,13 @@ mod tests {
     const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
 
     fn target(url: &str) -> SendTarget {
-        SendTarget { target: url.into(), host_key: KEY.into(), user: root(), subvolumes: None, keep: Retention::default() }
+        SendTarget {
+            target: url.into(),
+            host_key: KEY.into(),
+            user: root(),
+            subvolumes: None,
+            keep: Retention::default(),
+        }
     }
 
     #[test]
@@ -202,7 +216,9 @@ mod tests {
     fn a_bad_entry_names_its_field() {
         let e = |t: SendTarget| t.validate().unwrap_err().to_string();
         assert!(e(target("rsync://x/y")).starts_with("field `target`"));
-        assert!(e(SendTarget { host_key: "ssh-ed25519 !!".into(), ..target("ssh://x/y") }).starts_with("field `host_key`"));
+        assert!(
+            e(SendTarget { host_key: "ssh-ed25519 !!".into(), ..target("ssh://x/y") }).starts_with("field `host_key`")
+        );
         assert!(e(SendTarget { user: "Root Admin".into(), ..target("ssh://x/y") }).starts_with("field `user`"));
         let mut t = target("ssh://x/y");
         t.keep.all_within = Some("ever".into());

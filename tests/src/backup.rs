@@ -44,6 +44,15 @@ fn keygen(path: &Path) -> Result<String> {
     Ok(text.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
 }
 
+/// The host's `snapshots` line: @ and @home every minute, the newest kept,
+/// sent as `send` says.
+pub fn inventory_line(send: &str) -> String {
+    format!(
+        "snapshots = {{ subvolumes = [\"@\", \"@home\"], every = \"1min\", keep = {{ hourly = 0, daily = 0, weekly = 0, \
+         monthly = 0 }}, {send} }}\n"
+    )
+}
+
 impl BackupTarget {
     /// Host keys (the pinned one and a stand-in's), the filesystem, the
     /// directory the host's backups go to; sshd starts with [`Self::start`].

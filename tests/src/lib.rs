@@ -4,8 +4,8 @@
 //! events (server state, serial console markers) with deadlines. Everything
 //! it starts is stopped by PID, and its namespace removed, even on failure.
 
-pub mod boot_bench;
 pub mod backup;
+pub mod boot_bench;
 pub mod browser;
 pub mod dhcp_client;
 pub mod disks;

@@ -182,21 +182,20 @@ pub fn install_watched(
     disks: Disks,
     watch: bool,
 ) -> Result<(Installed, Option<crate::status_page::Watcher>)> {
-    // the BIOS scenario's host takes snapshots and sends @home's to a
-    // second machine (see `crate::snapshots`, `crate::backup`)
+    // the BIOS scenario's host sends @home's snapshots to a second machine
     let mut backup = None;
     let (mut s, accel) = start_with(name, dhcp, image, |s| {
         let mut lines = disks.inventory_lines().to_string();
         if disks == Disks::SataThenNvme {
             let b = crate::backup::BackupTarget::prepare(s)?;
-            lines.push_str(&crate::snapshots::inventory_line(&b.send_entry()));
+            lines.push_str(&crate::backup::inventory_line(&b.send_entry()));
             backup = Some(b);
         }
         Ok(lines)
     })?;
     if let Some(b) = backup.as_mut() {
         b.start(&s, false)?;
-        s.phase(&format!("backup target: sshd on {}:{}", crate::backup::BACKUP_IP, crate::backup::BACKUP_PORT));
+        s.phase(&format!("backup target: sshd on {}:{}", crate::backup::BACKUP_IP, crate::backup::BACKUP_PORT))
     }
     let mut watcher = if watch { Some(crate::status_page::Watcher::open(&mut s, "vm1")?) } else { None };
     let (attached, spare_path) = disks.create(&s)?;

@@ -7,15 +7,6 @@ use crate::scenarios::Installed;
 use anyhow::{bail, ensure, Result};
 use std::time::{Duration, Instant};
 
-/// The host's `snapshots` line: @ and @home every minute, the newest kept,
-/// sent as `send` says.
-pub fn inventory_line(send: &str) -> String {
-    format!(
-        "snapshots = {{ subvolumes = [\"@\", \"@home\"], every = \"1min\", keep = {{ hourly = 0, daily = 0, weekly = 0, \
-         monthly = 0 }}, {send} }}\n"
-    )
-}
-
 /// The target received @home's snapshot (a received UUID: `btrfs
 /// receive` made it); then a stand-in with another host key at the same
 /// address gets nothing: the host's SSH client refuses it, btrbk's run
@@ -23,6 +14,9 @@ pub fn inventory_line(send: &str) -> String {
 fn check_send(i: &mut Installed, b: &mut BackupTarget, received: &[(String, String)], home: &str) -> Result<()> {
     ensure!(received[0].1.len() > 8, "{home} on the target has no received UUID: {received:?}");
     i.s.phase(&format!("the target received {home} (received UUID {}) over SSH", received[0].1));
+    // the host reported the run, signed with its host key
+    let status = wait_status(i, |st| st["run"]["result"] == "success" && st["snapshots"].to_string().contains(home))?;
+    i.s.phase(&format!("the host reported its snapshots and a successful run: {status}"));
     b.start(&i.s, true)?;
     let before = snapshots(i)?;
     let out = i.ssh("systemctl start btrbk.service; echo rc=$?; journalctl -o cat -u btrbk.service -n 40")?;
@@ -35,8 +29,31 @@ fn check_send(i: &mut Installed, b: &mut BackupTarget, received: &[(String, Stri
     let after = snapshots(i)?;
     ensure!(after != before && of(&after, "@home").len() == 2, "the local snapshot was not taken: {after:?}");
     i.s.phase("a stand-in with another host key at the target's address: refused (Host key verification failed), nothing received");
+    let status = wait_status(i, |st| st["run"]["result"] != "success")?;
+    ensure!(status["run"]["errors"].to_string().contains("Host key verification failed"), "reported: {status}");
+    let show = i.s.cli(&["hosts", "show", "vm1"])?;
+    ensure!(show.contains("last run: FAILED") && show.contains("snapshots: 2 @home"), "hosts show:\n{show}");
+    ensure!(show.contains("backup: ssh-ed25519 "), "hosts show has no backup key:\n{show}");
+    let shown: Vec<&str> = show.lines().filter(|l| l.starts_with("snapshots:") || l.starts_with("last run:")).collect();
+    i.s.phase(&format!("hosts show: {}", shown.join(" | ")));
     b.start(&i.s, false)?;
     Ok(())
+}
+
+/// Waits (up to 90 s) for the host's status report to satisfy `ok`.
+fn wait_status(i: &Installed, ok: impl Fn(&serde_json::Value) -> bool) -> Result<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let st = i.s.host("vm1")?["status"].clone();
+        if ok(&st) {
+            return Ok(st);
+        }
+        if Instant::now() > deadline {
+            let log = i.ssh("journalctl -o cat -u btrbk.service | grep metalboot: | tail -5").unwrap_or_default();
+            bail!("the host's status report is {st}\n{log}");
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    }
 }
 
 /// The snapshots in `/.snapshots`, by name.

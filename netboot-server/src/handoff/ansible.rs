@@ -105,6 +105,7 @@ mod tests {
             host_keys: vec![],
             addresses: vec!["192.0.2.7/24".into()],
             backup_key: None,
+            status: None,
             installed_at: None,
             updated_at: "1970-01-01T00:00:00Z".into(),
             progress: None,

@@ -12,6 +12,7 @@ pub mod listen;
 mod log;
 mod reinstall;
 mod service;
+mod status;
 pub mod ui;
 
 pub use error::AppError;
@@ -96,6 +97,7 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/hosts/{name}/log", post(log::append).get(log::page))
         .route("/v1/hosts/{name}/report", post(install::report))
         .route("/v1/hosts/{name}/installed", post(install::installed))
+        .route("/v1/hosts/{name}/status", post(status::status))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(service::metrics))
         .route("/v1/reload", post(service::reload))

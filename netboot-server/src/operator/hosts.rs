@@ -149,6 +149,9 @@ pub fn hosts_command(client: &ApiClient, action: HostsAction, json: bool) -> Res
                 if let Some(k) = &d.host.record.backup_key {
                     println!("backup: {} (authorise it on the send targets)", printable(k));
                 }
+                if let Some(st) = &d.host.record.status {
+                    super::status::print(st);
+                }
                 println!("timeline:");
                 for e in d.timeline {
                     let what = match (&e.state, &e.step) {

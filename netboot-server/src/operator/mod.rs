@@ -8,4 +8,5 @@
 pub mod client;
 pub mod hosts;
 pub mod reinstall;
+pub mod status;
 pub mod watch;

@@ -7,6 +7,7 @@ use super::boot::installer_check;
 use super::{absent, check, load, now_ms, set_state, Recorded, Store, TokenError};
 use super::{EventStatus, HostRecord, HostReport, HostState, ProgressEvent};
 use anyhow::Result;
+use metalboot_spec::status::HostStatus;
 use rusqlite::{params, Connection};
 
 impl Store {
@@ -95,6 +96,30 @@ impl Store {
                 params![name, now_ms()],
             )?;
             set_state(tx, name, HostState::Installed, "first boot phoned home; host disarmed, token revoked")?;
+            Ok(Ok(load(tx, name)?.unwrap_or_else(|| absent(name))))
+        })
+    }
+}
+
+impl Store {
+    /// An installed host's signed status report: kept if newer than the
+    /// last one (`Err` with why otherwise, nothing changed).
+    pub fn record_status(&self, name: &str, status: &HostStatus) -> Result<Result<HostRecord, String>> {
+        self.with_tx(|tx| {
+            let (state, last): (String, i64) =
+                tx.query_row("SELECT state, status_at FROM hosts WHERE name = ?1", [name], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            if state != HostState::Installed.to_string() {
+                return Ok(Err(format!("{name} is {state}, not installed: no status reports")));
+            }
+            if status.at as i64 <= last {
+                return Ok(Err(format!("a report of {} is not newer than the last one ({last})", status.at)));
+            }
+            tx.execute(
+                "UPDATE hosts SET status = ?2, status_at = ?3 WHERE name = ?1",
+                params![name, serde_json::to_string(status)?, status.at as i64],
+            )?;
             Ok(Ok(load(tx, name)?.unwrap_or_else(|| absent(name))))
         })
     }

@@ -283,7 +283,7 @@ pub(crate) fn fail_in(tx: &Connection, name: &str, step: &str, error: &str) -> R
 }
 
 const COLS: &str =
-    "name, state, failed_step, failed_error, host_keys, addresses, installed_ms, updated_ms, backup_key";
+    "name, state, failed_step, failed_error, host_keys, addresses, installed_ms, updated_ms, backup_key, status";
 
 fn row_to_record(r: &rusqlite::Row) -> rusqlite::Result<HostRecord> {
     let state: String = r.get(1)?;
@@ -301,6 +301,7 @@ fn row_to_record(r: &rusqlite::Row) -> rusqlite::Result<HostRecord> {
         updated_at: rfc3339(r.get(7)?),
         progress: None,
         backup_key: r.get(8)?,
+        status: r.get::<_, Option<String>>(9)?.and_then(|s| serde_json::from_str(&s).ok()),
     })
 }
 
@@ -326,6 +327,7 @@ fn absent(name: &str) -> HostRecord {
         host_keys: vec![],
         addresses: vec![],
         backup_key: None,
+        status: None,
         installed_at: None,
         updated_at: rfc3339(0),
         progress: None,

@@ -56,8 +56,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX logs_host ON logs(host, id);",
     // 6: the key a host logs in to its backup targets with, from the
-    // installer's report.
-    "ALTER TABLE hosts ADD COLUMN backup_key TEXT;",
+    // installer's report; the host's last signed status report (JSON) and
+    // its time, for replays.
+    "ALTER TABLE hosts ADD COLUMN backup_key TEXT;
+    ALTER TABLE hosts ADD COLUMN status TEXT;
+    ALTER TABLE hosts ADD COLUMN status_at INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings the database schema up to date.

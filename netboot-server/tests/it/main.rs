@@ -15,6 +15,7 @@ mod discover;
 mod docs;
 mod golden;
 mod handoff;
+mod host_status;
 mod hostile_values;
 mod http_assets;
 mod http_boot;

@@ -205,7 +205,8 @@ impl Watcher<'_> {
             action = follow.next(started.elapsed(), obs);
         }
         clock.phase("the new system answers SSH with the pinned host key");
-        let rep = HostReport { host_keys: c.host_keys.clone(), addresses: vec![self.target.host.clone()], backup_key: None };
+        let rep =
+            HostReport { host_keys: c.host_keys.clone(), addresses: vec![self.target.host.clone()], backup_key: None };
         self.client.host_report(name, token, "report", &rep).context("reporting the host keys")?;
         self.client.host_report(name, token, "installed", &rep).context("recording the host as installed")?;
         clock.phase(&format!("host {name} -> installed (reported by this command)"));
