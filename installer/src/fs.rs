@@ -98,7 +98,8 @@ pub fn split_mount_options(opts: &str) -> (MsFlags, String) {
     (flags, data.join(","))
 }
 
-fn mount_fs(src: &str, dst: &Path, fstype: &str, opts: &str) -> Result<()> {
+/// Mounts `src` (of `fstype`) on `dst` with `opts`, creating `dst`.
+pub fn mount_fs(src: &str, dst: &Path, fstype: &str, opts: &str) -> Result<()> {
     std::fs::create_dir_all(dst).with_context(|| format!("creating {}", dst.display()))?;
     let (flags, data) = split_mount_options(opts);
     mount(Some(src), dst, Some(fstype), flags, Some(data.as_str()))

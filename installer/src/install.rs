@@ -16,6 +16,7 @@ use metalboot_spec::{DiskSelector, HostReport, InstallPlan, Raid, Step};
 use serde::Serialize;
 use std::time::Duration;
 
+pub use crate::diskplan::DiskPlan;
 pub use crate::options::Options;
 
 /// How long the install waits for the kernel's random number generator.
@@ -43,23 +44,10 @@ pub struct DryRun {
     pub files: Vec<String>,
     /// Who may log in over SSH, and the admin user made besides root.
     pub logins: Vec<String>,
-}
-
-/// One disk to write and its partitions.
-#[derive(Serialize, Debug, Clone)]
-pub struct DiskPlan {
-    /// The disk, with its logical sector size.
-    pub disk: DiskFacts,
-    /// Partitions to create, in its sectors.
-    pub partitions: Vec<PartSpec>,
-}
-
-impl DiskPlan {
-    /// The device node of partition `kind` once the kernel has it.
-    fn partition_path(&self, kind: PartKind) -> String {
-        let n = self.partitions.iter().find(|p| p.kind == kind).map_or(0, |p| p.number);
-        format!("/dev/{}", probe::partition_name(&self.disk.name, n))
-    }
+    /// A reinstall that keeps subvolumes: what happens to each (the
+    /// partitions above are those already there, not written).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keeps: Vec<String>,
 }
 
 /// The root filesystem in words, for the dry run and the mkfs step.
@@ -155,6 +143,8 @@ pub fn choose_disks(plan: &InstallPlan, opts: &Options) -> Result<Vec<DiskFacts>
             if let Some(real) = sel.path.as_ref().and_then(|p| std::fs::canonicalize(p).ok()) {
                 sel.path = Some(real.to_string_lossy().into_owned());
             }
+            // keeping data: the disk holds metalboot's partitions, and stays so
+            sel.wipe |= !plan.keep.is_empty();
             sel
         })
         .collect();
@@ -216,6 +206,7 @@ pub fn dry_run_on(disks: Vec<DiskFacts>, plan: &InstallPlan) -> Result<DryRun> {
         image: format!("{} ({} bytes, sha256 {})", plan.image.url, plan.image.size, plan.image.sha256),
         files: files_written(plan),
         logins: users::describe_logins(plan),
+        keeps: crate::keep::describe(plan),
     })
 }
 
@@ -242,6 +233,15 @@ pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result
         Ok(p) => p,
         Err(e) => return Err(untouched(rep, step, e)),
     };
+    // a reinstall that keeps subvolumes: the filesystem must be there
+    let existing = if plan.keep.is_empty() {
+        None
+    } else {
+        match crate::keep::find(plan, &disks, opts) {
+            Ok(ex) => Some(ex),
+            Err(e) => return Err(untouched(rep, step, e)),
+        }
+    };
     rep.done(step, if disks.len() == 1 { "disk is free and large enough" } else { "disks are free and large enough" });
     step = Step::Entropy;
     let waited = entropy::wait_until(&mut entropy::seeded, ENTROPY_LIMIT, Duration::from_secs(1), &mut || {
@@ -255,13 +255,20 @@ pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result
     }
     // ---- the destructive boundary: from here on the disks are being changed ----
     let mut current = Step::Partition;
-    let result = write_system(plan, opts, rep, &disks, &mut current);
+    let result = write_system(plan, opts, rep, &disks, &mut current, existing.as_ref());
     match result {
         Ok(report) => Ok(report),
         Err(e) => {
             let msg = format!("{e:#}");
             let _ = fs::unmount_all(&opts.target);
             let _ = fs::unmount_all(&opts.scratch);
+            if !plan.keep.is_empty() {
+                // the kept data must stay: no wipe; the old root is under @snapshots
+                let note =
+                    format!("not wiped: {} kept, the replaced subvolumes under @snapshots", plan.keep.join(", "));
+                rep.failed(current, &format!("{msg} ({note})"));
+                return Err(e);
+            }
             // every chosen disk: a half-written raid1 member must not boot either
             let failed: Vec<&str> = disks
                 .iter()
@@ -298,52 +305,25 @@ fn write_system(
     rep: &mut Reporter,
     disks: &[DiskPlan],
     current: &mut Step,
+    existing: Option<&crate::keep::Existing>,
 ) -> Result<HostReport> {
-    *current = Step::Partition;
     let mut _offset_loops = Vec::new();
-    let mut esps = Vec::new();
-    let mut roots = Vec::new();
-    for d in disks {
-        let (f, parts) = (&d.disk, &d.partitions);
-        rep.step(Step::Partition, &format!("GPT on {}: {} partitions", f.path, parts.len()));
-        disk::wipe_signatures(&f.path, &f.partitions)?;
-        disk::zero_ends(&f.path, f.size)?;
-        disk::write_partition_table(&f.path, f.size, f.logical_block_size, parts)?;
-        disk::reread_partition_table(&f.path)?;
-        let devs = if opts.loop_only {
-            let loops = disk::OffsetLoops::map(&f.path, parts)?;
-            let devs = loops.devices.clone();
-            _offset_loops.push(loops);
-            devs
-        } else {
-            disk::wait_for_partitions(&f.name, parts)?
-        };
-        esps.push(devs[1].clone());
-        roots.push(devs[2].clone());
-        rep.done(Step::Partition, &devs.join(" "));
-    }
-
-    *current = Step::Mkfs;
-    let root_words = if roots.len() == 1 {
-        format!("btrfs on {}", roots[0])
-    } else {
-        format!("btrfs raid1 across {}", roots.join(", "))
+    let (roots, esps) = match existing {
+        None => crate::fresh::make_filesystem(plan, opts, rep, disks, current, &mut _offset_loops)?,
+        Some(ex) => {
+            *current = Step::Subvolumes;
+            rep.step(
+                Step::Subvolumes,
+                &format!("keeping {} on {}, not repartitioned", plan.keep.join(", "), ex.roots.join(", ")),
+            );
+            let done = crate::keep::replace(plan, ex, disks, &opts.scratch)?;
+            fs::mount_target(&ex.roots, opts.bootloader.then_some(ex.esps[0].as_str()), &plan.layout, &opts.target)?;
+            rep.done(Step::Subvolumes, &done.join("; "));
+            (ex.roots.clone(), ex.esps.clone())
+        }
     };
-    rep.step(Step::Mkfs, &format!("vfat on {}, {root_words}", esps.join(", ")));
-    for (esp, d) in esps.iter().zip(disks) {
-        fs::make_esp(esp, d.disk.logical_block_size)?;
-    }
-    fs::make_btrfs(&roots, "root")?;
     let root_uuid = fs::fs_uuid(&roots[0])?;
     let esp_uuid = fs::fs_uuid(&esps[0])?;
-    rep.done(Step::Mkfs, &format!("root UUID {root_uuid}"));
-
-    *current = Step::Subvolumes;
-    rep.step(Step::Subvolumes, &plan.layout.subvolumes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" "));
-    let default_id = fs::create_subvolumes(&roots, &plan.layout, &opts.scratch)?;
-    // the ESP is only needed by GRUB (and the build machine's kernel may lack vfat)
-    fs::mount_target(&roots, opts.bootloader.then_some(esps[0].as_str()), &plan.layout, &opts.target)?;
-    rep.done(Step::Subvolumes, &format!("default subvolume id {default_id}, mounted at {}", opts.target.display()));
 
     *current = Step::Unpack;
     rep.step(Step::Unpack, &format!("{} ({:.1} MiB)", plan.image.url, plan.image.size as f64 / 1048576.0));

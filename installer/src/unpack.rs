@@ -10,6 +10,25 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+/// `tar` arguments that leave the kept subvolumes' mount points alone (a
+/// reinstall with `keep`): neither the directory nor anything under it,
+/// with or without the `./` prefix.
+pub fn keep_excludes(plan: &InstallPlan) -> Vec<String> {
+    let mut args = Vec::new();
+    for name in &plan.keep {
+        if let Some(s) = plan.layout.subvolumes.iter().find(|s| &s.name == name) {
+            let m = s.mountpoint.trim_start_matches('/');
+            for p in [format!("./{m}"), format!("./{m}/*"), m.to_string(), format!("{m}/*")] {
+                args.push(format!("--exclude={p}"));
+            }
+        }
+    }
+    if !args.is_empty() {
+        args.insert(0, "--anchored".to_string());
+    }
+    args
+}
+
 /// Streams the image into `tar` (GNU, numeric owners, xattrs, ACLs), with
 /// no copy in RAM; the checksum is checked when the last byte has arrived.
 pub fn unpack_image(plan: &InstallPlan, target: &Path, rep: &mut Reporter) -> Result<()> {
@@ -26,6 +45,7 @@ pub fn unpack_image(plan: &InstallPlan, target: &Path, rep: &mut Reporter) -> Re
             "--xattrs-include=*",
             "--acls",
         ])
+        .args(keep_excludes(plan))
         .arg(format!("--use-compress-program={zstd}"))
         .arg("--directory")
         .arg(target)

@@ -172,8 +172,7 @@ fn endpoints(base: &str, host: &str, status: bool) -> Endpoints {
     }
 }
 
-/// The install plan for `host`; `image` describes its root filesystem image.
-/// Its endpoints are on [`Site::api_base`] (HTTPS with `[server.tls]`).
+/// The install plan for `host` and its `image`; endpoints on [`Site::api_base`].
 pub fn plan(site: &Site, host: &HostSpec, image: ImageRef) -> InstallPlan {
     let mut network = host.network.clone();
     if network.mac.is_none() {
@@ -196,6 +195,7 @@ pub fn plan(site: &Site, host: &HostSpec, image: ImageRef) -> InstallPlan {
         on_failure: host.on_failure,
         endpoints: endpoints(site.api_base(), &host.name, host.snapshots.is_some()),
         snapshots: host.snapshots.clone(),
+        keep: Vec::new(),
     }
 }
 

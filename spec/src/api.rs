@@ -236,6 +236,10 @@ pub struct ReinstallRequest {
     /// the installer's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_wait: Option<u32>,
+    /// Subvolumes to keep (`--keep @home`): only the root (and the
+    /// layout's other subvolumes) are replaced, nothing is repartitioned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep: Vec<String>,
 }
 
 /// The installer to boot, with its command line (token included).

@@ -12,6 +12,7 @@ pub mod bootargs;
 pub mod disk;
 pub mod error;
 pub mod host;
+pub mod keep;
 pub mod log;
 pub mod login;
 pub mod mac;

@@ -81,6 +81,13 @@ pub struct InstallPlan {
     /// Snapshots the installed system takes (btrbk and its timer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshots: Option<crate::SnapshotSpec>,
+    /// A reinstall that keeps these subvolumes of the disk's filesystem
+    /// (`reinstall --keep`): nothing is repartitioned, the old root is kept
+    /// read-only under `@snapshots`, a new one is written beside it. An
+    /// installer from before this field refuses such a plan (unknown field)
+    /// rather than wipe the disk.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep: Vec<String>,
 }
 
 impl InstallPlan {
@@ -113,6 +120,7 @@ impl InstallPlan {
         if let Some(snap) = &self.snapshots {
             snap.validate(&self.layout).map_err(|e| e.under("snapshots"))?;
         }
+        crate::keep::check_keep(&self.keep, &self.layout)?;
         Ok(())
     }
 }

@@ -167,3 +167,26 @@ pub fn plan(disk_json: serde_json::Value, url: &str, sha256: &str, size: u64) ->
     p.validate().unwrap();
     p
 }
+
+/// One partition of a disk image through its own loop device (the build
+/// machine's kernel may not scan GPTs on loop devices).
+pub struct PartLoop(pub String);
+
+impl PartLoop {
+    pub fn new(dev: &str, offset: u64, size: u64) -> PartLoop {
+        PartLoop(sh(&format!("losetup --find --show --offset {offset} --sizelimit {size} {dev}")).trim().to_string())
+    }
+
+    /// Partition `n` (1-based) of `dev`'s GPT, 512-byte sectors.
+    pub fn partition(dev: &str, n: u32) -> PartLoop {
+        let g = gpt::GptConfig::new().open(dev).unwrap();
+        let p = &g.partitions()[&n];
+        PartLoop::new(dev, p.first_lba * 512, (p.last_lba + 1 - p.first_lba) * 512)
+    }
+}
+
+impl Drop for PartLoop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}

@@ -25,20 +25,6 @@ fn opts(dir: &Path) -> Options {
     }
 }
 
-struct PartLoop(String);
-
-impl PartLoop {
-    fn new(dev: &str, offset: u64, size: u64) -> PartLoop {
-        PartLoop(sh(&format!("losetup --find --show --offset {offset} --sizelimit {size} {dev}")).trim().to_string())
-    }
-}
-
-impl Drop for PartLoop {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("losetup").args(["-d", &self.0]).status();
-    }
-}
-
 fn sha(b: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(b))
 }

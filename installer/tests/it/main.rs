@@ -11,5 +11,6 @@ mod golden;
 mod grubcfg;
 mod https;
 mod loop_install;
+mod loop_keep;
 mod select_fixtures;
 mod users;

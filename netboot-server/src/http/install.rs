@@ -42,10 +42,12 @@ pub async fn plan(
     let mut host = known_host(&st.0, &name)?;
     require_token(&st, &name, q.token).await?;
     let (s, n) = (st.0.clone(), name.clone());
+    let mut keep = Vec::new();
     if let Some(json) = blocking(move || s.store.install_override(&n)).await? {
         let ov: InstallOverride =
             serde_json::from_str(&json).map_err(|e| AppError::Internal(anyhow::anyhow!("stored override: {e}")))?;
         host = ov.apply(&host);
+        keep = ov.keep;
     }
     let bases = Bases::of(&st.0, &headers)?;
     let site = bases.site(&st.0.config);
@@ -60,7 +62,9 @@ pub async fn plan(
     // over HTTPS with [server.tls], like every other call of the installer
     let image =
         ImageRef { url: format!("{}/assets/{}", site.api_base(), host.image), sha256: info.sha256, size: info.size };
-    Ok(Json(script::plan(&site, &host, image)))
+    let mut plan = script::plan(&site, &host, image);
+    plan.keep = keep;
+    Ok(Json(plan))
 }
 
 /// `GET /v1/hosts/{name}/preseed?token=…`

@@ -28,6 +28,9 @@ pub struct InstallOverride {
     /// Every confirmed disk of a host on several disks (empty for one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disks: Vec<DiskSelector>,
+    /// Subvolumes the reinstall keeps (`reinstall --keep`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep: Vec<String>,
 }
 
 impl InstallOverride {
@@ -91,7 +94,9 @@ pub async fn reinstall(
     }
     let mut network = req.network.clone();
     network.mac = Some(req.mac);
-    let ov = InstallOverride { network, disk: req.disk.clone(), disks: req.disks.clone() };
+    let ov = InstallOverride { network, disk: req.disk.clone(), disks: req.disks.clone(), keep: req.keep.clone() };
+    metalboot_spec::keep::check_keep(&req.keep, &spec.layout)
+        .map_err(|e| AppError::BadRequest(format!("host {}: {e}", quote(&name))))?;
     let mut host = ov.apply(&spec);
     if !host.macs.contains(&req.mac) {
         host.macs.push(req.mac);

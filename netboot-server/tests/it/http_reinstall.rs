@@ -164,3 +164,30 @@ async fn a_host_on_two_disks_is_reinstalled_onto_both_confirmed_disks_and_no_few
     let serials: Vec<_> = plan.disks.iter().map(|d| (d.serial.clone().unwrap(), d.wipe)).collect();
     assert_eq!(serials, [("S4EVNX0N000002".to_string(), true), ("S4EVNX0N000001".to_string(), true)]);
 }
+
+#[tokio::test]
+async fn a_reinstall_keeping_home_carries_it_in_the_plan_and_a_bad_keep_is_refused() {
+    let s = TestServer::new();
+    for (keep, why) in [
+        (json!(["@data"]), "field `keep[0]`: \"@data\" is not a subvolume of the layout"),
+        (json!(["@"]), "is the root"),
+    ] {
+        let mut req = discovered();
+        req["keep"] = keep;
+        let (st, body) = api_post(&s, "/v1/hosts/vps1/reinstall", req, true).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains(why), "{body}");
+    }
+    let (_, host) = s.api("GET", "/v1/hosts/vps1").await;
+    assert_ne!(host["state"], "booting", "a refused keep armed the host");
+    let mut req = discovered();
+    req["keep"] = json!(["@home"]);
+    let (st, body) = api_post(&s, "/v1/hosts/vps1/reinstall", req, true).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let token = serde_json::from_str::<Value>(&body).unwrap()["token"].as_str().unwrap().to_string();
+    let (st, plan) = s.get(&format!("/v1/hosts/vps1/plan?token={token}")).await;
+    assert_eq!(st, StatusCode::OK, "{plan}");
+    let plan: metalboot_spec::InstallPlan = serde_json::from_str(&plan).unwrap();
+    plan.validate().unwrap();
+    assert_eq!(plan.keep, ["@home"]);
+}

@@ -14,6 +14,7 @@ pub mod choose;
 pub mod discover;
 pub mod entry;
 pub mod follow;
+pub mod keep;
 pub mod keyprobe;
 pub mod members;
 pub mod oneshot;

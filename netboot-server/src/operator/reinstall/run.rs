@@ -93,6 +93,13 @@ pub struct Options {
     /// with a mounted filesystem; only kexec starts the installer.
     #[arg(long)]
     pub rescue_ok: bool,
+    /// Keep these subvolumes of a host metalboot installed (BTRFS, its
+    /// layout), e.g. `--keep @home,@data`: nothing is repartitioned; the
+    /// old root is kept read-only as `@snapshots/@.replaced.<time>`, a new
+    /// one is written beside it, the kept ones stay mounted where they
+    /// were. A subvolume that is not there refuses the whole reinstall.
+    #[arg(long, value_delimiter = ',', value_name = "SUBVOLUME")]
+    pub keep: Vec<String>,
     /// Seconds the installer may take to reach the server after kexec.
     #[arg(long, default_value = "600", value_parser = seconds)]
     pub installer_timeout: Duration,
@@ -147,6 +154,7 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
             o.name
         )
     })?;
+    let keep_lines = super::keep::check_target(&ssh, &o.keep, rescue)?;
     let from = if rescue { From::Rescue } else { From::OldSystem };
     let chosen = chosen_disks(&d, &host.host, from)?;
     let disks: Vec<&DiskFacts> = chosen.iter().map(|(d, _)| d).collect();
@@ -157,7 +165,11 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
 
     // 2. show and confirm
     let via_text = boots_via(boot_via, &d, grub.as_ref());
-    print!("{}", summary(&o.target.to_string(), &o.name, &d, &disks, &net, &via_text));
+    let mut text = summary(&o.target.to_string(), &o.name, &d, &disks, &net, &via_text);
+    if let Some(lines) = &keep_lines {
+        text = text.replace("WIPES:    ", "REWRITES: ") + lines;
+    }
+    print!("{text}");
     let sels = host.host.selectors();
     if rescue {
         print!("{}", rescue::summary_lines(&d.root, &sels, &disks, &d.disks, &d.disk_links));
@@ -190,6 +202,7 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
         disks: if chosen.len() > 1 { chosen.iter().map(|(_, s)| s.clone()).collect() } else { Vec::new() },
         via: method.name().into(),
         server_wait: o.server_wait,
+        keep: o.keep.clone(),
     };
     let boot = client.reinstall(&o.name, &req)?;
     clock.phase("server issued the installer and token");
