@@ -331,16 +331,28 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     std::fs::copy(&kh, &old_kh)?;
     let old_keys = keys;
 
-    // 3. reachable: wiped, installed, back on the same address
-    let (ok, out) = reinstall(&s, "reinstall.log")?;
+    // 3. reachable, keeping /home: a new root on the same filesystem,
+    // back on the same address; the old root read-only under @snapshots
+    s.ssh(IP, &old_kh, "echo kept-by-reinstall > /home/kept && sync")?;
+    let (ok, out) = reinstall_with(&s, "reinstall-keep-nosuch.log", &["--yes", "--keep", "@home,@data"])?;
+    ensure!(!ok && out.contains("no subvolume @data"), "a keep of a missing subvolume:\n{out}");
+    ensure!(s.host("vm1")?["state"] == "installed", "a refused keep changed the host");
+    let (ok, out) = reinstall_with(&s, "reinstall.log", &["--yes", "--keep", "@home"])?;
     ensure!(ok, "reinstall failed:\n{out}");
     for line in out.lines().filter(|l| l.starts_with('[')) {
         println!("  reinstall: {line}");
     }
     ensure!(out.contains("is installed; new host keys"), "reinstall output:\n{out}");
-    s.phase("reinstall finished: the host phoned home");
+    ensure!(out.contains("KEEPS:    @home") && out.contains("REWRITES: /dev/vda"), "no keep in:\n{out}");
+    s.phase("reinstall --keep @home finished (a missing @data refused first): the host phoned home");
     let (_, kh) = new_system(&mut s, &old_keys, &old_kh, "the reinstall")?;
     s.phase("same static address, new host keys, marker gone");
+    let kept = s.ssh(IP, &kh, "cat /home/kept; ls /.snapshots; cat /.snapshots/@.replaced.*/root/old-system-marker")?;
+    ensure!(kept.starts_with("kept-by-reinstall\n") && kept.contains("@.replaced."), "after --keep @home: {kept}");
+    ensure!(kept.trim_end().ends_with("standalone-system"), "the old root is not under @snapshots: {kept}");
+    let ro = s.ssh(IP, &kh, "btrfs property get -ts /.snapshots/@.replaced.* ro")?;
+    ensure!(ro.trim() == "ro=true", "the old root is not read-only: {ro}");
+    s.phase("/home kept; the old root read-only under /.snapshots with the old marker");
     let six = s.ssh(IP, &kh, "ip -6 -o addr show scope global")?;
     ensure!(six.contains(&format!("{IP6}/64")), "the reinstalled host lost its IPv6: {six}");
     let mut i = Installed { s, vm, ip: IP.into(), known_hosts: kh, disks: Disks::One, spare: None, backup: None };

@@ -81,6 +81,16 @@ async fn signed_reports_are_kept_and_anything_else_is_refused() {
     assert_eq!(post(&s, &newer.replace("exit-code", "success"), Some(&sig)).await.0, StatusCode::FORBIDDEN);
     let (_, host) = s.api("GET", "/v1/hosts/web1").await;
     assert_eq!(host["status"]["at"], 1_800_000_000u64, "nothing refused was kept");
+    // the status page shows it, the failed run marked
+    let req = Request::get("/").header("authorization", format!("Bearer {}", crate::common::API_TOKEN));
+    let (st, _, page) = s.send(req.body(Body::empty()).unwrap()).await;
+    let page = String::from_utf8_lossy(&page);
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        page.contains("<ul class=\"snapshots failed\"><li>snapshots: 1 @home — newest @home.20261205T2210+0000</li>"),
+        "{page}"
+    );
+    assert!(page.contains("last run: FAILED (exit-code, exit status 10) at 2027-01-15T08:00:00.000Z"), "{page}");
     // a signed but malformed report names what is wrong
     let bad = json!({"at": 1_800_000_100u64, "snapshots": ["a b"], "run": {"result": "success"}}).to_string();
     let (st, why) = post(&s, &bad, Some(&sign(d.path(), "host", &bad))).await;

@@ -66,6 +66,12 @@ pub struct UiHost {
     pub can_arm: bool,
     /// Whether disarming makes sense (armed or on its way).
     pub can_disarm: bool,
+    /// The host's last status report, as `hosts show` prints it.
+    pub snapshots: Vec<String>,
+    /// Whether that report's run failed.
+    pub snapshots_failed: bool,
+    /// The key it logs in to its backup targets with.
+    pub backup_key: Option<String>,
 }
 
 /// Gathers one host.
@@ -97,6 +103,9 @@ pub fn host(spec: &HostSpec, store: &Store) -> Result<UiHost> {
         log,
         can_arm: !busy && rec.state != HostState::Armed,
         can_disarm: rec.state == HostState::Armed || busy,
+        snapshots: rec.status.as_ref().map(crate::operator::status::lines).unwrap_or_default(),
+        snapshots_failed: rec.status.as_ref().is_some_and(|s| !s.ok()),
+        backup_key: rec.backup_key.clone(),
     })
 }
 
