@@ -190,3 +190,19 @@ impl Drop for PartLoop {
         let _ = std::process::Command::new("losetup").args(["-d", &self.0]).status();
     }
 }
+
+/// The installer's options for an install on loop devices in `dir`: no
+/// bootloader, partitions through offset loop devices.
+pub fn loop_opts(dir: &Path) -> metalboot_installer::install::Options {
+    metalboot_installer::install::Options {
+        sys: "/sys".into(),
+        loop_only: true,
+        target: dir.join("target"),
+        scratch: dir.join("scratch"),
+        token: "looptoken".into(),
+        bootloader: false,
+        host_keys: None,
+        phone_home: true,
+        pins: None,
+    }
+}

@@ -5,25 +5,10 @@
 
 use crate::common;
 use common::*;
-use metalboot_installer::install::{self, Options};
+use metalboot_installer::install;
 use metalboot_installer::report::Reporter;
 use sha2::Digest;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
-
-fn opts(dir: &Path) -> Options {
-    Options {
-        sys: "/sys".into(),
-        loop_only: true,
-        target: dir.join("target"),
-        scratch: dir.join("scratch"),
-        token: "looptoken".into(),
-        bootloader: false,
-        host_keys: None,
-        phone_home: true,
-        pins: None,
-    }
-}
 
 fn sha(b: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(b))
@@ -40,7 +25,7 @@ fn installs_layout_subvolumes_image_and_config_on_a_loop_disk() {
     let disk = Loop::new(dir.path(), "disk.img", 4 << 30);
     let plan = plan(serde_json::json!({"path": disk.dev}), &srv.url, &sha(&image), image.len() as u64);
     let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
-    let keys = install::install(&plan, &opts(dir.path()), &mut rep).expect("install succeeds");
+    let keys = install::install(&plan, &loop_opts(dir.path()), &mut rep).expect("install succeeds");
     assert!(srv.requests.load(std::sync::atomic::Ordering::SeqCst) >= 2, "transfer was resumed");
     assert!(keys.host_keys.iter().any(|k| k.starts_with("ssh-ed25519 ")), "{keys:?}");
     assert_eq!(keys.backup_key, None, "no send targets, no backup key");
@@ -120,7 +105,7 @@ fn corrupted_image_aborts_and_leaves_no_partition_table() {
     let disk = Loop::new(dir.path(), "disk.img", 4 << 30);
     let plan = plan(serde_json::json!({"path": disk.dev}), &srv.url, &good, n as u64);
     let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
-    let err = install::install(&plan, &opts(dir.path()), &mut rep).expect_err("corrupt image refused");
+    let err = install::install(&plan, &loop_opts(dir.path()), &mut rep).expect_err("corrupt image refused");
     let msg = format!("{err:#}");
     assert!(msg.contains("checksum mismatch") || msg.contains("tar failed"), "{msg}");
     // the disk was written to: a reinstall must not reboot into it as if untouched
@@ -152,7 +137,7 @@ fn refuses_no_match_and_two_matches_without_writing_a_byte() {
     for (sel, want) in [(both, "2 disks match"), (none, "no disk matches")] {
         let plan = plan(sel, "http://127.0.0.1:9/x", &"0".repeat(64), 1);
         let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
-        let err = install::install(&plan, &opts(dir.path()), &mut rep).expect_err("refused");
+        let err = install::install(&plan, &loop_opts(dir.path()), &mut rep).expect_err("refused");
         assert!(format!("{err:#}").contains(want), "{err:#}");
         assert!(err.is::<install::NothingWritten>(), "not marked as before the first write: {err:#}");
     }
@@ -170,7 +155,7 @@ fn refuses_a_disk_with_partitions_unless_wipe_is_set() {
     let before = disk.sha256();
     let plan = plan(serde_json::json!({"path": disk.dev}), "http://127.0.0.1:9/x", &"0".repeat(64), 1);
     let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
-    let err = install::install(&plan, &opts(dir.path()), &mut rep).expect_err("refused");
+    let err = install::install(&plan, &loop_opts(dir.path()), &mut rep).expect_err("refused");
     assert!(format!("{err:#}").contains("holds partitions"), "{err:#}");
     assert!(err.is::<install::NothingWritten>(), "not marked as before the first write: {err:#}");
     assert_eq!(before, disk.sha256());
@@ -203,7 +188,7 @@ fn installs_btrfs_raid1_across_two_loop_disks() {
     let b = Loop::new(dir.path(), "b.img", 5 << 30);
     let plan = raid_plan(&a.dev, &b.dev, &srv.url, &sha(&image), image.len() as u64);
     let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
-    install::install(&plan, &opts(dir.path()), &mut rep).expect("install succeeds");
+    install::install(&plan, &loop_opts(dir.path()), &mut rep).expect("install succeeds");
 
     let mut roots = Vec::new();
     let mut esps = Vec::new();
@@ -260,7 +245,7 @@ fn a_failed_raid1_install_wipes_both_disks() {
     let b = Loop::new(dir.path(), "b.img", 4 << 30);
     let plan = raid_plan(&a.dev, &b.dev, &srv.url, &good, n as u64);
     let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
-    let err = install::install(&plan, &opts(dir.path()), &mut rep).expect_err("corrupt image refused");
+    let err = install::install(&plan, &loop_opts(dir.path()), &mut rep).expect_err("corrupt image refused");
     assert!(!err.is::<install::NothingWritten>(), "{err:#}");
     for disk in [&a, &b] {
         let head = std::fs::read(&disk.file).unwrap();
@@ -286,7 +271,7 @@ fn a_raid1_with_one_disk_chosen_twice_writes_nothing() {
     let p: metalboot_spec::InstallPlan = serde_json::from_value(v).unwrap();
     p.validate().unwrap();
     let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
-    let err = install::install(&p, &opts(dir.path()), &mut rep).expect_err("refused");
+    let err = install::install(&p, &loop_opts(dir.path()), &mut rep).expect_err("refused");
     assert!(format!("{err:#}").contains("both match"), "{err:#}");
     assert!(err.is::<install::NothingWritten>(), "{err:#}");
     assert_eq!(before, a.sha256());

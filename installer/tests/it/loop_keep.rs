@@ -6,24 +6,10 @@
 //! is refused before anything is written.
 
 use crate::common::*;
-use metalboot_installer::install::{self, NothingWritten, Options};
+use metalboot_installer::install::{self, NothingWritten};
 use metalboot_installer::report::Reporter;
 use sha2::Digest;
 use std::path::Path;
-
-fn opts(dir: &Path) -> Options {
-    Options {
-        sys: "/sys".into(),
-        loop_only: true,
-        target: dir.join("target"),
-        scratch: dir.join("scratch"),
-        token: "looptoken".into(),
-        bootloader: false,
-        host_keys: None,
-        phone_home: true,
-        pins: None,
-    }
-}
 
 /// Runs `f` with the filesystem's top level mounted.
 fn with_top<T>(disk: &str, dir: &Path, f: impl FnOnce(&Path) -> T + std::panic::UnwindSafe) -> T {
@@ -47,7 +33,7 @@ fn a_reinstall_keeping_home_replaces_only_the_root() {
     let sha = hex::encode(sha2::Sha256::digest(&image));
     let mut plan = plan(serde_json::json!({"path": disk.dev}), &srv.url, &sha, image.len() as u64);
     let mut rep = Reporter::new(None, "", metalboot_installer::https::agent(None));
-    let first = install::install(&plan, &opts(dir.path()), &mut rep).expect("first install");
+    let first = install::install(&plan, &loop_opts(dir.path()), &mut rep).expect("first install");
     with_top(&disk.dev, dir.path(), |top| {
         std::fs::write(top.join("@home/alice/notes"), "the operator's own\n").unwrap();
         std::fs::write(top.join("@home/kept-file"), "data\n").unwrap();
@@ -61,7 +47,7 @@ fn a_reinstall_keeping_home_replaces_only_the_root() {
     plan.layout.subvolumes.push(metalboot_spec::Subvolume { name: "@data".into(), mountpoint: "/srv/data".into() });
     plan.keep.push("@data".into());
     plan.validate().unwrap();
-    let err = install::install(&plan, &opts(dir.path()), &mut rep).expect_err("@data is not on the disk");
+    let err = install::install(&plan, &loop_opts(dir.path()), &mut rep).expect_err("@data is not on the disk");
     assert!(err.is::<NothingWritten>(), "{err:#}");
     assert!(format!("{err:#}").contains("no subvolume @data"), "{err:#}");
     assert_eq!(disk.sha256(), before, "a refused keep changed the disk");
@@ -69,7 +55,7 @@ fn a_reinstall_keeping_home_replaces_only_the_root() {
     plan.layout.subvolumes.pop();
     plan.keep = vec!["@home".into()];
     plan.validate().unwrap();
-    let second = install::install(&plan, &opts(dir.path()), &mut rep).expect("reinstall keeping @home");
+    let second = install::install(&plan, &loop_opts(dir.path()), &mut rep).expect("reinstall keeping @home");
     assert_ne!(first.host_keys, second.host_keys, "new host keys");
     with_top(&disk.dev, dir.path(), |top| {
         assert_eq!(std::fs::read_to_string(top.join("@home/alice/notes")).unwrap(), "the operator's own\n");
