@@ -264,8 +264,10 @@ pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result
             let _ = fs::unmount_all(&opts.scratch);
             if !plan.keep.is_empty() {
                 // the kept data must stay: no wipe; the old root is under @snapshots
-                let note =
-                    format!("not wiped: {} kept, the replaced subvolumes under @snapshots", plan.keep.join(", "));
+                let keep = plan.keep.join(",");
+                let note = format!(
+                    "not wiped: {keep} kept, the replaced subvolumes under @snapshots; a keeping reinstall may be run                      again, from a rescue system: metalboot reinstall … --rescue-ok --keep {keep}"
+                );
                 rep.failed(current, &format!("{msg} ({note})"));
                 return Err(e);
             }

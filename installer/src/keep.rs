@@ -71,7 +71,7 @@ pub fn find(plan: &InstallPlan, disks: &[DiskPlan], opts: &Options) -> Result<Ex
     fs::mount_fs(&ex.roots[0], top, "btrfs", &opts_ro)?;
     let missing: Vec<String> = metalboot_spec::keep::dispositions(&plan.keep, &plan.layout, "")
         .into_iter()
-        .filter(|(name, how)| how.is_none() || name == "@")
+        .filter(|(_, how)| how.is_none())
         .map(|(name, _)| name)
         .filter(|name| Subvolume::is_subvolume(top.join(name).as_path()).is_err())
         .collect();
@@ -96,18 +96,25 @@ fn list_top(top: &Path) -> Vec<String> {
     v
 }
 
-/// After the boundary: each replaced subvolume kept read-only under
-/// `@snapshots`, deleted and made anew (the root the default again); the
-/// ESPs made anew. Returns what was done, in words.
+/// After the boundary: each replaced subvolume moved, read-only, under
+/// `@snapshots` and made anew (the root the default again), then the ESPs
+/// made anew. One that is not there (new in the layout, or moved by an
+/// earlier try that failed) is only made, so a failed try can be run
+/// again. Returns what was done, in words.
 pub fn replace(plan: &InstallPlan, ex: &Existing, disks: &[DiskPlan], scratch: &Path) -> Result<Vec<String>> {
     let stamp = utc_stamp(std::time::SystemTime::now());
+    let done = replace_subvolumes(plan, ex, scratch, &stamp)?;
     for (esp, d) in ex.esps.iter().zip(disks) {
         fs::make_esp(esp, d.disk.logical_block_size)?;
     }
+    Ok(done)
+}
+
+fn replace_subvolumes(plan: &InstallPlan, ex: &Existing, scratch: &Path, stamp: &str) -> Result<Vec<String>> {
     fs::mount_fs(&ex.roots[0], scratch, "btrfs", &fs::btrfs_mount_options(&ex.roots, "subvolid=5"))?;
     let result = (|| -> Result<Vec<String>> {
         let mut done = Vec::new();
-        for (name, kept_as) in metalboot_spec::keep::dispositions(&plan.keep, &plan.layout, &stamp) {
+        for (name, kept_as) in metalboot_spec::keep::dispositions(&plan.keep, &plan.layout, stamp) {
             let Some(kept_as) = kept_as else {
                 done.push(format!("{name} kept"));
                 continue;
@@ -116,11 +123,14 @@ pub fn replace(plan: &InstallPlan, ex: &Existing, disks: &[DiskPlan], scratch: &
             // and anything nested in it moves along
             let path = scratch.join(&name);
             let moved = scratch.join(&kept_as);
-            std::fs::rename(&path, &moved).with_context(|| format!("moving {name} to {kept_as}"))?;
-            Subvolume::get(moved.as_path())
-                .and_then(|s| s.set_ro(true))
-                .map_err(|e| anyhow::anyhow!("{e:?}"))
-                .with_context(|| format!("making {kept_as} read-only"))?;
+            let there = std::fs::symlink_metadata(&path).is_ok();
+            if there {
+                std::fs::rename(&path, &moved).with_context(|| format!("moving {name} to {kept_as}"))?;
+                Subvolume::get(moved.as_path())
+                    .and_then(|s| s.set_ro(true))
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))
+                    .with_context(|| format!("making {kept_as} read-only"))?;
+            }
             let new = Subvolume::create(path.as_path(), None)
                 .map_err(|e| anyhow::anyhow!("{e:?}"))
                 .with_context(|| format!("creating {name}"))?;
@@ -131,7 +141,11 @@ pub fn replace(plan: &InstallPlan, ex: &Existing, disks: &[DiskPlan], scratch: &
                 std::env::set_current_dir(cwd)?;
                 r.with_context(|| format!("making the new {name} the default subvolume"))?;
             }
-            done.push(format!("{name} replaced (the old one read-only as {kept_as})"));
+            done.push(if there {
+                format!("{name} replaced (the old one read-only as {kept_as})")
+            } else {
+                format!("{name} made (there was none)")
+            });
         }
         Ok(done)
     })();

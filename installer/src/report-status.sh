@@ -3,18 +3,19 @@
 # server this host's snapshots and how the run ended. The report is signed
 # with the host's SSH host key (ssh-keygen -Y sign, namespace
 # metalboot-status); the server checks it against the key it recorded at
-# install. METALBOOT_STATUS_URL (and METALBOOT_PIN for https) come from
-# /etc/metalboot/status.env. A server that cannot be reached is not retried:
+# install. METALBOOT_STATUS_URL, METALBOOT_HOST, METALBOOT_SNAPSHOT_DIR (and
+# METALBOOT_PIN for https) come from /etc/metalboot/status.env. A server that cannot be reached is not retried:
 # the next run reports again.
 set -u
 . /etc/metalboot/status.env
 tmp=$(mktemp -d) || exit 0
 trap 'rm -rf "$tmp"' EXIT
 
-json_str() { printf '"%s"' "$(printf '%s' "$1" | tr -d '\000-\037' | sed 's/[\\"]/\\&/g')"; }
+# printable ASCII only: JSON-safe once \ and " are escaped
+json_str() { printf '"%s"' "$(printf '%s' "$1" | LC_ALL=C tr -cd '\040-\176' | sed 's/[\\"]/\\&/g')"; }
 
 snaps=""
-for s in $(btrfs subvolume list -o /.snapshots 2>/dev/null | awk '{print $NF}' | sed 's|.*/||'); do
+for s in $(btrfs subvolume list -o "$METALBOOT_SNAPSHOT_DIR" 2>/dev/null | awk '{print $NF}' | sed 's|.*/||'); do
     snaps="${snaps:+$snaps,}$(json_str "$s")"
 done
 errors=""
@@ -23,8 +24,8 @@ if [ -n "${INVOCATION_ID:-}" ]; then
         tail -n 10 | cut -c1-1000 > "$tmp/errors"
     while IFS= read -r l; do errors="${errors:+$errors,}$(json_str "$l")"; done < "$tmp/errors"
 fi
-printf '{"at":%s,"snapshots":[%s],"run":{"result":%s,"exit_status":%s,"errors":[%s]}}' \
-    "$(date +%s)" "$snaps" "$(json_str "${SERVICE_RESULT:-success}")" "$(json_str "${EXIT_STATUS:-}")" "$errors" \
+printf '{"host":%s,"at":%s,"snapshots":[%s],"run":{"result":%s,"exit_status":%s,"errors":[%s]}}' \
+    "$(json_str "$METALBOOT_HOST")" "$(date +%s)" "$snaps" "$(json_str "${SERVICE_RESULT:-success}")" "$(json_str "${EXIT_STATUS:-}")" "$errors" \
     > "$tmp/body"
 ssh-keygen -Y sign -q -n metalboot-status -f /etc/ssh/ssh_host_ed25519_key "$tmp/body" || exit 0
 set --

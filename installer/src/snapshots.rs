@@ -29,7 +29,9 @@ fn configure_reports(target: &Path, plan: &InstallPlan, pins: Option<&metalboot_
     if url.is_empty() {
         return Ok(());
     }
-    let mut env = format!("METALBOOT_STATUS_URL='{url}'\n");
+    let dir = plan.layout.subvolumes.iter().find(|s| s.name == "@snapshots").map_or("/.snapshots", |s| &s.mountpoint);
+    let mut env =
+        format!("METALBOOT_STATUS_URL='{url}'\nMETALBOOT_HOST='{}'\nMETALBOOT_SNAPSHOT_DIR='{dir}'\n", plan.hostname);
     if let Some(p) = pins.filter(|_| url.starts_with("https://")) {
         env.push_str(&format!("METALBOOT_PIN='{p}'\n"));
     }
@@ -143,7 +145,7 @@ mod tests {
         let mode = std::fs::metadata(t.path().join("etc/btrbk/ssh")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
         let c = std::fs::read_to_string(t.path().join("etc/ssh/ssh_config.d/metalboot-backup.conf")).unwrap();
-        assert!(c.contains("Host 192.0.2.9\n    StrictHostKeyChecking yes\n"), "{c}");
+        assert!(c.contains("Match host 192.0.2.9 localuser root\n    StrictHostKeyChecking yes\n"), "{c}");
         assert_eq!(backup_key(t.path()).unwrap(), None);
         std::fs::write(t.path().join("etc/btrbk/ssh/id_ed25519.pub"), format!("{key} btrbk@web1\n")).unwrap();
         assert_eq!(backup_key(t.path()).unwrap(), Some(format!("{key} btrbk@web1")));
@@ -159,7 +161,14 @@ mod tests {
         let pins: metalboot_spec::PinSet = metalboot_spec::Pin::of_spki(b"k").to_string().parse().unwrap();
         configure(t.path(), &p, Some(&pins)).unwrap();
         let env = std::fs::read_to_string(t.path().join(REPORT_ENV)).unwrap();
-        assert_eq!(env, format!("METALBOOT_STATUS_URL='{}'\nMETALBOOT_PIN='{pins}'\n", p.endpoints.status));
+        assert_eq!(
+            env,
+            format!(
+                "METALBOOT_STATUS_URL='{}'\nMETALBOOT_HOST='web1'\nMETALBOOT_SNAPSHOT_DIR='/.snapshots'\n\
+                 METALBOOT_PIN='{pins}'\n",
+                p.endpoints.status
+            )
+        );
         let dropin = std::fs::read_to_string(t.path().join(SERVICE_DROPIN)).unwrap();
         assert!(dropin.contains("ExecStopPost=-/usr/local/sbin/metalboot-report-status\n"), "{dropin}");
         let mode = std::fs::metadata(t.path().join(REPORT_SCRIPT)).unwrap().permissions().mode();

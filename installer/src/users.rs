@@ -133,6 +133,13 @@ pub fn enrol_keys(target: &Path, user: &PasswdEntry, keys: &[String]) -> Result<
     }
     let ssh = format!("{}/.ssh", user.home);
     let dir = target.join(ssh.trim_start_matches('/'));
+    // a home kept from before (reinstall --keep) is the old system's: never
+    // follow a link in it out of the user's own tree
+    for (p, shown) in [(target.join(user.home.trim_start_matches('/')), &user.home), (dir.clone(), &ssh)] {
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+            bail!("{shown} is a symbolic link (a home kept from the old system?): refusing to write keys through it");
+        }
+    }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {ssh}"))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("chmod {ssh}"))?;
     let file = format!("{ssh}/authorized_keys");
@@ -213,6 +220,14 @@ mod tests {
         }
         let root = PasswdEntry { uid, gid, home: "/".into() };
         assert!(enrol_keys(dir.path(), &root, &[KEY.into()]).is_err(), "no keys in /.ssh");
+        // a kept home whose .ssh leads elsewhere: nothing written through it
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::create_dir_all(dir.path().join("home/eve")).unwrap();
+        std::os::unix::fs::symlink("../../etc", dir.path().join("home/eve/.ssh")).unwrap();
+        let eve = PasswdEntry { uid, gid, home: "/home/eve".into() };
+        let e = enrol_keys(dir.path(), &eve, &[KEY.into()]).unwrap_err().to_string();
+        assert!(e.contains("/home/eve/.ssh is a symbolic link"), "{e}");
+        assert!(!dir.path().join("etc/authorized_keys").exists());
     }
 
     #[test]

@@ -121,7 +121,24 @@ impl InstallPlan {
             snap.validate(&self.layout).map_err(|e| e.under("snapshots"))?;
         }
         crate::keep::check_keep(&self.keep, &self.layout)?;
+        let e = &self.endpoints;
+        for (url, field) in
+            [(&e.events, "events"), (&e.report, "report"), (&e.installed, "installed"), (&e.status, "status")]
+        {
+            check_endpoint(url).map_err(|m| SpecError::new(format!("endpoints.{field}"), m))?;
+        }
         Ok(())
+    }
+}
+
+/// An endpoint URL goes into files the new system sources as shell: http
+/// or https, and nothing but the characters a URL of ours has.
+fn check_endpoint(url: &str) -> Result<(), String> {
+    let ok_chars = url.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~:/[]%?=&".contains(&b));
+    if url.is_empty() || ((url.starts_with("http://") || url.starts_with("https://")) && ok_chars && url.len() <= 512) {
+        Ok(())
+    } else {
+        Err(format!("{} is not an http(s) URL of plain characters", crate::quote(url)))
     }
 }
 
@@ -142,7 +159,7 @@ mod tests {
             "ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMq"],
             "kernel_args": [],
             "on_failure": "shell",
-            "endpoints": { "events": "e", "report": "r", "installed": "i" }
+            "endpoints": { "events": "http://192.0.2.1/e", "report": "http://192.0.2.1/r", "installed": "http://192.0.2.1/i" }
         })
     }
 
@@ -155,6 +172,19 @@ mod tests {
             p.ssh,
             SshdSettings { permit_root_login: RootLogin::ProhibitPassword, password_authentication: false }
         );
+    }
+
+    #[test]
+    fn endpoints_are_plain_urls_since_the_new_system_sources_them() {
+        let mut v = plan_json();
+        v["endpoints"]["status"] = "https://192.0.2.1:8443/v1/hosts/web1/status".into();
+        serde_json::from_value::<InstallPlan>(v.clone()).unwrap().validate().unwrap();
+        v["endpoints"]["status"] = "https://x/'; reboot; '".into();
+        let e = serde_json::from_value::<InstallPlan>(v.clone()).unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("endpoints.status"), "{e}");
+        v["endpoints"]["status"] = "".into();
+        v["endpoints"]["installed"] = "file:///etc/passwd".into();
+        assert!(serde_json::from_value::<InstallPlan>(v).unwrap().validate().is_err());
     }
 
     #[test]

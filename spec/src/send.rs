@@ -71,7 +71,10 @@ pub fn parse_target(url: &str) -> Result<TargetUrl<'_>, String> {
     let (authority, dir) = rest.split_at(slash);
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (addr, after) = v6.split_once(']').ok_or_else(|| bad("no ] after the IPv6 address"))?;
-        addr.parse::<std::net::Ipv6Addr>().map_err(|_| bad("not an IPv6 address in [ ]"))?;
+        let ip = addr.parse::<std::net::Ipv6Addr>().map_err(|_| bad("not an IPv6 address in [ ]"))?;
+        if ip.to_ipv4_mapped().is_some() || addr.contains('.') {
+            return Err(bad("an IPv4 address in IPv6 form: write it as IPv4"));
+        }
         (addr, after.strip_prefix(':'))
     } else {
         let (h, p) = match authority.split_once(':') {
@@ -96,7 +99,10 @@ pub fn parse_target(url: &str) -> Result<TargetUrl<'_>, String> {
     let port = match port {
         None if authority.ends_with(']') || !authority.contains(':') => None,
         None => return Err(bad("text after the IPv6 address")),
-        Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| bad("the port is not 1 to 65535"))?),
+        Some(p) if p.is_empty() || p.starts_with('0') || !p.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(bad("the port is not 1 to 65535, in digits"))
+        }
+        Some(p) => Some(p.parse::<u16>().map_err(|_| bad("the port is not 1 to 65535, in digits"))?),
     };
     crate::safe::check_abs_path(dir).map_err(|e| bad(&e))?;
     if dir == "/" {
@@ -145,8 +151,10 @@ pub fn known_hosts(targets: &[SendTarget]) -> String {
     out
 }
 
-/// The SSH client's settings for the targets' hosts: their keys only from
-/// [`BACKUP_KNOWN_HOSTS`], strictly, never learnt or updated, no prompts.
+/// The SSH client's settings for root's connections to the targets' hosts
+/// (btrbk runs as root; other users' SSH is left alone): their keys only
+/// from [`BACKUP_KNOWN_HOSTS`], strictly, never learnt or updated, no
+/// prompts.
 pub fn ssh_config(targets: &[SendTarget]) -> String {
     let mut hosts: Vec<&str> = targets.iter().filter_map(|t| parse_target(&t.target).ok()).map(|u| u.host).collect();
     let mut seen = Vec::new();
@@ -162,8 +170,9 @@ pub fn ssh_config(targets: &[SendTarget]) -> String {
         String::from("# written by metalboot: the send targets of [host.snapshots.send], by their pinned host keys\n");
     for h in hosts {
         out.push_str(&format!(
-            "Host {h}\n    StrictHostKeyChecking yes\n    UserKnownHostsFile {BACKUP_KNOWN_HOSTS}\n    \
-             GlobalKnownHostsFile {BACKUP_KNOWN_HOSTS}\n    UpdateHostKeys no\n    BatchMode yes\n"
+            "Match host {h} localuser root\n    StrictHostKeyChecking yes\n    UserKnownHostsFile \
+             {BACKUP_KNOWN_HOSTS}\n    GlobalKnownHostsFile {BACKUP_KNOWN_HOSTS}\n    UpdateHostKeys no\n    \
+             CheckHostIP no\n    BatchMode yes\n"
         ));
     }
     out
@@ -203,6 +212,10 @@ mod tests {
             "ssh://backup:ssh/srv",
             "ssh://[2001:db8::7/srv",
             "ssh://[nope]/srv",
+            "ssh://backup:+22/srv",
+            "ssh://backup:022/srv",
+            "ssh://backup:70000/srv",
+            "ssh://[::ffff:1.2.3.4]/srv",
             "ssh://bad_host/srv",
             "ssh://backup/",
             "ssh://backup/srv/../etc",
@@ -237,8 +250,8 @@ mod tests {
             )
         );
         let c = ssh_config(&ts);
-        assert_eq!(c.matches("Host ").count(), 2, "{c}");
-        assert!(c.contains("Host 10.99.0.1\n    StrictHostKeyChecking yes\n"), "{c}");
+        assert_eq!(c.matches("Match host ").count(), 2, "{c}");
+        assert!(c.contains("Match host 10.99.0.1 localuser root\n    StrictHostKeyChecking yes\n"), "{c}");
         assert!(c.contains(&format!("UserKnownHostsFile {BACKUP_KNOWN_HOSTS}\n")), "{c}");
         let lines = ts[0].btrbk_lines();
         assert_eq!(

@@ -19,6 +19,9 @@ pub const MAX_ERRORS: usize = 10;
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HostStatus {
+    /// The inventory name the report is for (as in the URL): a key shared
+    /// by two hosts cannot speak for the other.
+    pub host: String,
     /// When the host made the report (Unix seconds); each report must be
     /// newer than the last one accepted (no replays).
     pub at: u64,
@@ -46,6 +49,7 @@ pub struct SnapshotRun {
 impl HostStatus {
     /// Refuses what would not fit a terminal line or the database.
     pub fn check(&self) -> Result<(), String> {
+        crate::safe::check_host_name(&self.host)?;
         if self.snapshots.len() > MAX_SNAPSHOTS || self.run.errors.len() > MAX_ERRORS {
             return Err(format!("more than {MAX_SNAPSHOTS} snapshots or {MAX_ERRORS} error lines"));
         }
@@ -62,6 +66,17 @@ impl HostStatus {
         Ok(())
     }
 
+    /// Error lines as a terminal and the database take them: control
+    /// characters replaced, at most 1024 characters each, at most
+    /// [`MAX_ERRORS`] (the last ones); a bad line never costs the report.
+    pub fn clean_errors(&mut self) {
+        let n = self.run.errors.len().saturating_sub(MAX_ERRORS);
+        self.run.errors.drain(..n);
+        for e in &mut self.run.errors {
+            *e = e.chars().map(|c| if c.is_control() { '?' } else { c }).take(1024).collect();
+        }
+    }
+
     /// Whether the run succeeded.
     pub fn ok(&self) -> bool {
         self.run.result == "success"
@@ -75,7 +90,7 @@ mod tests {
     #[test]
     fn reports_parse_and_bad_ones_are_refused() {
         let s: HostStatus = serde_json::from_str(
-            r#"{"at":1800000000,"snapshots":["@home.20261205T2210+0000"],"run":{"result":"exit-code","exit_status":"10","errors":["ERROR: Host key verification failed."]}}"#,
+            r#"{"host":"web1","at":1800000000,"snapshots":["@home.20261205T2210+0000"],"run":{"result":"exit-code","exit_status":"10","errors":["ERROR: Host key verification failed."]}}"#,
         )
         .unwrap();
         s.check().unwrap();
@@ -86,6 +101,14 @@ mod tests {
         let mut bad = s.clone();
         bad.run.errors.push("x\u{1b}[2J".into());
         assert!(bad.check().is_err());
-        assert!(serde_json::from_str::<HostStatus>(r#"{"at":1,"run":{"result":"success"},"extra":1}"#).is_err());
+        bad.run.errors.extend((0..20).map(|i| format!("line {i}")));
+        bad.clean_errors();
+        bad.check().unwrap();
+        assert_eq!((bad.run.errors.len(), bad.run.errors[9].as_str()), (10, "line 19"));
+        bad.host = "Web 1".into();
+        assert!(bad.check().is_err());
+        assert!(
+            serde_json::from_str::<HostStatus>(r#"{"host":"a","at":1,"run":{"result":"success"},"extra":1}"#).is_err()
+        );
     }
 }

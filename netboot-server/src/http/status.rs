@@ -42,8 +42,12 @@ pub async fn status(
         tracing::warn!("status report refused: {why}");
         return Err(AppError::Forbidden);
     }
-    let status: HostStatus =
+    let mut status: HostStatus =
         serde_json::from_slice(&body).map_err(|e| AppError::BadRequest(format!("status report: {e}")))?;
+    if status.host != rec.name {
+        return Err(AppError::BadRequest(format!("a report for host {:?} sent to {}'s URL", status.host, rec.name)));
+    }
+    status.clean_errors();
     status.check().map_err(AppError::BadRequest)?;
     let s = st.0.clone();
     let n = rec.name.clone();

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 /// The report as lines, without the host's name.
 pub fn lines(st: &HostStatus) -> Vec<String> {
     let clean = |s: &str| s.chars().map(|c| if c.is_control() { '?' } else { c }).collect::<String>();
-    let at = crate::state::rfc3339(st.at as i64 * 1000);
+    let at = crate::state::rfc3339((st.at.min(i64::MAX as u64 / 1000) as i64) * 1000);
     let mut by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for s in &st.snapshots {
         let sub = s.rsplit_once('.').map_or(s.as_str(), |(n, _)| n);
@@ -47,6 +47,7 @@ mod tests {
     #[test]
     fn snapshots_are_counted_by_subvolume_and_a_failed_run_shows_why() {
         let st: HostStatus = serde_json::from_value(serde_json::json!({
+            "host": "web1",
             "at": 1_800_000_000u64,
             "snapshots": ["@home.20261205T2211+0000", "@.20261205T2210+0000", "@home.20261205T2210+0000"],
             "run": {"result": "exit-code", "exit_status": "10", "errors": ["ERROR: Host key verification failed."]},

@@ -65,8 +65,12 @@ impl Store {
             }
             store_report(tx, name, rep)?;
             // the installer's report is the whole truth of this install: a
-            // backup key only if this install made one
-            tx.execute("UPDATE hosts SET backup_key = ?2 WHERE name = ?1", params![name, rep.backup_key])?;
+            // backup key only if this install made one, no status before
+            // the new system reports (the time stays: no replays)
+            tx.execute(
+                "UPDATE hosts SET backup_key = ?2, status = NULL WHERE name = ?1",
+                params![name, rep.backup_key],
+            )?;
             // the install that finished used this token: a pending one dies
             tx.execute("UPDATE hosts SET pending_token_hash = NULL WHERE name = ?1", [name])?;
             set_state(
@@ -112,6 +116,14 @@ impl Store {
                 })?;
             if state != HostState::Installed.to_string() {
                 return Ok(Err(format!("{name} is {state}, not installed: no status reports")));
+            }
+            let now = now_ms() / 1000;
+            if status.at > (now + 600) as u64 {
+                return Ok(Err(format!(
+                    "the report's time {} is more than 10 minutes ahead of the server's ({now}): the host's clock is \
+                     wrong; its reports are refused until it is right",
+                    status.at
+                )));
             }
             if status.at as i64 <= last {
                 return Ok(Err(format!("a report of {} is not newer than the last one ({last})", status.at)));

@@ -21,9 +21,9 @@ pub fn top_level(list: &str) -> Vec<String> {
 pub fn check(keep: &[String], root_mount: &str, list: &str) -> Result<String> {
     let mut it = root_mount.split_whitespace();
     let (fstype, opts) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
-    if fstype != "btrfs" || !opts.split(',').any(|o| o == "subvol=/@") {
+    if fstype != "btrfs" || !opts.split(',').any(|o| o.starts_with("subvol=/")) {
         bail!(
-            "--keep needs the root on BTRFS in subvolume @, as metalboot installs it; / is {} ({}): reinstall \
+            "--keep needs the root on BTRFS in a subvolume, as metalboot installs it; / is {} ({}): reinstall \
              without --keep",
             if fstype.is_empty() { "unknown" } else { fstype },
             opts
@@ -53,7 +53,12 @@ pub fn check_target(ssh: &Ssh, keep: &[String], rescue: bool) -> Result<Option<S
         return Ok(None);
     }
     if rescue {
-        bail!("--keep: the target runs from RAM; keep data from the installed system itself, not a rescue system");
+        // nothing of the disk is mounted to look at: the installer checks it
+        return Ok(Some(format!(
+            "KEEPS:    {} and {SNAPSHOT_SUBVOLUME}, if the disk holds them (the installer checks before it              writes); not repartitioned
+",
+            keep.join(", ")
+        )));
     }
     let out =
         ssh.run_root(&["sh", "-c", "findmnt -n -o FSTYPE,OPTIONS /; echo ---; btrfs subvolume list -a /"], b"")?;

@@ -205,8 +205,14 @@ impl Watcher<'_> {
             action = follow.next(started.elapsed(), obs);
         }
         clock.phase("the new system answers SSH with the pinned host key");
-        let rep =
-            HostReport { host_keys: c.host_keys.clone(), addresses: vec![self.target.host.clone()], backup_key: None };
+        // the key the installer made for send targets, if any (root's own)
+        let cat = "f=/etc/btrbk/ssh/id_ed25519.pub; [ -e $f ] || exit 0; sudo -n cat $f 2>/dev/null || cat $f";
+        let backup_key = new
+            .run(false, &["sh", "-c", cat], b"", 10)
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|k| metalboot_spec::safe::check_ssh_public_key(k).is_ok());
+        let rep = HostReport { host_keys: c.host_keys.clone(), addresses: vec![self.target.host.clone()], backup_key };
         self.client.host_report(name, token, "report", &rep).context("reporting the host keys")?;
         self.client.host_report(name, token, "installed", &rep).context("recording the host as installed")?;
         clock.phase(&format!("host {name} -> installed (reported by this command)"));
