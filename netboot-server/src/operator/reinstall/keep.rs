@@ -60,8 +60,9 @@ pub fn check_target(ssh: &Ssh, keep: &[String], rescue: bool) -> Result<Option<S
             keep.join(", ")
         )));
     }
-    let out =
-        ssh.run_root(&["sh", "-c", "findmnt -n -o FSTYPE,OPTIONS /; echo ---; btrfs subvolume list -a /"], b"")?;
+    // the remote shell joins the words: the script is one quoted word
+    let script = super::ssh::shell_quote("findmnt -n -o FSTYPE,OPTIONS /; echo ---; btrfs subvolume list -a /");
+    let out = ssh.run_root(&["sh", "-c", &script], b"")?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (mount, list) = text.split_once("---\n").unwrap_or((&text, ""));
     if out.code != Some(0) {

@@ -208,7 +208,7 @@ impl Watcher<'_> {
         // the key the installer made for send targets, if any (root's own)
         let cat = "f=/etc/btrbk/ssh/id_ed25519.pub; [ -e $f ] || exit 0; sudo -n cat $f 2>/dev/null || cat $f";
         let backup_key = new
-            .run(false, &["sh", "-c", cat], b"", 10)
+            .run(false, &["sh", "-c", &super::ssh::shell_quote(cat)], b"", 10)
             .ok()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .filter(|k| metalboot_spec::safe::check_ssh_public_key(k).is_ok());
