@@ -74,6 +74,17 @@ pub fn fs_uuid(dev: &str) -> Result<String> {
     Ok(u)
 }
 
+/// The filesystem type on `dev` as blkid probes it; empty for none.
+pub fn fs_type(dev: &str) -> Result<String> {
+    let blkid = tool(&["/usr/sbin/blkid", "/sbin/blkid"])?;
+    // blkid exits 2 when it finds nothing: that is an answer, not a failure
+    let out = std::process::Command::new(blkid)
+        .args(["-p", "-s", "TYPE", "-o", "value", dev])
+        .output()
+        .with_context(|| format!("probing {dev}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// Splits mount(8)-style options into VFS flags and filesystem data
 /// (`noatime` is a flag, `compress=zstd:1` is btrfs data).
 pub fn split_mount_options(opts: &str) -> (MsFlags, String) {

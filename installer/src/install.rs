@@ -266,7 +266,7 @@ pub fn install(plan: &InstallPlan, opts: &Options, rep: &mut Reporter) -> Result
                 // the kept data must stay: no wipe; the old root is under @snapshots
                 let keep = plan.keep.join(",");
                 let note = format!(
-                    "not wiped: {keep} kept, the replaced subvolumes under @snapshots; a keeping reinstall may be run                      again, from a rescue system: metalboot reinstall … --rescue-ok --keep {keep}"
+                    "not wiped: {keep} kept, the replaced subvolumes under @snapshots; a keeping reinstall may be run again, from a rescue system: metalboot reinstall … --rescue-ok --keep {keep}"
                 );
                 rep.failed(current, &format!("{msg} ({note})"));
                 return Err(e);

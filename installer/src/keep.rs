@@ -27,14 +27,6 @@ pub struct Existing {
     pub loops: Vec<OffsetLoops>,
 }
 
-fn fs_type(dev: &str) -> String {
-    std::process::Command::new("blkid")
-        .args(["-p", "-s", "TYPE", "-o", "value", dev])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 /// Before any write: each disk's ESP is FAT and its root BTRFS, where
 /// metalboot's layout puts them, and the filesystem holds the root, the
 /// snapshots and every subvolume `keep` names.
@@ -50,7 +42,7 @@ pub fn find(plan: &InstallPlan, disks: &[DiskPlan], opts: &Options) -> Result<Ex
             disk::wait_for_partitions(&d.disk.name, &d.partitions)
                 .with_context(|| format!("{} does not hold metalboot's partitions", d.disk.path))?
         };
-        let (esp, root) = (fs_type(&devs[1]), fs_type(&devs[2]));
+        let (esp, root) = (fs::fs_type(&devs[1])?, fs::fs_type(&devs[2])?);
         if esp != "vfat" || root != "btrfs" {
             bail!(
                 "{} does not hold a filesystem metalboot made: {} is {}, {} is {} (vfat and btrfs expected); \
@@ -66,7 +58,6 @@ pub fn find(plan: &InstallPlan, disks: &[DiskPlan], opts: &Options) -> Result<Ex
         ex.roots.push(devs[2].clone());
     }
     let top = &opts.scratch;
-    std::fs::create_dir_all(top)?;
     let opts_ro = fs::btrfs_mount_options(&ex.roots, "subvolid=5,ro");
     fs::mount_fs(&ex.roots[0], top, "btrfs", &opts_ro)?;
     let missing: Vec<String> = metalboot_spec::keep::dispositions(&plan.keep, &plan.layout, "")
@@ -171,19 +162,8 @@ pub fn describe(plan: &InstallPlan) -> Vec<String> {
 
 /// `YYYYMMDDTHHMMSSZ` in UTC.
 pub fn utc_stamp(t: std::time::SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // days since 1970-01-01 to a civil date (proleptic Gregorian)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    let f = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::OffsetDateTime::from(t).format(&f).unwrap_or_default()
 }
 
 #[cfg(test)]

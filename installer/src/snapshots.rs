@@ -29,7 +29,7 @@ fn configure_reports(target: &Path, plan: &InstallPlan, pins: Option<&metalboot_
     if url.is_empty() {
         return Ok(());
     }
-    let dir = plan.layout.subvolumes.iter().find(|s| s.name == "@snapshots").map_or("/.snapshots", |s| &s.mountpoint);
+    let dir = metalboot_spec::snapshots::snapshot_dir(&plan.layout);
     let mut env =
         format!("METALBOOT_STATUS_URL='{url}'\nMETALBOOT_HOST='{}'\nMETALBOOT_SNAPSHOT_DIR='{dir}'\n", plan.hostname);
     if let Some(p) = pins.filter(|_| url.starts_with("https://")) {
@@ -70,10 +70,10 @@ pub fn configure(target: &Path, plan: &InstallPlan, pins: Option<&metalboot_spec
     }
     write(target, BACKUP_KNOWN_HOSTS, &send::known_hosts(&snap.send), 0o644)?;
     write(target, BACKUP_SSH_CONFIG, &send::ssh_config(&snap.send), 0o644)?;
-    let dir = target.join(rel_owned(BACKUP_IDENTITY)).parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = target.join(BACKUP_IDENTITY.trim_start_matches('/')).parent().map(Path::to_path_buf).unwrap_or_default();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     for f in [BACKUP_IDENTITY.to_string(), format!("{BACKUP_IDENTITY}.pub")] {
-        let _ = std::fs::remove_file(target.join(rel_owned(&f)));
+        let _ = std::fs::remove_file(target.join(f.trim_start_matches('/')));
     }
     let comment = format!("btrbk@{}", plan.hostname);
     crate::cmd::in_target(
@@ -84,14 +84,10 @@ pub fn configure(target: &Path, plan: &InstallPlan, pins: Option<&metalboot_spec
     Ok(())
 }
 
-fn rel_owned(p: &str) -> &str {
-    p.trim_start_matches('/')
-}
-
 /// The backup key's public half (`type base64 comment`), when the install
 /// made one.
 pub fn backup_key(target: &Path) -> Result<Option<String>> {
-    let p = target.join(rel_owned(&format!("{BACKUP_IDENTITY}.pub")));
+    let p = target.join(format!("{BACKUP_IDENTITY}.pub").trim_start_matches('/'));
     match std::fs::read_to_string(&p) {
         Ok(k) => Ok(Some(k.trim().to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

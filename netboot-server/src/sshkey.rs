@@ -39,6 +39,12 @@ pub fn fingerprint(key: &PublicKey) -> String {
     format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(Sha256::digest(&key.blob)))
 }
 
+/// `TYPE SHA256:…` for a key line, as `ssh-keygen -l` names it.
+pub fn typed_fingerprint(line: &str) -> Result<String> {
+    let k = parse_key(line)?;
+    Ok(format!("{} {}", k.kind, fingerprint(&k)))
+}
+
 /// SSHFP algorithm number (IANA registry) for a key type.
 pub fn sshfp_algorithm(kind: &str) -> Option<u8> {
     Some(match kind {
@@ -90,6 +96,13 @@ pub fn known_hosts_lines(names: &[String], keys: &[String]) -> Result<Vec<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_match_ssh_keygen() {
+        // as `ssh-keygen -lf` prints this key's fingerprint
+        let k = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFwC0mL6IcgzOB9v98a03pAs+6hA9ahGvVbMAoDTHuCF e2e";
+        assert_eq!(typed_fingerprint(k).unwrap(), "ssh-ed25519 SHA256:yxQuxSwHIiMqEfKF79t/eJmBIq3DGUkCrCf2h0enPSI");
+    }
 
     const ED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl root@vm1";
 

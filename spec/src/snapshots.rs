@@ -31,6 +31,11 @@ pub struct SnapshotSpec {
     pub send: Vec<crate::send::SendTarget>,
 }
 
+/// Where the layout mounts [`SNAPSHOT_SUBVOLUME`] (`/.snapshots` by default).
+pub fn snapshot_dir(layout: &Layout) -> &str {
+    layout.subvolumes.iter().find(|s| s.name == SNAPSHOT_SUBVOLUME).map_or("/.snapshots", |s| &s.mountpoint)
+}
+
 impl SnapshotSpec {
     /// The interval in minutes.
     pub fn every_minutes(&self) -> Result<u64, SpecError> {
@@ -98,8 +103,7 @@ impl SnapshotSpec {
     /// `/etc/btrbk/btrbk.conf` for the host: one `subvolume` section per
     /// subvolume, by its mount point, named after it.
     pub fn btrbk_conf(&self, layout: &Layout, hostname: &str) -> String {
-        let dir =
-            layout.subvolumes.iter().find(|s| s.name == SNAPSHOT_SUBVOLUME).map_or("/.snapshots", |s| &s.mountpoint);
+        let dir = snapshot_dir(layout);
         let k = &self.keep;
         let mut out = format!(
             "# btrbk configuration for {hostname}, written by metalboot from its inventory ([host.snapshots]).\n\

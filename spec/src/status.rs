@@ -60,7 +60,7 @@ impl HostStatus {
         if !word(&self.run.result) || (!self.run.exit_status.is_empty() && !word(&self.run.exit_status)) {
             return Err("run.result and run.exit_status must be single words".into());
         }
-        if self.run.errors.iter().any(|e| e.len() > 1024 || e.chars().any(char::is_control)) {
+        if self.run.errors.iter().any(|e| e.chars().count() > 1024 || e.chars().any(char::is_control)) {
             return Err("an error line is longer than 1024 characters or has control characters".into());
         }
         Ok(())

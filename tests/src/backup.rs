@@ -7,7 +7,7 @@
 //! another (a stand-in at the same address) must stop the sends.
 
 use crate::harness::Scenario;
-use crate::netns::Netns;
+use crate::netns::{run, Netns};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,12 +28,6 @@ pub struct BackupTarget {
     peer: Option<Netns>,
     sshd: Option<Child>,
     mounted: bool,
-}
-
-fn run(args: &[&str]) -> Result<String> {
-    let out = Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("running {}", args[0]))?;
-    ensure!(out.status.success(), "{} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn keygen(path: &Path) -> Result<String> {

@@ -9,7 +9,8 @@ use std::process::Command;
 /// Prefix of every namespace this harness creates.
 pub const PREFIX: &str = "mbe2e-";
 
-fn run(args: &[&str]) -> Result<String> {
+/// Runs a command; its standard output, or an error with its standard error.
+pub fn run(args: &[&str]) -> Result<String> {
     let out = Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("running {}", args.join(" ")))?;
     if !out.status.success() {
         bail!("{} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());

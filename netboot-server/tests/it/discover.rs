@@ -147,7 +147,7 @@ mod remote {
         assert_eq!(net.gateway, Some("192.0.2.1".parse().unwrap()));
         assert_eq!(net.gateway6, Some("fd00::1".parse().unwrap()));
         assert!(net.addresses.iter().any(|a| a.to_string() == "192.0.2.2/24"));
-        let text = summary("root@192.0.2.2", "vps1", &d, &[root], &net, "kexec (to be installed)");
+        let text = summary("root@192.0.2.2", "vps1", &d, &[root], &net, "kexec (to be installed)", false);
         assert!(text.contains("WIPES:    /dev/vda 256.0 GiB"), "{text}");
         assert!(text.contains("gateway 192.0.2.1"), "{text}");
         assert!(text.contains("boots via: kexec (to be installed)"), "{text}");

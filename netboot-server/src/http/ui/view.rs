@@ -82,10 +82,7 @@ pub fn host(spec: &HostSpec, store: &Store) -> Result<UiHost> {
     let fingerprints = rec
         .host_keys
         .iter()
-        .map(|k| match crate::sshkey::parse_key(k) {
-            Ok(key) => format!("{} {}", key.kind, crate::sshkey::fingerprint(&key)),
-            Err(e) => format!("unreadable key: {e}"),
-        })
+        .map(|k| crate::sshkey::typed_fingerprint(k).unwrap_or_else(|e| format!("unreadable key: {e}")))
         .collect();
     let busy = matches!(rec.state, HostState::Booting | HostState::Installing | HostState::Rebooting);
     Ok(UiHost {

@@ -7,11 +7,8 @@
 
 use super::discover::DiskFacts;
 use super::remote::gib;
-use crate::sshkey;
 use anyhow::{bail, Result};
-use base64::Engine;
 use metalboot_spec::{ByteSize, DiskSelector, NetMode, NetworkSpec, MIN_ROOT_BYTES};
-use sha2::{Digest, Sha256};
 
 /// The disk rule for the installer: the confirmed disk and only it.
 pub fn disk_selector(disk: &DiskFacts, all: &[DiskFacts]) -> DiskSelector {
@@ -104,13 +101,6 @@ pub fn no_network(cmdline: &str, what: &str) -> String {
     format!("no network in installer{or_key}: {what}; it tried {}", tried.join(" "))
 }
 
-/// `SHA256:…` as `ssh-keygen -l` prints it, with the key type.
-pub fn fingerprint(line: &str) -> Result<String> {
-    let k = sshkey::parse_key(line)?;
-    let d = Sha256::digest(&k.blob);
-    Ok(format!("{} SHA256:{}", k.kind, base64::engine::general_purpose::STANDARD_NO_PAD.encode(d)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,13 +134,6 @@ mod tests {
         );
         // a server that does not say (0) is not second-guessed
         assert!(disk_fits(&disk("/dev/vda", None, 1), 0).is_ok());
-    }
-
-    #[test]
-    fn fingerprints_match_ssh_keygen() {
-        // as `ssh-keygen -lf` prints this key's fingerprint
-        let k = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFwC0mL6IcgzOB9v98a03pAs+6hA9ahGvVbMAoDTHuCF e2e";
-        assert_eq!(fingerprint(k).unwrap(), "ssh-ed25519 SHA256:yxQuxSwHIiMqEfKF79t/eJmBIq3DGUkCrCf2h0enPSI");
     }
 
     #[test]

@@ -185,15 +185,25 @@ pub fn gib(b: u64) -> String {
     }
 }
 
-/// What the operator confirms: the disks that will be wiped and the
-/// network the new system comes back with.
-pub fn summary(target: &str, name: &str, d: &Discovered, disks: &[&DiskFacts], net: &NetworkSpec, via: &str) -> String {
+/// What the operator confirms: the disks that will be wiped (or, keeping
+/// subvolumes, rewritten in place) and the network the new system comes
+/// back with.
+pub fn summary(
+    target: &str,
+    name: &str,
+    d: &Discovered,
+    disks: &[&DiskFacts],
+    net: &NetworkSpec,
+    via: &str,
+    keeping: bool,
+) -> String {
     let mut s = String::new();
     s.push_str(&format!("target:   {target} (now \"{}\", {}, {:?} boot)\n", d.hostname, d.kernel, d.boot));
     s.push_str(&format!("becomes:  {name}\n"));
     for disk in disks {
         s.push_str(&format!(
-            "WIPES:    {} {} model={} serial={}\n",
+            "{} {} {} model={} serial={}\n",
+            if keeping { "REWRITES:" } else { "WIPES:   " },
             disk.path,
             gib(disk.size),
             disk.model.as_deref().unwrap_or("-"),

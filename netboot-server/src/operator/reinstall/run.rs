@@ -165,11 +165,8 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
 
     // 2. show and confirm
     let via_text = boots_via(boot_via, &d, grub.as_ref());
-    let mut text = summary(&o.target.to_string(), &o.name, &d, &disks, &net, &via_text);
-    if let Some(lines) = &keep_lines {
-        text = text.replace("WIPES:    ", "REWRITES: ") + lines;
-    }
-    print!("{text}");
+    print!("{}", summary(&o.target.to_string(), &o.name, &d, &disks, &net, &via_text, keep_lines.is_some()));
+    print!("{}", keep_lines.as_deref().unwrap_or_default());
     let sels = host.host.selectors();
     if rescue {
         print!("{}", rescue::summary_lines(&d.root, &sels, &disks, &d.disks, &d.disk_links));

@@ -6,13 +6,13 @@
 //! with, comes from [`super::follow`].
 
 use super::follow::{Action, Follow, Observation, OldAnswer, Outcome, Policy, Watch, SSH_POLL};
-use super::policy::fingerprint;
 use super::progress::{Clock, Progress};
 use super::ssh::{Ssh, Target};
 use super::standalone::{self, Carried};
 use super::start::{clean_old_system, Boot};
 use crate::api::{HostDetail, HostState, ReinstallBoot};
 use crate::operator::client::ApiClient;
+use crate::sshkey::typed_fingerprint as fingerprint;
 use anyhow::{bail, Context, Result};
 use metalboot_spec::{EventStatus, HostReport, ProgressEvent, Step};
 use std::io::IsTerminal;
@@ -206,9 +206,12 @@ impl Watcher<'_> {
         }
         clock.phase("the new system answers SSH with the pinned host key");
         // the key the installer made for send targets, if any (root's own)
-        let cat = "f=/etc/btrbk/ssh/id_ed25519.pub; [ -e $f ] || exit 0; sudo -n cat $f 2>/dev/null || cat $f";
+        let cat = format!(
+            "f={}.pub; [ -e $f ] || exit 0; sudo -n cat $f 2>/dev/null || cat $f",
+            metalboot_spec::send::BACKUP_IDENTITY
+        );
         let backup_key = new
-            .run(false, &["sh", "-c", &super::ssh::shell_quote(cat)], b"", 10)
+            .run(false, &["sh", "-c", &super::ssh::shell_quote(&cat)], b"", 10)
             .ok()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .filter(|k| metalboot_spec::safe::check_ssh_public_key(k).is_ok());
