@@ -95,11 +95,12 @@ fn reinstall_dry_run(s: &mut Scenario, ip: &str, kh: &std::path::Path) -> Result
 pub fn raid1(name: &str) -> Result<Scenario> {
     let mut i = install(Firmware::Uefi, name, Dhcp::Full, TEST_IMAGE, Disks::Raid1)?;
     check_installed(&mut i)?;
-    let from = last_uefi_boot(&i.vm.serial());
+    let console = i.vm.serial();
+    let from = last_uefi_boot(&console);
     ensure!(from.contains("NVMe Ctrl E2E-DISK"), "OVMF started {from}, not the 4Kn NVMe disk");
     i.s.phase("OVMF booted the installed system from the 4Kn NVMe disk's ESP");
     let Installed { mut s, mut vm, ip, known_hosts: kh, .. } = i;
-    crate::metrics::check_after_install(&mut s)?;
+    crate::metrics::check_after_install(&mut s, &console)?;
     reinstall_dry_run(&mut s, &ip, &kh)?;
     vm.stop();
     let second = Disk::virtio(s.dir.join("disk2.img"), "E2E-DISK2");

@@ -11,7 +11,7 @@ use super::ledger::{Ledger, Pending};
 use super::reply::reply;
 use super::{DhcpMode, DhcpSettings};
 use anyhow::{Context, Result};
-use dhcproto::v4::{Message, MessageType};
+use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -120,6 +120,15 @@ pub fn prepare(
     let proxy = mode == DhcpMode::Proxy || boot_server;
     let (decision, changes) =
         if proxy { (decide_proxy(&info, s, boot_server), Vec::new()) } else { ledger.decide(&info, s, now_ms) };
+    if info.msg_type == MessageType::Decline {
+        // A client that declines found its address in use or did not like
+        // the answer; firmware says which in option 56 (EDK2 does).
+        let said = match msg.opts().get(OptionCode::Message) {
+            Some(DhcpOption::Message(m)) => m.as_str(),
+            _ => "-",
+        };
+        tracing::warn!(mac = %info.mac, ip = ?info.requested_ip, client_says = said, outcome = ?decision, "DHCP DECLINE");
+    }
     if let Decision::Ignore(why) = &decision {
         tracing::debug!(reason = %why, "not answering");
         return ignored(changes);
