@@ -51,7 +51,7 @@ pub fn make_filesystem(
     };
     rep.step(Step::Mkfs, &format!("vfat on {}, {root_words}", esps.join(", ")));
     for (esp, d) in esps.iter().zip(disks) {
-        fs::make_esp(esp, d.disk.logical_block_size)?;
+        fs::make_esp(esp, d.disk.logical_block_size, None)?;
     }
     fs::make_btrfs(&roots, "root")?;
     rep.done(Step::Mkfs, &format!("root UUID {}", fs::fs_uuid(&roots[0])?));

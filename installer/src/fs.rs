@@ -16,16 +16,26 @@ use std::path::{Path, PathBuf};
 /// sector size as the filesystem's, said rather than left to mkfs.fat's
 /// guess from `dev` (Linux will not mount a FAT whose sectors are smaller
 /// than the device's).
-pub fn esp_mkfs_args(dev: &str, sector_bytes: u64) -> Vec<String> {
+/// With `volume_id` (`XXXX-XXXX`, as blkid shows a FAT's UUID) the new
+/// filesystem has that one: a keeping reinstall's previous system finds its
+/// ESP where its fstab says.
+pub fn esp_mkfs_args(dev: &str, sector_bytes: u64, volume_id: Option<&str>) -> Vec<String> {
     let sector = sector_bytes.to_string();
-    ["-F", "32", "-S", &sector, "-n", "EFI", dev].map(String::from).to_vec()
+    let mut args: Vec<String> = ["-F", "32", "-S", &sector, "-n", "EFI"].map(String::from).to_vec();
+    if let Some(id) =
+        volume_id.map(|v| v.replace('-', "")).filter(|v| v.len() == 8 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        args.extend(["-i".to_string(), id]);
+    }
+    args.push(dev.to_string());
+    args
 }
 
 /// Makes the ESP on `dev`, a partition of a disk with logical sectors of
 /// `sector_bytes`.
-pub fn make_esp(dev: &str, sector_bytes: u64) -> Result<()> {
+pub fn make_esp(dev: &str, sector_bytes: u64, volume_id: Option<&str>) -> Result<()> {
     let mkfs = tool(&["/usr/sbin/mkfs.fat", "/sbin/mkfs.fat", "/usr/sbin/mkfs.vfat"])?;
-    let args = esp_mkfs_args(dev, sector_bytes);
+    let args = esp_mkfs_args(dev, sector_bytes, volume_id);
     run(&mkfs, &args.iter().map(String::as_str).collect::<Vec<_>>())
         .with_context(|| format!("making vfat on {dev}"))?;
     Ok(())
@@ -252,8 +262,17 @@ mod tests {
 
     #[test]
     fn esp_is_fat32_in_the_disks_sector_size() {
-        assert_eq!(esp_mkfs_args("/dev/vda2", 512), ["-F", "32", "-S", "512", "-n", "EFI", "/dev/vda2"]);
-        assert_eq!(esp_mkfs_args("/dev/nvme0n1p2", 4096), ["-F", "32", "-S", "4096", "-n", "EFI", "/dev/nvme0n1p2"]);
+        assert_eq!(esp_mkfs_args("/dev/vda2", 512, None), ["-F", "32", "-S", "512", "-n", "EFI", "/dev/vda2"]);
+        assert_eq!(
+            esp_mkfs_args("/dev/nvme0n1p2", 4096, None),
+            ["-F", "32", "-S", "4096", "-n", "EFI", "/dev/nvme0n1p2"]
+        );
+        // a keeping reinstall makes the ESP with its old UUID; anything else is not passed on
+        assert_eq!(
+            esp_mkfs_args("/dev/vda2", 512, Some("1A2B-3C4D")),
+            ["-F", "32", "-S", "512", "-n", "EFI", "-i", "1A2B3C4D", "/dev/vda2"]
+        );
+        assert_eq!(esp_mkfs_args("/dev/vda2", 512, Some("-x; rm")).len(), 7);
     }
 
     #[test]

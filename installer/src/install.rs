@@ -310,6 +310,7 @@ fn write_system(
     existing: Option<&crate::keep::Existing>,
 ) -> Result<HostReport> {
     let mut _offset_loops = Vec::new();
+    let mut previous_root = None;
     let (roots, esps) = match existing {
         None => crate::fresh::make_filesystem(plan, opts, rep, disks, current, &mut _offset_loops)?,
         Some(ex) => {
@@ -318,9 +319,11 @@ fn write_system(
                 Step::Subvolumes,
                 &format!("keeping {} on {}, not repartitioned", plan.keep.join(", "), ex.roots.join(", ")),
             );
-            let done = crate::keep::replace(plan, ex, disks, &opts.scratch)?;
+            let trial = crate::trial::wanted(plan, opts) && opts.bootloader;
+            let r = crate::keep::replace(plan, ex, disks, &opts.scratch, trial)?;
             fs::mount_target(&ex.roots, opts.bootloader.then_some(ex.esps[0].as_str()), &plan.layout, &opts.target)?;
-            rep.done(Step::Subvolumes, &done.join("; "));
+            rep.done(Step::Subvolumes, &r.done.join("; "));
+            previous_root = r.previous_root.filter(|_| trial);
             (ex.roots.clone(), ex.esps.clone())
         }
     };
@@ -358,13 +361,20 @@ fn write_system(
             scratch: opts.scratch.as_path(),
             rebuild_initramfs,
         };
-        let how = crate::bootloader::install_grub(&opts.target, &boot, &root_uuid, &plan.layout)?;
+        if previous_root.is_some() {
+            crate::trial::write_env(&opts.target.join("boot/efi"))?;
+        }
+        let mut how = crate::bootloader::install_grub(&opts.target, &boot, &root_uuid, &plan.layout)?;
+        if let Some(prev) = &previous_root {
+            how = format!("{how}; {}", crate::trial::arm(&opts.target, plan, opts, prev, &root_uuid)?);
+        }
         rep.done(Step::Bootloader, &format!("in {:.1}s: {how}", started.elapsed().as_secs_f64()));
     }
     let report = HostReport {
         host_keys: configure::host_keys(&opts.target)?,
         addresses: Vec::new(),
         backup_key: crate::snapshots::backup_key(&opts.target)?,
+        rolled_back: None,
     };
     *current = Step::Unmount;
     fs::unmount_all(&opts.target)?;

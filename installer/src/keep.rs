@@ -23,6 +23,9 @@ pub struct Existing {
     pub roots: Vec<String>,
     /// The ESPs, one per disk.
     pub esps: Vec<String>,
+    /// Their UUIDs, given to the new ones (the previous system's fstab
+    /// names the ESP by it).
+    pub esp_uuids: Vec<Option<String>>,
     /// Offset loop devices (tests on loop devices only).
     pub loops: Vec<OffsetLoops>,
 }
@@ -31,7 +34,7 @@ pub struct Existing {
 /// metalboot's layout puts them, and the filesystem holds the root, the
 /// snapshots and every subvolume `keep` names.
 pub fn find(plan: &InstallPlan, disks: &[DiskPlan], opts: &Options) -> Result<Existing> {
-    let mut ex = Existing { roots: Vec::new(), esps: Vec::new(), loops: Vec::new() };
+    let mut ex = Existing { roots: Vec::new(), esps: Vec::new(), esp_uuids: Vec::new(), loops: Vec::new() };
     for d in disks {
         let devs = if opts.loop_only {
             let l = OffsetLoops::map(&d.disk.path, &d.partitions)?;
@@ -54,6 +57,7 @@ pub fn find(plan: &InstallPlan, disks: &[DiskPlan], opts: &Options) -> Result<Ex
                 if root.is_empty() { "empty" } else { &root }
             );
         }
+        ex.esp_uuids.push(fs::fs_uuid(&devs[1]).ok());
         ex.esps.push(devs[1].clone());
         ex.roots.push(devs[2].clone());
     }
@@ -87,24 +91,35 @@ fn list_top(top: &Path) -> Vec<String> {
     v
 }
 
-/// After the boundary: each replaced subvolume moved, read-only, under
-/// `@snapshots` and made anew (the root the default again), then the ESPs
-/// made anew. One that is not there (new in the layout, or moved by an
-/// earlier try that failed) is only made, so a failed try can be run
-/// again. Returns what was done, in words.
-pub fn replace(plan: &InstallPlan, ex: &Existing, disks: &[DiskPlan], scratch: &Path) -> Result<Vec<String>> {
-    let stamp = utc_stamp(std::time::SystemTime::now());
-    let done = replace_subvolumes(plan, ex, scratch, &stamp)?;
-    for (esp, d) in ex.esps.iter().zip(disks) {
-        fs::make_esp(esp, d.disk.logical_block_size)?;
-    }
-    Ok(done)
+/// What [`replace`] did.
+pub struct Replaced {
+    /// In words, one line per subvolume.
+    pub done: Vec<String>,
+    /// Where the previous root went (`@snapshots/@.replaced.<time>`), if
+    /// there was one.
+    pub previous_root: Option<String>,
 }
 
-fn replace_subvolumes(plan: &InstallPlan, ex: &Existing, scratch: &Path, stamp: &str) -> Result<Vec<String>> {
+/// After the boundary: each replaced subvolume moved, read-only, under
+/// `@snapshots` and made anew (the root the default again), then the ESPs
+/// made anew, with their old UUIDs. One that is not there (new in the
+/// layout, or moved by an earlier try that failed) is only made, so a
+/// failed try can be run again. With `trial` the previous root stays
+/// writable: it boots until the new system phones home ([`crate::trial`]).
+pub fn replace(plan: &InstallPlan, ex: &Existing, disks: &[DiskPlan], scratch: &Path, trial: bool) -> Result<Replaced> {
+    let stamp = utc_stamp(std::time::SystemTime::now());
+    let replaced = replace_subvolumes(plan, ex, scratch, &stamp, trial)?;
+    for ((esp, d), uuid) in ex.esps.iter().zip(disks).zip(&ex.esp_uuids) {
+        fs::make_esp(esp, d.disk.logical_block_size, uuid.as_deref())?;
+    }
+    Ok(replaced)
+}
+
+fn replace_subvolumes(plan: &InstallPlan, ex: &Existing, scratch: &Path, stamp: &str, trial: bool) -> Result<Replaced> {
     fs::mount_fs(&ex.roots[0], scratch, "btrfs", &fs::btrfs_mount_options(&ex.roots, "subvolid=5"))?;
-    let result = (|| -> Result<Vec<String>> {
+    let result = (|| -> Result<Replaced> {
         let mut done = Vec::new();
+        let mut previous_root = None;
         for (name, kept_as) in metalboot_spec::keep::dispositions(&plan.keep, &plan.layout, stamp) {
             let Some(kept_as) = kept_as else {
                 done.push(format!("{name} kept"));
@@ -115,30 +130,38 @@ fn replace_subvolumes(plan: &InstallPlan, ex: &Existing, scratch: &Path, stamp: 
             let path = scratch.join(&name);
             let moved = scratch.join(&kept_as);
             let there = std::fs::symlink_metadata(&path).is_ok();
+            let is_root = plan.layout.subvolumes.iter().any(|s| s.name == name && s.mountpoint == "/");
             if there {
                 std::fs::rename(&path, &moved).with_context(|| format!("moving {name} to {kept_as}"))?;
-                Subvolume::get(moved.as_path())
-                    .and_then(|s| s.set_ro(true))
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))
-                    .with_context(|| format!("making {kept_as} read-only"))?;
+                if is_root {
+                    previous_root = Some(kept_as.clone());
+                }
+                if !(is_root && trial) {
+                    Subvolume::get(moved.as_path())
+                        .and_then(|s| s.set_ro(true))
+                        .map_err(|e| anyhow::anyhow!("{e:?}"))
+                        .with_context(|| format!("making {kept_as} read-only"))?;
+                }
             }
             let new = Subvolume::create(path.as_path(), None)
                 .map_err(|e| anyhow::anyhow!("{e:?}"))
                 .with_context(|| format!("creating {name}"))?;
-            if plan.layout.subvolumes.iter().any(|s| s.name == name && s.mountpoint == "/") {
+            if is_root {
                 let cwd = std::env::current_dir()?;
                 std::env::set_current_dir(scratch)?;
                 let r = new.set_default().map_err(|e| anyhow::anyhow!("{e:?}"));
                 std::env::set_current_dir(cwd)?;
                 r.with_context(|| format!("making the new {name} the default subvolume"))?;
             }
-            done.push(if there {
+            done.push(if there && is_root && trial {
+                format!("{name} replaced (the old one as {kept_as}, bootable until the new system phones home)")
+            } else if there {
                 format!("{name} replaced (the old one read-only as {kept_as})")
             } else {
                 format!("{name} made (there was none)")
             });
         }
-        Ok(done)
+        Ok(Replaced { done, previous_root })
     })();
     umount2(scratch, MntFlags::empty()).with_context(|| format!("unmounting {}", scratch.display()))?;
     result
@@ -154,8 +177,16 @@ pub fn describe(plan: &InstallPlan) -> Vec<String> {
         let at = plan.layout.subvolumes.iter().find(|s| s.name == name).map_or("", |s| s.mountpoint.as_str());
         out.push(match how {
             None => format!("{name} ({at}): kept, untouched"),
+            Some(kept_as) if at == "/" && plan.rollback_after.is_some() => {
+                format!("{name} ({at}): replaced, empty; the old one as {kept_as}, read-only once the new system phoned home")
+            }
             Some(kept_as) => format!("{name} ({at}): replaced, empty; the old one read-only as {kept_as}"),
         });
+    }
+    if let Some(secs) = plan.rollback_after {
+        out.push(format!(
+            "the new system boots once on trial: without a phone-home within {secs} s of that boot the host boots the old root again"
+        ));
     }
     out
 }

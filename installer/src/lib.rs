@@ -29,5 +29,6 @@ pub mod report;
 pub mod select;
 pub mod snapshots;
 pub mod sysinit;
+pub mod trial;
 pub mod unpack;
 pub mod users;

@@ -375,7 +375,7 @@ fn render(cfg_path: Option<&std::path::Path>, what: RenderWhat) -> Result<()> {
                     ImageRef { url: format!("{base}/assets/{}", host.image), sha256: "0".repeat(64), size: 0 }
                 }
             };
-            serde_json::to_string_pretty(&script::plan(&site, host, image))? + "\n"
+            serde_json::to_string_pretty(&crate::plan::plan(&site, host, image))? + "\n"
         }
     };
     print!("{out}");

@@ -17,6 +17,7 @@ pub mod live;
 pub mod load;
 pub mod metrics;
 pub mod operator;
+pub mod plan;
 pub mod ra;
 pub mod reload;
 pub mod render;

@@ -10,9 +10,7 @@ use crate::render::{names, Renderer};
 use crate::state::HostState;
 use anyhow::{Context, Result};
 use metalboot_spec::login::SSHD_DROP_IN;
-use metalboot_spec::{
-    AdminUser, Endpoints, HostSpec, ImageRef, InstallPlan, MacAddr, Method, NetMode, Pin, PLAN_VERSION,
-};
+use metalboot_spec::{AdminUser, HostSpec, MacAddr, Method, NetMode, Pin};
 use serde::Serialize;
 
 /// Firmware family, from iPXE's `${platform}`.
@@ -163,42 +161,6 @@ pub fn preseed_url(base: &str, host: &str, token: &str) -> String {
     format!("{base}/v1/hosts/{host}/preseed?token={token}")
 }
 
-fn endpoints(base: &str, host: &str, status: bool) -> Endpoints {
-    Endpoints {
-        events: format!("{base}/v1/hosts/{host}/events"),
-        report: format!("{base}/v1/hosts/{host}/report"),
-        installed: format!("{base}/v1/hosts/{host}/installed"),
-        status: if status { format!("{base}/v1/hosts/{host}/status") } else { String::new() },
-    }
-}
-
-/// The install plan for `host` and its `image`; endpoints on [`Site::api_base`].
-pub fn plan(site: &Site, host: &HostSpec, image: ImageRef) -> InstallPlan {
-    let mut network = host.network.clone();
-    if network.mac.is_none() {
-        network.mac = host.macs.first().copied();
-    }
-    InstallPlan {
-        version: PLAN_VERSION,
-        hostname: host.name.clone(),
-        macs: host.macs.clone(),
-        disk: host.disk.clone(),
-        disks: host.disks.clone(),
-        layout: host.layout.clone(),
-        network,
-        image,
-        ssh_authorized_keys: host.ssh_authorized_keys.clone(),
-        root_password_hash: host.root_password_hash.clone(),
-        admin: host.admin_user(),
-        ssh: host.sshd_settings(),
-        kernel_args: host.kernel_args.clone(),
-        on_failure: host.on_failure,
-        endpoints: endpoints(site.api_base(), &host.name, host.snapshots.is_some()),
-        snapshots: host.snapshots.clone(),
-        keep: Vec::new(),
-    }
-}
-
 #[derive(Serialize)]
 struct PreseedCtx<'a> {
     host: &'a str,
@@ -264,7 +226,7 @@ pub fn preseed(r: &Renderer, site: &Site, host: &HostSpec, token: &str) -> Resul
             .chain(host.packages.iter().map(String::as_str))
             .collect(),
         admin,
-        events_base: endpoints(site.base_url, &host.name, false).events,
+        events_base: crate::plan::endpoints(site.base_url, &host.name, false).events,
         scripts_base: di_scripts_base(site.base_url, &host.name),
         token,
     };
@@ -316,7 +278,7 @@ pub fn di_script(r: &Renderer, site: &Site, host: &HostSpec, token: &str, name: 
         "finish.sh" => names::DI_FINISH,
         _ => return Ok(None),
     };
-    let ep = endpoints(site.base_url, &host.name, false);
+    let ep = crate::plan::endpoints(site.base_url, &host.name, false);
     // a Debian-installer host has one disk (HostSpec::validate)
     let d = host.disk.as_ref().context("the Debian installer installs on one disk (disk = { ... })")?;
     let root = host.layout.subvolumes.iter().find(|s| s.mountpoint == "/").map(|s| s.name.as_str()).unwrap_or("@");
@@ -355,8 +317,9 @@ pub fn di_script(r: &Renderer, site: &Site, host: &HostSpec, token: &str, name: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::plan;
     use metalboot_spec::bootargs::Fallback;
-    use metalboot_spec::BootArgs;
+    use metalboot_spec::{BootArgs, ImageRef};
 
     #[test]
     fn reinstall_boot_keeps_the_network_and_falls_back_to_the_old_system() {

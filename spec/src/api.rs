@@ -240,6 +240,11 @@ pub struct ReinstallRequest {
     /// layout's other subvolumes) are replaced, nothing is repartitioned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keep: Vec<String>,
+    /// With `keep`: seconds the new system has to phone home from its first
+    /// boot before the host boots its previous system again (absent: the
+    /// default, [`crate::plan::DEFAULT_ROLLBACK_AFTER_SECS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_after: Option<u32>,
 }
 
 /// The installer to boot, with its command line (token included).

@@ -34,6 +34,10 @@ pub struct Endpoints {
     /// run); only for a host with `[host.snapshots]`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub status: String,
+    /// A keeping reinstall's previous system, booted again because the new
+    /// one did not phone home, says so here; only in a plan with `keep`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rolled_back: String,
 }
 
 /// The install plan for one host.
@@ -88,7 +92,20 @@ pub struct InstallPlan {
     /// rather than wipe the disk.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keep: Vec<String>,
+    /// A keeping reinstall's trial: the previous root stays bootable, the
+    /// new system boots once, and without a phone-home within this many
+    /// seconds of that boot the host boots its previous system again. Only
+    /// with `keep`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_after: Option<u32>,
 }
+
+/// How long a keeping reinstall's new system has to phone home before the
+/// host boots its previous system again, unless the reinstall says.
+pub const DEFAULT_ROLLBACK_AFTER_SECS: u32 = 600;
+
+/// The range `rollback_after` may take, in seconds.
+pub const ROLLBACK_AFTER_RANGE: std::ops::RangeInclusive<u32> = 30..=86_400;
 
 impl InstallPlan {
     /// Every disk selector: the one `disk`, else `disks`.
@@ -121,10 +138,22 @@ impl InstallPlan {
             snap.validate(&self.layout).map_err(|e| e.under("snapshots"))?;
         }
         crate::keep::check_keep(&self.keep, &self.layout)?;
+        if let Some(secs) = self.rollback_after {
+            if self.keep.is_empty() {
+                return Err(SpecError::new("rollback_after", "only a reinstall that keeps subvolumes rolls back"));
+            }
+            if !ROLLBACK_AFTER_RANGE.contains(&secs) {
+                return Err(SpecError::new("rollback_after", format!("{secs} s is not between 30 s and 24 h")));
+            }
+        }
         let e = &self.endpoints;
-        for (url, field) in
-            [(&e.events, "events"), (&e.report, "report"), (&e.installed, "installed"), (&e.status, "status")]
-        {
+        for (url, field) in [
+            (&e.events, "events"),
+            (&e.report, "report"),
+            (&e.installed, "installed"),
+            (&e.status, "status"),
+            (&e.rolled_back, "rolled_back"),
+        ] {
             check_endpoint(url).map_err(|m| SpecError::new(format!("endpoints.{field}"), m))?;
         }
         Ok(())

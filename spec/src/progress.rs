@@ -172,6 +172,11 @@ pub struct HostReport {
     /// (`[[host.snapshots.send]]`), reported by the installer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_key: Option<String>,
+    /// A keeping reinstall's previous system, back because the new one did
+    /// not phone home: why, as the new system said before it rebooted
+    /// (empty when it never got that far).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<String>,
 }
 
 #[cfg(test)]

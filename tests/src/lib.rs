@@ -22,6 +22,7 @@ pub mod refusal;
 pub mod reinstall;
 pub mod reinstall_grub;
 pub mod rescue;
+pub mod rollback;
 pub mod scenarios;
 pub mod snapshots;
 pub mod ssh;

@@ -24,6 +24,7 @@ pub(crate) const IP: &str = "10.99.0.50";
 const IP6: &str = "fd00:99::50";
 const GW6: &str = "fd00:99::1";
 pub(crate) const MARKER: &str = "/root/old-system-marker";
+const TRIAL_OVER: &str = "for i in $(seq 30); do [ -e /etc/metalboot/trial.env ] || break; sleep 1; done; ls /boot/grub/custom.cfg 2>/dev/null";
 
 fn reinstall(s: &Scenario, log: &str) -> Result<(bool, String)> {
     reinstall_with(s, log, &["--yes"])
@@ -114,7 +115,7 @@ fn print_host(s: &Scenario) -> Result<()> {
     Ok(())
 }
 
-fn block_server_from_target(s: &Scenario, on: bool) -> Result<()> {
+pub(crate) fn block_server_from_target(s: &Scenario, on: bool) -> Result<()> {
     if on {
         s.ns.exec(&["nft", "add", "table", "inet", "mbe2e"])?;
         s.ns.exec(&["nft", "add", "chain", "inet", "mbe2e", "input", "{ type filter hook input priority 0 ; }"])?;
@@ -350,8 +351,8 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     let kept = s.ssh(IP, &kh, "cat /home/kept; ls /.snapshots; cat /.snapshots/@.replaced.*/root/old-system-marker")?;
     ensure!(kept.starts_with("kept-by-reinstall\n") && kept.contains("@.replaced."), "after --keep @home: {kept}");
     ensure!(kept.trim_end().ends_with("standalone-system"), "the old root is not under @snapshots: {kept}");
-    let ro = s.ssh(IP, &kh, "btrfs property get -ts /.snapshots/@.replaced.* ro")?;
-    ensure!(ro.trim() == "ro=true", "the old root is not read-only: {ro}");
+    let ro = s.ssh(IP, &kh, &format!("{TRIAL_OVER}; btrfs property get -ts /.snapshots/@.replaced.* ro"))?;
+    ensure!(ro.trim() == "ro=true", "the trial did not commit (custom.cfg gone, the old root read-only): {ro}");
     s.phase("/home kept; the old root read-only under /.snapshots with the old marker");
     let six = s.ssh(IP, &kh, "ip -6 -o addr show scope global")?;
     ensure!(six.contains(&format!("{IP6}/64")), "the reinstalled host lost its IPv6: {six}");
@@ -360,9 +361,9 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     i.check_kernel(TEST_IMAGE)?;
     let Installed { mut s, mut vm, known_hosts: kh, .. } = i;
 
-    // 4. IPv6 only (the IPv4 removed at runtime): reached over IPv6, the
-    // installer keeps the IPv6 alone (ip=off metalboot.ip6=) standalone
+    // 4. IPv6 only (IPv4 removed at runtime), standalone: the installer keeps the IPv6 alone
     let keys = s.host("vm1")?["host_keys"].clone();
+    crate::rollback::failed_trial_rolls_back(&mut s, &mut vm, &kh, &keys)?;
     let flush = format!(
         "echo v6-system > {MARKER} && sync && d=$(ip -o -6 addr show to {IP6} | awk '{{print $2}}') && \
          ip -4 route flush default && ip -4 addr flush dev $d"

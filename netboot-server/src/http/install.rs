@@ -42,12 +42,13 @@ pub async fn plan(
     let mut host = known_host(&st.0, &name)?;
     require_token(&st, &name, q.token).await?;
     let (s, n) = (st.0.clone(), name.clone());
-    let mut keep = Vec::new();
+    let (mut keep, mut rollback_after) = (Vec::new(), None);
     if let Some(json) = blocking(move || s.store.install_override(&n)).await? {
         let ov: InstallOverride =
             serde_json::from_str(&json).map_err(|e| AppError::Internal(anyhow::anyhow!("stored override: {e}")))?;
         host = ov.apply(&host);
         keep = ov.keep;
+        rollback_after = ov.rollback_after;
     }
     let bases = Bases::of(&st.0, &headers)?;
     let site = bases.site(&st.0.config);
@@ -62,8 +63,8 @@ pub async fn plan(
     // over HTTPS with [server.tls], like every other call of the installer
     let image =
         ImageRef { url: format!("{}/assets/{}", site.api_base(), host.image), sha256: info.sha256, size: info.size };
-    let mut plan = script::plan(&site, &host, image);
-    plan.keep = keep;
+    let mut plan = crate::plan::plan(&site, &host, image);
+    crate::plan::keeping(&mut plan, keep, rollback_after);
     Ok(Json(plan))
 }
 
@@ -192,6 +193,30 @@ pub async fn installed(
     tracing::info!("host installed");
     st.0.install_ended("installed", &name);
     Ok(Json(rec))
+}
+
+/// `POST /v1/hosts/{name}/rolled-back?token=…`: a keeping reinstall's
+/// previous system is back, with its own host keys and addresses; the host
+/// is `failed` with why.
+#[tracing::instrument(skip_all, fields(host = %name))]
+pub async fn rolled_back(
+    st: St,
+    Path(name): Path<String>,
+    Query(q): Query<TokenQuery>,
+    Json(mut rep): Json<HostReport>,
+) -> Result<impl IntoResponse, AppError> {
+    known_host(&st.0, &name)?;
+    check_report(&rep)?;
+    rep.rolled_back = rep.rolled_back.as_deref().map(|w| clean_message(w).chars().take(300).collect());
+    let s = st.0.clone();
+    let n = name.clone();
+    let out =
+        blocking(move || s.store.record_rolled_back(&n, &q.token, &rep)).await?.map_err(|_| AppError::Forbidden)?;
+    tracing::warn!("the previous system is back: the new one did not phone home");
+    if out.became_failed {
+        st.0.install_ended("failed", &name);
+    }
+    Ok(Json(out.record))
 }
 
 fn check_report(rep: &HostReport) -> Result<(), AppError> {

@@ -97,6 +97,7 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/hosts/{name}/log", post(log::append).get(log::page))
         .route("/v1/hosts/{name}/report", post(install::report))
         .route("/v1/hosts/{name}/installed", post(install::installed))
+        .route("/v1/hosts/{name}/rolled-back", post(install::rolled_back))
         .route("/v1/hosts/{name}/status", post(status::status))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(service::metrics))

@@ -31,6 +31,9 @@ pub struct InstallOverride {
     /// Subvolumes the reinstall keeps (`reinstall --keep`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keep: Vec<String>,
+    /// The trial's deadline (`reinstall --rollback-after`), with `keep`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_after: Option<u32>,
 }
 
 impl InstallOverride {
@@ -94,7 +97,13 @@ pub async fn reinstall(
     }
     let mut network = req.network.clone();
     network.mac = Some(req.mac);
-    let ov = InstallOverride { network, disk: req.disk.clone(), disks: req.disks.clone(), keep: req.keep.clone() };
+    let ov = InstallOverride {
+        network,
+        disk: req.disk.clone(),
+        disks: req.disks.clone(),
+        keep: req.keep.clone(),
+        rollback_after: req.rollback_after,
+    };
     metalboot_spec::keep::check_keep(&req.keep, &spec.layout)
         .map_err(|e| AppError::BadRequest(format!("host {}: {e}", quote(&name))))?;
     let mut host = ov.apply(&spec);
@@ -104,6 +113,16 @@ pub async fn reinstall(
     host.validate().map_err(|e| AppError::BadRequest(format!("discovered settings for {}: {e}", quote(&name))))?;
     if !(req.via.len() <= 32 && req.via.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')) {
         return Err(AppError::BadRequest("via: letters, digits and '-' only".into()));
+    }
+    if let Some(r) = req.rollback_after {
+        let range = metalboot_spec::plan::ROLLBACK_AFTER_RANGE;
+        if req.keep.is_empty() || !range.contains(&r) {
+            return Err(AppError::BadRequest(format!(
+                "rollback_after {r}: only with keep, whole seconds from {} to {}",
+                range.start(),
+                range.end()
+            )));
+        }
     }
     if let Some(w) = req.server_wait.filter(|w| !metalboot_spec::bootargs::WAIT_SECS.contains(w)) {
         let r = metalboot_spec::bootargs::WAIT_SECS;

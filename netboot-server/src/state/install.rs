@@ -106,6 +106,34 @@ impl Store {
 }
 
 impl Store {
+    /// A keeping reinstall's previous system is back (the new one did not
+    /// phone home in time, or did not boot): its host keys and addresses are
+    /// the host's again, and the host is `failed` at `first-boot` with why;
+    /// the token dies.
+    pub fn record_rolled_back(
+        &self,
+        name: &str,
+        token: &str,
+        rep: &HostReport,
+    ) -> Result<Result<Recorded, TokenError>> {
+        self.with_tx(|tx| {
+            let rec = match check(tx, name, token)? {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            };
+            if !matches!(rec.state, HostState::Rebooting | HostState::Failed) {
+                return Ok(Err(TokenError::Invalid));
+            }
+            store_report(tx, name, rep)?;
+            let why = rep.rolled_back.as_deref().filter(|w| !w.is_empty()).unwrap_or("no phone-home (did it boot?)");
+            let error = format!(
+                "the new system's trial failed: {why}; the host rolled back by itself and runs its previous system, \
+                 with its old host keys"
+            );
+            Ok(Ok(super::fail_in(tx, name, "first-boot", &error)?))
+        })
+    }
+
     /// An installed host's signed status report: kept if newer than the
     /// last one (`Err` with why otherwise, nothing changed).
     pub fn record_status(&self, name: &str, status: &HostStatus) -> Result<Result<HostRecord, String>> {

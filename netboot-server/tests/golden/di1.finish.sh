@@ -41,8 +41,16 @@ cat >"$TARGET/usr/local/sbin/metalboot-phone-home" <<'METALBOOT_EOF'
 # accepts, then disables itself and forgets the token. With METALBOOT_PIN
 # (an https:// URL) curl trusts the server by its pinned key, not by a CA:
 # --insecure turns off the CA check only, --pinnedpubkey still applies.
+#
+# The same script, given another environment file, is the report of a
+# keeping reinstall's previous system that came back (`rolled-back.env`,
+# with METALBOOT_WHY from the new system): its unit is named after the file.
+# After a trial boot (/usr/local/sbin/metalboot-trial) the answer decides:
+# accepted, the new system stays; refused, the host goes back.
 set -u
-ENV=/etc/metalboot/phone-home.env
+ENV=${1:-/etc/metalboot/phone-home.env}
+UNIT="metalboot-$(basename "$ENV" .env).service"
+TRIAL=/usr/local/sbin/metalboot-trial
 . "$ENV"
 set --
 if [ -n "${METALBOOT_PIN:-}" ]; then
@@ -62,7 +70,9 @@ body() {
     for a in $(ip -o addr show scope global | awk '{print $4}'); do
         addrs="${addrs:+$addrs,}$(json_str "$a")"
     done
-    printf '{"host_keys":[%s],"addresses":[%s]}' "$keys" "$addrs"
+    why=""
+    [ -n "${METALBOOT_WHY:-}" ] && why=",\"rolled_back\":$(json_str "$METALBOOT_WHY")"
+    printf '{"host_keys":[%s],"addresses":[%s]%s}' "$keys" "$addrs" "$why"
 }
 
 delay=2
@@ -73,9 +83,11 @@ while :; do
     case "$code" in
     200)
         echo "metalboot: phoned home to ${METALBOOT_INSTALLED_URL}"
+        [ -x "$TRIAL" ] && "$TRIAL" commit
         break ;;
     403)
         echo "metalboot: server refused the token (host re-armed or already installed); giving up"
+        [ -x "$TRIAL" ] && "$TRIAL" roll-back "the server refused its token"
         break ;;
     *)
         echo "metalboot: phone-home got HTTP $code; retrying in ${delay}s"
@@ -83,7 +95,7 @@ while :; do
         [ "$delay" -lt 60 ] && delay=$((delay * 2)) ;;
     esac
 done
-systemctl disable metalboot-phone-home.service >/dev/null 2>&1
+systemctl disable "$UNIT" >/dev/null 2>&1
 rm -f "$ENV"
 exit 0
 METALBOOT_EOF

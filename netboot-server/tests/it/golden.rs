@@ -60,7 +60,7 @@ fn rendered_files_match_golden() {
             sha256: "ab".repeat(32),
             size: 123_456_789,
         };
-        let plan = serde_json::to_string_pretty(&script::plan(&site, h, image)).unwrap() + "\n";
+        let plan = serde_json::to_string_pretty(&metalboot::plan::plan(&site, h, image)).unwrap() + "\n";
         check(&format!("{}.plan.json", h.name), &plan, &mut drift);
         count += 2;
     }

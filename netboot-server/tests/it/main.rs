@@ -21,6 +21,7 @@ mod http_assets;
 mod http_boot;
 mod http_limits;
 mod http_reinstall;
+mod http_rollback;
 mod http_tokens;
 mod https;
 mod https_client;

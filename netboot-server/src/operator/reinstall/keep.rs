@@ -47,6 +47,19 @@ pub fn check(keep: &[String], root_mount: &str, list: &str) -> Result<String> {
     ))
 }
 
+/// The confirmation's line on what happens if the new system does not
+/// come up: a standalone install cannot phone home, so it has no trial.
+pub fn rollback_line(standalone: bool, rollback_after: Option<u32>) -> String {
+    if standalone {
+        return "ROLLBACK: none (a standalone install cannot phone home); the old root is kept read-only\n".into();
+    }
+    let secs = rollback_after.unwrap_or(metalboot_spec::plan::DEFAULT_ROLLBACK_AFTER_SECS);
+    format!(
+        "ROLLBACK: the old root stays bootable; unless the new system phones home within {secs} s of its first \
+         boot, the host boots the old root again by itself\n"
+    )
+}
+
 /// Runs the check on the target (as root); nothing for an empty `keep`.
 pub fn check_target(ssh: &Ssh, keep: &[String], rescue: bool) -> Result<Option<String>> {
     if keep.is_empty() {

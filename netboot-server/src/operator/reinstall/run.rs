@@ -100,6 +100,12 @@ pub struct Options {
     /// were. A subvolume that is not there refuses the whole reinstall.
     #[arg(long, value_delimiter = ',', value_name = "SUBVOLUME")]
     pub keep: Vec<String>,
+    /// With `--keep`: the old root stays bootable, the new system boots
+    /// once, and if it has not phoned home this many seconds after that boot
+    /// (or does not boot) the host boots its old system again by itself and
+    /// is `failed` (30 to 86400; default 600).
+    #[arg(long, value_name = "SECONDS", requires = "keep", value_parser = clap::value_parser!(u32).range(30..=86_400))]
+    pub rollback_after: Option<u32>,
     /// Seconds the installer may take to reach the server after kexec.
     #[arg(long, default_value = "600", value_parser = seconds)]
     pub installer_timeout: Duration,
@@ -167,6 +173,9 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
     let via_text = boots_via(boot_via, &d, grub.as_ref());
     print!("{}", summary(&o.target.to_string(), &o.name, &d, &disks, &net, &via_text, keep_lines.is_some()));
     print!("{}", keep_lines.as_deref().unwrap_or_default());
+    if keep_lines.is_some() {
+        print!("{}", super::keep::rollback_line(o.standalone, o.rollback_after));
+    }
     let sels = host.host.selectors();
     if rescue {
         print!("{}", rescue::summary_lines(&d.root, &sels, &disks, &d.disks, &d.disk_links));
@@ -200,6 +209,7 @@ pub fn run(client: &ApiClient, o: &Options) -> Result<()> {
         via: method.name().into(),
         server_wait: o.server_wait,
         keep: o.keep.clone(),
+        rollback_after: o.rollback_after,
     };
     let boot = client.reinstall(&o.name, &req)?;
     clock.phase("server issued the installer and token");

@@ -215,7 +215,12 @@ impl Watcher<'_> {
             .ok()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .filter(|k| metalboot_spec::safe::check_ssh_public_key(k).is_ok());
-        let rep = HostReport { host_keys: c.host_keys.clone(), addresses: vec![self.target.host.clone()], backup_key };
+        let rep = HostReport {
+            host_keys: c.host_keys.clone(),
+            addresses: vec![self.target.host.clone()],
+            backup_key,
+            rolled_back: None,
+        };
         self.client.host_report(name, token, "report", &rep).context("reporting the host keys")?;
         self.client.host_report(name, token, "installed", &rep).context("recording the host as installed")?;
         clock.phase(&format!("host {name} -> installed (reported by this command)"));

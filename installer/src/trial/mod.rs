@@ -1,0 +1,146 @@
+//! The trial boot of a reinstall that keeps data (`plan.rollback_after`):
+//! the previous root, moved to `@snapshots/@.replaced.<time>`, stays
+//! writable and bootable until the new system phones home.
+//!
+//! - GRUB: `/boot/grub/custom.cfg` of the new root (sourced at the end of
+//!   every `grub.cfg`, kept by `update-grub`) adds an entry for the previous
+//!   system and one for the new system's trial (with `panic=` so a kernel
+//!   that cannot mount its root reboots). A GRUB environment block on the
+//!   ESP (FAT: GRUB can write there, not on BTRFS) says `metalboot_trial=new`:
+//!   GRUB sets it to `old` before it boots the trial entry once; every other
+//!   boot is the previous system's.
+//! - The new system: a timer rolls back (`metalboot-trial roll-back`,
+//!   reboot) when it has not phoned home `rollback_after` seconds after it
+//!   booted; its phone-home commits (`custom.cfg` removed, the previous root
+//!   read-only), or rolls back when the server refuses the token.
+//! - The previous system: a one-shot unit reports to the server that it is
+//!   back (`endpoints.rolled_back`, with its own host keys and why); the
+//!   commit removes it.
+
+use crate::files::write;
+use crate::options::Options;
+use anyhow::{bail, Context, Result};
+use metalboot_spec::InstallPlan;
+use std::path::Path;
+
+mod grub;
+pub use grub::{custom_cfg, env_block, first_entry, BootEntry};
+
+/// The environment block's path on the ESP.
+pub const ENV_ON_ESP: &str = "metalboot/grubenv";
+
+/// The trial's script in the new system.
+const SCRIPT: &str = include_str!("metalboot-trial.sh");
+
+/// The phone-home script, also the previous system's report.
+const PHONE_HOME: &str = include_str!("../../../initramfs/rootfs/metalboot-phone-home");
+
+/// Whether this install's new system boots on trial: a keeping reinstall
+/// whose plan sets the deadline and that phones home.
+pub fn wanted(plan: &InstallPlan, opts: &Options) -> bool {
+    !plan.keep.is_empty() && plan.rollback_after.is_some() && opts.phone_home && !plan.endpoints.rolled_back.is_empty()
+}
+
+/// Writes the ESP's environment block (`metalboot_trial=new`) under
+/// `esp_dir`, the mounted ESP. Before GRUB's step, which copies the ESP to
+/// the other disks.
+pub fn write_env(esp_dir: &Path) -> Result<()> {
+    write(esp_dir, ENV_ON_ESP, &env_block(&[("metalboot_trial", "new")]), 0o644)
+}
+
+/// Arms the trial in the mounted new system at `target`, whose previous
+/// root is `previous` (`@snapshots/@.replaced.<time>`, from the top of the
+/// filesystem `root_uuid`). Returns what was done, in words.
+pub fn arm(target: &Path, plan: &InstallPlan, opts: &Options, previous: &str, root_uuid: &str) -> Result<String> {
+    let secs = plan.rollback_after.context("no rollback_after")?;
+    let snapdir = metalboot_spec::snapshots::snapshot_dir(&plan.layout);
+    let Some(leaf) = previous.strip_prefix(&format!("{}/", metalboot_spec::snapshots::SNAPSHOT_SUBVOLUME)) else {
+        bail!("the previous root {previous} is not under {}", metalboot_spec::snapshots::SNAPSHOT_SUBVOLUME);
+    };
+    let old = target.join(snapdir.trim_start_matches('/')).join(leaf);
+    let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+    let root_name = plan.layout.subvolumes.iter().find(|s| s.mountpoint == "/").map_or("@", |s| s.name.as_str());
+    let old_entry = first_entry(&read(&old.join("boot/grub/grub.cfg"))?)
+        .context("the previous root's grub.cfg has no menu entry with linux and initrd lines")?
+        .moved(root_name, previous)
+        .map_err(anyhow::Error::msg)
+        .context("booting the previous root from where it is now")?;
+    let new_entry = first_entry(&read(&target.join("boot/grub/grub.cfg"))?)
+        .context("the new grub.cfg has no menu entry with linux and initrd lines")?;
+    let custom = target.join("boot/grub/custom.cfg");
+    if custom.exists() {
+        bail!("the new system has a /boot/grub/custom.cfg of its own");
+    }
+    write(target, "boot/grub/custom.cfg", &custom_cfg(root_uuid, previous, &old_entry, &new_entry), 0o644)?;
+    write(target, "usr/local/sbin/metalboot-trial", SCRIPT, 0o755)?;
+    write(target, "usr/local/sbin/metalboot-phone-home", PHONE_HOME, 0o755)?;
+    write(
+        target,
+        "etc/metalboot/trial.env",
+        &format!(
+            "METALBOOT_PREVIOUS='{previous}'\nMETALBOOT_SNAPSHOT_DIR='{snapdir}'\nMETALBOOT_ROLLBACK_AFTER={secs}\n"
+        ),
+        0o644,
+    )?;
+    write(target, "etc/systemd/system/metalboot-trial.timer", &timer(secs), 0o644)?;
+    write(target, "etc/systemd/system/metalboot-trial.service", &service(secs), 0o644)?;
+    enable(target, "timers.target", "metalboot-trial.timer")?;
+    // the previous system: tells the server it is back, once
+    let env = crate::render::phone_home_env(plan, &opts.token, opts.pins.as_ref())
+        .replace(&plan.endpoints.installed, &plan.endpoints.rolled_back);
+    write(&old, "etc/metalboot/rolled-back.env", &env, 0o600)?;
+    write(&old, "usr/local/sbin/metalboot-rolled-back", PHONE_HOME, 0o755)?;
+    write(&old, "etc/systemd/system/metalboot-rolled-back.service", ROLLED_BACK_UNIT, 0o644)?;
+    enable(&old, "multi-user.target", "metalboot-rolled-back.service")?;
+    Ok(format!(
+        "trial boot armed: {previous} boots unless the new system phones home within {secs} s of its first boot"
+    ))
+}
+
+fn enable(root: &Path, target: &str, unit: &str) -> Result<()> {
+    let wants = root.join(format!("etc/systemd/system/{target}.wants"));
+    std::fs::create_dir_all(&wants)?;
+    let link = wants.join(unit);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(format!("/etc/systemd/system/{unit}"), &link)
+        .with_context(|| format!("enabling {unit} in {}", root.display()))
+}
+
+fn timer(secs: u32) -> String {
+    format!(
+        "# written by metalboot-installer: the new system's time to phone home\n\
+         [Unit]\nDescription=metalboot: the new system's time to phone home\n\
+         ConditionPathExists=/etc/metalboot/trial.env\n\n\
+         [Timer]\nOnBootSec={secs}s\nAccuracySec=1s\n\n[Install]\nWantedBy=timers.target\n"
+    )
+}
+
+fn service(secs: u32) -> String {
+    format!(
+        "# written by metalboot-installer\n\
+         [Unit]\nDescription=metalboot: back to the previous system (no phone-home in time)\n\
+         ConditionPathExists=/etc/metalboot/trial.env\n\n\
+         [Service]\nType=oneshot\n\
+         ExecStart=/usr/local/sbin/metalboot-trial roll-back \"no phone-home within {secs} s of its boot\"\n"
+    )
+}
+
+const ROLLED_BACK_UNIT: &str = "# written by metalboot-installer: this system came back after a reinstall
+# whose new system did not phone home; tells the metalboot server, once
+[Unit]
+Description=metalboot: report the return of the previous system
+Wants=network-online.target
+After=network-online.target ssh.service
+ConditionPathExists=/etc/metalboot/rolled-back.env
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/metalboot-rolled-back /etc/metalboot/rolled-back.env
+RemainAfterExit=yes
+
+[Install]
+WantedBy=multi-user.target
+";
+
+#[cfg(test)]
+mod tests;
