@@ -24,6 +24,7 @@ pub mod render;
 pub mod script;
 pub mod sdnotify;
 pub mod serve;
+pub mod site;
 pub mod sshkey;
 pub mod sshsig;
 pub mod state;

@@ -1,7 +1,7 @@
 //! The install plan of an inventory host: what the installer is told to
 //! do, and where it reports.
 
-use crate::script::Site;
+use crate::site::Site;
 use metalboot_spec::{Endpoints, HostSpec, ImageRef, InstallPlan, PLAN_VERSION};
 
 /// The report URLs of `host` on `base`.

@@ -10,7 +10,7 @@ use crate::render::{names, Renderer};
 use crate::state::HostState;
 use anyhow::{Context, Result};
 use metalboot_spec::login::SSHD_DROP_IN;
-use metalboot_spec::{AdminUser, HostSpec, MacAddr, Method, NetMode, Pin};
+use metalboot_spec::{AdminUser, HostSpec, MacAddr, Method, NetMode};
 use serde::Serialize;
 
 /// Firmware family, from iPXE's `${platform}`.
@@ -34,31 +34,7 @@ impl Platform {
     }
 }
 
-/// Where the server is reachable, and what consoles kernels get.
-pub struct Site<'a> {
-    /// Base URL without trailing slash: plain HTTP, what iPXE and the
-    /// Debian installer use.
-    pub base_url: &'a str,
-    /// With `[server.tls]`: the HTTPS base URL and the server key's pin,
-    /// where our installer (and the installed system's phone-home) goes.
-    pub tls: Option<(&'a str, Pin)>,
-    /// Console kernel arguments.
-    pub console: &'a [String],
-    /// Debian installer settings.
-    pub debian: &'a crate::config::DebianInstallerConfig,
-}
-
-impl Site<'_> {
-    /// Where our installer's API calls go: HTTPS with `[server.tls]`.
-    pub fn api_base(&self) -> &str {
-        self.tls.map_or(self.base_url, |(u, _)| u)
-    }
-
-    /// The pin that goes with [`Site::api_base`].
-    pub fn pin(&self) -> Option<Pin> {
-        self.tls.map(|(_, p)| p)
-    }
-}
+pub use crate::site::Site;
 
 /// Which script a network-booting machine gets.
 #[derive(Debug, PartialEq)]
@@ -319,7 +295,7 @@ mod tests {
     use super::*;
     use crate::plan::plan;
     use metalboot_spec::bootargs::Fallback;
-    use metalboot_spec::{BootArgs, ImageRef};
+    use metalboot_spec::{BootArgs, ImageRef, Pin};
 
     #[test]
     fn reinstall_boot_keeps_the_network_and_falls_back_to_the_old_system() {

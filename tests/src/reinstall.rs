@@ -115,33 +115,15 @@ fn print_host(s: &Scenario) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn block_server_from_target(s: &Scenario, on: bool) -> Result<()> {
-    if on {
-        s.ns.exec(&["nft", "add", "table", "inet", "mbe2e"])?;
-        s.ns.exec(&["nft", "add", "chain", "inet", "mbe2e", "input", "{ type filter hook input priority 0 ; }"])?;
-        s.ns.exec(&[
-            "nft",
-            "add",
-            "rule",
-            "inet",
-            "mbe2e",
-            "input",
-            "ip",
-            "saddr",
-            IP,
-            "tcp",
-            "dport",
-            "{ 8080, 8443 }",
-            "reject",
-            "with",
-            "icmpx",
-            "type",
-            "host-unreachable",
-        ])?;
-    } else {
-        s.ns.exec(&["nft", "delete", "table", "inet", "mbe2e"])?;
+fn block_server_from_target(s: &Scenario, on: bool) -> Result<()> {
+    if !on {
+        return s.ns.exec(&["nft", "delete", "table", "inet", "mbe2e"]).map(drop);
     }
-    Ok(())
+    // nft joins its arguments into one command
+    let rule = "tcp dport { 8080, 8443 } reject with icmpx type host-unreachable";
+    s.ns.exec(&["nft", "add", "table", "inet", "mbe2e"])?;
+    s.ns.exec(&["nft", "add", "chain", "inet", "mbe2e", "input", "{ type filter hook input priority 0 ; }"])?;
+    s.ns.exec(&["nft", "add", "rule", "inet", "mbe2e", "input", "ip", "saddr", IP, rule]).map(drop)
 }
 
 /// Runs `f` with the server unreachable from the target, and makes it
@@ -363,7 +345,13 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
 
     // 4. IPv6 only (IPv4 removed at runtime), standalone: the installer keeps the IPv6 alone
     let keys = s.host("vm1")?["host_keys"].clone();
-    crate::rollback::failed_trial_rolls_back(&mut s, &mut vm, &kh, &keys)?;
+    let host = crate::rollback::Host {
+        ip: IP,
+        marker: MARKER,
+        reinstall: &|s, a| reinstall_command(s, IP, "vm1", a),
+        block: &block_server_from_target,
+    };
+    crate::rollback::failed_trial_rolls_back(&mut s, &mut vm, &host, &kh, &keys)?;
     let flush = format!(
         "echo v6-system > {MARKER} && sync && d=$(ip -o -6 addr show to {IP6} | awk '{{print $2}}') && \
          ip -4 route flush default && ip -4 addr flush dev $d"

@@ -7,7 +7,6 @@
 //! again, and nobody did anything.
 
 use crate::harness::Scenario;
-use crate::reinstall::{block_server_from_target, reinstall_command, IP, MARKER};
 use crate::vm::Vm;
 use anyhow::{ensure, Context, Result};
 use std::path::Path;
@@ -16,13 +15,32 @@ use std::time::{Duration, Instant};
 /// Seconds the new system has to phone home.
 const DEADLINE: u32 = 45;
 
+/// The reinstall scenario's host, as this step needs it.
+pub struct Host<'a> {
+    /// Its address.
+    pub ip: &'a str,
+    /// A marker file's path.
+    pub marker: &'a str,
+    /// `metalboot reinstall` of it with these extra arguments.
+    pub reinstall: &'a dyn Fn(&Scenario, &[&str]) -> Result<std::process::Command>,
+    /// Makes the server unreachable from it (`true`), or reachable again.
+    pub block: &'a dyn Fn(&Scenario, bool) -> Result<()>,
+}
+
 /// Runs the step on the running host `vm`, reached with `kh`, whose host
 /// keys the server holds as `keys`.
-pub fn failed_trial_rolls_back(s: &mut Scenario, vm: &mut Vm, kh: &Path, keys: &serde_json::Value) -> Result<()> {
-    s.ssh(IP, kh, &format!("echo trial-previous > {MARKER} && echo before-trial > /home/kept && sync"))?;
+pub fn failed_trial_rolls_back(
+    s: &mut Scenario,
+    vm: &mut Vm,
+    host: &Host<'_>,
+    kh: &Path,
+    keys: &serde_json::Value,
+) -> Result<()> {
+    let (ip, marker) = (host.ip, host.marker);
+    s.ssh(ip, kh, &format!("echo trial-previous > {marker} && echo before-trial > /home/kept && sync"))?;
     let deadline = DEADLINE.to_string();
     let args = ["--yes", "--keep", "@home", "--rollback-after", &deadline];
-    let mut cmd = reinstall_command(s, IP, "vm1", &args)?;
+    let mut cmd = (host.reinstall)(s, &args)?;
     let child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -30,11 +48,11 @@ pub fn failed_trial_rolls_back(s: &mut Scenario, vm: &mut Vm, kh: &Path, keys: &
         .context("running metalboot reinstall")?;
     let started = Instant::now();
     let blocked = s.wait_state("vm1", "rebooting", vm, Duration::from_secs(600)).and_then(|_| {
-        block_server_from_target(s, true)?;
+        (host.block)(s, true)?;
         s.phase("installer reported; the server is now unreachable from the host");
         s.wait_serial(vm, "the new system did not phone home", Duration::from_secs(600))
     });
-    let unblocked = block_server_from_target(s, false);
+    let unblocked = (host.block)(s, false);
     let out = child.wait_with_output().context("waiting for metalboot reinstall")?;
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     std::fs::write(s.dir.join("reinstall-rollback.log"), &text)?;
@@ -51,19 +69,19 @@ pub fn failed_trial_rolls_back(s: &mut Scenario, vm: &mut Vm, kh: &Path, keys: &
     ensure!(!out.status.success(), "the reinstall succeeded although the new system never phoned home:\n{text}");
     ensure!(text.contains("failed at step first-boot: the new system's trial failed"), "the command said:\n{text}");
     // the previous system is back by itself, and says so
-    s.wait_ssh(IP, kh, Duration::from_secs(600))?;
+    s.wait_ssh(ip, kh, Duration::from_secs(600))?;
     let h = wait_failed(s, Duration::from_secs(300))?;
     let err = h["failed_error"].as_str().unwrap_or("");
     ensure!(h["failed_step"] == "first-boot", "failed at {}: {err}", h["failed_step"]);
     ensure!(err.contains(&format!("trial failed: no phone-home within {DEADLINE} s")), "failed_error: {err}");
     ensure!(&h["host_keys"] == keys, "the server does not hold the old host keys again: {}", h["host_keys"]);
-    let facts = s.ssh(IP, kh, &format!("cat {MARKER} /home/kept; findmnt -n -o OPTIONS /"))?;
+    let facts = s.ssh(ip, kh, &format!("cat {marker} /home/kept; findmnt -n -o OPTIONS /"))?;
     let lines: Vec<&str> = facts.lines().collect();
     ensure!(lines.first() == Some(&"trial-previous"), "not the previous system: {facts}");
     ensure!(lines.get(1) == Some(&"before-trial"), "/home was not kept: {facts}");
     ensure!(lines.get(2).is_some_and(|o| o.contains("subvol=/@snapshots/@.replaced.")), "root mount: {facts}");
     let left = s.ssh(
-        IP,
+        ip,
         kh,
         "for i in $(seq 30); do [ -e /etc/metalboot/rolled-back.env ] || break; sleep 1; done; \
          systemctl is-enabled metalboot-rolled-back.service || true; ls /etc/metalboot",
