@@ -310,7 +310,7 @@ fn write_system(
     existing: Option<&crate::keep::Existing>,
 ) -> Result<HostReport> {
     let mut _offset_loops = Vec::new();
-    let mut previous_root = None;
+    let mut previous = None;
     let (roots, esps) = match existing {
         None => crate::fresh::make_filesystem(plan, opts, rep, disks, current, &mut _offset_loops)?,
         Some(ex) => {
@@ -319,11 +319,11 @@ fn write_system(
                 Step::Subvolumes,
                 &format!("keeping {} on {}, not repartitioned", plan.keep.join(", "), ex.roots.join(", ")),
             );
-            let trial = crate::trial::wanted(plan, opts) && opts.bootloader;
-            let r = crate::keep::replace(plan, ex, disks, &opts.scratch, trial)?;
+            let trial = crate::trial::possible(plan, opts, &ex.esp_uuids, &ex.previous_boot);
+            let r = crate::keep::replace(plan, ex, disks, &opts.scratch, matches!(trial, Some(Ok(_))))?;
             fs::mount_target(&ex.roots, opts.bootloader.then_some(ex.esps[0].as_str()), &plan.layout, &opts.target)?;
-            rep.done(Step::Subvolumes, &r.done.join("; "));
-            previous_root = r.previous_root.filter(|_| trial);
+            rep.done(Step::Subvolumes, &format!("{}{}", r.done.join("; "), crate::trial::note(&trial)));
+            previous = crate::trial::Previous::of(trial, r.previous_root, r.moved);
             (ex.roots.clone(), ex.esps.clone())
         }
     };
@@ -361,11 +361,11 @@ fn write_system(
             scratch: opts.scratch.as_path(),
             rebuild_initramfs,
         };
-        if previous_root.is_some() {
+        if previous.is_some() {
             crate::trial::write_env(&opts.target.join("boot/efi"))?;
         }
         let mut how = crate::bootloader::install_grub(&opts.target, &boot, &root_uuid, &plan.layout)?;
-        if let Some(prev) = &previous_root {
+        if let Some(prev) = &previous {
             how = format!("{how}; {}", crate::trial::arm(&opts.target, plan, opts, prev, &root_uuid)?);
         }
         rep.done(Step::Bootloader, &format!("in {:.1}s: {how}", started.elapsed().as_secs_f64()));

@@ -26,6 +26,9 @@ pub struct Existing {
     /// Their UUIDs, given to the new ones (the previous system's fstab
     /// names the ESP by it).
     pub esp_uuids: Vec<Option<String>>,
+    /// The previous root's boot entry, read from its grub.cfg (for a trial
+    /// boot, [`crate::trial`]), or why there is none.
+    pub previous_boot: Result<crate::trial::BootEntry, String>,
     /// Offset loop devices (tests on loop devices only).
     pub loops: Vec<OffsetLoops>,
 }
@@ -34,7 +37,13 @@ pub struct Existing {
 /// metalboot's layout puts them, and the filesystem holds the root, the
 /// snapshots and every subvolume `keep` names.
 pub fn find(plan: &InstallPlan, disks: &[DiskPlan], opts: &Options) -> Result<Existing> {
-    let mut ex = Existing { roots: Vec::new(), esps: Vec::new(), esp_uuids: Vec::new(), loops: Vec::new() };
+    let mut ex = Existing {
+        roots: Vec::new(),
+        esps: Vec::new(),
+        esp_uuids: Vec::new(),
+        previous_boot: Err(String::new()),
+        loops: Vec::new(),
+    };
     for d in disks {
         let devs = if opts.loop_only {
             let l = OffsetLoops::map(&d.disk.path, &d.partitions)?;
@@ -71,6 +80,7 @@ pub fn find(plan: &InstallPlan, disks: &[DiskPlan], opts: &Options) -> Result<Ex
         .filter(|name| Subvolume::is_subvolume(top.join(name).as_path()).is_err())
         .collect();
     let present = list_top(top);
+    ex.previous_boot = crate::trial::previous_boot(plan, top);
     umount2(top.as_path(), MntFlags::empty()).with_context(|| format!("unmounting {}", top.display()))?;
     if !missing.is_empty() {
         bail!(
@@ -98,14 +108,17 @@ pub struct Replaced {
     /// Where the previous root went (`@snapshots/@.replaced.<time>`), if
     /// there was one.
     pub previous_root: Option<String>,
+    /// Every subvolume moved: its name and where it went.
+    pub moved: Vec<(String, String)>,
 }
 
 /// After the boundary: each replaced subvolume moved, read-only, under
 /// `@snapshots` and made anew (the root the default again), then the ESPs
 /// made anew, with their old UUIDs. One that is not there (new in the
 /// layout, or moved by an earlier try that failed) is only made, so a
-/// failed try can be run again. With `trial` the previous root stays
-/// writable: it boots until the new system phones home ([`crate::trial`]).
+/// failed try can be run again. With `trial` the moved subvolumes stay
+/// writable: the previous system boots on them until the new one phones
+/// home ([`crate::trial`]).
 pub fn replace(plan: &InstallPlan, ex: &Existing, disks: &[DiskPlan], scratch: &Path, trial: bool) -> Result<Replaced> {
     let stamp = utc_stamp(std::time::SystemTime::now());
     let replaced = replace_subvolumes(plan, ex, scratch, &stamp, trial)?;
@@ -120,6 +133,7 @@ fn replace_subvolumes(plan: &InstallPlan, ex: &Existing, scratch: &Path, stamp: 
     let result = (|| -> Result<Replaced> {
         let mut done = Vec::new();
         let mut previous_root = None;
+        let mut moved_all = Vec::new();
         for (name, kept_as) in metalboot_spec::keep::dispositions(&plan.keep, &plan.layout, stamp) {
             let Some(kept_as) = kept_as else {
                 done.push(format!("{name} kept"));
@@ -136,7 +150,8 @@ fn replace_subvolumes(plan: &InstallPlan, ex: &Existing, scratch: &Path, stamp: 
                 if is_root {
                     previous_root = Some(kept_as.clone());
                 }
-                if !(is_root && trial) {
+                moved_all.push((name.clone(), kept_as.clone()));
+                if !trial {
                     Subvolume::get(moved.as_path())
                         .and_then(|s| s.set_ro(true))
                         .map_err(|e| anyhow::anyhow!("{e:?}"))
@@ -153,15 +168,17 @@ fn replace_subvolumes(plan: &InstallPlan, ex: &Existing, scratch: &Path, stamp: 
                 std::env::set_current_dir(cwd)?;
                 r.with_context(|| format!("making the new {name} the default subvolume"))?;
             }
-            done.push(if there && is_root && trial {
-                format!("{name} replaced (the old one as {kept_as}, bootable until the new system phones home)")
+            done.push(if there && trial {
+                format!(
+                    "{name} replaced (the old one as {kept_as}, in use again if the new system does not phone home)"
+                )
             } else if there {
                 format!("{name} replaced (the old one read-only as {kept_as})")
             } else {
                 format!("{name} made (there was none)")
             });
         }
-        Ok(Replaced { done, previous_root })
+        Ok(Replaced { done, previous_root, moved: moved_all })
     })();
     umount2(scratch, MntFlags::empty()).with_context(|| format!("unmounting {}", scratch.display()))?;
     result

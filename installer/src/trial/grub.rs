@@ -98,7 +98,7 @@ pub fn custom_cfg(root_uuid: &str, previous: &str, old: &BootEntry, new: &BootEn
     s.push_str(
         "if [ \"${metalboot_trial}\" = new ]; then\n  set metalboot_trial=old\n\
          \x20 if save_env --file (${metalboot_env})/metalboot/grubenv metalboot_trial; then\n\
-         \x20   set default=metalboot-trial\n  else\n    set default=metalboot-previous\n  fi\n\
+         \x20   set default=metalboot-trial\n    set fallback=metalboot-previous\n  else\n    set default=metalboot-previous\n  fi\n\
          else\n  set default=metalboot-previous\nfi\n",
     );
     s

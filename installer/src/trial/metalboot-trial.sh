@@ -6,13 +6,20 @@
 # and the previous root is kept read-only; `roll-back WHY`: it did not (in
 # time, or the server refused it), so the host boots its previous system
 # again, which tells the server it is back.
+#
+# Both hold /run/metalboot-trial.lock (the phone-home holds it around each
+# try and passes METALBOOT_TRIAL_LOCKED=1): an accepted phone-home and the
+# deadline never both act, and whichever comes second finds nothing to do.
 set -u
 ENV=/etc/metalboot/trial.env
-exec 9>/run/metalboot-trial.lock
-flock 9
+if [ -z "${METALBOOT_TRIAL_LOCKED:-}" ]; then
+    exec 9>/run/metalboot-trial.lock
+    flock 9
+fi
 [ -r "$ENV" ] || exit 0
 . "$ENV"
-old="$METALBOOT_SNAPSHOT_DIR/${METALBOOT_PREVIOUS##*/}"
+at() { echo "$METALBOOT_SNAPSHOT_DIR/${1##*/}"; }
+old=$(at "$METALBOOT_PREVIOUS")
 say() {
     echo "metalboot: $*"
     echo "metalboot: $*" >/dev/console 2>/dev/null || true
@@ -23,7 +30,9 @@ commit)
     sync
     rm -f "$old/etc/systemd/system/multi-user.target.wants/metalboot-rolled-back.service" \
         "$old/etc/metalboot/rolled-back.env"
-    btrfs property set -ts "$old" ro true || say "could not make $old read-only"
+    for p in $METALBOOT_REPLACED; do
+        btrfs property set -ts "$(at "$p")" ro true || say "could not make $p read-only"
+    done
     systemctl disable metalboot-trial.timer >/dev/null 2>&1
     systemctl stop metalboot-trial.timer >/dev/null 2>&1
     rm -f "$ENV"
@@ -33,6 +42,9 @@ commit)
 roll-back)
     why=$(printf '%s' "${2:-}" | tr -d "'\\\\")
     printf "METALBOOT_WHY='%s'\n" "$why" >>"$old/etc/metalboot/rolled-back.env"
+    # this system's trial is over: booted again by hand, it stays put
+    rm -f "$ENV"
+    systemctl disable metalboot-trial.timer >/dev/null 2>&1
     sync
     say "the new system did not phone home ($why): rebooting into the previous system ($METALBOOT_PREVIOUS)"
     systemctl reboot

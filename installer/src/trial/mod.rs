@@ -23,7 +23,9 @@ use anyhow::{bail, Context, Result};
 use metalboot_spec::InstallPlan;
 use std::path::Path;
 
+mod fstab;
 mod grub;
+pub use fstab::fstab_following;
 pub use grub::{custom_cfg, env_block, first_entry, BootEntry};
 
 /// The environment block's path on the ESP.
@@ -41,6 +43,70 @@ pub fn wanted(plan: &InstallPlan, opts: &Options) -> bool {
     !plan.keep.is_empty() && plan.rollback_after.is_some() && opts.phone_home && !plan.endpoints.rolled_back.is_empty()
 }
 
+/// The root subvolume's name in the plan's layout.
+fn root_name(plan: &InstallPlan) -> &str {
+    plan.layout.subvolumes.iter().find(|s| s.mountpoint == "/").map_or("@", |s| s.name.as_str())
+}
+
+/// Before any write, the filesystem's top mounted at `top`: the previous
+/// root's boot entry, if it can boot from where the reinstall moves it.
+pub fn previous_boot(plan: &InstallPlan, top: &Path) -> Result<BootEntry, String> {
+    let root = root_name(plan);
+    let cfg = top.join(root).join("boot/grub/grub.cfg");
+    let text = std::fs::read_to_string(&cfg).map_err(|e| format!("{root} has no readable boot/grub/grub.cfg ({e})"))?;
+    let entry = first_entry(&text).ok_or_else(|| format!("{root}'s grub.cfg has no entry with linux and initrd"))?;
+    entry.moved(root, &format!("{}/{root}.replaced.x", metalboot_spec::snapshots::SNAPSHOT_SUBVOLUME))?;
+    Ok(entry)
+}
+
+/// `None`: no trial wanted; else the previous root's entry, or why the
+/// trial cannot be (the previous root would not boot, an ESP without a UUID
+/// for the previous system's fstab).
+pub fn possible(
+    plan: &InstallPlan,
+    opts: &Options,
+    esp_uuids: &[Option<String>],
+    previous_boot: &Result<BootEntry, String>,
+) -> Option<Result<BootEntry, String>> {
+    if !(wanted(plan, opts) && opts.bootloader) {
+        return None;
+    }
+    if esp_uuids.iter().any(Option::is_none) {
+        return Some(Err("an ESP has no UUID the previous system's fstab could find again".into()));
+    }
+    Some(previous_boot.clone())
+}
+
+/// The words for the step's report when a trial was wanted and cannot be.
+pub fn note(trial: &Option<Result<BootEntry, String>>) -> String {
+    match trial {
+        Some(Err(why)) => format!("; no trial boot, nothing to roll back to: {why}"),
+        _ => String::new(),
+    }
+}
+
+/// The previous system, armed to come back.
+pub struct Previous {
+    /// Where its root went (`@snapshots/@.replaced.<time>`).
+    pub root: String,
+    /// Every subvolume moved: its name and where it went.
+    pub moved: Vec<(String, String)>,
+    /// Its boot entry as it was (paths under the root's old name).
+    pub entry: BootEntry,
+}
+
+impl Previous {
+    /// From the trial's check and what the reinstall moved: the root to
+    /// `previous_root`, and every subvolume (`moved`).
+    pub fn of(
+        trial: Option<Result<BootEntry, String>>,
+        previous_root: Option<String>,
+        moved: Vec<(String, String)>,
+    ) -> Option<Previous> {
+        Some(Previous { root: previous_root?, moved, entry: trial?.ok()? })
+    }
+}
+
 /// Writes the ESP's environment block (`metalboot_trial=new`) under
 /// `esp_dir`, the mounted ESP. Before GRUB's step, which copies the ESP to
 /// the other disks.
@@ -48,23 +114,27 @@ pub fn write_env(esp_dir: &Path) -> Result<()> {
     write(esp_dir, ENV_ON_ESP, &env_block(&[("metalboot_trial", "new")]), 0o644)
 }
 
-/// Arms the trial in the mounted new system at `target`, whose previous
-/// root is `previous` (`@snapshots/@.replaced.<time>`, from the top of the
-/// filesystem `root_uuid`). Returns what was done, in words.
-pub fn arm(target: &Path, plan: &InstallPlan, opts: &Options, previous: &str, root_uuid: &str) -> Result<String> {
+/// Arms the trial in the mounted new system at `target` (the filesystem
+/// `root_uuid`), whose previous system is `prev`. Returns what was done, in
+/// words.
+pub fn arm(target: &Path, plan: &InstallPlan, opts: &Options, prev: &Previous, root_uuid: &str) -> Result<String> {
     let secs = plan.rollback_after.context("no rollback_after")?;
     let snapdir = metalboot_spec::snapshots::snapshot_dir(&plan.layout);
+    let previous = prev.root.as_str();
     let Some(leaf) = previous.strip_prefix(&format!("{}/", metalboot_spec::snapshots::SNAPSHOT_SUBVOLUME)) else {
         bail!("the previous root {previous} is not under {}", metalboot_spec::snapshots::SNAPSHOT_SUBVOLUME);
     };
     let old = target.join(snapdir.trim_start_matches('/')).join(leaf);
     let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
-    let root_name = plan.layout.subvolumes.iter().find(|s| s.mountpoint == "/").map_or("@", |s| s.name.as_str());
-    let old_entry = first_entry(&read(&old.join("boot/grub/grub.cfg"))?)
-        .context("the previous root's grub.cfg has no menu entry with linux and initrd lines")?
-        .moved(root_name, previous)
+    let old_entry = prev
+        .entry
+        .moved(root_name(plan), previous)
         .map_err(anyhow::Error::msg)
         .context("booting the previous root from where it is now")?;
+    // the previous system mounts what was moved with it, not the new system's
+    let fstab = old.join("etc/fstab");
+    std::fs::write(&fstab, fstab_following(&read(&fstab)?, &prev.moved))
+        .with_context(|| format!("writing {}", fstab.display()))?;
     let new_entry = first_entry(&read(&target.join("boot/grub/grub.cfg"))?)
         .context("the new grub.cfg has no menu entry with linux and initrd lines")?;
     let custom = target.join("boot/grub/custom.cfg");
@@ -78,7 +148,9 @@ pub fn arm(target: &Path, plan: &InstallPlan, opts: &Options, previous: &str, ro
         target,
         "etc/metalboot/trial.env",
         &format!(
-            "METALBOOT_PREVIOUS='{previous}'\nMETALBOOT_SNAPSHOT_DIR='{snapdir}'\nMETALBOOT_ROLLBACK_AFTER={secs}\n"
+            "METALBOOT_PREVIOUS='{previous}'\nMETALBOOT_REPLACED='{}'\nMETALBOOT_SNAPSHOT_DIR='{snapdir}'\n\
+             METALBOOT_ROLLBACK_AFTER={secs}\n",
+            prev.moved.iter().map(|(_, to)| to.as_str()).collect::<Vec<_>>().join(" ")
         ),
         0o644,
     )?;
@@ -134,7 +206,7 @@ After=network-online.target ssh.service
 ConditionPathExists=/etc/metalboot/rolled-back.env
 
 [Service]
-Type=oneshot
+Type=exec
 ExecStart=/usr/local/sbin/metalboot-rolled-back /etc/metalboot/rolled-back.env
 RemainAfterExit=yes
 

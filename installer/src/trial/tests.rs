@@ -70,7 +70,7 @@ fn custom_cfg_boots_the_trial_once_then_the_previous_system() {
     let tail = &c[c.find("if [ \"${metalboot_trial}\" = new ]").unwrap()..];
     assert_eq!(
         tail,
-        "if [ \"${metalboot_trial}\" = new ]; then\n  set metalboot_trial=old\n  if save_env --file (${metalboot_env})/metalboot/grubenv metalboot_trial; then\n    set default=metalboot-trial\n  else\n    set default=metalboot-previous\n  fi\nelse\n  set default=metalboot-previous\nfi\n"
+        "if [ \"${metalboot_trial}\" = new ]; then\n  set metalboot_trial=old\n  if save_env --file (${metalboot_env})/metalboot/grubenv metalboot_trial; then\n    set default=metalboot-trial\n    set fallback=metalboot-previous\n  else\n    set default=metalboot-previous\n  fi\nelse\n  set default=metalboot-previous\nfi\n"
     );
 }
 

@@ -189,9 +189,14 @@ pub async fn installed(
     check_report(&rep)?;
     let s = st.0.clone();
     let n = name.clone();
-    let rec = token_result(blocking(move || s.store.record_installed(&n, &q.token, &rep)).await?)?;
-    tracing::info!("host installed");
-    st.0.install_ended("installed", &name);
+    let (rec, first) =
+        blocking(move || s.store.record_installed(&n, &q.token, &rep)).await?.map_err(|_| AppError::Forbidden)?;
+    if first {
+        tracing::info!("host installed");
+        st.0.install_ended("installed", &name);
+    } else {
+        tracing::info!("host installed: the same phone-home again (its answer was lost), answered the same");
+    }
     Ok(Json(rec))
 }
 

@@ -8,7 +8,7 @@ use super::{absent, check, load, now_ms, set_state, Recorded, Store, TokenError}
 use super::{EventStatus, HostRecord, HostReport, HostState, ProgressEvent};
 use anyhow::Result;
 use metalboot_spec::status::HostStatus;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 impl Store {
     /// Checks `token` against the host's current (or pending) token for a
@@ -84,23 +84,34 @@ impl Store {
     }
 
     /// First boot phoned home: `→ installed`, the token dies (install once).
+    /// The same call again with the same token (its answer was lost) is
+    /// answered the same, and changes nothing: `false` beside the record.
     pub fn record_installed(
         &self,
         name: &str,
         token: &str,
         rep: &HostReport,
-    ) -> Result<Result<HostRecord, TokenError>> {
+    ) -> Result<Result<(HostRecord, bool), TokenError>> {
         self.with_tx(|tx| {
             if let Err(e) = check(tx, name, token)? {
-                return Ok(Err(e));
+                let (state, used): (String, Option<String>) = tx
+                    .query_row("SELECT state, installed_token_hash FROM hosts WHERE name = ?1", [name], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?
+                    .unwrap_or_default();
+                let again = state == HostState::Installed.to_string()
+                    && used.is_some_and(|h| super::hashes_equal(&h, &super::hash_token(token)));
+                return Ok(if again { Ok((load(tx, name)?.unwrap_or_else(|| absent(name)), false)) } else { Err(e) });
             }
             store_report(tx, name, rep)?;
             tx.execute(
-                "UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL, installed_ms = ?2 WHERE name = ?1",
-                params![name, now_ms()],
+                "UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL, installed_ms = ?2,
+                 installed_token_hash = ?3 WHERE name = ?1",
+                params![name, now_ms(), super::hash_token(token)],
             )?;
             set_state(tx, name, HostState::Installed, "first boot phoned home; host disarmed, token revoked")?;
-            Ok(Ok(load(tx, name)?.unwrap_or_else(|| absent(name))))
+            Ok(Ok((load(tx, name)?.unwrap_or_else(|| absent(name)), true)))
         })
     }
 }

@@ -205,7 +205,7 @@ impl Store {
             set_state(tx, name, HostState::Armed, why)?;
             tx.execute(
                 "UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL, token_reissues = 0, failed_step = NULL,
-                 failed_error = NULL, install_override = NULL WHERE name = ?1",
+                 failed_error = NULL, install_override = NULL, installed_token_hash = NULL WHERE name = ?1",
                 [name],
             )?;
             Ok(load(tx, name)?.unwrap_or_else(|| absent(name)))

@@ -61,6 +61,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE hosts ADD COLUMN backup_key TEXT;
     ALTER TABLE hosts ADD COLUMN status TEXT;
     ALTER TABLE hosts ADD COLUMN status_at INTEGER NOT NULL DEFAULT 0;",
+    // 7: the hash of the token a first boot phoned home with: its retry
+    // (the answer was lost) gets the same answer, not a refusal that would
+    // make a new system on trial roll back.
+    "ALTER TABLE hosts ADD COLUMN installed_token_hash TEXT;",
 ];
 
 /// Brings the database schema up to date.

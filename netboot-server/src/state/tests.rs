@@ -22,12 +22,20 @@ fn install_once_lifecycle() {
     assert_eq!((r.record.state, r.became_failed), (HostState::Installing, false));
     let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![], ..Default::default() };
     assert_eq!(s.record_report("web1", &tok, &rep).unwrap().unwrap().state, HostState::Rebooting);
-    assert_eq!(s.record_installed("web1", &tok, &rep).unwrap().unwrap().state, HostState::Installed);
+    assert_eq!(s.record_installed("web1", &tok, &rep).unwrap().unwrap().0.state, HostState::Installed);
+    // its answer lost, the host asks again: the same answer, nothing changes
+    let before = s.timeline("web1").unwrap();
+    let (again, first) = s.record_installed("web1", &tok, &rep).unwrap().unwrap();
+    assert_eq!((again.state, first, s.timeline("web1").unwrap()), (HostState::Installed, false, before));
+    assert_eq!(s.record_installed("web1", &new_token(), &rep).unwrap(), Err(TokenError::Invalid));
     // token is dead now, and the host no longer wants install
     assert_eq!(s.record_event("web1", &tok, &ev("mkfs", EventStatus::Running)).unwrap(), Err(TokenError::Invalid));
     assert_eq!(s.start_boot("web1", &hash_token(&new_token()), "image", "bios").unwrap(), BootStart::NotWanted);
     let states: Vec<_> = s.timeline("web1").unwrap().into_iter().filter_map(|e| e.state).collect();
     assert_eq!(states, ["armed", "booting", "installing", "rebooting", "installed"]);
+    // armed again, that install's token answers nothing
+    s.arm("web1", "again").unwrap();
+    assert_eq!(s.record_installed("web1", &tok, &rep).unwrap(), Err(TokenError::Invalid));
 }
 
 #[test]
@@ -41,7 +49,7 @@ fn the_backup_key_is_the_installers_and_survives_the_phone_home() {
         let rep = HostReport { backup_key: backup_key.map(str::to_string), ..Default::default() };
         s.record_report("web1", &tok, &rep).unwrap().unwrap();
         // the first boot's phone-home does not carry it
-        s.record_installed("web1", &tok, &HostReport::default()).unwrap().unwrap()
+        s.record_installed("web1", &tok, &HostReport::default()).unwrap().unwrap().0
     };
     assert_eq!(install(Some(key)).backup_key.as_deref(), Some(key));
     assert_eq!(s.get("web1").unwrap().backup_key.as_deref(), Some(key));
@@ -133,7 +141,7 @@ fn a_failed_host_fetches_nothing_with_its_token() {
     // past the first-boot deadline only the phone-home is still taken
     assert_eq!(s.check_token("a", &t).unwrap(), Err(TokenError::Invalid));
     assert_eq!(s.record_report("a", &t, &rep).unwrap(), Err(TokenError::Invalid));
-    assert_eq!(s.record_installed("a", &t, &rep).unwrap().unwrap().state, HostState::Installed);
+    assert_eq!(s.record_installed("a", &t, &rep).unwrap().unwrap().0.state, HostState::Installed);
 }
 
 #[test]
@@ -226,7 +234,7 @@ fn no_first_boot_fails_the_host_and_a_late_first_boot_still_completes_it() {
     assert!(r.failed_error.unwrap().contains("no first boot"));
     assert_eq!(s.get("b").unwrap().state, HostState::Armed);
     assert!(s.expire_first_boot(10).unwrap().is_empty(), "expires once");
-    assert_eq!(s.record_installed("a", &tok, &rep).unwrap().unwrap().state, HostState::Installed);
+    assert_eq!(s.record_installed("a", &tok, &rep).unwrap().unwrap().0.state, HostState::Installed);
 }
 
 #[test]

@@ -67,6 +67,9 @@ set -u
 ENV=${1:-/etc/metalboot/phone-home.env}
 UNIT="metalboot-$(basename "$ENV" .env).service"
 TRIAL=/usr/local/sbin/metalboot-trial
+TRIAL_ENV=/etc/metalboot/trial.env
+on_trial=
+[ -x "$TRIAL" ] && [ -e "$TRIAL_ENV" ] && on_trial=1
 . "$ENV"
 set --
 if [ -n "${METALBOOT_PIN:-}" ]; then
@@ -93,20 +96,30 @@ body() {
 
 delay=2
 while :; do
+    if [ -n "$on_trial" ]; then
+        # one try at a time with the trial's deadline (see metalboot-trial)
+        exec 9>/run/metalboot-trial.lock
+        flock 9
+        if [ ! -e "$TRIAL_ENV" ]; then
+            echo "metalboot: the trial is over (the host goes back to its previous system); not phoning home"
+            exit 0
+        fi
+    fi
     code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 20 \
         -H 'Content-Type: application/json' --data "$(body)" "$@" \
         "${METALBOOT_INSTALLED_URL}?token=${METALBOOT_TOKEN}") || code=000
     case "$code" in
     200)
         echo "metalboot: phoned home to ${METALBOOT_INSTALLED_URL}"
-        [ -x "$TRIAL" ] && "$TRIAL" commit
+        [ -n "$on_trial" ] && METALBOOT_TRIAL_LOCKED=1 "$TRIAL" commit
         break ;;
     403)
         echo "metalboot: server refused the token (host re-armed or already installed); giving up"
-        [ -x "$TRIAL" ] && "$TRIAL" roll-back "the server refused its token"
+        [ -n "$on_trial" ] && METALBOOT_TRIAL_LOCKED=1 "$TRIAL" roll-back "the server refused its token"
         break ;;
     *)
         echo "metalboot: phone-home got HTTP $code; retrying in ${delay}s"
+        [ -n "$on_trial" ] && exec 9>&-
         sleep "$delay"
         [ "$delay" -lt 60 ] && delay=$((delay * 2)) ;;
     esac

@@ -70,7 +70,13 @@ async fn armed_host_gets_installer_then_local_boot_after_install() {
     assert_eq!(boots.len(), 3, "{boots:?}");
     assert!(boots.iter().all(|m| m.starts_with("local boot served")), "{boots:?}");
     assert!(boots[2].contains("installed"), "{boots:?}");
-    let (st, _) = s.post_json(&format!("/v1/hosts/web1/installed?token={token}"), phone).await;
+    // the same phone-home again (its answer lost) gets the same answer and
+    // changes nothing; the token opens nothing else any more
+    let (st, _) = s.post_json(&format!("/v1/hosts/web1/installed?token={token}"), phone.clone()).await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, again) = s.api("GET", "/v1/hosts/web1").await;
+    assert_eq!((&again["state"], &again["timeline"]), (&host["state"], &host["timeline"]));
+    let (st, _) = s.post_json("/v1/hosts/web1/installed?token=0123", phone).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert_eq!(s.get(&format!("/v1/hosts/web1/plan?token={token}")).await.0, StatusCode::FORBIDDEN);
 }

@@ -29,6 +29,14 @@ pub fn check(keep: &[String], root_mount: &str, list: &str) -> Result<String> {
             opts
         );
     }
+    let root = opts.split(',').find_map(|o| o.strip_prefix("subvol=/")).unwrap_or_default();
+    if root.contains('/') {
+        bail!(
+            "--keep: / is {root}, not a subvolume at the top of the filesystem: this host runs a previous system \
+             it rolled back to, and a keeping reinstall would set the failed root aside as \"previous\"; \
+             reinstall without --keep, or make {root} the root again first; nothing was changed"
+        );
+    }
     let have = top_level(list);
     let missing: Vec<&str> =
         keep.iter().map(String::as_str).chain([SNAPSHOT_SUBVOLUME]).filter(|k| !have.iter().any(|h| h == k)).collect();
@@ -105,5 +113,16 @@ mod tests {
         assert!(e.contains("/ is ext4"), "{e}");
         let no_snaps = LIST.replace("path <FS_TREE>/@snapshots\n", "path <FS_TREE>/@other\n");
         assert!(check(&["@home".into()], ROOT, &no_snaps).unwrap_err().to_string().contains("@snapshots"));
+        // a host back on its previous root after a failed trial
+        let rolled_back = ROOT.replace("subvol=/@", "subvol=/@snapshots/@.replaced.20261206T030000Z");
+        let e = check(&["@home".into()], &rolled_back, LIST).unwrap_err().to_string();
+        assert!(e.contains("/ is @snapshots/@.replaced.20261206T030000Z, not a subvolume at the top"), "{e}");
+    }
+
+    #[test]
+    fn the_confirmation_says_how_the_host_comes_back() {
+        assert!(rollback_line(false, None).contains("within 600 s of its first boot"));
+        assert!(rollback_line(false, Some(45)).contains("within 45 s"));
+        assert!(rollback_line(true, Some(45)).starts_with("ROLLBACK: none (a standalone install cannot phone home)"));
     }
 }
