@@ -75,11 +75,14 @@ pub fn failed_trial_rolls_back(
     ensure!(h["failed_step"] == "first-boot", "failed at {}: {err}", h["failed_step"]);
     ensure!(err.contains(&format!("trial failed: no phone-home within {DEADLINE} s")), "failed_error: {err}");
     ensure!(&h["host_keys"] == keys, "the server does not hold the old host keys again: {}", h["host_keys"]);
-    let facts = s.ssh(ip, kh, &format!("cat {marker} /home/kept; findmnt -n -o OPTIONS /"))?;
+    let facts =
+        s.ssh(ip, kh, &format!("cat {marker} /home/kept; findmnt -n -o OPTIONS /; findmnt -n -o OPTIONS /var/log"))?;
     let lines: Vec<&str> = facts.lines().collect();
     ensure!(lines.first() == Some(&"trial-previous"), "not the previous system: {facts}");
     ensure!(lines.get(1) == Some(&"before-trial"), "/home was not kept: {facts}");
     ensure!(lines.get(2).is_some_and(|o| o.contains("subvol=/@snapshots/@.replaced.")), "root mount: {facts}");
+    // its own /var/log, moved with it, not the new system's
+    ensure!(lines.get(3).is_some_and(|o| o.contains("subvol=/@snapshots/@var_log.replaced.")), "/var/log: {facts}");
     let left = s.ssh(
         ip,
         kh,
@@ -87,8 +90,14 @@ pub fn failed_trial_rolls_back(
          systemctl is-enabled metalboot-rolled-back.service || true; ls /etc/metalboot",
     )?;
     ensure!(left.trim_start().starts_with("disabled") && !left.contains("rolled-back.env"), "left: {left}");
+    // keeping again from here would set the failed root aside as the previous one
+    let mut again = (host.reinstall)(s, &["--yes", "--keep", "@home"])?;
+    let out = again.output().context("running metalboot reinstall")?;
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    ensure!(!out.status.success() && said.contains("not a subvolume at the top"), "--keep again:\n{said}");
+    ensure!(s.host("vm1")?["state"] == "failed", "the refused --keep changed the host");
     s.phase(&format!(
-        "rolled back by itself in {:.0} s: old root from @snapshots, old host key, /home kept; host failed: {err}",
+        "rolled back by itself in {:.0} s: old root from @snapshots, old host key, /home kept, its own /var/log; --keep from it refused; host failed: {err}",
         started.elapsed().as_secs_f64()
     ));
     Ok(())
