@@ -1,7 +1,7 @@
 //! The reinstall scenario's trial that fails: `reinstall --keep @home
-//! --rollback-after 45` of a host on metalboot's layout, with the server
+//! --rollback-after 30` of a host on metalboot's layout, with the server
 //! made unreachable from the host once the installer has reported. The new
-//! system boots once, cannot phone home, and 45 s after its boot reboots;
+//! system boots once, cannot phone home, and 30 s after its boot reboots;
 //! GRUB boots the previous root from `@snapshots`, which reports itself
 //! back: the host is `failed` with why, its old host keys are the host's
 //! again, and nobody did anything.
@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Seconds the new system has to phone home.
-const DEADLINE: u32 = 45;
+const DEADLINE: u32 = 30;
 
 /// The reinstall scenario's host, as this step needs it.
 pub struct Host<'a> {
