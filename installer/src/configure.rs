@@ -88,15 +88,10 @@ pub fn configure_system(
     write(
         target,
         "etc/metalboot/phone-home.env",
-        &render::phone_home_env(plan, &opts.token, opts.pins.as_ref()),
+        &render::phone_home_env(&plan.endpoints.installed, &opts.token, opts.pins.as_ref()),
         0o600,
     )?;
-    let wants = target.join("etc/systemd/system/multi-user.target.wants");
-    std::fs::create_dir_all(&wants)?;
-    let link = wants.join("metalboot-phone-home.service");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink("/etc/systemd/system/metalboot-phone-home.service", &link)
-        .context("enabling the phone-home unit")?;
+    crate::files::enable(target, "multi-user.target", "/etc/systemd/system/metalboot-phone-home.service")?;
     write(target, "etc/default/grub.d/metalboot.cfg", &render::grub_defaults(plan), 0o644)?;
     Ok(rebuild_initramfs)
 }

@@ -144,7 +144,7 @@ fn replace_subvolumes(plan: &InstallPlan, ex: &Existing, scratch: &Path, stamp: 
             let path = scratch.join(&name);
             let moved = scratch.join(&kept_as);
             let there = std::fs::symlink_metadata(&path).is_ok();
-            let is_root = plan.layout.subvolumes.iter().any(|s| s.name == name && s.mountpoint == "/");
+            let is_root = plan.layout.root_subvolume().is_some_and(|s| s.name == name);
             if there {
                 std::fs::rename(&path, &moved).with_context(|| format!("moving {name} to {kept_as}"))?;
                 if is_root {

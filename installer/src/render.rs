@@ -83,13 +83,15 @@ pub fn grub_defaults(plan: &InstallPlan) -> String {
     )
 }
 
-/// `/etc/metalboot/phone-home.env` for the first-boot unit. With an
-/// `https://` endpoint it carries the server's pins as curl's
-/// `--pinnedpubkey` wants them (`sha256//…;sha256//…`): the installed
-/// system trusts the server by the same key the installer did, not by a CA.
-pub fn phone_home_env(plan: &InstallPlan, token: &str, pins: Option<&PinSet>) -> String {
-    let mut env = format!("METALBOOT_INSTALLED_URL='{}'\nMETALBOOT_TOKEN='{}'\n", plan.endpoints.installed, token);
-    if let Some(p) = pins.filter(|_| plan.endpoints.installed.starts_with("https://")) {
+/// `/etc/metalboot/phone-home.env` for the first-boot unit, posting to
+/// `url` (the plan's `installed` endpoint; `rolled_back` for a previous
+/// system that came back). With an `https://` URL it carries the server's
+/// pins as curl's `--pinnedpubkey` wants them (`sha256//…;sha256//…`): the
+/// installed system trusts the server by the same key the installer did,
+/// not by a CA.
+pub fn phone_home_env(url: &str, token: &str, pins: Option<&PinSet>) -> String {
+    let mut env = format!("METALBOOT_INSTALLED_URL='{url}'\nMETALBOOT_TOKEN='{token}'\n");
+    if let Some(p) = pins.filter(|_| url.starts_with("https://")) {
         let _ = writeln!(env, "METALBOOT_PIN='{p}'");
     }
     env
@@ -114,7 +116,11 @@ mod tests {
     fn phone_home_pins_the_server_key_over_https_only() {
         let pins: PinSet =
             format!("{};{}", metalboot_spec::Pin::of_spki(b"a"), metalboot_spec::Pin::of_spki(b"b")).parse().unwrap();
-        let https = phone_home_env(&plan("https://192.0.2.1:8443/v1/hosts/web1/installed"), "tok", Some(&pins));
+        let https = phone_home_env(
+            &plan("https://192.0.2.1:8443/v1/hosts/web1/installed").endpoints.installed,
+            "tok",
+            Some(&pins),
+        );
         assert_eq!(
             https,
             format!(
@@ -124,10 +130,11 @@ mod tests {
         assert!(pins.to_string().contains(';'), "curl's separator in the file");
         let http = plan("http://192.0.2.1:8080/v1/hosts/web1/installed");
         assert_eq!(
-            phone_home_env(&http, "tok", Some(&pins)),
+            phone_home_env(&http.endpoints.installed, "tok", Some(&pins)),
             "METALBOOT_INSTALLED_URL='http://192.0.2.1:8080/v1/hosts/web1/installed'\nMETALBOOT_TOKEN='tok'\n"
         );
-        assert_eq!(phone_home_env(&http, "tok", None), phone_home_env(&http, "tok", Some(&pins)));
+        let url = &http.endpoints.installed;
+        assert_eq!(phone_home_env(url, "tok", None), phone_home_env(url, "tok", Some(&pins)));
     }
 
     #[test]

@@ -59,11 +59,7 @@ pub fn configure(target: &Path, plan: &InstallPlan, pins: Option<&metalboot_spec
     }
     write(target, BTRBK_CONF, &snap.btrbk_conf(&plan.layout, &plan.hostname), 0o644)?;
     write(target, TIMER_DROPIN, &snap.timer_dropin(), 0o644)?;
-    let wants = target.join("etc/systemd/system/timers.target.wants");
-    std::fs::create_dir_all(&wants)?;
-    let link = wants.join("btrbk.timer");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink("/lib/systemd/system/btrbk.timer", &link).context("enabling btrbk.timer")?;
+    crate::files::enable(target, "timers.target", "/lib/systemd/system/btrbk.timer")?;
     configure_reports(target, plan, pins)?;
     if snap.send.is_empty() {
         return Ok(());

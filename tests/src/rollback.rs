@@ -70,7 +70,7 @@ pub fn failed_trial_rolls_back(
     ensure!(text.contains("failed at step first-boot: the new system's trial failed"), "the command said:\n{text}");
     // the previous system is back by itself, and says so
     s.wait_ssh(ip, kh, Duration::from_secs(600))?;
-    let h = wait_failed(s, Duration::from_secs(300))?;
+    let h = s.wait_state("vm1", "failed", vm, Duration::from_secs(300))?;
     let err = h["failed_error"].as_str().unwrap_or("");
     ensure!(h["failed_step"] == "first-boot", "failed at {}: {err}", h["failed_step"]);
     ensure!(err.contains(&format!("trial failed: no phone-home within {DEADLINE} s")), "failed_error: {err}");
@@ -101,16 +101,4 @@ pub fn failed_trial_rolls_back(
         started.elapsed().as_secs_f64()
     ));
     Ok(())
-}
-
-fn wait_failed(s: &Scenario, limit: Duration) -> Result<serde_json::Value> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let h = s.host("vm1")?;
-        if h["state"] == "failed" || Instant::now() > deadline {
-            ensure!(h["state"] == "failed", "host is {} {limit:?} after the rollback", h["state"]);
-            return Ok(h);
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
 }

@@ -45,7 +45,7 @@ pub fn wanted(plan: &InstallPlan, opts: &Options) -> bool {
 
 /// The root subvolume's name in the plan's layout.
 fn root_name(plan: &InstallPlan) -> &str {
-    plan.layout.subvolumes.iter().find(|s| s.mountpoint == "/").map_or("@", |s| s.name.as_str())
+    plan.layout.root_subvolume().map_or("@", |s| s.name.as_str())
 }
 
 /// Before any write, the filesystem's top mounted at `top`: the previous
@@ -156,26 +156,16 @@ pub fn arm(target: &Path, plan: &InstallPlan, opts: &Options, prev: &Previous, r
     )?;
     write(target, "etc/systemd/system/metalboot-trial.timer", &timer(secs), 0o644)?;
     write(target, "etc/systemd/system/metalboot-trial.service", &service(secs), 0o644)?;
-    enable(target, "timers.target", "metalboot-trial.timer")?;
+    crate::files::enable(target, "timers.target", "/etc/systemd/system/metalboot-trial.timer")?;
     // the previous system: tells the server it is back, once
-    let env = crate::render::phone_home_env(plan, &opts.token, opts.pins.as_ref())
-        .replace(&plan.endpoints.installed, &plan.endpoints.rolled_back);
+    let env = crate::render::phone_home_env(&plan.endpoints.rolled_back, &opts.token, opts.pins.as_ref());
     write(&old, "etc/metalboot/rolled-back.env", &env, 0o600)?;
     write(&old, "usr/local/sbin/metalboot-rolled-back", PHONE_HOME, 0o755)?;
     write(&old, "etc/systemd/system/metalboot-rolled-back.service", ROLLED_BACK_UNIT, 0o644)?;
-    enable(&old, "multi-user.target", "metalboot-rolled-back.service")?;
+    crate::files::enable(&old, "multi-user.target", "/etc/systemd/system/metalboot-rolled-back.service")?;
     Ok(format!(
         "trial boot armed: {previous} boots unless the new system phones home within {secs} s of its first boot"
     ))
-}
-
-fn enable(root: &Path, target: &str, unit: &str) -> Result<()> {
-    let wants = root.join(format!("etc/systemd/system/{target}.wants"));
-    std::fs::create_dir_all(&wants)?;
-    let link = wants.join(unit);
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(format!("/etc/systemd/system/{unit}"), &link)
-        .with_context(|| format!("enabling {unit} in {}", root.display()))
 }
 
 fn timer(secs: u32) -> String {
