@@ -108,3 +108,20 @@ fn a_hooks_ca_file_must_hold_certificates_and_go_with_https() {
     let c = Config::parse(&hook("https://hooks.example.org/x", "ca.pem"), d.path(), None).unwrap();
     assert_eq!(c.handoff.hooks[0].ca_file.as_deref(), Some(d.path().join("ca.pem").as_path()));
 }
+
+#[test]
+fn relayed_subnets_parse_and_need_full_mode() {
+    let parse = |dhcp: &str| Config::parse(dhcp, Path::new("/"), None);
+    let c = parse(
+        "[dhcp]\nmode = \"full\"\n[[dhcp.subnets]]\nsubnet = \"10.98.1.0/24\"\nrange = [\"10.98.1.10\", \"10.98.1.20\"]\nrouter = \"10.98.1.1\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.dhcp.subnets.len(), 1);
+    assert_eq!(c.dhcp.subnets[0].router, Some(std::net::Ipv4Addr::new(10, 98, 1, 1)));
+    let e = parse("[dhcp]\nmode = \"proxy\"\n[[dhcp.subnets]]\nsubnet = \"10.98.1.0/24\"\nrange = [\"10.98.1.10\", \"10.98.1.20\"]\n")
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("dhcp.subnets"), "{e:#}");
+    let e = parse("[dhcp]\nmode = \"full\"\n[[dhcp.subnets]]\nsubnet = \"10.98.1.0/24\"\nrange = [\"10.98.1.10\", \"10.98.1.20\"]\npool = 3\n")
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("pool"), "{e:#}");
+}

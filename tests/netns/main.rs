@@ -14,6 +14,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+mod relay;
+
 const HOST: &str = "[[host]]\nname = \"static1\"\nmacs = [\"02:dc:00:00:00:63\"]\ndisk = { path = \"/dev/vda\" }\n\
                     network = { mode = \"static\", addresses = [\"10.99.0.9/24\"], gateway = \"10.99.0.1\" }\n\
                     ssh_authorized_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl t@netns\"]\n";
@@ -43,8 +45,9 @@ fn udhcpc(peer: &Netns, dir: &Path, tag: &str) -> Result<(Killed, std::path::Pat
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\necho \"$1 ip=$ip lease=$lease serverid=$serverid\" >> {log}\n\
-             case $1 in bound|renew) ip addr flush dev $interface; ip addr add $ip/24 dev $interface;; esac\n",
+            "#!/bin/sh\necho \"$1 ip=$ip lease=$lease serverid=$serverid router=${{router%% *}}\" >> {log}\n\
+             case $1 in bound|renew) ip addr flush dev $interface; ip addr add $ip/24 dev $interface\n\
+             [ -z \"$router\" ] || ip route replace default via ${{router%% *}} dev $interface;; esac\n",
             log = log.display()
         ),
     )?;

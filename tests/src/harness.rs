@@ -93,8 +93,8 @@ pub struct Scenario {
     /// Phase timeline: (seconds since start, what).
     pub phases: Vec<(f64, String)>,
     last_state: String,
-    helpers: Vec<Child>,
-    peers: Vec<Netns>,
+    pub(crate) helpers: Vec<Child>,
+    pub(crate) peers: Vec<Netns>,
     /// Set by [`Scenario::finish`]; a scenario dropped without it failed,
     /// and its logs' last lines go to stderr (the CI output is all a failed
     /// run leaves behind).

@@ -74,17 +74,24 @@ impl Netns {
     /// veth from it is attached to our bridge, its end `eth0` at `ip/24`
     /// (no address if `ip` is empty: a DHCP client).
     pub fn peer(&self, tag: &str, ip: &str) -> Result<Netns> {
+        self.peer_on("br0", tag, &if ip.is_empty() { String::new() } else { format!("{ip}/24") })
+    }
+
+    /// A host on `bridge` of this namespace: as [`Netns::peer`], its `eth0`
+    /// at `cidr` (none if empty).
+    pub fn peer_on(&self, bridge: &str, tag: &str, cidr: &str) -> Result<Netns> {
         let name = format!("{}-{tag}", self.name);
+        let ip = cidr.split('/').next().unwrap_or("");
         run(&["ip", "netns", "add", &name])?;
         let peer = Netns { name, server_ip: ip.into() };
         let (here, there) = (format!("v{tag}"), format!("v{tag}p"));
         self.exec(&["ip", "link", "add", &here, "type", "veth", "peer", "name", &there])?;
         self.exec(&["ip", "link", "set", &there, "netns", &peer.name])?;
-        self.exec(&["ip", "link", "set", &here, "master", "br0"])?;
+        self.exec(&["ip", "link", "set", &here, "master", bridge])?;
         self.exec(&["ip", "link", "set", &here, "up"])?;
         peer.exec(&["ip", "link", "set", &there, "name", "eth0"])?;
-        if !ip.is_empty() {
-            peer.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
+        if !cidr.is_empty() {
+            peer.exec(&["ip", "addr", "add", cidr, "dev", "eth0"])?;
         }
         peer.exec(&["ip", "link", "set", "eth0", "up"])?;
         peer.exec(&["ip", "link", "set", "lo", "up"])?;

@@ -1,5 +1,5 @@
 //! Scenario 2: a rented server's two disks as one BTRFS raid1, installed
-//! under UEFI (OVMF's PXE → iPXE → our installer) onto an NVMe disk with
+//! under UEFI (OVMF's PXE → iPXE → our installer, all through a DHCP relay) onto an NVMe disk with
 //! 4096-byte sectors and a virtio disk with 512-byte sectors; checked like
 //! every installed host. Then the NVMe disk is taken out and the host boots
 //! from the other disk alone, first under UEFI (the ESP copy), then under
@@ -93,7 +93,11 @@ fn reinstall_dry_run(s: &mut Scenario, ip: &str, kh: &std::path::Path) -> Result
 
 /// Runs the scenario; returns it (timeline, logs).
 pub fn raid1(name: &str) -> Result<Scenario> {
-    let mut i = install(Firmware::Uefi, name, Dhcp::Full, TEST_IMAGE, Disks::Raid1)?;
+    // the VM is on a subnet of its own behind a DHCP relay, as a rack behind
+    // its top-of-rack switch: OVMF, iPXE, the installer and the installed
+    // system all get their addresses through it, from that subnet's pool
+    let mut i = install(Firmware::Uefi, name, Dhcp::FullBehindRelay, TEST_IMAGE, Disks::Raid1)?;
+    ensure!(i.ip.starts_with("10.98.1."), "the host got {}, not an address of the relayed subnet", i.ip);
     check_installed(&mut i)?;
     let console = i.vm.serial();
     let from = last_uefi_boot(&console);

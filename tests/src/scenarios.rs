@@ -1,5 +1,7 @@
 //! The scenarios, shared by the e2e tests and `make demo`.
 
+pub(crate) use crate::dhcp_setup::dhcp_config;
+pub use crate::dhcp_setup::Dhcp;
 pub(crate) use crate::disks::blank_disk;
 use crate::disks::check_disks;
 pub use crate::disks::Disks;
@@ -17,22 +19,6 @@ pub const MAC: &str = "52:54:00:e2:e0:01";
 /// some 40% less to fetch and unpack), as `make demo` does; the BIOS
 /// scenario keeps the generic image so its kernel stays covered.
 pub const TEST_IMAGE: Image = Image::Cloud;
-
-/// Who hands out addresses on the provisioning network.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Dhcp {
-    /// metalboot itself (full DHCP).
-    Full,
-    /// A dnsmasq on another host of the network; metalboot in proxy mode.
-    ProxyBesideDnsmasq,
-}
-
-pub(crate) fn dhcp_config(d: Dhcp) -> &'static str {
-    match d {
-        Dhcp::Full => "[dhcp]\nmode = \"full\"\ninterface = \"br0\"\nsubnet = \"10.99.0.0/24\"\nrange = [\"10.99.0.100\", \"10.99.0.150\"]\n",
-        Dhcp::ProxyBesideDnsmasq => "[dhcp]\nmode = \"proxy\"\ninterface = \"br0\"\n",
-    }
-}
 
 /// The scenario's one host; the generic image is left to the inventory's default.
 pub(crate) fn inventory(s: &Scenario, disk: &str, image: Image) -> Result<String> {
@@ -160,6 +146,9 @@ pub(crate) fn start_with(
     let disk_lines = lines(&s)?;
     let inv = inventory_with(&s, &disk_lines, image)?;
     s.start_server(&inv, dhcp_config(dhcp))?;
+    if dhcp == Dhcp::FullBehindRelay {
+        crate::relay::vm_behind_relay(&mut s)?;
+    }
     Ok((s, accel))
 }
 

@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use metalboot::dhcp::ledger::Ledger;
 use metalboot::dhcp::socket::handle;
-use metalboot::dhcp::{DhcpMode, DhcpSettings};
+use metalboot::dhcp::{DhcpMode, DhcpSettings, Pool};
 use metalboot::state::Store;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
@@ -23,12 +23,25 @@ fn world() -> &'static World {
         let store = Store::open(dir.path()).expect("store");
         let settings = DhcpSettings {
             server_ip: Ipv4Addr::new(10, 99, 0, 1),
-            subnet: "10.99.0.0/24".parse().expect("subnet"),
-            range_start: Ipv4Addr::new(10, 99, 0, 100),
-            range_end: Ipv4Addr::new(10, 99, 0, 103),
-            router: Some(Ipv4Addr::new(10, 99, 0, 1)),
-            dns: vec![Ipv4Addr::new(10, 99, 0, 1)],
-            lease_secs: 600,
+            // the interface's subnet, and one behind a relay at 10.98.1.1
+            pools: vec![
+                Pool {
+                    subnet: "10.99.0.0/24".parse().expect("subnet"),
+                    range_start: Ipv4Addr::new(10, 99, 0, 100),
+                    range_end: Ipv4Addr::new(10, 99, 0, 103),
+                    router: Some(Ipv4Addr::new(10, 99, 0, 1)),
+                    dns: vec![Ipv4Addr::new(10, 99, 0, 1)],
+                    lease_secs: 600,
+                },
+                Pool {
+                    subnet: "10.98.1.0/24".parse().expect("subnet"),
+                    range_start: Ipv4Addr::new(10, 98, 1, 100),
+                    range_end: Ipv4Addr::new(10, 98, 1, 103),
+                    router: Some(Ipv4Addr::new(10, 98, 1, 1)),
+                    dns: vec![],
+                    lease_secs: 60,
+                },
+            ],
             bios_file: "undionly.kpxe".into(),
             efi_file: "snponly.efi".into(),
             http_base: "http://10.99.0.1:8080".into(),

@@ -7,7 +7,7 @@
 
 use super::classify::{ClientInfo, Firmware};
 use super::leases::{Hold, Lease, LeaseBook};
-use super::DhcpSettings;
+use super::{DhcpSettings, Pool};
 use dhcproto::v4::MessageType;
 use metalboot_spec::MacAddr;
 use std::net::Ipv4Addr;
@@ -71,12 +71,14 @@ pub fn boot_info(c: &ClientInfo, s: &DhcpSettings) -> Option<BootInfo> {
     }
 }
 
-fn in_range(ip: Ipv4Addr, s: &DhcpSettings) -> bool {
-    u32::from(ip) >= u32::from(s.range_start) && u32::from(ip) <= u32::from(s.range_end)
+/// The address reserved for `mac` in the inventory, if it lies in `p`: a
+/// host reserved in another subnet gets a pool address where it is now.
+fn reserved(mac: &MacAddr, s: &DhcpSettings, p: &Pool) -> Option<Ipv4Addr> {
+    s.reservations.iter().find(|(m, ip)| m == mac && p.holds(*ip)).map(|(_, ip)| *ip)
 }
 
-fn usable_for(ip: Ipv4Addr, mac: &MacAddr, s: &DhcpSettings, book: &dyn LeaseBook, now: i64) -> bool {
-    if ip == s.server_ip || !s.subnet.contains(ip.into()) {
+fn usable_for(ip: Ipv4Addr, mac: &MacAddr, s: &DhcpSettings, p: &Pool, book: &dyn LeaseBook, now: i64) -> bool {
+    if ip == s.server_ip || !p.holds(ip) {
         return false;
     }
     if let Some(owner) = s.reservations.iter().find(|(_, rip)| *rip == ip).map(|(m, _)| m) {
@@ -90,41 +92,48 @@ fn usable_for(ip: Ipv4Addr, mac: &MacAddr, s: &DhcpSettings, book: &dyn LeaseBoo
     }
 }
 
-fn choose_address(c: &ClientInfo, s: &DhcpSettings, book: &mut dyn LeaseBook, now: i64) -> Option<Ipv4Addr> {
-    if let Some((_, ip)) = s.reservations.iter().find(|(m, _)| *m == c.mac) {
-        return Some(*ip);
+fn choose_address(c: &ClientInfo, s: &DhcpSettings, p: &Pool, book: &mut dyn LeaseBook, now: i64) -> Option<Ipv4Addr> {
+    if let Some(ip) = reserved(&c.mac, s, p) {
+        return Some(ip);
     }
     if let Some(l) = book.by_mac(&c.mac, now) {
-        if in_range(l.ip, s) {
+        if p.in_range(l.ip) {
             return Some(l.ip);
         }
     }
     if let Some(req) = c.requested_ip {
-        if in_range(req, s) && usable_for(req, &c.mac, s, book, now) {
+        if p.in_range(req) && usable_for(req, &c.mac, s, p, book, now) {
             return Some(req);
         }
     }
-    book.free_address(now, &|ip| poolable(ip, s))
+    book.free_address(now, &|ip| poolable(ip, s, p))
 }
 
 /// Whether a pool address may go to a client without a reservation: never
 /// the server's own, one outside the subnet, or one reserved for a host.
-fn poolable(ip: Ipv4Addr, s: &DhcpSettings) -> bool {
-    ip != s.server_ip && s.subnet.contains(ip.into()) && !s.reservations.iter().any(|(_, rip)| *rip == ip)
+fn poolable(ip: Ipv4Addr, s: &DhcpSettings, p: &Pool) -> bool {
+    ip != s.server_ip && p.holds(ip) && !s.reservations.iter().any(|(_, rip)| *rip == ip)
 }
 
-/// Full-mode decision.
+/// The answer to a request relayed from a subnet no pool holds: none.
+pub fn unknown_relay(giaddr: Ipv4Addr) -> Decision {
+    Decision::Ignore(format!("relayed by {giaddr}, which is in no subnet of [dhcp] or [[dhcp.subnets]]"))
+}
+
+/// Full-mode decision, from the pool of the client's subnet (`book` is that
+/// pool's lease book; see `subnets::pool_for`).
 pub fn decide(c: &ClientInfo, s: &DhcpSettings, book: &mut dyn LeaseBook, now: i64) -> Decision {
+    let Some(p) = s.pool_for(c.giaddr, c.ciaddr) else { return unknown_relay(c.giaddr) };
     let boot = boot_info(c, s);
     match c.msg_type {
-        MessageType::Discover => match choose_address(c, s, book, now) {
+        MessageType::Discover => match choose_address(c, s, p, book, now) {
             Some(ip) => {
                 // a bound client asking again keeps its lease; anyone else
                 // gets a short hold, in memory only (see `LeaseChange`)
                 if book.by_ip(ip, now).is_none_or(|l| l.mac != c.mac || l.hold != Hold::Bound) {
                     book.put(Lease { ip, mac: c.mac, hold: Hold::Offered, expires_ms: now + OFFER_HOLD_MS });
                 }
-                Decision::Reply { msg_type: MessageType::Offer, yiaddr: ip, lease_secs: Some(s.lease_secs), boot }
+                Decision::Reply { msg_type: MessageType::Offer, yiaddr: ip, lease_secs: Some(p.lease_secs), boot }
             }
             None => Decision::Ignore("address pool exhausted".into()),
         },
@@ -147,24 +156,24 @@ pub fn decide(c: &ClientInfo, s: &DhcpSettings, book: &mut dyn LeaseBook, now: i
                 lease_secs: None,
                 boot: None,
             };
-            if let Some((_, rip)) = s.reservations.iter().find(|(m, _)| *m == c.mac) {
-                if *rip != ip {
+            if let Some(rip) = reserved(&c.mac, s, p) {
+                if rip != ip {
                     return nak;
                 }
-            } else if !in_range(ip, s) {
+            } else if !p.in_range(ip) {
                 return nak;
             }
-            if !usable_for(ip, &c.mac, s, book, now) {
+            if !usable_for(ip, &c.mac, s, p, book, now) {
                 return nak;
             }
-            book.put(Lease { ip, mac: c.mac, hold: Hold::Bound, expires_ms: now + i64::from(s.lease_secs) * 1000 });
-            Decision::Reply { msg_type: MessageType::Ack, yiaddr: ip, lease_secs: Some(s.lease_secs), boot }
+            book.put(Lease { ip, mac: c.mac, hold: Hold::Bound, expires_ms: now + i64::from(p.lease_secs) * 1000 });
+            Decision::Reply { msg_type: MessageType::Ack, yiaddr: ip, lease_secs: Some(p.lease_secs), boot }
         }
         MessageType::Release => {
             book.remove(&c.mac, c.ciaddr);
             Decision::Ignore("released".into())
         }
-        MessageType::Decline => decline(c, s, book, now),
+        MessageType::Decline => decline(c, s, p, book, now),
         MessageType::Inform => {
             Decision::Reply { msg_type: MessageType::Ack, yiaddr: Ipv4Addr::UNSPECIFIED, lease_secs: None, boot }
         }
@@ -178,12 +187,12 @@ pub fn decide(c: &ClientInfo, s: &DhcpSettings, book: &mut dyn LeaseBook, now: i
 /// DECLINE names an address, not a lease, and anyone on the segment can send
 /// one, so otherwise any host could take another's bound lease away or fill
 /// the lease table with addresses that are not ours.
-fn decline(c: &ClientInfo, s: &DhcpSettings, book: &mut dyn LeaseBook, now: i64) -> Decision {
+fn decline(c: &ClientInfo, s: &DhcpSettings, p: &Pool, book: &mut dyn LeaseBook, now: i64) -> Decision {
     let Some(ip) = c.requested_ip else { return Decision::Ignore("DECLINE without an address".into()) };
     if let Some(sid) = c.server_id.filter(|sid| *sid != s.server_ip) {
         return Decision::Ignore(format!("DECLINE of {ip} for server {sid}"));
     }
-    if !in_range(ip, s) {
+    if !p.in_range(ip) {
         return Decision::Ignore(format!("DECLINE of {ip}, outside the pool: ignored"));
     }
     match book.by_ip(ip, now) {

@@ -21,7 +21,7 @@
 //! leases.
 
 use super::classify::ClientInfo;
-use super::decide::{decide, Decision};
+use super::decide::{decide, unknown_relay, Decision};
 use super::leases::{Journal, Lease, LeaseBook, LeaseChange};
 use super::pool::MemoryLeases;
 use super::DhcpSettings;
@@ -38,9 +38,9 @@ const BATCH: usize = 1024;
 /// Answers waiting for the writer before the receive loops wait too.
 pub const QUEUE: usize = 4096;
 
-/// Leases in memory, backed by the state database.
+/// Leases in memory, one book per pool, backed by the state database.
 pub struct Ledger {
-    book: Mutex<MemoryLeases>,
+    books: Vec<Mutex<MemoryLeases>>,
     store: Store,
 }
 
@@ -60,18 +60,36 @@ pub struct Pending {
 }
 
 impl Ledger {
-    /// Loads the unexpired leases of `store` into a book for the pool of `s`.
+    /// Loads the unexpired leases of `store` into a book for each pool of
+    /// `s`, each lease into the pool whose subnet holds it. A lease in no
+    /// pool's subnet (the subnet left the config) stays in the database
+    /// until it expires, unused.
     pub fn open(store: Store, s: &DhcpSettings, now_ms: i64) -> Result<Ledger> {
-        let leases = store.load_leases(now_ms)?;
-        let book = MemoryLeases::with_leases(s.range_start, s.range_end, leases);
-        tracing::debug!(leases = book.len(), "DHCP leases loaded");
-        Ok(Ledger { book: Mutex::new(book), store })
+        let mut split: Vec<Vec<Lease>> = vec![Vec::new(); s.pools.len()];
+        for l in store.load_leases(now_ms)? {
+            match s.pools.iter().position(|p| p.holds(l.ip)) {
+                Some(i) => split[i].push(l),
+                None => tracing::debug!(ip = %l.ip, "lease outside every DHCP subnet left alone"),
+            }
+        }
+        let books: Vec<MemoryLeases> = s
+            .pools
+            .iter()
+            .zip(split)
+            .map(|(p, leases)| MemoryLeases::with_leases(p.range_start, p.range_end, leases))
+            .collect();
+        tracing::debug!(leases = books.iter().map(MemoryLeases::len).sum::<usize>(), "DHCP leases loaded");
+        Ok(Ledger { books: books.into_iter().map(Mutex::new).collect(), store })
     }
 
-    /// Decides in full mode against the book; the changes to write before
-    /// the answer leaves.
+    /// Decides in full mode against the book of the client's pool; the
+    /// changes to write before the answer leaves.
     pub fn decide(&self, c: &ClientInfo, s: &DhcpSettings, now_ms: i64) -> (Decision, Vec<LeaseChange>) {
-        let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(i) = super::subnets::pool_for(&s.pools, c.giaddr, c.ciaddr) else {
+            return (unknown_relay(c.giaddr), Vec::new());
+        };
+        let Some(book) = self.books.get(i) else { return (unknown_relay(c.giaddr), Vec::new()) };
+        let mut book = book.lock().unwrap_or_else(|p| p.into_inner());
         let mut journal = Journal::new(&mut *book);
         let d = decide(c, s, &mut journal, now_ms);
         (d, journal.changes)
@@ -88,14 +106,14 @@ impl Ledger {
     /// it keeps the book and the table from growing with every client ever
     /// seen.
     pub fn purge_expired(&self, now_ms: i64) -> Result<usize> {
-        let n = self.book.lock().unwrap_or_else(|p| p.into_inner()).purge_expired(now_ms);
+        let n = self.books.iter().map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).purge_expired(now_ms)).sum();
         self.store.purge_leases(now_ms)?;
         Ok(n)
     }
 
     /// Leases in the book, expired or not.
     pub fn len(&self) -> usize {
-        self.book.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.books.iter().map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).len()).sum()
     }
 
     /// Whether the book holds no lease.
@@ -105,7 +123,7 @@ impl Ledger {
 
     /// The unexpired lease of `mac` in the book.
     pub fn lease_of(&self, mac: &MacAddr, now_ms: i64) -> Option<Lease> {
-        self.book.lock().unwrap_or_else(|p| p.into_inner()).by_mac(mac, now_ms)
+        self.books.iter().find_map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).by_mac(mac, now_ms))
     }
 }
 

@@ -10,11 +10,13 @@ pub mod ledger;
 pub mod pool;
 pub mod reply;
 pub mod socket;
+pub mod subnets;
 
 use anyhow::{bail, Context, Result};
 use metalboot_spec::{IpCidr, MacAddr, NetMode};
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr};
+pub use subnets::{Pool, SubnetConfig};
 
 /// DHCP mode.
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,6 +64,9 @@ pub struct DhcpConfig {
     /// that announce nothing, so iPXE and Linux stop waiting for a router
     /// (see `ra`). Default: on in full mode, off in proxy mode.
     pub router_advertisements: Option<bool>,
+    /// Subnets behind DHCP relays, each with its own pool (full mode).
+    #[serde(default)]
+    pub subnets: Vec<SubnetConfig>,
 }
 
 fn default_lease() -> u32 {
@@ -79,18 +84,9 @@ fn default_efi() -> String {
 pub struct DhcpSettings {
     /// Our address.
     pub server_ip: Ipv4Addr,
-    /// Subnet (address part is the network).
-    pub subnet: IpCidr,
-    /// Pool start.
-    pub range_start: Ipv4Addr,
-    /// Pool end.
-    pub range_end: Ipv4Addr,
-    /// Router option.
-    pub router: Option<Ipv4Addr>,
-    /// DNS option.
-    pub dns: Vec<Ipv4Addr>,
-    /// Lease time.
-    pub lease_secs: u32,
+    /// Address pools: the interface's subnet first, then the relayed ones
+    /// (see `subnets`). In proxy mode, one pool with an empty range.
+    pub pools: Vec<Pool>,
     /// BIOS boot file.
     pub bios_file: String,
     /// UEFI boot file.
@@ -99,6 +95,19 @@ pub struct DhcpSettings {
     pub http_base: String,
     /// MAC → static address from the inventory.
     pub reservations: Vec<(MacAddr, Ipv4Addr)>,
+}
+
+impl DhcpSettings {
+    /// The pool of the interface's own subnet.
+    pub fn local(&self) -> &Pool {
+        &self.pools[0]
+    }
+
+    /// The pool a request with `giaddr` and `ciaddr` is answered from (see
+    /// `subnets::pool_for`).
+    pub fn pool_for(&self, giaddr: Ipv4Addr, ciaddr: Ipv4Addr) -> Option<&Pool> {
+        subnets::pool_for(&self.pools, giaddr, ciaddr).map(|i| &self.pools[i])
+    }
 }
 
 /// IPv4 addresses (with prefix) of `iface`.
@@ -132,6 +141,11 @@ impl DhcpConfig {
         if self.mode == DhcpMode::Off && self.router_advertisements == Some(true) {
             bail!("field `dhcp.router_advertisements`: needs dhcp.mode = \"full\" or \"proxy\" (it serves dhcp.interface)");
         }
+        if self.mode != DhcpMode::Full && !self.subnets.is_empty() {
+            bail!(
+                "field `dhcp.subnets`: needs dhcp.mode = \"full\" (relayed subnets get addresses from their own pools)"
+            );
+        }
         Ok(())
     }
 
@@ -161,25 +175,28 @@ impl DhcpConfig {
                     bail!("refusing full DHCP on {iface}: it has no address in dhcp.subnet {sn} (it has: {addrs:?})");
                 }
                 let r = self.range.context("dhcp.range is required in full mode")?;
-                for ip in r {
-                    if !sn.contains(ip.into()) {
-                        bail!("dhcp.range address {ip} is outside dhcp.subnet {sn}");
-                    }
-                }
-                if u32::from(r[0]) > u32::from(r[1]) {
-                    bail!("dhcp.range starts after it ends");
-                }
+                subnets::check_range("dhcp", sn, r)?;
                 (sn, r)
             }
             _ => (subnet.unwrap_or(IpCidr { addr: server_ip.into(), prefix: 24 }), [Ipv4Addr::UNSPECIFIED; 2]),
         };
+        let local = Pool {
+            subnet,
+            range_start: range[0],
+            range_end: range[1],
+            router: self.router,
+            dns: self.dns.clone(),
+            lease_secs: self.lease_secs,
+        };
+        let mut pools = vec![local];
+        pools.extend(subnets::relayed(&self.subnets, &pools[0], &self.dns, self.lease_secs)?);
         let mut reservations = Vec::new();
         for h in inventory.hosts() {
             if h.network.mode != NetMode::Static {
                 continue;
             }
             if let Some(IpCidr { addr: IpAddr::V4(v4), .. }) = h.network.ipv4() {
-                if subnet.contains((*v4).into()) {
+                if pools.iter().any(|p| p.holds(*v4)) {
                     for m in &h.macs {
                         reservations.push((*m, *v4));
                     }
@@ -188,12 +205,7 @@ impl DhcpConfig {
         }
         Ok(DhcpSettings {
             server_ip,
-            subnet,
-            range_start: range[0],
-            range_end: range[1],
-            router: self.router,
-            dns: self.dns.clone(),
-            lease_secs: self.lease_secs,
+            pools,
             bios_file: self.bios_file.clone(),
             efi_file: self.efi_file.clone(),
             http_base: format!("http://{server_ip}:{http_port}"),
@@ -204,5 +216,7 @@ impl DhcpConfig {
 
 #[cfg(test)]
 mod lease_tests;
+#[cfg(test)]
+mod relay_tests;
 #[cfg(test)]
 mod tests;

@@ -27,13 +27,14 @@ pub fn reply(req: &Message, d: &Decision, s: &DhcpSettings, guid: Option<&[u8]>,
     if *msg_type == MessageType::Nak {
         return Some(m);
     }
-    if !proxy {
-        o.insert(DhcpOption::SubnetMask(s.subnet.netmask_v4().unwrap_or(Ipv4Addr::new(255, 255, 255, 0))));
-        if let Some(r) = s.router {
+    // the pool `decide` answered from: the relay's subnet, or our own
+    if let (false, Some(p)) = (proxy, s.pool_for(req.giaddr(), req.ciaddr())) {
+        o.insert(DhcpOption::SubnetMask(p.subnet.netmask_v4().unwrap_or(Ipv4Addr::new(255, 255, 255, 0))));
+        if let Some(r) = p.router {
             o.insert(DhcpOption::Router(vec![r]));
         }
-        if !s.dns.is_empty() {
-            o.insert(DhcpOption::DomainNameServer(s.dns.clone()));
+        if !p.dns.is_empty() {
+            o.insert(DhcpOption::DomainNameServer(p.dns.clone()));
         }
         if let Some(secs) = lease_secs {
             o.insert(DhcpOption::AddressLeaseTime(*secs));

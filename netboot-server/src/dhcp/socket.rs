@@ -9,6 +9,7 @@ use super::decide::{decide_proxy, Decision};
 use super::leases::{now_ms, LeaseChange};
 use super::ledger::{Ledger, Pending};
 use super::reply::reply;
+use super::subnets::{append_option, raw_option};
 use super::{DhcpMode, DhcpSettings};
 use anyhow::{Context, Result};
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
@@ -118,6 +119,9 @@ pub fn prepare(
     // mode (EDK2 asks there again after an offer carrying `PXEClient`).
     let boot_server = local_port == 4011;
     let proxy = mode == DhcpMode::Proxy || boot_server;
+    if !proxy && s.pool_for(info.giaddr, info.ciaddr).is_none() {
+        tracing::warn!(relay = %info.giaddr, mac = %info.mac, "DHCP request relayed from a subnet of no pool ([dhcp] subnet or [[dhcp.subnets]]): not answered");
+    }
     let (decision, changes) =
         if proxy { (decide_proxy(&info, s, boot_server), Vec::new()) } else { ledger.decide(&info, s, now_ms) };
     if info.msg_type == MessageType::Decline {
@@ -137,7 +141,17 @@ pub fn prepare(
         return ignored(changes);
     };
     let bytes = match out.to_vec() {
-        Ok(b) => b,
+        Ok(mut b) => {
+            // RFC 3046 §2.2: option 82 goes back to the relay as it came,
+            // byte for byte, as the last option
+            if let Some(agent) = raw_option(buf, u8::from(OptionCode::RelayAgentInformation)) {
+                if append_option(&mut b, u8::from(OptionCode::RelayAgentInformation), agent) {
+                    let hex: String = agent.iter().map(|x| format!("{x:02x}")).collect();
+                    tracing::debug!(relay = %info.giaddr, agent = %hex, "option 82 echoed");
+                }
+            }
+            b
+        }
         Err(e) => {
             tracing::error!(error = %e, "encoding DHCP reply");
             return Prepared { outcome: "error", ..ignored(changes) };

@@ -3,7 +3,7 @@ use super::decide::{decide, decide_proxy, Decision};
 use super::ledger::Ledger;
 use super::pool::MemoryLeases;
 use super::reply::reply;
-use super::DhcpSettings;
+use super::{DhcpSettings, Pool};
 use dhcproto::v4::{Architecture, DhcpOption, Message, MessageType, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable};
 use std::net::Ipv4Addr;
@@ -11,12 +11,14 @@ use std::net::Ipv4Addr;
 pub(super) fn settings() -> DhcpSettings {
     DhcpSettings {
         server_ip: Ipv4Addr::new(10, 99, 0, 1),
-        subnet: "10.99.0.0/24".parse().unwrap(),
-        range_start: Ipv4Addr::new(10, 99, 0, 100),
-        range_end: Ipv4Addr::new(10, 99, 0, 102),
-        router: Some(Ipv4Addr::new(10, 99, 0, 1)),
-        dns: vec![Ipv4Addr::new(10, 99, 0, 1)],
-        lease_secs: 600,
+        pools: vec![Pool {
+            subnet: "10.99.0.0/24".parse().unwrap(),
+            range_start: Ipv4Addr::new(10, 99, 0, 100),
+            range_end: Ipv4Addr::new(10, 99, 0, 102),
+            router: Some(Ipv4Addr::new(10, 99, 0, 1)),
+            dns: vec![Ipv4Addr::new(10, 99, 0, 1)],
+            lease_secs: 600,
+        }],
         bios_file: "undionly.kpxe".into(),
         efi_file: "snponly.efi".into(),
         http_base: "http://10.99.0.1:8080".into(),
@@ -36,7 +38,7 @@ pub(super) fn msg(mac: [u8; 6], t: MessageType, f: impl FnOnce(&mut Message)) ->
 pub(super) const A: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
 pub(super) const B: [u8; 6] = [0x52, 0x54, 0, 0, 0, 2];
 
-fn pxe(arch: u16) -> impl FnOnce(&mut Message) {
+pub(super) fn pxe(arch: u16) -> impl FnOnce(&mut Message) {
     move |m| {
         m.opts_mut().insert(DhcpOption::ClassIdentifier(format!("PXEClient:Arch:{arch:05}:UNDI:003016").into_bytes()));
         m.opts_mut().insert(DhcpOption::ClientSystemArchitecture(Architecture::from(arch)));
@@ -82,7 +84,7 @@ fn classifies_firmware() {
 #[test]
 fn boot_file_per_firmware() {
     let s = settings();
-    let mut book = MemoryLeases::new(s.range_start, s.range_end);
+    let mut book = MemoryLeases::new(s.local().range_start, s.local().range_end);
     assert_eq!(
         boot_file(&decide(&classify(&msg(A, MessageType::Discover, pxe(0))).unwrap(), &s, &mut book, 0)).as_deref(),
         Some("undionly.kpxe")
@@ -105,7 +107,7 @@ fn boot_file_per_firmware() {
 #[test]
 fn full_exchange_offer_request_ack_release() {
     let s = settings();
-    let mut book = MemoryLeases::new(s.range_start, s.range_end);
+    let mut book = MemoryLeases::new(s.local().range_start, s.local().range_end);
     let offer = decide(&classify(&msg(A, MessageType::Discover, |_| {})).unwrap(), &s, &mut book, 0);
     let ip = yi(&offer);
     assert_eq!(ip, Ipv4Addr::new(10, 99, 0, 100));
@@ -140,7 +142,7 @@ fn full_exchange_offer_request_ack_release() {
 #[test]
 fn reservation_wins_and_pool_exhaustion_is_reported() {
     let s = settings();
-    let mut book = MemoryLeases::new(s.range_start, s.range_end);
+    let mut book = MemoryLeases::new(s.local().range_start, s.local().range_end);
     let r = msg([0x52, 0x54, 0, 0, 0, 9], MessageType::Discover, |_| {});
     assert_eq!(yi(&decide(&classify(&r).unwrap(), &s, &mut book, 0)), Ipv4Addr::new(10, 99, 0, 9));
     for i in 0..3u8 {
@@ -158,7 +160,7 @@ fn reservation_wins_and_pool_exhaustion_is_reported() {
 #[test]
 fn request_for_another_server_drops_our_offer() {
     let s = settings();
-    let mut book = MemoryLeases::new(s.range_start, s.range_end);
+    let mut book = MemoryLeases::new(s.local().range_start, s.local().range_end);
     let ip = yi(&decide(&classify(&msg(A, MessageType::Discover, |_| {})).unwrap(), &s, &mut book, 0));
     let other = msg(A, MessageType::Request, |m| {
         m.opts_mut().insert(DhcpOption::RequestedIpAddress(Ipv4Addr::new(192, 168, 1, 5)));
@@ -172,7 +174,7 @@ fn request_for_another_server_drops_our_offer() {
 #[test]
 fn decline_quarantines_the_address() {
     let s = settings();
-    let mut book = MemoryLeases::new(s.range_start, s.range_end);
+    let mut book = MemoryLeases::new(s.local().range_start, s.local().range_end);
     let ip = yi(&decide(&classify(&msg(A, MessageType::Discover, |_| {})).unwrap(), &s, &mut book, 0));
     let dec = msg(A, MessageType::Decline, |m| {
         m.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
@@ -196,7 +198,7 @@ fn proxy_mode_answers_pxe_clients_only_and_never_with_an_address() {
 #[test]
 fn reply_carries_options_guid_and_no_pxedhcp() {
     let s = settings();
-    let mut book = MemoryLeases::new(s.range_start, s.range_end);
+    let mut book = MemoryLeases::new(s.local().range_start, s.local().range_end);
     let req = msg(A, MessageType::Discover, pxe(0));
     let info = classify(&req).unwrap();
     let d = decide(&info, &s, &mut book, 0);

@@ -6,7 +6,7 @@ use dhcproto::{Decodable, Decoder};
 use metalboot::dhcp::classify::{classify, Firmware};
 use metalboot::dhcp::ledger::Ledger;
 use metalboot::dhcp::socket::handle;
-use metalboot::dhcp::{DhcpMode, DhcpSettings};
+use metalboot::dhcp::{DhcpMode, DhcpSettings, Pool};
 use metalboot::state::Store;
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -17,12 +17,14 @@ fn capture(name: &str) -> Vec<u8> {
 fn settings() -> DhcpSettings {
     DhcpSettings {
         server_ip: Ipv4Addr::new(10, 99, 0, 1),
-        subnet: "10.99.0.0/24".parse().unwrap(),
-        range_start: Ipv4Addr::new(10, 99, 0, 100),
-        range_end: Ipv4Addr::new(10, 99, 0, 150),
-        router: None,
-        dns: vec![],
-        lease_secs: 600,
+        pools: vec![Pool {
+            subnet: "10.99.0.0/24".parse().unwrap(),
+            range_start: Ipv4Addr::new(10, 99, 0, 100),
+            range_end: Ipv4Addr::new(10, 99, 0, 150),
+            router: None,
+            dns: vec![],
+            lease_secs: 600,
+        }],
         bios_file: "undionly.kpxe".into(),
         efi_file: "snponly.efi".into(),
         http_base: "http://10.99.0.1:8080".into(),
