@@ -234,6 +234,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                     config.dhcp.interface.as_deref().unwrap_or("(no interface)"),
                     if config.dhcp.router_advertisements_on() { "on" } else { "off" }
                 );
+                for p in config.dhcp.relayed_pools().unwrap_or_default() {
+                    println!("dhcp: relayed subnet {} ({} to {})", p.subnet, p.range_start, p.range_end);
+                }
             }
             if let Some(line) = https {
                 println!("{line}");

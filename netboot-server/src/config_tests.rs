@@ -113,7 +113,7 @@ fn a_hooks_ca_file_must_hold_certificates_and_go_with_https() {
 fn relayed_subnets_parse_and_need_full_mode() {
     let parse = |dhcp: &str| Config::parse(dhcp, Path::new("/"), None);
     let c = parse(
-        "[dhcp]\nmode = \"full\"\n[[dhcp.subnets]]\nsubnet = \"10.98.1.0/24\"\nrange = [\"10.98.1.10\", \"10.98.1.20\"]\nrouter = \"10.98.1.1\"\n",
+        "[dhcp]\nmode = \"full\"\nsubnet = \"10.99.0.0/24\"\n[[dhcp.subnets]]\nsubnet = \"10.98.1.0/24\"\nrange = [\"10.98.1.10\", \"10.98.1.20\"]\nrouter = \"10.98.1.1\"\n",
     )
     .unwrap();
     assert_eq!(c.dhcp.subnets.len(), 1);
@@ -121,7 +121,16 @@ fn relayed_subnets_parse_and_need_full_mode() {
     let e = parse("[dhcp]\nmode = \"proxy\"\n[[dhcp.subnets]]\nsubnet = \"10.98.1.0/24\"\nrange = [\"10.98.1.10\", \"10.98.1.20\"]\n")
         .unwrap_err();
     assert!(format!("{e:#}").contains("dhcp.subnets"), "{e:#}");
-    let e = parse("[dhcp]\nmode = \"full\"\n[[dhcp.subnets]]\nsubnet = \"10.98.1.0/24\"\nrange = [\"10.98.1.10\", \"10.98.1.20\"]\npool = 3\n")
+    let e = parse("[dhcp]\nmode = \"full\"\nsubnet = \"10.99.0.0/24\"\n[[dhcp.subnets]]\nsubnet = \"10.98.1.0/24\"\nrange = [\"10.98.1.10\", \"10.98.1.20\"]\npool = 3\n")
         .unwrap_err();
     assert!(format!("{e:#}").contains("pool"), "{e:#}");
+    // checked at load, with no interface: overlap with the interface's subnet
+    let e = parse(
+        "[dhcp]\nmode = \"full\"\nsubnet = \"10.98.0.0/16\"\n[[dhcp.subnets]]\nsubnet = \"10.98.1.0/24\"\nrange = [\"10.98.1.10\", \"10.98.1.20\"]\n",
+    )
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("overlaps dhcp.subnet 10.98.0.0/16"), "{e:#}");
+    let e = parse("[dhcp]\nmode = \"full\"\n[[dhcp.subnets]]\nsubnet = \"10.98.1.0/24\"\nrange = [\"10.98.1.10\", \"10.98.1.20\"]\n")
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("needs dhcp.subnet"), "{e:#}");
 }

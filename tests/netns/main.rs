@@ -63,6 +63,34 @@ fn udhcpc(peer: &Netns, dir: &Path, tag: &str) -> Result<(Killed, std::path::Pat
     Ok((Killed(child), log))
 }
 
+/// ISC dhclient in the foreground, once; the lease file's text once it
+/// holds an address.
+fn dhclient(peer: &Netns, dir: &Path, tag: &str) -> (Killed, String) {
+    let lease_file = dir.join(format!("dhclient-{tag}.leases"));
+    let child = Killed(
+        peer.command("dhclient")
+            .args(["-d", "-1", "-sf", "/bin/true", "-pf"])
+            .arg(dir.join(format!("dhclient-{tag}.pid")))
+            .arg("-lf")
+            .arg(&lease_file)
+            .arg("eth0")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(format!("dhclient-{tag}.log"))).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let lease = wait_for("dhclient lease", Duration::from_secs(30), || {
+        std::fs::read_to_string(&lease_file).ok().filter(|t| t.contains("fixed-address"))
+    });
+    (child, lease)
+}
+
+/// The address of a dhclient lease file.
+fn ip_of_lease(lease: &str) -> Ipv4Addr {
+    let a = lease.lines().find_map(|l| l.trim().strip_prefix("fixed-address ")).expect("fixed-address");
+    a.trim_end_matches(';').parse().expect("an address")
+}
+
 fn lines(p: &Path) -> Vec<String> {
     std::fs::read_to_string(p).unwrap_or_default().lines().map(String::from).collect()
 }
@@ -94,26 +122,8 @@ fn full_mode_leases_renews_and_never_hands_out_an_address_twice() {
     s.phase(&format!("udhcpc bound {a1} and renewed it"));
 
     // dhclient on a second client
-    let lease_file = s.dir.join("dhclient.leases");
-    let _c2 = Killed(
-        peers[1]
-            .command("dhclient")
-            .args(["-d", "-1", "-sf", "/bin/true", "-pf"])
-            .arg(s.dir.join("dhclient.pid"))
-            .arg("-lf")
-            .arg(&lease_file)
-            .arg("eth0")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(s.dir.join("dhclient.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let a2: Ipv4Addr = wait_for("dhclient lease", Duration::from_secs(30), || {
-        let t = std::fs::read_to_string(&lease_file).ok()?;
-        t.lines().find_map(|l| l.trim().strip_prefix("fixed-address ").map(|v| v.trim_end_matches(';').to_string()))
-    })
-    .parse()
-    .unwrap();
+    let (_c2, lease) = dhclient(&peers[1], &s.dir, "c2");
+    let a2 = ip_of_lease(&lease);
     s.phase(&format!("dhclient got {a2}"));
 
     // the inventory host with a static address gets it (reservation)

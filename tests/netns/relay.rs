@@ -4,11 +4,10 @@
 //! it over TFTP through the relay's routing; a relayed subnet with no pool
 //! gets nothing, and the server says why.
 
-use super::{discover, lines, udhcpc, wait_for, HOST};
+use super::{dhclient, discover, ip_of_lease, lines, udhcpc, wait_for, HOST};
 use metalboot_e2e::harness::{Killed, Scenario};
 use metalboot_e2e::relay::start_relay;
 use std::net::Ipv4Addr;
-use std::process::Stdio;
 use std::time::Duration;
 
 /// The server's own subnet and two behind the relay at 10.99.0.254.
@@ -49,24 +48,8 @@ fn relayed_subnets_get_addresses_from_their_own_pools() {
     assert!(log.contains("agent=01046c616e31") && log.contains("option 82 echoed"), "no option 82 echoed");
     s.phase(&format!("udhcpc behind the relay's lan1 bound {a1}, option 82 echoed"));
 
-    let lease_file = s.dir.join("dhclient-relay.leases");
-    let _d = Killed(
-        c2.command("dhclient")
-            .args(["-d", "-1", "-sf", "/bin/true", "-pf"])
-            .arg(s.dir.join("dhclient-relay.pid"))
-            .arg("-lf")
-            .arg(&lease_file)
-            .arg("eth0")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(s.dir.join("dhclient-relay.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let lease = wait_for("dhclient lease through the relay", Duration::from_secs(30), || {
-        std::fs::read_to_string(&lease_file).ok().filter(|t| t.contains("fixed-address"))
-    });
-    let a2 = lease.lines().find_map(|l| l.trim().strip_prefix("fixed-address ")).unwrap().trim_end_matches(';');
-    let a2: Ipv4Addr = a2.parse().unwrap();
+    let (_d, lease) = dhclient(&c2, &s.dir, "relay2");
+    let a2 = ip_of_lease(&lease);
     assert!((Ipv4Addr::new(10, 98, 2, 100)..=Ipv4Addr::new(10, 98, 2, 110)).contains(&a2), "{lease}");
     assert!(lease.contains("option routers 10.98.2.1;"), "{lease}");
     assert!(lease.contains("option dhcp-lease-time 300;"), "{lease}");

@@ -146,7 +146,28 @@ impl DhcpConfig {
                 "field `dhcp.subnets`: needs dhcp.mode = \"full\" (relayed subnets get addresses from their own pools)"
             );
         }
+        if !self.subnets.is_empty() {
+            self.relayed_pools()?;
+        }
         Ok(())
+    }
+
+    /// The `[[dhcp.subnets]]` pools, checked against each other and
+    /// `dhcp.subnet` (no interface needed).
+    pub fn relayed_pools(&self) -> Result<Vec<Pool>> {
+        let subnet: IpCidr = match &self.subnet {
+            Some(s) => s.parse().map_err(|e: String| anyhow::anyhow!("dhcp.subnet: {e}"))?,
+            None => bail!("field `dhcp.subnets`: needs dhcp.subnet (the interface's own subnet)"),
+        };
+        let local = Pool {
+            subnet,
+            range_start: Ipv4Addr::UNSPECIFIED,
+            range_end: Ipv4Addr::UNSPECIFIED,
+            router: None,
+            dns: Vec::new(),
+            lease_secs: self.lease_secs,
+        };
+        subnets::relayed(&self.subnets, &local, &self.dns, self.lease_secs)
     }
 
     /// Checks the config against the interface and the inventory.
