@@ -11,10 +11,10 @@
 //! one install re-issues at most [`MAX_TOKEN_REISSUES`] times; the boot after
 //! that fails the host ("too many boots") and revokes both.
 
+use super::db::{vals, Tx};
 use super::{hash_token, HostRecord, HostState};
 use super::{load, now_ms, set_state, token, Recorded, Store, TokenError};
 use anyhow::Result;
-use rusqlite::{params, Connection, OptionalExtension};
 
 /// How many times one install may be served the installer again (each
 /// time with a new pending token) after its first boot.
@@ -48,17 +48,16 @@ impl Store {
             if !rec.state.wants_install() {
                 return Ok(BootStart::NotWanted);
             }
-            let (current, reissues): (Option<String>, u32) = tx.query_row(
-                "SELECT token_hash, token_reissues FROM hosts WHERE name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
+            let row = tx
+                .row("SELECT token_hash, token_reissues FROM hosts WHERE name = ?1", vals![name])?
+                .ok_or_else(|| anyhow::anyhow!("host {name} vanished mid-transaction"))?;
+            let (current, reissues) = (row.opt_text(0)?, u32::try_from(row.int(1)?).unwrap_or(u32::MAX));
             let first = rec.state == HostState::Armed || current.is_none();
             if first {
-                tx.execute(
+                tx.exec(
                     "UPDATE hosts SET token_hash = ?2, pending_token_hash = NULL, token_reissues = 0,
                      token_issued_ms = ?3, method = ?4 WHERE name = ?1",
-                    params![name, token_hash, now_ms(), method],
+                    vals![name, token_hash, now_ms(), method],
                 )?;
                 set_state(tx, name, HostState::Booting, &format!("installer served ({detail}); new install token issued"))?;
                 return Ok(BootStart::Installer);
@@ -70,10 +69,10 @@ impl Store {
                 );
                 return Ok(BootStart::TooManyBoots(Box::new(super::fail_in(tx, name, TOO_MANY_BOOTS_STEP, &error)?)));
             }
-            tx.execute(
+            tx.exec(
                 "UPDATE hosts SET pending_token_hash = ?2, token_reissues = token_reissues + 1, method = ?3
                  WHERE name = ?1",
-                params![name, token_hash, method],
+                vals![name, token_hash, method],
             )?;
             set_state(
                 tx,
@@ -93,14 +92,10 @@ impl Store {
 /// Checks `token` against the host's current and pending tokens, in a
 /// transaction that may write: the first use of the pending token makes it
 /// the current one and revokes the old.
-pub(super) fn check(conn: &Connection, name: &str, token: &str) -> Result<Result<HostRecord, TokenError>> {
-    type Row = (Option<String>, Option<String>, String);
-    let row: Option<Row> = conn
-        .query_row("SELECT token_hash, pending_token_hash, state FROM hosts WHERE name = ?1", [name], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .optional()?;
-    let Some((current, pending, state)) = row else { return Ok(Err(TokenError::Invalid)) };
+pub(super) fn check(tx: &mut Tx, name: &str, token: &str) -> Result<Result<HostRecord, TokenError>> {
+    let row = tx.row("SELECT token_hash, pending_token_hash, state FROM hosts WHERE name = ?1", vals![name])?;
+    let Some(row) = row else { return Ok(Err(TokenError::Invalid)) };
+    let (current, pending, state) = (row.opt_text(0)?, row.opt_text(1)?, row.text(2)?);
     let state: HostState = state.parse().map_err(anyhow::Error::msg)?;
     if !state.token_live() {
         return Ok(Err(TokenError::Invalid));
@@ -108,25 +103,25 @@ pub(super) fn check(conn: &Connection, name: &str, token: &str) -> Result<Result
     let given = hash_token(token);
     let matches = |h: &Option<String>| h.as_deref().is_some_and(|h| token::hashes_equal(h, &given));
     if matches(&pending) {
-        conn.execute(
+        tx.exec(
             "UPDATE hosts SET token_hash = pending_token_hash, pending_token_hash = NULL WHERE name = ?1",
-            [name],
+            vals![name],
         )?;
-        conn.execute(
+        tx.exec(
             "INSERT INTO events (host, at_ms, kind, message) VALUES (?1, ?2, 'token', ?3)",
-            params![name, now_ms(), "the new install token was used; the previous one is revoked"],
+            vals![name, now_ms(), "the new install token was used; the previous one is revoked"],
         )?;
     } else if !matches(&current) {
         return Ok(Err(TokenError::Invalid));
     }
-    Ok(Ok(load(conn, name)?.expect("row seen in this transaction")))
+    Ok(Ok(load(tx, name)?.ok_or_else(|| anyhow::anyhow!("host {name} vanished mid-transaction"))?))
 }
 
 /// [`check`] for the installer's own calls (events, the final report): a
 /// `failed` host's install is over. Only its first boot may still speak (a
 /// host that missed the first-boot deadline keeps its token for that).
-pub(super) fn installer_check(conn: &Connection, name: &str, token: &str) -> Result<Result<HostRecord, TokenError>> {
-    Ok(match check(conn, name, token)? {
+pub(super) fn installer_check(tx: &mut Tx, name: &str, token: &str) -> Result<Result<HostRecord, TokenError>> {
+    Ok(match check(tx, name, token)? {
         Ok(r) if r.state == HostState::Failed => Err(TokenError::Invalid),
         other => other,
     })

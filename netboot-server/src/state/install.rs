@@ -4,11 +4,11 @@
 //! uses it.
 
 use super::boot::installer_check;
+use super::db::{vals, Tx};
 use super::{absent, check, load, now_ms, set_state, Recorded, Store, TokenError};
 use super::{EventStatus, HostRecord, HostReport, HostState, ProgressEvent};
 use anyhow::Result;
 use metalboot_spec::status::HostStatus;
-use rusqlite::{params, Connection, OptionalExtension};
 
 impl Store {
     /// Checks `token` against the host's current (or pending) token for a
@@ -29,9 +29,9 @@ impl Store {
                 Ok(r) => r,
                 Err(e) => return Ok(Err(e)),
             };
-            tx.execute(
+            tx.exec(
                 "INSERT INTO events (host, at_ms, kind, step, percent, bytes, message) VALUES (?1, ?2, 'progress', ?3, ?4, ?5, ?6)",
-                params![
+                vals![
                     name,
                     now_ms(),
                     ev.step.as_str(),
@@ -43,10 +43,10 @@ impl Store {
             let became_failed = ev.status == EventStatus::Failed && rec.state != HostState::Failed;
             if became_failed {
                 set_state(tx, name, HostState::Failed, &format!("failed at step {}: {}", ev.step, ev.message))?;
-                tx.execute(
+                tx.exec(
                     "UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL, failed_step = ?2, failed_error = ?3
                      WHERE name = ?1",
-                    params![name, ev.step.as_str(), ev.message],
+                    vals![name, ev.step.as_str(), &ev.message],
                 )?;
                 super::log::tail_to_timeline(tx, name)?;
             } else if rec.state == HostState::Booting {
@@ -67,12 +67,12 @@ impl Store {
             // the installer's report is the whole truth of this install: a
             // backup key only if this install made one, no status before
             // the new system reports (the time stays: no replays)
-            tx.execute(
+            tx.exec(
                 "UPDATE hosts SET backup_key = ?2, status = NULL WHERE name = ?1",
-                params![name, rep.backup_key],
+                vals![name, rep.backup_key.as_deref()],
             )?;
             // the install that finished used this token: a pending one dies
-            tx.execute("UPDATE hosts SET pending_token_hash = NULL WHERE name = ?1", [name])?;
+            tx.exec("UPDATE hosts SET pending_token_hash = NULL WHERE name = ?1", vals![name])?;
             set_state(
                 tx,
                 name,
@@ -94,21 +94,20 @@ impl Store {
     ) -> Result<Result<(HostRecord, bool), TokenError>> {
         self.with_tx(|tx| {
             if let Err(e) = check(tx, name, token)? {
-                let (state, used): (String, Option<String>) = tx
-                    .query_row("SELECT state, installed_token_hash FROM hosts WHERE name = ?1", [name], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()?
-                    .unwrap_or_default();
+                let (state, used) =
+                    match tx.row("SELECT state, installed_token_hash FROM hosts WHERE name = ?1", vals![name])? {
+                        Some(r) => (r.text(0)?, r.opt_text(1)?),
+                        None => (String::new(), None),
+                    };
                 let again = state == HostState::Installed.to_string()
                     && used.is_some_and(|h| super::hashes_equal(&h, &super::hash_token(token)));
                 return Ok(if again { Ok((load(tx, name)?.unwrap_or_else(|| absent(name)), false)) } else { Err(e) });
             }
             store_report(tx, name, rep)?;
-            tx.execute(
+            tx.exec(
                 "UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL, installed_ms = ?2,
                  installed_token_hash = ?3 WHERE name = ?1",
-                params![name, now_ms(), super::hash_token(token)],
+                vals![name, now_ms(), super::hash_token(token)],
             )?;
             set_state(tx, name, HostState::Installed, "first boot phoned home; host disarmed, token revoked")?;
             Ok(Ok((load(tx, name)?.unwrap_or_else(|| absent(name)), true)))
@@ -149,10 +148,10 @@ impl Store {
     /// last one (`Err` with why otherwise, nothing changed).
     pub fn record_status(&self, name: &str, status: &HostStatus) -> Result<Result<HostRecord, String>> {
         self.with_tx(|tx| {
-            let (state, last): (String, i64) =
-                tx.query_row("SELECT state, status_at FROM hosts WHERE name = ?1", [name], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
+            let row = tx
+                .row("SELECT state, status_at FROM hosts WHERE name = ?1", vals![name])?
+                .ok_or_else(|| anyhow::anyhow!("no host {name}"))?;
+            let (state, last) = (row.text(0)?, row.int(1)?);
             if state != HostState::Installed.to_string() {
                 return Ok(Err(format!("{name} is {state}, not installed: no status reports")));
             }
@@ -167,19 +166,19 @@ impl Store {
             if status.at as i64 <= last {
                 return Ok(Err(format!("a report of {} is not newer than the last one ({last})", status.at)));
             }
-            tx.execute(
+            tx.exec(
                 "UPDATE hosts SET status = ?2, status_at = ?3 WHERE name = ?1",
-                params![name, serde_json::to_string(status)?, status.at as i64],
+                vals![name, serde_json::to_string(status)?, status.at as i64],
             )?;
             Ok(Ok(load(tx, name)?.unwrap_or_else(|| absent(name))))
         })
     }
 }
 
-fn store_report(conn: &Connection, name: &str, rep: &HostReport) -> Result<()> {
-    conn.execute(
+fn store_report(tx: &mut Tx, name: &str, rep: &HostReport) -> Result<()> {
+    tx.exec(
         "UPDATE hosts SET host_keys = ?2, addresses = ?3 WHERE name = ?1",
-        params![name, serde_json::to_string(&rep.host_keys)?, serde_json::to_string(&rep.addresses)?],
+        vals![name, serde_json::to_string(&rep.host_keys)?, serde_json::to_string(&rep.addresses)?],
     )?;
     Ok(())
 }

@@ -5,9 +5,10 @@
 //! many exchanges' changes in one transaction (`dhcp::ledger`), committed
 //! before any of their answers is sent.
 
+use super::db::{vals, Row, Tx};
 use crate::dhcp::leases::{Hold, Lease, LeaseChange};
+use anyhow::Result;
 use metalboot_spec::MacAddr;
-use rusqlite::{params, Connection};
 use std::net::Ipv4Addr;
 
 fn hold_str(h: Hold) -> &'static str {
@@ -18,57 +19,47 @@ fn hold_str(h: Hold) -> &'static str {
     }
 }
 
-fn row(r: &rusqlite::Row) -> rusqlite::Result<Lease> {
-    let ip: String = r.get(0)?;
-    let mac: String = r.get(1)?;
-    let hold: String = r.get(2)?;
+fn row(r: &Row) -> Result<Lease> {
     Ok(Lease {
-        ip: ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
-        mac: mac.parse().unwrap_or(MacAddr([0; 6])),
-        hold: match hold.as_str() {
+        ip: r.text(0)?.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+        mac: r.text(1)?.parse().unwrap_or(MacAddr([0; 6])),
+        hold: match r.text(2)?.as_str() {
             "offered" => Hold::Offered,
             "bound" => Hold::Bound,
             _ => Hold::Declined,
         },
-        expires_ms: r.get(3)?,
+        expires_ms: r.int(3)?,
     })
 }
 
 /// Drops the leases that expired by `now_ms`; how many.
-pub(super) fn purge(conn: &Connection, now_ms: i64) -> rusqlite::Result<usize> {
-    conn.execute("DELETE FROM leases WHERE expires_ms <= ?1", [now_ms])
+pub(super) fn purge(tx: &mut Tx, now_ms: i64) -> Result<usize> {
+    tx.exec("DELETE FROM leases WHERE expires_ms <= ?1", vals![now_ms])
 }
 
 /// Drops the leases that expired by `now_ms` and returns the others.
-pub(super) fn load(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<Lease>> {
-    purge(conn, now_ms)?;
-    let mut stmt = conn.prepare("SELECT ip, mac, hold, expires_ms FROM leases")?;
-    let rows = stmt.query_map([], row)?;
-    rows.collect()
+pub(super) fn load(tx: &mut Tx, now_ms: i64) -> Result<Vec<Lease>> {
+    purge(tx, now_ms)?;
+    tx.rows("SELECT ip, mac, hold, expires_ms FROM leases", &[])?.iter().map(row).collect()
 }
 
 /// Applies `changes` in order (inside the caller's transaction).
-pub(super) fn write(conn: &Connection, changes: &[LeaseChange]) -> rusqlite::Result<()> {
+pub(super) fn write(tx: &mut Tx, changes: &[LeaseChange]) -> Result<()> {
     for c in changes {
         match c {
             LeaseChange::Put(l) => {
                 if l.hold != Hold::Declined {
-                    conn.prepare_cached("DELETE FROM leases WHERE mac = ?1 AND hold != 'declined'")?
-                        .execute([l.mac.to_string()])?;
+                    tx.exec("DELETE FROM leases WHERE mac = ?1 AND hold != 'declined'", vals![l.mac.to_string()])?;
                 }
-                conn.prepare_cached(
-                    "INSERT OR REPLACE INTO leases (ip, mac, hold, expires_ms) VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![
-                    l.ip.to_string(),
-                    l.mac.to_string(),
-                    hold_str(l.hold),
-                    l.expires_ms
-                ])?;
+                tx.exec(
+                    "INSERT INTO leases (ip, mac, hold, expires_ms) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (ip) DO UPDATE SET mac = excluded.mac, hold = excluded.hold,
+                     expires_ms = excluded.expires_ms",
+                    vals![l.ip.to_string(), l.mac.to_string(), hold_str(l.hold), l.expires_ms],
+                )?;
             }
             LeaseChange::Remove { mac, ip } => {
-                conn.prepare_cached("DELETE FROM leases WHERE ip = ?1 AND mac = ?2")?
-                    .execute(params![ip.to_string(), mac.to_string()])?;
+                tx.exec("DELETE FROM leases WHERE ip = ?1 AND mac = ?2", vals![ip.to_string(), mac.to_string()])?;
             }
         }
     }

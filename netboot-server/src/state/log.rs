@@ -4,10 +4,10 @@
 //! goes on the timeline.
 
 use super::boot::installer_check;
+use super::db::{vals, Tx};
 use super::{now_ms, rfc3339, Store, TokenError};
 use anyhow::{Context, Result};
 use metalboot_spec::log::{clean_line, LogBatch, LogLine, LogPage, LOG_LINES_KEPT};
-use rusqlite::{params, Connection};
 
 /// Lines of the log's tail put on the timeline when an install fails.
 pub const TAIL_ON_FAILURE: usize = 25;
@@ -21,17 +21,17 @@ impl Store {
                 return Ok(Err(e));
             }
             let at = now_ms();
-            let mut insert = tx.prepare_cached("INSERT INTO logs (host, at_ms, line) VALUES (?1, ?2, ?3)")?;
+            let insert = "INSERT INTO logs (host, at_ms, line) VALUES (?1, ?2, ?3)";
             if batch.dropped > 0 {
                 let note = format!("[metalboot: {} earlier line(s) could not be sent and were dropped]", batch.dropped);
-                insert.execute(params![name, at, note])?;
+                tx.exec(insert, vals![name, at, note])?;
             }
             for line in &batch.lines {
-                insert.execute(params![name, at, clean_line(line)])?;
+                tx.exec(insert, vals![name, at, clean_line(line)])?;
             }
-            tx.execute(
+            tx.exec(
                 "DELETE FROM logs WHERE host = ?1 AND id <= (SELECT id FROM logs WHERE host = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-                params![name, LOG_LINES_KEPT as i64],
+                vals![name, LOG_LINES_KEPT as i64],
             )?;
             Ok(Ok(batch.lines.len()))
         })
@@ -39,14 +39,14 @@ impl Store {
 
     /// Up to `limit` lines of the host's log after id `after`, oldest first.
     pub fn log(&self, name: &str, after: i64, limit: usize) -> Result<LogPage> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stmt =
-            conn.prepare_cached("SELECT id, at_ms, line FROM logs WHERE host = ?1 AND id > ?2 ORDER BY id LIMIT ?3")?;
-        let lines = stmt
-            .query_map(params![name, after, limit as i64], |r| {
-                Ok(LogLine { id: r.get(0)?, at: rfc3339(r.get(1)?), line: r.get(2)? })
-            })?
-            .collect::<Result<Vec<_>, _>>()
+        let lines = self
+            .read(|tx| {
+                let sql = "SELECT id, at_ms, line FROM logs WHERE host = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+                tx.rows(sql, vals![name, after, limit as i64])?
+                    .iter()
+                    .map(|r| Ok(LogLine { id: r.int(0)?, at: rfc3339(r.int(1)?), line: r.text(2)? }))
+                    .collect::<Result<Vec<_>>>()
+            })
             .context("reading the host's log")?;
         let next = lines.last().map_or(after, |l| l.id);
         Ok(LogPage { lines, next })
@@ -54,23 +54,22 @@ impl Store {
 
     /// The last `n` lines of the host's current install's log, oldest first.
     pub fn log_tail(&self, name: &str, n: usize) -> Result<Vec<LogLine>> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        tail(&conn, name, n)
+        self.read(|tx| tail(tx, name, n))
             .map(|v| v.into_iter().map(|(id, at, line)| LogLine { id, at: rfc3339(at), line }).collect())
     }
 }
 
 /// The last `n` lines of the current install's log (since the host last
 /// went `booting`): never lines of an earlier install.
-fn tail(conn: &Connection, name: &str, n: usize) -> Result<Vec<(i64, i64, String)>> {
-    let mut stmt = conn.prepare_cached(
+fn tail(tx: &mut Tx, name: &str, n: usize) -> Result<Vec<(i64, i64, String)>> {
+    let rows = tx.rows(
         "SELECT id, at_ms, line FROM logs WHERE host = ?1
          AND at_ms >= COALESCE((SELECT MAX(at_ms) FROM events WHERE host = ?1 AND kind = 'state' AND state = 'booting'), 0)
          ORDER BY id DESC LIMIT ?2",
-    )?;
-    let mut v = stmt
-        .query_map(params![name, n as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<Vec<_>, _>>()
+        vals![name, n as i64],
+    );
+    let mut v = rows
+        .and_then(|rows| rows.iter().map(|r| Ok((r.int(0)?, r.int(1)?, r.text(2)?))).collect::<Result<Vec<_>>>())
         .context("reading the host's log")?;
     v.reverse();
     Ok(v)
@@ -78,15 +77,15 @@ fn tail(conn: &Connection, name: &str, n: usize) -> Result<Vec<(i64, i64, String
 
 /// Puts the log's tail on the timeline (an install just failed); nothing
 /// when the installer sent no log.
-pub(super) fn tail_to_timeline(conn: &Connection, name: &str) -> Result<()> {
-    let lines = tail(conn, name, TAIL_ON_FAILURE)?;
+pub(super) fn tail_to_timeline(tx: &mut Tx, name: &str) -> Result<()> {
+    let lines = tail(tx, name, TAIL_ON_FAILURE)?;
     if lines.is_empty() {
         return Ok(());
     }
     let text: Vec<&str> = lines.iter().map(|(_, _, l)| l.as_str()).collect();
-    conn.execute(
+    tx.exec(
         "INSERT INTO events (host, at_ms, kind, message) VALUES (?1, ?2, 'log', ?3)",
-        params![name, now_ms(), format!("installer log, last {} line(s):\n{}", text.len(), text.join("\n"))],
+        vals![name, now_ms(), format!("installer log, last {} line(s):\n{}", text.len(), text.join("\n"))],
     )?;
     Ok(())
 }

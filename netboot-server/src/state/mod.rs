@@ -3,6 +3,7 @@
 //! is one transaction, so the store survives `kill -9` at any point.
 
 mod boot;
+pub(crate) mod db;
 mod install;
 mod leases;
 mod log;
@@ -16,7 +17,8 @@ pub use token::{hash_token, hashes_equal, new_token};
 
 use anyhow::{Context, Result};
 use boot::check;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use db::{vals, Row, Tx};
+use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -72,10 +74,10 @@ impl Store {
         Ok(Store { conn: Arc::new(Mutex::new(conn)), changes: Arc::new(tokio::sync::watch::Sender::new(0)) })
     }
 
-    fn with_tx<T>(&self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
+    fn with_tx<T>(&self, f: impl FnOnce(&mut Tx) -> Result<T>) -> Result<T> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
+        let out = f(&mut Tx::Lite(&tx))?;
         tx.commit().context("committing state change")?;
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
         Ok(out)
@@ -94,7 +96,7 @@ impl Store {
 
     /// Drops the DHCP leases that expired by `now_ms`; how many. A lease
     /// renewed in memory but not yet written is written by its own change
-    /// (`INSERT OR REPLACE`), before or after this: it is never lost.
+    /// (an upsert), before or after this: it is never lost.
     pub fn purge_leases(&self, now_ms: i64) -> Result<usize> {
         self.with_tx(|tx| leases::purge(tx, now_ms).context("purging expired DHCP leases"))
     }
@@ -120,38 +122,43 @@ impl Store {
         })
     }
 
+    /// Runs reads outside a transaction of their own.
+    fn read<T>(&self, f: impl FnOnce(&mut Tx) -> Result<T>) -> Result<T> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut Tx::Lite(&conn))
+    }
+
     /// The host's record; a host the store never saw is `absent`.
     pub fn get(&self, name: &str) -> Result<HostRecord> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(load(&conn, name)?.unwrap_or_else(|| absent(name)))
+        self.read(|tx| Ok(load(tx, name)?.unwrap_or_else(|| absent(name))))
     }
 
     /// Every host the store knows.
     pub fn list(&self) -> Result<Vec<HostRecord>> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stmt = conn.prepare(&format!("SELECT {COLS} FROM hosts ORDER BY name"))?;
-        let rows = stmt.query_map([], row_to_record)?;
-        rows.collect::<Result<Vec<_>, _>>().context("listing hosts")
+        self.read(|tx| {
+            tx.rows(&format!("SELECT {COLS} FROM hosts ORDER BY name"), &[])?.iter().map(row_to_record).collect()
+        })
+        .context("listing hosts")
     }
 
     /// The host's timeline, oldest first.
     pub fn timeline(&self, name: &str) -> Result<Vec<TimelineEntry>> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stmt = conn.prepare(
-            "SELECT at_ms, kind, state, step, percent, bytes, message FROM events WHERE host = ?1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map([name], timeline_entry)?;
-        rows.collect::<Result<Vec<_>, _>>().context("reading timeline")
+        self.read(|tx| {
+            let sql =
+                "SELECT at_ms, kind, state, step, percent, bytes, message FROM events WHERE host = ?1 ORDER BY id";
+            tx.rows(sql, vals![name])?.iter().map(timeline_entry).collect()
+        })
+        .context("reading timeline")
     }
 
     /// The newest `n` entries of the host's timeline, newest first.
     pub fn timeline_newest(&self, name: &str, n: usize) -> Result<Vec<TimelineEntry>> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stmt = conn.prepare_cached(
-            "SELECT at_ms, kind, state, step, percent, bytes, message FROM events WHERE host = ?1 ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![name, n as i64], timeline_entry)?;
-        rows.collect::<Result<Vec<_>, _>>().context("reading timeline")
+        self.read(|tx| {
+            let sql = "SELECT at_ms, kind, state, step, percent, bytes, message FROM events WHERE host = ?1 \
+                       ORDER BY id DESC LIMIT ?2";
+            tx.rows(sql, vals![name, n as i64])?.iter().map(timeline_entry).collect()
+        })
+        .context("reading timeline")
     }
 
     /// Notes on the host's timeline that a boot script was served that does
@@ -164,9 +171,9 @@ impl Store {
     /// without changing its state.
     pub fn note(&self, name: &str, kind: &str, message: &str) -> Result<()> {
         self.with_tx(|tx| {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO events (host, at_ms, kind, message) VALUES (?1, ?2, ?3, ?4)",
-                params![name, now_ms(), kind, message],
+                vals![name, now_ms(), kind, message],
             )?;
             Ok(())
         })
@@ -179,19 +186,19 @@ impl Store {
     pub fn expire_first_boot(&self, timeout_ms: i64) -> Result<Vec<String>> {
         self.with_tx(|tx| {
             let cutoff = now_ms() - timeout_ms;
-            let names: Vec<String> = {
-                let mut stmt = tx.prepare("SELECT name FROM hosts WHERE state = 'rebooting' AND updated_ms < ?1")?;
-                let rows = stmt.query_map([cutoff], |r| r.get(0))?;
-                rows.collect::<Result<_, _>>()?
-            };
+            let names = tx
+                .rows("SELECT name FROM hosts WHERE state = 'rebooting' AND updated_ms < ?1", vals![cutoff])?
+                .iter()
+                .map(|r| r.text(0))
+                .collect::<Result<Vec<String>>>()?;
             let secs = timeout_ms / 1000;
             for n in &names {
                 let why = format!("no first boot within {secs} s of the end of the install");
                 set_state(tx, n, HostState::Failed, &why)?;
-                tx.execute(
+                tx.exec(
                     "UPDATE hosts SET pending_token_hash = NULL, failed_step = 'first-boot', failed_error = ?2
                      WHERE name = ?1",
-                    params![n, why],
+                    vals![n, why],
                 )?;
             }
             Ok(names)
@@ -203,10 +210,10 @@ impl Store {
     pub fn arm(&self, name: &str, why: &str) -> Result<HostRecord> {
         self.with_tx(|tx| {
             set_state(tx, name, HostState::Armed, why)?;
-            tx.execute(
+            tx.exec(
                 "UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL, token_reissues = 0, failed_step = NULL,
                  failed_error = NULL, install_override = NULL, installed_token_hash = NULL WHERE name = ?1",
-                [name],
+                vals![name],
             )?;
             Ok(load(tx, name)?.unwrap_or_else(|| absent(name)))
         })
@@ -219,7 +226,7 @@ impl Store {
             if cur != HostState::Installed {
                 set_state(tx, name, HostState::Disarmed, why)?;
             }
-            tx.execute("UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL WHERE name = ?1", [name])?;
+            tx.exec("UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL WHERE name = ?1", vals![name])?;
             Ok(load(tx, name)?.unwrap_or_else(|| absent(name)))
         })
     }
@@ -236,10 +243,10 @@ impl Store {
     ) -> Result<HostRecord> {
         self.with_tx(|tx| {
             set_state(tx, name, HostState::Armed, "reinstall in place requested by operator")?;
-            tx.execute(
+            tx.exec(
                 "UPDATE hosts SET token_hash = ?2, pending_token_hash = NULL, token_reissues = 0, token_issued_ms = ?3,
                  method = 'image', install_override = ?4, failed_step = NULL, failed_error = NULL WHERE name = ?1",
-                params![name, token_hash, now_ms(), override_json],
+                vals![name, token_hash, now_ms(), override_json],
             )?;
             set_state(
                 tx,
@@ -253,11 +260,10 @@ impl Store {
 
     /// The network and disk a reinstall in place discovered, as JSON.
     pub fn install_override(&self, name: &str) -> Result<Option<String>> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(conn
-            .query_row("SELECT install_override FROM hosts WHERE name = ?1", [name], |r| r.get::<_, Option<String>>(0))
-            .optional()?
-            .flatten())
+        self.read(|tx| match tx.row("SELECT install_override FROM hosts WHERE name = ?1", vals![name])? {
+            Some(r) => r.opt_text(0),
+            None => Ok(None),
+        })
     }
 
     /// The operator (or `metalboot reinstall`) records a failure the
@@ -271,13 +277,13 @@ impl Store {
 
 /// [`Store::fail`] inside a transaction: `failed` at `step` with `error`,
 /// both tokens revoked.
-pub(crate) fn fail_in(tx: &Connection, name: &str, step: &str, error: &str) -> Result<Recorded> {
+pub(crate) fn fail_in(tx: &mut Tx, name: &str, step: &str, error: &str) -> Result<Recorded> {
     let was_failed = load(tx, name)?.is_some_and(|r| r.state == HostState::Failed);
     set_state(tx, name, HostState::Failed, &format!("failed at step {step}: {error}"))?;
-    tx.execute(
+    tx.exec(
         "UPDATE hosts SET token_hash = NULL, pending_token_hash = NULL, failed_step = ?2, failed_error = ?3
          WHERE name = ?1",
-        params![name, step, error],
+        vals![name, step, error],
     )?;
     Ok(Recorded { record: load(tx, name)?.unwrap_or_else(|| absent(name)), became_failed: !was_failed })
 }
@@ -285,36 +291,34 @@ pub(crate) fn fail_in(tx: &Connection, name: &str, step: &str, error: &str) -> R
 const COLS: &str =
     "name, state, failed_step, failed_error, host_keys, addresses, installed_ms, updated_ms, backup_key, status";
 
-fn row_to_record(r: &rusqlite::Row) -> rusqlite::Result<HostRecord> {
-    let state: String = r.get(1)?;
-    let keys: String = r.get(4)?;
-    let addrs: String = r.get(5)?;
-    let bad = |e: String| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into());
+fn row_to_record(r: &Row) -> Result<HostRecord> {
+    let name = r.text(0)?;
+    let bad = |what: &str| format!("host {name}: bad {what} in the state database");
     Ok(HostRecord {
-        name: r.get(0)?,
-        state: state.parse().map_err(bad)?,
-        failed_step: r.get(2)?,
-        failed_error: r.get(3)?,
-        host_keys: serde_json::from_str(&keys).map_err(|e| bad(e.to_string()))?,
-        addresses: serde_json::from_str(&addrs).map_err(|e| bad(e.to_string()))?,
-        installed_at: r.get::<_, Option<i64>>(6)?.map(rfc3339),
-        updated_at: rfc3339(r.get(7)?),
+        state: r.text(1)?.parse().map_err(anyhow::Error::msg).with_context(|| bad("state"))?,
+        failed_step: r.opt_text(2)?,
+        failed_error: r.opt_text(3)?,
+        host_keys: serde_json::from_str(&r.text(4)?).with_context(|| bad("host keys"))?,
+        addresses: serde_json::from_str(&r.text(5)?).with_context(|| bad("addresses"))?,
+        installed_at: r.opt_int(6)?.map(rfc3339),
+        updated_at: rfc3339(r.int(7)?),
         progress: None,
-        backup_key: r.get(8)?,
-        status: r.get::<_, Option<String>>(9)?.and_then(|s| serde_json::from_str(&s).ok()),
+        backup_key: r.opt_text(8)?,
+        status: r.opt_text(9)?.and_then(|s| serde_json::from_str(&s).ok()),
+        name,
     })
 }
 
 /// A row of `SELECT at_ms, kind, state, step, percent, bytes, message FROM events`.
-fn timeline_entry(r: &rusqlite::Row) -> rusqlite::Result<TimelineEntry> {
+fn timeline_entry(r: &Row) -> Result<TimelineEntry> {
     Ok(TimelineEntry {
-        at: rfc3339(r.get(0)?),
-        kind: r.get(1)?,
-        state: r.get(2)?,
-        step: r.get(3)?,
-        percent: r.get(4)?,
-        bytes: r.get(5)?,
-        message: r.get(6)?,
+        at: rfc3339(r.int(0)?),
+        kind: r.text(1)?,
+        state: r.opt_text(2)?,
+        step: r.opt_text(3)?,
+        percent: r.opt_int(4)?,
+        bytes: r.opt_int(5)?,
+        message: r.text(6)?,
     })
 }
 
@@ -334,54 +338,55 @@ fn absent(name: &str) -> HostRecord {
     }
 }
 
-fn load(conn: &Connection, name: &str) -> Result<Option<HostRecord>> {
-    let Some(mut rec) = conn
-        .query_row(&format!("SELECT {COLS} FROM hosts WHERE name = ?1"), [name], row_to_record)
-        .optional()
-        .with_context(|| format!("reading host {name}"))?
+fn load(tx: &mut Tx, name: &str) -> Result<Option<HostRecord>> {
+    let row = tx.row(&format!("SELECT {COLS} FROM hosts WHERE name = ?1"), vals![name]);
+    let Some(mut rec) =
+        row.and_then(|r| r.as_ref().map(row_to_record).transpose()).with_context(|| format!("reading host {name}"))?
     else {
         return Ok(None);
     };
     if matches!(rec.state, HostState::Booting | HostState::Installing | HostState::Rebooting) {
-        rec.progress = last_progress(conn, name)?;
+        rec.progress = last_progress(tx, name)?;
     }
     Ok(Some(rec))
 }
 
 /// The latest installer step entry of the host's current install (since
 /// it last went `booting`).
-fn last_progress(conn: &Connection, name: &str) -> Result<Option<TimelineEntry>> {
-    conn.query_row(
+fn last_progress(tx: &mut Tx, name: &str) -> Result<Option<TimelineEntry>> {
+    tx.row(
         "SELECT at_ms, step, percent, bytes, message FROM events WHERE host = ?1 AND kind = 'progress'
          AND id > COALESCE((SELECT MAX(id) FROM events WHERE host = ?1 AND kind = 'state' AND state = 'booting'), 0)
          ORDER BY id DESC LIMIT 1",
-        [name],
-        |r| {
+        vals![name],
+    )
+    .and_then(|r| {
+        r.map(|r| {
             Ok(TimelineEntry {
-                at: rfc3339(r.get(0)?),
+                at: rfc3339(r.int(0)?),
                 kind: "progress".into(),
                 state: None,
-                step: r.get(1)?,
-                percent: r.get(2)?,
-                bytes: r.get(3)?,
-                message: r.get(4)?,
+                step: r.opt_text(1)?,
+                percent: r.opt_int(2)?,
+                bytes: r.opt_int(3)?,
+                message: r.text(4)?,
             })
-        },
-    )
-    .optional()
+        })
+        .transpose()
+    })
     .with_context(|| format!("reading host {name}'s progress"))
 }
 
-fn set_state(conn: &Connection, name: &str, state: HostState, message: &str) -> Result<()> {
+fn set_state(tx: &mut Tx, name: &str, state: HostState, message: &str) -> Result<()> {
     let now = now_ms();
-    conn.execute(
+    tx.exec(
         "INSERT INTO hosts (name, state, updated_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT(name) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms",
-        params![name, state.as_str(), now],
+        vals![name, state.as_str(), now],
     )?;
-    conn.execute(
+    tx.exec(
         "INSERT INTO events (host, at_ms, kind, state, message) VALUES (?1, ?2, 'state', ?3, ?4)",
-        params![name, now, state.as_str(), message],
+        vals![name, now, state.as_str(), message],
     )?;
     Ok(())
 }
