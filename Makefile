@@ -8,7 +8,7 @@ APT_PACKAGES := build-essential pkg-config ca-certificates git curl cpio zstd ta
 	btrfs-progs dosfstools mtools util-linux fdisk openssh-client libbtrfsutil-dev libclang-dev clang \
 	qemu-system-x86 qemu-utils ovmf ipxe mmdebstrap iproute2 dnsmasq-base atftp isc-dhcp-client ansible-core chromium \
 	debian-installer-12-netboot-amd64 nftables grub2-common ndisc6 kea-admin openssl prometheus lintian dpkg-dev \
-	openssh-server btrbk isc-dhcp-relay
+	openssh-server btrbk isc-dhcp-relay postgresql
 
 .PHONY: all build deps test unit lint golden demo help initramfs rootfs di-assets assets release e2e netns bench fuzz deb
 

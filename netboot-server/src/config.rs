@@ -43,6 +43,31 @@ struct ConfigFile {
     tftp: crate::tftp::TftpConfig,
     #[serde(default)]
     handoff: crate::handoff::HandoffConfig,
+    #[serde(default)]
+    state: StateConfig,
+}
+
+/// `[state]`: where hosts, tokens, timelines and leases live.
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `postgres://user[:password]@host[:port]/db` (a Unix socket directory
+    /// as a %2F-encoded host): one database several servers share. Unset:
+    /// `state.db` in the data directory, for one server.
+    pub url: Option<String>,
+}
+
+impl StateConfig {
+    fn validate(&self) -> Result<()> {
+        if let Some(u) = &self.url {
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                anyhow::bail!(
+                    "field `state.url`: must be postgres://… or postgresql://… (unset: SQLite in the data dir)"
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Settings for hosts installed with `method = "debian-installer"`.
@@ -185,6 +210,8 @@ pub struct Config {
     pub tftp: crate::tftp::TftpConfig,
     /// Handoff: first-boot timeout and hooks.
     pub handoff: crate::handoff::HandoffConfig,
+    /// Where the state lives.
+    pub state: StateConfig,
 }
 
 impl Config {
@@ -255,6 +282,7 @@ impl Config {
         }
         file.dhcp.validate()?;
         file.tftp.validate()?;
+        file.state.validate()?;
         let mut handoff = file.handoff;
         handoff.validate()?;
         for (i, h) in handoff.hooks.iter_mut().enumerate() {
@@ -267,6 +295,7 @@ impl Config {
         }
         Ok(Config {
             handoff,
+            state: file.state,
             source,
             listen: s.listen,
             public_url: s.public_url.map(|u| u.trim_end_matches('/').to_string()),

@@ -134,3 +134,13 @@ fn relayed_subnets_parse_and_need_full_mode() {
         .unwrap_err();
     assert!(format!("{e:#}").contains("needs dhcp.subnet"), "{e:#}");
 }
+
+#[test]
+fn state_url_must_be_postgres() {
+    let parse = |t: &str| Config::parse(t, Path::new("/"), None);
+    let c = parse("[state]\nurl = \"postgresql://metalboot@db.example.org/metalboot\"\n").unwrap();
+    assert_eq!(c.state.url.as_deref(), Some("postgresql://metalboot@db.example.org/metalboot"));
+    assert!(parse("").unwrap().state.url.is_none());
+    let e = parse("[state]\nurl = \"sqlite:///var/lib/x\"\n").unwrap_err();
+    assert!(format!("{e:#}").contains("state.url"), "{e:#}");
+}

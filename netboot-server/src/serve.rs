@@ -92,7 +92,10 @@ pub async fn run(
         Some(t) => Some(crate::tls::load_or_create(&t.source).with_context(|| tls_origin(&config))?),
         None => None,
     };
-    let store = Store::open(&config.data_dir)?;
+    let store = match &config.state.url {
+        Some(url) => Store::connect(url)?,
+        None => Store::open(&config.data_dir)?,
+    };
     let to_arm: Vec<&str> = inventory.hosts().iter().filter(|h| h.arm).map(|h| h.name.as_str()).collect();
     for name in store.arm_new_hosts(to_arm)? {
         tracing::info!(host = %name, "armed new host from inventory");

@@ -3,7 +3,8 @@
 //! transaction ([`Tx`]) runs a statement written once. Statements use
 //! numbered parameters (`?1`, `?2`…; one may be used twice) and only SQL
 //! both SQLite and PostgreSQL take the same way: `ON CONFLICT … DO UPDATE`,
-//! never `INSERT OR REPLACE`; integers are 64-bit, text is text.
+//! never `INSERT OR REPLACE`; integers are 64-bit, text is text. On
+//! PostgreSQL `?N` becomes `$N` ([`pg_sql`]).
 
 use anyhow::{bail, Context, Result};
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -122,10 +123,74 @@ fn lite_row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
     Ok(Row(out))
 }
 
+impl postgres::types::ToSql for Val {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        use postgres::types::Type;
+        match self {
+            Val::Null => Ok(postgres::types::IsNull::Yes),
+            Val::Int(v) if *ty == Type::INT4 => i32::try_from(*v)?.to_sql(ty, out),
+            Val::Int(v) if *ty == Type::INT2 => i16::try_from(*v)?.to_sql(ty, out),
+            Val::Int(v) => v.to_sql(ty, out),
+            Val::Text(v) => v.as_str().to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// A statement's `?N` parameters as PostgreSQL's `$N` (outside quotes).
+pub fn pg_sql(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quoted = false;
+    for c in sql.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '?' if !quoted => out.push('$'),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn pg_row(r: &postgres::Row) -> Result<Row> {
+    use postgres::types::Type;
+    let mut out = Vec::with_capacity(r.len());
+    for (i, col) in r.columns().iter().enumerate() {
+        let t = col.type_();
+        out.push(if *t == Type::INT8 {
+            r.try_get::<_, Option<i64>>(i)?.map_or(Val::Null, Val::Int)
+        } else if *t == Type::INT4 {
+            r.try_get::<_, Option<i32>>(i)?.map_or(Val::Null, |v| Val::Int(v.into()))
+        } else if *t == Type::INT2 {
+            r.try_get::<_, Option<i16>>(i)?.map_or(Val::Null, |v| Val::Int(v.into()))
+        } else {
+            r.try_get::<_, Option<String>>(i)?.map_or(Val::Null, Val::Text)
+        });
+    }
+    Ok(Row(out))
+}
+
+fn pg_params(params: &[Val]) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect()
+}
+
 /// A transaction (or, for reads, a connection) statements run in.
 pub enum Tx<'a> {
     /// The embedded SQLite database.
     Lite(&'a rusqlite::Connection),
+    /// A PostgreSQL transaction.
+    Pg(postgres::Transaction<'a>),
 }
 
 impl Tx<'_> {
@@ -133,6 +198,7 @@ impl Tx<'_> {
     pub fn exec(&mut self, sql: &str, params: &[Val]) -> Result<usize> {
         match self {
             Tx::Lite(c) => Ok(c.prepare_cached(sql)?.execute(rusqlite::params_from_iter(params))?),
+            Tx::Pg(t) => Ok(t.execute(pg_sql(sql).as_str(), &pg_params(params))? as usize),
         }
     }
 
@@ -144,6 +210,7 @@ impl Tx<'_> {
                 let rows = stmt.query_map(rusqlite::params_from_iter(params), lite_row)?;
                 Ok(rows.collect::<rusqlite::Result<Vec<Row>>>()?)
             }
+            Tx::Pg(t) => t.query(pg_sql(sql).as_str(), &pg_params(params))?.iter().map(pg_row).collect(),
         }
     }
 

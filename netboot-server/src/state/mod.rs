@@ -8,6 +8,8 @@ mod install;
 mod leases;
 mod log;
 mod model;
+mod pg;
+mod rows;
 mod schema;
 mod token;
 
@@ -17,7 +19,8 @@ pub use token::{hash_token, hashes_equal, new_token};
 
 use anyhow::{Context, Result};
 use boot::check;
-use db::{vals, Row, Tx};
+use db::{vals, Tx};
+use rows::{absent, load, row_to_record, set_state, timeline_entry, COLS};
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -41,10 +44,18 @@ pub struct Recorded {
     pub became_failed: bool,
 }
 
+/// Where the state lives.
+enum Backend {
+    /// `data_dir/state.db`, embedded (one server).
+    Lite(Mutex<Connection>),
+    /// A PostgreSQL database shared by several servers (see `pg`).
+    Pg(Box<pg::Pg>),
+}
+
 /// Handle to the state database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    conn: Arc<Mutex<Connection>>,
+    backend: Arc<Backend>,
     /// Counts committed changes, for watchers (the status page).
     changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
@@ -71,14 +82,34 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         schema::migrate(&mut conn).with_context(|| format!("migrating {}", path.display()))?;
-        Ok(Store { conn: Arc::new(Mutex::new(conn)), changes: Arc::new(tokio::sync::watch::Sender::new(0)) })
+        Ok(Store::with(Backend::Lite(Mutex::new(conn))))
     }
 
-    fn with_tx<T>(&self, f: impl FnOnce(&mut Tx) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&mut Tx::Lite(&tx))?;
-        tx.commit().context("committing state change")?;
+    /// Connects to the PostgreSQL database at `url` (`postgres://…`) and
+    /// migrates it: the state several servers share.
+    pub fn connect(url: &str) -> Result<Store> {
+        Ok(Store::with(Backend::Pg(Box::new(pg::Pg::connect(url)?))))
+    }
+
+    fn with(backend: Backend) -> Store {
+        Store { backend: Arc::new(backend), changes: Arc::new(tokio::sync::watch::Sender::new(0)) }
+    }
+
+    /// Runs `f` as one transaction: SQLite's immediate (one writer), or
+    /// PostgreSQL's serializable, tried again when it lost a race.
+    fn with_tx<T>(&self, mut f: impl FnMut(&mut Tx) -> Result<T>) -> Result<T> {
+        let out = match &*self.backend {
+            Backend::Lite(conn) => {
+                let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut t = Tx::Lite(&tx);
+                let out = f(&mut t)?;
+                drop(t);
+                tx.commit().context("committing state change")?;
+                out
+            }
+            Backend::Pg(pg) => pg.transaction(&mut f)?,
+        };
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
         Ok(out)
     }
@@ -110,9 +141,10 @@ impl Store {
     /// Records hosts that the inventory arms on first sight (`arm = true`) and
     /// that the store has never seen. Returns the names armed.
     pub fn arm_new_hosts<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>> {
+        let names: Vec<&str> = names.into_iter().collect();
         self.with_tx(|tx| {
             let mut armed = Vec::new();
-            for name in names {
+            for &name in &names {
                 if load(tx, name)?.is_none() {
                     set_state(tx, name, HostState::Armed, "armed by inventory (arm = true)")?;
                     armed.push(name.to_string());
@@ -122,10 +154,16 @@ impl Store {
         })
     }
 
-    /// Runs reads outside a transaction of their own.
-    fn read<T>(&self, f: impl FnOnce(&mut Tx) -> Result<T>) -> Result<T> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut Tx::Lite(&conn))
+    /// Runs reads (on PostgreSQL, in a transaction of their own).
+    fn read<T>(&self, mut f: impl FnMut(&mut Tx) -> Result<T>) -> Result<T> {
+        match &*self.backend {
+            Backend::Lite(conn) => {
+                let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                let mut t = Tx::Lite(&conn);
+                f(&mut t)
+            }
+            Backend::Pg(pg) => pg.transaction(&mut f),
+        }
     }
 
     /// The host's record; a host the store never saw is `absent`.
@@ -288,110 +326,9 @@ pub(crate) fn fail_in(tx: &mut Tx, name: &str, step: &str, error: &str) -> Resul
     Ok(Recorded { record: load(tx, name)?.unwrap_or_else(|| absent(name)), became_failed: !was_failed })
 }
 
-const COLS: &str =
-    "name, state, failed_step, failed_error, host_keys, addresses, installed_ms, updated_ms, backup_key, status";
-
-fn row_to_record(r: &Row) -> Result<HostRecord> {
-    let name = r.text(0)?;
-    let bad = |what: &str| format!("host {name}: bad {what} in the state database");
-    Ok(HostRecord {
-        state: r.text(1)?.parse().map_err(anyhow::Error::msg).with_context(|| bad("state"))?,
-        failed_step: r.opt_text(2)?,
-        failed_error: r.opt_text(3)?,
-        host_keys: serde_json::from_str(&r.text(4)?).with_context(|| bad("host keys"))?,
-        addresses: serde_json::from_str(&r.text(5)?).with_context(|| bad("addresses"))?,
-        installed_at: r.opt_int(6)?.map(rfc3339),
-        updated_at: rfc3339(r.int(7)?),
-        progress: None,
-        backup_key: r.opt_text(8)?,
-        status: r.opt_text(9)?.and_then(|s| serde_json::from_str(&s).ok()),
-        name,
-    })
-}
-
-/// A row of `SELECT at_ms, kind, state, step, percent, bytes, message FROM events`.
-fn timeline_entry(r: &Row) -> Result<TimelineEntry> {
-    Ok(TimelineEntry {
-        at: rfc3339(r.int(0)?),
-        kind: r.text(1)?,
-        state: r.opt_text(2)?,
-        step: r.opt_text(3)?,
-        percent: r.opt_int(4)?,
-        bytes: r.opt_int(5)?,
-        message: r.text(6)?,
-    })
-}
-
-fn absent(name: &str) -> HostRecord {
-    HostRecord {
-        name: name.to_string(),
-        state: HostState::Absent,
-        failed_step: None,
-        failed_error: None,
-        host_keys: vec![],
-        addresses: vec![],
-        backup_key: None,
-        status: None,
-        installed_at: None,
-        updated_at: rfc3339(0),
-        progress: None,
-    }
-}
-
-fn load(tx: &mut Tx, name: &str) -> Result<Option<HostRecord>> {
-    let row = tx.row(&format!("SELECT {COLS} FROM hosts WHERE name = ?1"), vals![name]);
-    let Some(mut rec) =
-        row.and_then(|r| r.as_ref().map(row_to_record).transpose()).with_context(|| format!("reading host {name}"))?
-    else {
-        return Ok(None);
-    };
-    if matches!(rec.state, HostState::Booting | HostState::Installing | HostState::Rebooting) {
-        rec.progress = last_progress(tx, name)?;
-    }
-    Ok(Some(rec))
-}
-
-/// The latest installer step entry of the host's current install (since
-/// it last went `booting`).
-fn last_progress(tx: &mut Tx, name: &str) -> Result<Option<TimelineEntry>> {
-    tx.row(
-        "SELECT at_ms, step, percent, bytes, message FROM events WHERE host = ?1 AND kind = 'progress'
-         AND id > COALESCE((SELECT MAX(id) FROM events WHERE host = ?1 AND kind = 'state' AND state = 'booting'), 0)
-         ORDER BY id DESC LIMIT 1",
-        vals![name],
-    )
-    .and_then(|r| {
-        r.map(|r| {
-            Ok(TimelineEntry {
-                at: rfc3339(r.int(0)?),
-                kind: "progress".into(),
-                state: None,
-                step: r.opt_text(1)?,
-                percent: r.opt_int(2)?,
-                bytes: r.opt_int(3)?,
-                message: r.text(4)?,
-            })
-        })
-        .transpose()
-    })
-    .with_context(|| format!("reading host {name}'s progress"))
-}
-
-fn set_state(tx: &mut Tx, name: &str, state: HostState, message: &str) -> Result<()> {
-    let now = now_ms();
-    tx.exec(
-        "INSERT INTO hosts (name, state, updated_ms) VALUES (?1, ?2, ?3)
-         ON CONFLICT(name) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms",
-        vals![name, state.as_str(), now],
-    )?;
-    tx.exec(
-        "INSERT INTO events (host, at_ms, kind, state, message) VALUES (?1, ?2, 'state', ?3, ?4)",
-        vals![name, now, state.as_str(), message],
-    )?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod log_tests;
+#[cfg(test)]
+mod pg_tests;
 #[cfg(test)]
 mod tests;

@@ -85,3 +85,74 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     }
     Ok(())
 }
+
+/// The same schema in PostgreSQL, whose first version is SQLite's seventh;
+/// a later migration goes on both lists. Recorded in `metalboot_schema`.
+pub(super) const PG_MIGRATIONS: &[&str] = &["CREATE TABLE hosts (
+        name TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        token_hash TEXT,
+        token_issued_ms BIGINT,
+        failed_step TEXT,
+        failed_error TEXT,
+        host_keys TEXT NOT NULL DEFAULT '[]',
+        addresses TEXT NOT NULL DEFAULT '[]',
+        method TEXT,
+        installed_ms BIGINT,
+        updated_ms BIGINT NOT NULL,
+        install_override TEXT,
+        pending_token_hash TEXT,
+        token_reissues BIGINT NOT NULL DEFAULT 0,
+        backup_key TEXT,
+        status TEXT,
+        status_at BIGINT NOT NULL DEFAULT 0,
+        installed_token_hash TEXT
+    );
+    CREATE TABLE events (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        host TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT,
+        step TEXT,
+        percent BIGINT,
+        bytes BIGINT,
+        message TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX events_host ON events(host, id);
+    CREATE TABLE leases (
+        ip TEXT PRIMARY KEY,
+        mac TEXT NOT NULL,
+        hold TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL
+    );
+    CREATE INDEX leases_mac ON leases(mac);
+    CREATE TABLE logs (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        host TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        line TEXT NOT NULL
+    );
+    CREATE INDEX logs_host ON logs(host, id);"];
+
+/// Brings a PostgreSQL state database up to date; one server at a time
+/// (an advisory lock), so servers started together do not race.
+pub fn migrate_pg(client: &mut postgres::Client) -> Result<()> {
+    let mut t = client.transaction().context("starting migration")?;
+    t.execute("SELECT pg_advisory_xact_lock(7243024)", &[])?;
+    t.batch_execute("CREATE TABLE IF NOT EXISTS metalboot_schema (version BIGINT NOT NULL)")?;
+    let current = t.query_opt("SELECT version FROM metalboot_schema", &[])?.map_or(0, |r| r.get::<_, i64>(0)) as usize;
+    if current > PG_MIGRATIONS.len() {
+        anyhow::bail!(
+            "state database has schema version {current}, newer than this metalboot knows ({}); refusing to touch it",
+            PG_MIGRATIONS.len()
+        );
+    }
+    for (i, sql) in PG_MIGRATIONS.iter().enumerate().skip(current) {
+        t.batch_execute(sql).with_context(|| format!("applying schema migration {}", i + 1))?;
+    }
+    t.execute("DELETE FROM metalboot_schema", &[])?;
+    t.execute("INSERT INTO metalboot_schema (version) VALUES ($1)", &[&(PG_MIGRATIONS.len() as i64)])?;
+    t.commit().context("committing schema migrations")?;
+    Ok(())
+}

@@ -13,29 +13,34 @@ fn ev(step: &str, status: EventStatus) -> ProgressEvent {
 #[test]
 fn install_once_lifecycle() {
     let (_d, s) = store();
-    assert_eq!(s.get("web1").unwrap().state, HostState::Absent);
-    s.arm("web1", "test").unwrap();
+    lifecycle_on(&s, "web1");
+}
+
+/// The install-once lifecycle of host `web1` on `s` (also run on PostgreSQL).
+pub(super) fn lifecycle_on(s: &Store, name: &str) {
+    assert_eq!(s.get(name).unwrap().state, HostState::Absent);
+    s.arm(name, "test").unwrap();
     let tok = new_token();
-    assert_eq!(s.start_boot("web1", &hash_token(&tok), "image", "bios").unwrap(), BootStart::Installer);
-    assert_eq!(s.get("web1").unwrap().state, HostState::Booting);
-    let r = s.record_event("web1", &tok, &ev("partition", EventStatus::Running)).unwrap().unwrap();
+    assert_eq!(s.start_boot(name, &hash_token(&tok), "image", "bios").unwrap(), BootStart::Installer);
+    assert_eq!(s.get(name).unwrap().state, HostState::Booting);
+    let r = s.record_event(name, &tok, &ev("partition", EventStatus::Running)).unwrap().unwrap();
     assert_eq!((r.record.state, r.became_failed), (HostState::Installing, false));
     let rep = HostReport { host_keys: vec!["ssh-ed25519 AAAA".into()], addresses: vec![], ..Default::default() };
-    assert_eq!(s.record_report("web1", &tok, &rep).unwrap().unwrap().state, HostState::Rebooting);
-    assert_eq!(s.record_installed("web1", &tok, &rep).unwrap().unwrap().0.state, HostState::Installed);
+    assert_eq!(s.record_report(name, &tok, &rep).unwrap().unwrap().state, HostState::Rebooting);
+    assert_eq!(s.record_installed(name, &tok, &rep).unwrap().unwrap().0.state, HostState::Installed);
     // its answer lost, the host asks again: the same answer, nothing changes
-    let before = s.timeline("web1").unwrap();
-    let (again, first) = s.record_installed("web1", &tok, &rep).unwrap().unwrap();
-    assert_eq!((again.state, first, s.timeline("web1").unwrap()), (HostState::Installed, false, before));
-    assert_eq!(s.record_installed("web1", &new_token(), &rep).unwrap(), Err(TokenError::Invalid));
+    let before = s.timeline(name).unwrap();
+    let (again, first) = s.record_installed(name, &tok, &rep).unwrap().unwrap();
+    assert_eq!((again.state, first, s.timeline(name).unwrap()), (HostState::Installed, false, before));
+    assert_eq!(s.record_installed(name, &new_token(), &rep).unwrap(), Err(TokenError::Invalid));
     // token is dead now, and the host no longer wants install
-    assert_eq!(s.record_event("web1", &tok, &ev("mkfs", EventStatus::Running)).unwrap(), Err(TokenError::Invalid));
-    assert_eq!(s.start_boot("web1", &hash_token(&new_token()), "image", "bios").unwrap(), BootStart::NotWanted);
-    let states: Vec<_> = s.timeline("web1").unwrap().into_iter().filter_map(|e| e.state).collect();
+    assert_eq!(s.record_event(name, &tok, &ev("mkfs", EventStatus::Running)).unwrap(), Err(TokenError::Invalid));
+    assert_eq!(s.start_boot(name, &hash_token(&new_token()), "image", "bios").unwrap(), BootStart::NotWanted);
+    let states: Vec<_> = s.timeline(name).unwrap().into_iter().filter_map(|e| e.state).collect();
     assert_eq!(states, ["armed", "booting", "installing", "rebooting", "installed"]);
     // armed again, that install's token answers nothing
-    s.arm("web1", "again").unwrap();
-    assert_eq!(s.record_installed("web1", &tok, &rep).unwrap(), Err(TokenError::Invalid));
+    s.arm(name, "again").unwrap();
+    assert_eq!(s.record_installed(name, &tok, &rep).unwrap(), Err(TokenError::Invalid));
 }
 
 #[test]
