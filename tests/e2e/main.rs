@@ -157,3 +157,12 @@ fn reinstall_of_a_rescue_system_from_ram_needs_rescue_ok() {
     let _t = Timed::start("reinstall_of_a_rescue_system_from_ram_needs_rescue_ok");
     metalboot_e2e::rescue::reinstall_rescue("rescue").unwrap();
 }
+
+/// Scenario 10: two servers on one PostgreSQL database; the one serving is
+/// killed mid-install and the install completes through the other.
+#[test]
+#[ignore = "QEMU end to end, as root: run by `make e2e`"]
+fn two_servers_one_database_install_survives_a_kill() {
+    let _t = Timed::start("two_servers_one_database_install_survives_a_kill");
+    metalboot_e2e::two_servers::two_servers("two-servers").unwrap();
+}

@@ -97,7 +97,7 @@ impl Store {
 
     /// Runs `f` as one transaction: SQLite's immediate (one writer), or
     /// PostgreSQL's serializable, tried again when it lost a race.
-    fn with_tx<T>(&self, mut f: impl FnMut(&mut Tx) -> Result<T>) -> Result<T> {
+    fn with_tx<T: Send>(&self, mut f: impl FnMut(&mut Tx) -> Result<T> + Send) -> Result<T> {
         let out = match &*self.backend {
             Backend::Lite(conn) => {
                 let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
@@ -155,7 +155,7 @@ impl Store {
     }
 
     /// Runs reads (on PostgreSQL, in a transaction of their own).
-    fn read<T>(&self, mut f: impl FnMut(&mut Tx) -> Result<T>) -> Result<T> {
+    fn read<T: Send>(&self, mut f: impl FnMut(&mut Tx) -> Result<T> + Send) -> Result<T> {
         match &*self.backend {
             Backend::Lite(conn) => {
                 let conn = conn.lock().unwrap_or_else(|p| p.into_inner());

@@ -55,15 +55,26 @@ fn connection_lost(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<postgres::Error>().is_some_and(|p| p.is_closed() || p.code().is_none()))
 }
 
+/// Runs `f` on a thread of its own: the blocking client drives a runtime
+/// of its own, which may not be started on a thread of the server's.
+fn off_runtime<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|sc| sc.spawn(f).join()).unwrap_or_else(|_| bail!("the state database thread panicked"))
+}
+
 impl Pg {
     /// Connects and migrates; an error says which database and why.
     pub(super) fn connect(url: &str) -> Result<Pg> {
-        Ok(Pg { url: url.to_string(), client: Mutex::new(Some(open(url)?)) })
+        let client = off_runtime(|| open(url))?;
+        Ok(Pg { url: url.to_string(), client: Mutex::new(Some(client)) })
     }
 
     /// Runs `f` in a serializable transaction and commits it, again (up to
     /// [`TRIES`] times) when it lost a race with another server.
-    pub(super) fn transaction<T>(&self, f: &mut impl FnMut(&mut Tx) -> Result<T>) -> Result<T> {
+    pub(super) fn transaction<T: Send>(&self, f: &mut (impl FnMut(&mut Tx) -> Result<T> + Send)) -> Result<T> {
+        off_runtime(|| self.transaction_here(f))
+    }
+
+    fn transaction_here<T>(&self, f: &mut impl FnMut(&mut Tx) -> Result<T>) -> Result<T> {
         let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
         let mut tries = 0;
         loop {
@@ -94,6 +105,17 @@ impl Pg {
                     return Err(e);
                 }
             }
+        }
+    }
+}
+
+impl Drop for Pg {
+    /// Closing the connection blocks on the client's own runtime: on a
+    /// thread of its own, as every other use.
+    fn drop(&mut self) {
+        let client = self.client.get_mut().map_or(None, Option::take);
+        if let Some(c) = client {
+            let _ = std::thread::spawn(move || drop(c)).join();
         }
     }
 }
