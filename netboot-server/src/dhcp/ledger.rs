@@ -42,6 +42,9 @@ pub const QUEUE: usize = 4096;
 pub struct Ledger {
     books: Vec<Mutex<MemoryLeases>>,
     store: Store,
+    /// Whose leases these are in a database several servers share: this
+    /// server's DHCP address.
+    server: String,
 }
 
 /// An answer that may leave only once its lease changes are durable.
@@ -66,7 +69,8 @@ impl Ledger {
     /// until it expires, unused.
     pub fn open(store: Store, s: &DhcpSettings, now_ms: i64) -> Result<Ledger> {
         let mut split: Vec<Vec<Lease>> = vec![Vec::new(); s.pools.len()];
-        for l in store.load_leases(now_ms)? {
+        let server = s.server_ip.to_string();
+        for l in store.load_leases(now_ms, &server)? {
             match s.pools.iter().position(|p| p.holds(l.ip)) {
                 Some(i) => split[i].push(l),
                 None => tracing::debug!(ip = %l.ip, "lease outside every DHCP subnet left alone"),
@@ -79,7 +83,7 @@ impl Ledger {
             .map(|(p, leases)| MemoryLeases::with_leases(p.range_start, p.range_end, leases))
             .collect();
         tracing::debug!(leases = books.iter().map(MemoryLeases::len).sum::<usize>(), "DHCP leases loaded");
-        Ok(Ledger { books: books.into_iter().map(Mutex::new).collect(), store })
+        Ok(Ledger { books: books.into_iter().map(Mutex::new).collect(), store, server })
     }
 
     /// Decides in full mode against the book of the client's pool; the
@@ -97,7 +101,7 @@ impl Ledger {
 
     /// Writes `changes` in one transaction; durable when this returns.
     pub fn commit(&self, changes: &[LeaseChange]) -> Result<()> {
-        self.store.write_leases(changes)
+        self.store.write_leases(changes, &self.server)
     }
 
     /// Forgets the leases that expired by `now_ms`, in the book and in the
@@ -107,7 +111,7 @@ impl Ledger {
     /// seen.
     pub fn purge_expired(&self, now_ms: i64) -> Result<usize> {
         let n = self.books.iter().map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).purge_expired(now_ms)).sum();
-        self.store.purge_leases(now_ms)?;
+        self.store.purge_leases(now_ms, &self.server)?;
         Ok(n)
     }
 

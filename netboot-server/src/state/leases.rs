@@ -32,34 +32,42 @@ fn row(r: &Row) -> Result<Lease> {
     })
 }
 
-/// Drops the leases that expired by `now_ms`; how many.
-pub(super) fn purge(tx: &mut Tx, now_ms: i64) -> Result<usize> {
-    tx.exec("DELETE FROM leases WHERE expires_ms <= ?1", vals![now_ms])
+/// Drops the leases of `server` that expired by `now_ms`; how many.
+pub(super) fn purge(tx: &mut Tx, now_ms: i64, server: &str) -> Result<usize> {
+    tx.exec("DELETE FROM leases WHERE expires_ms <= ?1 AND server IN (?2, '')", vals![now_ms, server])
 }
 
-/// Drops the leases that expired by `now_ms` and returns the others.
-pub(super) fn load(tx: &mut Tx, now_ms: i64) -> Result<Vec<Lease>> {
-    purge(tx, now_ms)?;
-    tx.rows("SELECT ip, mac, hold, expires_ms FROM leases", &[])?.iter().map(row).collect()
+/// Drops the leases of `server` that expired by `now_ms` and returns its
+/// others (with those written before leases had a server).
+pub(super) fn load(tx: &mut Tx, now_ms: i64, server: &str) -> Result<Vec<Lease>> {
+    purge(tx, now_ms, server)?;
+    let sql = "SELECT ip, mac, hold, expires_ms FROM leases WHERE server IN (?1, '')";
+    tx.rows(sql, vals![server])?.iter().map(row).collect()
 }
 
-/// Applies `changes` in order (inside the caller's transaction).
-pub(super) fn write(tx: &mut Tx, changes: &[LeaseChange]) -> Result<()> {
+/// Applies `server`'s `changes` in order (inside the caller's transaction).
+pub(super) fn write(tx: &mut Tx, changes: &[LeaseChange], server: &str) -> Result<()> {
     for c in changes {
         match c {
             LeaseChange::Put(l) => {
                 if l.hold != Hold::Declined {
-                    tx.exec("DELETE FROM leases WHERE mac = ?1 AND hold != 'declined'", vals![l.mac.to_string()])?;
+                    tx.exec(
+                        "DELETE FROM leases WHERE mac = ?1 AND hold != 'declined' AND server IN (?2, '')",
+                        vals![l.mac.to_string(), server],
+                    )?;
                 }
                 tx.exec(
-                    "INSERT INTO leases (ip, mac, hold, expires_ms) VALUES (?1, ?2, ?3, ?4)
+                    "INSERT INTO leases (ip, mac, hold, expires_ms, server) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (ip) DO UPDATE SET mac = excluded.mac, hold = excluded.hold,
-                     expires_ms = excluded.expires_ms",
-                    vals![l.ip.to_string(), l.mac.to_string(), hold_str(l.hold), l.expires_ms],
+                     expires_ms = excluded.expires_ms, server = excluded.server",
+                    vals![l.ip.to_string(), l.mac.to_string(), hold_str(l.hold), l.expires_ms, server],
                 )?;
             }
             LeaseChange::Remove { mac, ip } => {
-                tx.exec("DELETE FROM leases WHERE ip = ?1 AND mac = ?2", vals![ip.to_string(), mac.to_string()])?;
+                tx.exec(
+                    "DELETE FROM leases WHERE ip = ?1 AND mac = ?2 AND server IN (?3, '')",
+                    vals![ip.to_string(), mac.to_string(), server],
+                )?;
             }
         }
     }

@@ -119,23 +119,23 @@ impl Store {
         self.changes.subscribe()
     }
 
-    /// The DHCP leases that have not expired by `now_ms` (expired ones are
-    /// dropped from the table).
-    pub fn load_leases(&self, now_ms: i64) -> Result<Vec<crate::dhcp::leases::Lease>> {
-        self.with_tx(|tx| leases::load(tx, now_ms).context("loading DHCP leases"))
+    /// The DHCP leases `server` (its address) handed out that have not
+    /// expired by `now_ms` (expired ones are dropped from the table).
+    pub fn load_leases(&self, now_ms: i64, server: &str) -> Result<Vec<crate::dhcp::leases::Lease>> {
+        self.with_tx(|tx| leases::load(tx, now_ms, server).context("loading DHCP leases"))
     }
 
     /// Drops the DHCP leases that expired by `now_ms`; how many. A lease
     /// renewed in memory but not yet written is written by its own change
     /// (an upsert), before or after this: it is never lost.
-    pub fn purge_leases(&self, now_ms: i64) -> Result<usize> {
-        self.with_tx(|tx| leases::purge(tx, now_ms).context("purging expired DHCP leases"))
+    pub fn purge_leases(&self, now_ms: i64, server: &str) -> Result<usize> {
+        self.with_tx(|tx| leases::purge(tx, now_ms, server).context("purging expired DHCP leases"))
     }
 
-    /// Writes DHCP lease changes, in order, in one transaction: durable
-    /// when this returns.
-    pub fn write_leases(&self, changes: &[crate::dhcp::leases::LeaseChange]) -> Result<()> {
-        self.with_tx(|tx| leases::write(tx, changes).context("writing DHCP leases"))
+    /// Writes `server`'s DHCP lease changes, in order, in one transaction:
+    /// durable when this returns.
+    pub fn write_leases(&self, changes: &[crate::dhcp::leases::LeaseChange], server: &str) -> Result<()> {
+        self.with_tx(|tx| leases::write(tx, changes, server).context("writing DHCP leases"))
     }
 
     /// Records hosts that the inventory arms on first sight (`arm = true`) and

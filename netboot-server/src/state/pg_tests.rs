@@ -34,17 +34,20 @@ fn one_install_across_servers(a: &Store, b: &Store) {
         let two = sc.spawn(|| b.start_boot("web1", &hash_token(&tb), "image", "server b").unwrap());
         assert_eq!((one.join().unwrap(), two.join().unwrap()), (BootStart::Installer, BootStart::Installer));
     });
-    // one token is current and one pending: whichever installer speaks
-    // first wins, and the other's token is dead from then on
-    let first =
-        b.record_event("web1", &tb, &ProgressEvent::new("partition".parse().unwrap(), EventStatus::Running, ""));
-    assert!(first.unwrap().is_ok());
-    let late = a.record_event("web1", &ta, &ProgressEvent::new("partition".parse().unwrap(), EventStatus::Running, ""));
-    assert_eq!(late.unwrap().unwrap_err(), TokenError::Invalid);
-    assert_eq!(a.record_report("web1", &tb, &rep()).unwrap().unwrap().state, HostState::Rebooting);
+    // one token is current and the other pending (whichever boot came
+    // second): once both installers have spoken, one token is left, the
+    // other is dead for good (a pending token used revokes the current one)
+    let ev = || ProgressEvent::new("partition".parse().unwrap(), EventStatus::Running, "");
+    let _ = b.record_event("web1", &tb, &ev()).unwrap();
+    let _ = a.record_event("web1", &ta, &ev()).unwrap();
+    let live: Vec<&String> = [&ta, &tb].into_iter().filter(|t| a.check_token("web1", t).unwrap().is_ok()).collect();
+    assert_eq!(live.len(), 1, "both installers may go on");
+    let (tb, dead) = if live[0] == &ta { (&ta, &tb) } else { (&tb, &ta) };
+    assert_eq!(b.record_event("web1", dead, &ev()).unwrap().unwrap_err(), TokenError::Invalid);
+    assert_eq!(a.record_report("web1", tb, &rep()).unwrap().unwrap().state, HostState::Rebooting);
     let firsts: Vec<bool> = std::thread::scope(|sc| {
         let hs: Vec<_> =
-            [a, b, a, b].into_iter().map(|s| sc.spawn(|| s.record_installed("web1", &tb, &rep()))).collect();
+            [a, b, a, b].into_iter().map(|s| sc.spawn(|| s.record_installed("web1", tb, &rep()))).collect();
         hs.into_iter().map(|h| h.join().unwrap().unwrap().unwrap().1).collect()
     });
     assert_eq!(firsts.iter().filter(|f| **f).count(), 1, "phone-home taken {firsts:?}");
@@ -61,6 +64,25 @@ fn postgres_two_servers_one_install() {
     one_install_across_servers(&a, &b);
     // and everything else the store does, on PostgreSQL
     super::tests::lifecycle_on(&Store::connect(&c.url).unwrap(), "web2");
+    leases_stay_with_their_server(&a, &b);
+}
+
+/// Each server loads and purges the leases it handed out, not another's.
+fn leases_stay_with_their_server(a: &Store, b: &Store) {
+    use crate::dhcp::leases::{Hold, Lease, LeaseChange};
+    let lease = |ip: [u8; 4], mac: &str, expires_ms| Lease {
+        ip: ip.into(),
+        mac: mac.parse().unwrap(),
+        hold: Hold::Bound,
+        expires_ms,
+    };
+    a.write_leases(&[LeaseChange::Put(lease([10, 99, 0, 100], "52:54:00:00:00:01", 5000))], "10.99.0.1").unwrap();
+    b.write_leases(&[LeaseChange::Put(lease([10, 98, 1, 100], "52:54:00:00:00:02", 9000))], "10.98.1.1").unwrap();
+    assert_eq!(a.load_leases(0, "10.99.0.1").unwrap(), [lease([10, 99, 0, 100], "52:54:00:00:00:01", 5000)]);
+    assert_eq!(b.load_leases(0, "10.98.1.1").unwrap(), [lease([10, 98, 1, 100], "52:54:00:00:00:02", 9000)]);
+    // A's purge at 6000 drops its own expired lease only
+    assert_eq!(a.purge_leases(6000, "10.99.0.1").unwrap(), 1);
+    assert_eq!(b.load_leases(6000, "10.98.1.1").unwrap().len(), 1);
 }
 
 #[test]
@@ -68,6 +90,7 @@ fn sqlite_two_handles_one_install() {
     let d = tempfile::tempdir().unwrap();
     let (a, b) = (Store::open(d.path()).unwrap(), Store::open(d.path()).unwrap());
     one_install_across_servers(&a, &b);
+    leases_stay_with_their_server(&a, &b);
 }
 
 #[test]

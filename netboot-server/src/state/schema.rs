@@ -65,6 +65,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // (the answer was lost) gets the same answer, not a refusal that would
     // make a new system on trial roll back.
     "ALTER TABLE hosts ADD COLUMN installed_token_hash TEXT;",
+    // 8: the DHCP server (its address) that handed a lease out: servers
+    // sharing one database each load and purge their own.
+    "ALTER TABLE leases ADD COLUMN server TEXT NOT NULL DEFAULT '';",
 ];
 
 /// Brings the database schema up to date.
@@ -86,9 +89,10 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-/// The same schema in PostgreSQL, whose first version is SQLite's seventh;
-/// a later migration goes on both lists. Recorded in `metalboot_schema`.
-pub(super) const PG_MIGRATIONS: &[&str] = &["CREATE TABLE hosts (
+/// The same schema in PostgreSQL, whose first version is SQLite's seventh
+/// (the second, SQLite's eighth); a later migration goes on both lists. Recorded in `metalboot_schema`.
+pub(super) const PG_MIGRATIONS: &[&str] = &[
+    "CREATE TABLE hosts (
         name TEXT PRIMARY KEY,
         state TEXT NOT NULL,
         token_hash TEXT,
@@ -133,7 +137,9 @@ pub(super) const PG_MIGRATIONS: &[&str] = &["CREATE TABLE hosts (
         at_ms BIGINT NOT NULL,
         line TEXT NOT NULL
     );
-    CREATE INDEX logs_host ON logs(host, id);"];
+    CREATE INDEX logs_host ON logs(host, id);",
+    "ALTER TABLE leases ADD COLUMN server TEXT NOT NULL DEFAULT '';",
+];
 
 /// Brings a PostgreSQL state database up to date; one server at a time
 /// (an advisory lock), so servers started together do not race.

@@ -312,7 +312,7 @@ fn foreign_and_off_pool_declines_change_no_lease() {
     srv.child.wait().unwrap();
     drop(srv);
     let store = metalboot::state::Store::open(&dir.path().join("data")).unwrap();
-    let leases = store.load_leases(0).unwrap();
+    let leases = store.load_leases(0, "127.0.0.1").unwrap();
     assert_eq!(leases.len(), 1, "{leases:?}");
     assert_eq!(leases[0].ip, ip);
     drop(store);
