@@ -23,14 +23,18 @@ use std::time::{Duration, Instant};
 pub const SERVICE_IP: &str = "10.99.0.10";
 
 /// One server's `metalboot.toml`: HTTP and HTTPS on every address, TFTP
-/// and DHCP on its own address and interface, the state in `url`.
-fn config(own_ip: &str, iface: &str, url: &str, shared: &str) -> String {
+/// and DHCP on its own address and interface with its own part of the
+/// subnet's addresses (a split scope: two servers never offer one address),
+/// the state in `url`.
+fn config(own_ip: &str, iface: &str, range: [&str; 2], url: &str, shared: &str) -> String {
     format!(
         "[server]\nlisten = \"0.0.0.0:8080\"\npublic_url = \"http://{SERVICE_IP}:8080\"\ndata_dir = \"data\"\n\
          inventory = \"{shared}hosts.toml\"\napi_token_file = \"{shared}api-token\"\n\n\
          [server.tls]\nlisten = \"0.0.0.0:{TLS_PORT}\"\n\n[assets]\ndir = \"{assets}\"\n\n\
          [tftp]\nlisten = \"{own_ip}:69\"\n\n[state]\nurl = \"{url}\"\n\n\
-         [dhcp]\nmode = \"full\"\ninterface = \"{iface}\"\nsubnet = \"10.99.0.0/24\"\nrange = [\"10.99.0.100\", \"10.99.0.150\"]\n",
+         [dhcp]\nmode = \"full\"\ninterface = \"{iface}\"\nserver_ip = \"{own_ip}\"\nsubnet = \"10.99.0.0/24\"\nrange = [\"{}\", \"{}\"]\n",
+        range[0],
+        range[1],
         assets = assets().display(),
     )
 }
@@ -77,7 +81,10 @@ pub fn two_servers(name: &str) -> Result<Scenario> {
     std::fs::write(s.dir.join("hosts.toml"), inventory(&s, "{ serial = \"E2E-DISK\" }", TEST_IMAGE)?)?;
     std::fs::write(s.dir.join("api-token"), &s.api_token)?;
     s.ns.exec(&["ip", "addr", "add", &format!("{SERVICE_IP}/24"), "dev", "br0"])?;
-    std::fs::write(s.dir.join("metalboot.toml"), config("10.99.0.1", "br0", &pg.url, ""))?;
+    std::fs::write(
+        s.dir.join("metalboot.toml"),
+        config("10.99.0.1", "br0", ["10.99.0.100", "10.99.0.124"], &pg.url, ""),
+    )?;
     let mut a = Some(serve(&s.ns, &s.dir)?);
     // B: its own directory, the same inventory and token, A's TLS key
     let bdir = s.dir.join("b");
@@ -85,7 +92,10 @@ pub fn two_servers(name: &str) -> Result<Scenario> {
     for f in ["cert.pem", "key.pem"] {
         std::fs::copy(s.dir.join("data/tls").join(f), bdir.join("data/tls").join(f))?;
     }
-    std::fs::write(bdir.join("metalboot.toml"), config("10.99.0.2", "eth0", &pg.url, "../"))?;
+    std::fs::write(
+        bdir.join("metalboot.toml"),
+        config("10.99.0.2", "eth0", ["10.99.0.125", "10.99.0.150"], &pg.url, "../"),
+    )?;
     let b_ns = s.ns.peer("b", "10.99.0.2")?;
     let _b = serve(&b_ns, &bdir)?;
     s.base = format!("http://{SERVICE_IP}:8080");

@@ -184,6 +184,11 @@ impl Vm {
                 .context("copying OVMF vars (apt-get install ovmf)")?;
             cmd.args(["-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"]);
             cmd.args(["-drive", &format!("if=pflash,format=raw,unit=1,file={}", vars.display())]);
+            // no PXE over IPv6 (nothing here answers it): when OVMF's PXE
+            // over IPv4 gives up (EDK2 declines a lease now and then, "Lease
+            // is denied upon entering bound"), it goes straight on to HTTP
+            // Boot instead of waiting a minute for IPv6 offers
+            cmd.args(["-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n"]);
         }
         Ok((cmd, serial_log))
     }

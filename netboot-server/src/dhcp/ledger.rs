@@ -111,7 +111,7 @@ impl Ledger {
     /// seen.
     pub fn purge_expired(&self, now_ms: i64) -> Result<usize> {
         let n = self.books.iter().map(|b| b.lock().unwrap_or_else(|p| p.into_inner()).purge_expired(now_ms)).sum();
-        self.store.purge_leases(now_ms, &self.server)?;
+        self.store.purge_leases(now_ms)?;
         Ok(n)
     }
 

@@ -25,6 +25,11 @@ pub fn reply(req: &Message, d: &Decision, s: &DhcpSettings, guid: Option<&[u8]>,
     o.insert(DhcpOption::MessageType(*msg_type));
     o.insert(DhcpOption::ServerIdentifier(s.server_ip));
     if *msg_type == MessageType::Nak {
+        // RFC 2131 §4.3.2: a NAK through a relay asks it to broadcast (the
+        // client may have no usable address)
+        if !req.giaddr().is_unspecified() {
+            m.set_flags(req.flags().set_broadcast());
+        }
         return Some(m);
     }
     // the pool `decide` answered from: the relay's subnet, or our own

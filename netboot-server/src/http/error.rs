@@ -44,6 +44,11 @@ impl IntoResponse for AppError {
                 .into_response(),
             AppError::Forbidden => (StatusCode::FORBIDDEN, "token not valid for this host\n").into_response(),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, format!("{}\n", one_line(&m, BODY_MAX))).into_response(),
+            AppError::Internal(e) if e.chain().any(|c| c.is::<crate::state::Unavailable>()) => {
+                tracing::error!(error = format!("{e:#}"), "request failed: no state database");
+                (StatusCode::SERVICE_UNAVAILABLE, "the state database is unreachable; try again later\n")
+                    .into_response()
+            }
             AppError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log\n").into_response()

@@ -32,15 +32,17 @@ fn row(r: &Row) -> Result<Lease> {
     })
 }
 
-/// Drops the leases of `server` that expired by `now_ms`; how many.
-pub(super) fn purge(tx: &mut Tx, now_ms: i64, server: &str) -> Result<usize> {
-    tx.exec("DELETE FROM leases WHERE expires_ms <= ?1 AND server IN (?2, '')", vals![now_ms, server])
+/// Drops the leases that expired by `now_ms`, whichever server's (an
+/// expired lease holds nothing; one of a server since renamed goes too);
+/// how many.
+pub(super) fn purge(tx: &mut Tx, now_ms: i64) -> Result<usize> {
+    tx.exec("DELETE FROM leases WHERE expires_ms <= ?1", vals![now_ms])
 }
 
 /// Drops the leases of `server` that expired by `now_ms` and returns its
 /// others (with those written before leases had a server).
 pub(super) fn load(tx: &mut Tx, now_ms: i64, server: &str) -> Result<Vec<Lease>> {
-    purge(tx, now_ms, server)?;
+    purge(tx, now_ms)?;
     let sql = "SELECT ip, mac, hold, expires_ms FROM leases WHERE server IN (?1, '')";
     tx.rows(sql, vals![server])?.iter().map(row).collect()
 }
@@ -59,7 +61,8 @@ pub(super) fn write(tx: &mut Tx, changes: &[LeaseChange], server: &str) -> Resul
                 tx.exec(
                     "INSERT INTO leases (ip, mac, hold, expires_ms, server) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (ip) DO UPDATE SET mac = excluded.mac, hold = excluded.hold,
-                     expires_ms = excluded.expires_ms, server = excluded.server",
+                     expires_ms = excluded.expires_ms, server = excluded.server
+                     WHERE leases.server IN (excluded.server, '')",
                     vals![l.ip.to_string(), l.mac.to_string(), hold_str(l.hold), l.expires_ms, server],
                 )?;
             }

@@ -15,6 +15,7 @@ mod token;
 
 pub use boot::{BootStart, MAX_TOKEN_REISSUES, TOO_MANY_BOOTS_STEP};
 pub use model::{EventStatus, HostRecord, HostReport, HostState, ProgressEvent, TimelineEntry};
+pub use pg::Unavailable;
 pub use token::{hash_token, hashes_equal, new_token};
 
 use anyhow::{Context, Result};
@@ -128,8 +129,8 @@ impl Store {
     /// Drops the DHCP leases that expired by `now_ms`; how many. A lease
     /// renewed in memory but not yet written is written by its own change
     /// (an upsert), before or after this: it is never lost.
-    pub fn purge_leases(&self, now_ms: i64, server: &str) -> Result<usize> {
-        self.with_tx(|tx| leases::purge(tx, now_ms, server).context("purging expired DHCP leases"))
+    pub fn purge_leases(&self, now_ms: i64) -> Result<usize> {
+        self.with_tx(|tx| leases::purge(tx, now_ms).context("purging expired DHCP leases"))
     }
 
     /// Writes `server`'s DHCP lease changes, in order, in one transaction:

@@ -16,6 +16,17 @@ use std::sync::Mutex;
 /// Tries of one change that lost a race before it is given up.
 const TRIES: u32 = 20;
 
+/// The shared database cannot be reached: nothing that needs it is done
+/// (no installer is served) until it is back.
+#[derive(Debug, thiserror::Error)]
+#[error("the state database {url} is unreachable: {why}")]
+pub struct Unavailable {
+    /// Which database (no password).
+    pub url: String,
+    /// The client's error.
+    pub why: String,
+}
+
 /// A connection to the shared database, opened again when lost.
 pub(super) struct Pg {
     url: String,
@@ -34,9 +45,24 @@ fn shown(url: &str) -> String {
     }
 }
 
+/// A transaction that failed to begin: nothing of it reached the database.
+#[derive(Debug)]
+struct NotBegun;
+
+impl std::fmt::Display for NotBegun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("beginning a transaction")
+    }
+}
+
+/// How long a connection attempt may take before the server says the
+/// database is unreachable.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn open(url: &str) -> Result<Client> {
-    let mut c =
-        Client::connect(url, NoTls).with_context(|| format!("connecting to the state database {}", shown(url)))?;
+    let mut config: postgres::Config = url.parse().with_context(|| format!("state.url {}", shown(url)))?;
+    config.connect_timeout(CONNECT_TIMEOUT).keepalives(true).keepalives_idle(std::time::Duration::from_secs(30));
+    let mut c = config.connect(NoTls).with_context(|| format!("connecting to the state database {}", shown(url)))?;
     super::schema::migrate_pg(&mut c).with_context(|| format!("migrating the state database {}", shown(url)))?;
     Ok(c)
 }
@@ -50,9 +76,21 @@ fn lost_race(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Whether the error came from a connection that is gone.
+/// Whether the error says the connection is gone: closed, an I/O error,
+/// or the server going away (SQLSTATE class 08, 57P01–57P03). A type or
+/// conversion error is not: the connection stays.
 fn connection_lost(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<postgres::Error>().is_some_and(|p| p.is_closed() || p.code().is_none()))
+    e.chain().any(|c| {
+        c.is::<std::io::Error>()
+            || c.downcast_ref::<postgres::Error>().is_some_and(|p| {
+                p.is_closed()
+                    || std::error::Error::source(p).is_some_and(|s| s.is::<std::io::Error>())
+                    || p.code().is_some_and(|code| {
+                        let code = code.code();
+                        code.starts_with("08") || ["57P01", "57P02", "57P03"].contains(&code)
+                    })
+            })
+    })
 }
 
 /// Runs `f` on a thread of its own: the blocking client drives a runtime
@@ -81,11 +119,16 @@ impl Pg {
             tries += 1;
             if guard.as_ref().is_none_or(Client::is_closed) {
                 *guard = None;
-                *guard = Some(open(&self.url).context("the state database is unreachable")?);
+                let c = open(&self.url).map_err(|e| Unavailable { url: shown(&self.url), why: format!("{e:#}") })?;
+                *guard = Some(c);
             }
             let Some(client) = guard.as_mut() else { bail!("no connection to the state database") };
             let result = (|| {
-                let t = client.build_transaction().isolation_level(IsolationLevel::Serializable).start()?;
+                let t = client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::Serializable)
+                    .start()
+                    .map_err(|e| anyhow::Error::new(e).context(NotBegun))?;
                 let mut tx = Tx::Pg(t);
                 let out = f(&mut tx)?;
                 let Tx::Pg(t) = tx else { bail!("a PostgreSQL transaction turned into another kind") };
@@ -98,11 +141,19 @@ impl Pg {
                     std::thread::sleep(std::time::Duration::from_millis(u64::from(tries) * 5));
                 }
                 Err(e) => {
-                    if connection_lost(&e) {
-                        *guard = None;
-                        return Err(e.context(format!("the state database {} is unreachable", shown(&self.url))));
+                    let lost = connection_lost(&e) || guard.as_ref().is_some_and(Client::is_closed);
+                    if !lost {
+                        return Err(e);
                     }
-                    return Err(e);
+                    *guard = None;
+                    // the database restarted since the last change and the
+                    // transaction never began: nothing was sent, so it runs
+                    // on a new connection (once the commit may have been
+                    // sent, it is not tried again)
+                    if tries == 1 && e.downcast_ref::<NotBegun>().is_some() {
+                        continue;
+                    }
+                    return Err(Unavailable { url: shown(&self.url), why: format!("{e:#}") }.into());
                 }
             }
         }
@@ -113,7 +164,10 @@ impl Drop for Pg {
     /// Closing the connection blocks on the client's own runtime: on a
     /// thread of its own, as every other use.
     fn drop(&mut self) {
-        let client = self.client.get_mut().map_or(None, Option::take);
+        let client = match self.client.get_mut() {
+            Ok(c) => c.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
         if let Some(c) = client {
             let _ = std::thread::spawn(move || drop(c)).join();
         }

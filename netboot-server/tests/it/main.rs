@@ -30,6 +30,7 @@ mod inventory_validation;
 mod kill9;
 mod metrics;
 mod oneshot;
+mod postgres_state;
 mod preseed_debconf;
 mod reload;
 mod render_failure;
