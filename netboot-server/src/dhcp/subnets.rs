@@ -122,8 +122,11 @@ pub fn pool_for(pools: &[Pool], giaddr: Ipv4Addr, ciaddr: Ipv4Addr) -> Option<us
     held.or((!pools.is_empty()).then_some(0))
 }
 
-/// Offset of the End option (255) in an encoded packet's options field.
-fn end_of_options(packet: &[u8]) -> Option<usize> {
+/// Walks an encoded packet's options (after the 236-byte header and the
+/// magic cookie) as sent: `Ok` with the range of option `code`'s value, or
+/// `Err` with the offset of End when there is none; None for a packet cut
+/// short or without the cookie.
+fn find(packet: &[u8], code: u8) -> Option<Result<std::ops::Range<usize>, usize>> {
     if packet.get(236..240)? != [99, 130, 83, 99] {
         return None;
     }
@@ -131,8 +134,15 @@ fn end_of_options(packet: &[u8]) -> Option<usize> {
     loop {
         match *packet.get(i)? {
             0 => i += 1,
-            255 => return Some(i),
-            _ => i += 2 + usize::from(*packet.get(i + 1)?),
+            255 => return Some(Err(i)),
+            c => {
+                let value = i + 2..i + 2 + usize::from(*packet.get(i + 1)?);
+                packet.get(value.clone())?;
+                if c == code {
+                    return Some(Ok(value));
+                }
+                i = value.end;
+            }
         }
     }
 }
@@ -140,7 +150,8 @@ fn end_of_options(packet: &[u8]) -> Option<usize> {
 /// Puts option `code` with `value` (at most 255 bytes) last, just before End,
 /// in an encoded packet; false when the packet has no End to put it before.
 pub fn append_option(packet: &mut Vec<u8>, code: u8, value: &[u8]) -> bool {
-    let (Some(end), Ok(len)) = (end_of_options(packet), u8::try_from(value.len())) else { return false };
+    // no option has code 255 (End), so the walk ends at End
+    let (Some(Err(end)), Ok(len)) = (find(packet, 255), u8::try_from(value.len())) else { return false };
     packet.splice(end..end, [code, len].into_iter().chain(value.iter().copied()));
     true
 }
@@ -149,25 +160,8 @@ pub fn append_option(packet: &mut Vec<u8>, code: u8, value: &[u8]) -> bool {
 /// as sent. Option 82 is echoed byte for byte (RFC 3046 §2.2: "the entire
 /// contents"), whatever sub-options and order the relay chose.
 pub fn raw_option(packet: &[u8], code: u8) -> Option<&[u8]> {
-    // 236 bytes of fixed header, then the magic cookie
-    let opts = packet.get(240..)?;
-    if packet.get(236..240)? != [99, 130, 83, 99] {
-        return None;
+    match find(packet, code)? {
+        Ok(value) => packet.get(value),
+        Err(_) => None,
     }
-    let mut i = 0;
-    while i < opts.len() {
-        match opts[i] {
-            0 => i += 1,
-            255 => return None,
-            c => {
-                let len = usize::from(*opts.get(i + 1)?);
-                let value = opts.get(i + 2..i + 2 + len)?;
-                if c == code {
-                    return Some(value);
-                }
-                i += 2 + len;
-            }
-        }
-    }
-    None
 }
