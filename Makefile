@@ -90,10 +90,10 @@ netns: release
 # name), longest first (tests/e2e/ORDER), one virtual CPU each so that two
 # VMs share the two cores evenly
 E2E_THREADS ?= 2
-E2E_VM_CPUS ?= 1
+METALBOOT_VM_CPUS ?= 1
 e2e: assets release deb
 	@rm -f target/e2e/timings.tsv
-	@E2E_VM_CPUS=$(E2E_VM_CPUS) tools/e2e-run $(E2E_THREADS) $(CARGO); rc=$$?; \
+	@METALBOOT_VM_CPUS=$(METALBOOT_VM_CPUS) tools/e2e-run $(E2E_THREADS) $(CARGO); rc=$$?; \
 	echo "e2e scenario times (s):"; column -t target/e2e/timings.tsv 2>/dev/null || cat target/e2e/timings.tsv; \
 	awk '{ t += $$2 } END { printf "total %.1f s for %d scenarios\n", t, NR }' target/e2e/timings.tsv; exit $$rc
 

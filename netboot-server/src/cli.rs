@@ -120,6 +120,9 @@ pub enum Command {
         #[command(subcommand)]
         action: TlsAction,
     },
+    /// The inventory's hosts as QEMU VMs on a private network, installed
+    /// through the production path, for testing the config layer (root).
+    Lab(crate::lab::LabArgs),
     /// Print what a host would be served.
     Render {
         /// What to render.
@@ -270,6 +273,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .context("running hosts command")?
         }
         Command::Render { what } => render(cfg_path, what),
+        Command::Lab(args) => {
+            let cfg = cfg_path.map(std::path::Path::to_path_buf);
+            let code = tokio::task::spawn_blocking(move || crate::lab::run(cfg.as_deref(), args)).await??;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
         Command::Tls { action: TlsAction::Fingerprint } => {
             let config = crate::config::Config::load(cfg_path)?;
             let origin = crate::tls::config_origin(config.source.as_deref());

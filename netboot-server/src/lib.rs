@@ -12,6 +12,7 @@ pub mod docs;
 pub mod handoff;
 pub mod http;
 pub mod inventory;
+pub mod lab;
 pub mod limit;
 pub mod live;
 pub mod load;

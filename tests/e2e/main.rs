@@ -41,6 +41,16 @@ fn uefi_raid1_install_then_boots_with_a_disk_missing() {
     metalboot_e2e::raid::raid1("uefi-raid1").unwrap();
 }
 
+/// `metalboot lab` from an inventory file: two hosts (BIOS and UEFI) up,
+/// a playbook run against them with host keys checked, then down with
+/// nothing left behind.
+#[test]
+#[ignore = "QEMU end to end, as root: run by `make e2e`"]
+fn lab_up_two_hosts_run_a_playbook_then_down() {
+    let _t = Timed::start("lab_up_two_hosts_run_a_playbook_then_down");
+    metalboot_e2e::lab::lab_up_run_down().unwrap();
+}
+
 /// Scenario 4: dnsmasq on another host hands out the addresses; metalboot
 /// in proxy mode gives boot information only.
 #[test]

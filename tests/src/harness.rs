@@ -116,7 +116,7 @@ impl Scenario {
         let dir = workspace().join("target/e2e").join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let ns = Netns::create(name, taps)?;
+        let ns = Netns::create(&format!("{}{name}", crate::netns::PREFIX), taps)?;
         let ssh_key = dir.join("id_ed25519");
         sh(&format!("ssh-keygen -q -t ed25519 -N '' -C e2e@{name} -f {}", ssh_key.display()))?;
         Ok(Scenario {

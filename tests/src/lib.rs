@@ -12,6 +12,7 @@ pub mod dhcp_setup;
 pub mod disks;
 pub mod harness;
 pub mod kvm;
+pub mod lab;
 pub mod metrics;
 pub mod mitm;
 pub mod netns;

@@ -35,7 +35,7 @@ fn struct_sizes_match_linux_kvm_h() {
 }
 
 #[test]
-#[ignore = "opens /dev/kvm, as root: run by `make e2e`"]
+#[ignore = "opens /dev/kvm, as root: run by `make unit`"]
 fn kvm_check_answers_within_seconds() {
     let _one = ONE_GUEST.lock();
     let start = Instant::now();
