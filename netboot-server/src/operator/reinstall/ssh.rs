@@ -175,7 +175,23 @@ impl Ssh {
         let out = child.wait_with_output().context("waiting for ssh")?;
         let _ = feeder.join();
         let code = out.status.code().filter(|c| *c != 255);
+        if first && code.is_some() {
+            self.carry_known_pin()?;
+        }
         Ok(Output { code, stdout: out.stdout, stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
+    }
+
+    /// After the first connection: a host key the operator's known_hosts
+    /// already held was accepted from there, and so not written to the
+    /// session's file, which the later connections trust alone; its lines
+    /// are copied over.
+    fn carry_known_pin(&self) -> Result<()> {
+        let t = &self.target;
+        let name = if t.port == 22 { t.host.clone() } else { format!("[{}]:{}", t.host, t.port) };
+        match std::env::var_os("HOME") {
+            Some(home) => copy_known_lines(&name, &Path::new(&home).join(".ssh/known_hosts"), &self.pins),
+            None => Ok(()),
+        }
     }
 
     /// Like [`Ssh::run`], but anything other than exit 0 is an error naming
@@ -225,6 +241,29 @@ impl Ssh {
     }
 }
 
+/// Appends to `pins` the lines of `known` (a known_hosts file, hashed or
+/// not) for `name` (`host`, or `[host]:port`), unless `pins` has some.
+pub fn copy_known_lines(name: &str, known: &Path, pins: &Path) -> Result<()> {
+    let lines = |file: &Path| -> Option<String> {
+        let o = Command::new("ssh-keygen").args(["-F", name, "-f"]).arg(file).output().ok()?;
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        o.status.success().then(|| text.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect())
+    };
+    if lines(pins).is_some() {
+        return Ok(());
+    }
+    if let Some(found) = lines(known) {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(pins)
+            .with_context(|| format!("writing {}", pins.display()))?;
+        f.write_all(found.as_bytes()).with_context(|| format!("writing {}", pins.display()))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +289,22 @@ mod tests {
     #[test]
     fn shell_quote_survives_quotes() {
         assert_eq!(shell_quote("a'b c"), "'a'\\''b c'");
+    }
+
+    #[test]
+    fn a_key_the_operator_knows_is_carried_into_the_pins_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (known, pins) = (dir.path().join("known_hosts"), dir.path().join("pins"));
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostHostHostHostHostHostHostHostHostHostHost";
+        std::fs::write(&known, format!("other.example {key}\nweb1,10.0.0.5 {key}\n[10.0.0.5]:2222 {key}\n")).unwrap();
+        copy_known_lines("10.0.0.5", &known, &pins).unwrap();
+        copy_known_lines("10.0.0.5", &known, &pins).unwrap();
+        assert_eq!(std::fs::read_to_string(&pins).unwrap(), format!("web1,10.0.0.5 {key}\n"));
+        copy_known_lines("[10.0.0.5]:2222", &known, &pins).unwrap();
+        assert!(std::fs::read_to_string(&pins).unwrap().ends_with(&format!("[10.0.0.5]:2222 {key}\n")));
+        // nothing known: nothing written
+        let empty = dir.path().join("empty");
+        copy_known_lines("10.0.0.9", &known, &empty).unwrap();
+        assert!(!empty.exists());
     }
 }
