@@ -49,20 +49,26 @@ lint: deps
 
 # every tier that runs on the build machine; root-only tests are marked
 # #[ignore] so a plain `cargo test` as a normal user still passes
+# (the QEMU and netns tiers are test targets with `test = false`: run by name
+# below; every tier selects the whole workspace, so they all share one
+# build of each crate)
 unit: deps
-	$(CARGO) test --workspace --locked --exclude metalboot-e2e -- --include-ignored
-	$(CARGO) test --locked -p metalboot-e2e --lib -- --include-ignored
+	$(CARGO) test --workspace --locked -- --include-ignored
 
 ASSETS ?= target/assets
 CACHE ?= $(HOME)/.cache/metalboot
 
+# every release build names the same packages, so features unify the same
+# way and nothing is built twice (tools/make-deb names them too)
+RELEASE_PACKAGES := -p metalboot -p metalboot-installer -p metalboot-initramfs
+
 initramfs: deps
-	$(CARGO) build --release --locked -p metalboot-installer -p metalboot-initramfs
+	$(CARGO) build --release --locked $(RELEASE_PACKAGES)
 	target/release/metalboot-initramfs initramfs --installer target/release/metalboot-installer --out $(ASSETS) --cache $(CACHE)
 
 # generic (bare metal; the BIOS scenario and the demo) and cloud (VMs; the other QEMU scenarios)
 rootfs: deps
-	$(CARGO) build --release --locked -p metalboot-initramfs
+	$(CARGO) build --release --locked $(RELEASE_PACKAGES)
 	target/release/metalboot-initramfs rootfs --flavour generic --out $(ASSETS) --cache $(CACHE)
 	target/release/metalboot-initramfs rootfs --flavour cloud --out $(ASSETS) --cache $(CACHE)
 
@@ -78,12 +84,12 @@ assets: initramfs rootfs di-assets
 test: lint unit netns e2e
 
 release: deps
-	$(CARGO) build --release --locked -p metalboot -p metalboot-installer -p metalboot-initramfs
+	$(CARGO) build --release --locked $(RELEASE_PACKAGES)
 
 # DHCP and TFTP with real clients (udhcpc, dhclient, atftp, curl, dnsmasq) in
 # network namespaces of our own (as root)
 netns: release
-	$(CARGO) test --locked -p metalboot-e2e --test netns -- --ignored --nocapture --test-threads=1
+	$(CARGO) test --workspace --locked --test netns -- --ignored --nocapture --test-threads=1
 
 # QEMU end to end (as root): real firmware, PXE over a tap in our own netns;
 # two scenarios at a time (each in its own namespace, lines tagged with its

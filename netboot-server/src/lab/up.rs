@@ -76,6 +76,9 @@ pub fn up(cfg_path: Option<&Path>, dir: &Path, a: &UpArgs) -> Result<()> {
     let dir = std::path::absolute(dir).context("the lab's directory")?;
     check_dir_free(&dir)?;
     let (cfg, inv, _) = crate::serve::load_all(cfg_path)?;
+    if cfg.inventory.is_none() {
+        bail!("the config names no inventory: the lab boots the hosts of `[server] inventory` (give --config FILE)");
+    }
     let chosen = setup::select(inv.hosts(), &a.hosts)?;
     let fw = setup::firmware(&chosen, &a.firmware)?;
     if fw.values().any(|f| *f == Firmware::Uefi) {
