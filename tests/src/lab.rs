@@ -155,9 +155,9 @@ pub fn lab_up_run_down() -> Result<()> {
 fn lab_pids(lab: &Path) -> Vec<u32> {
     let st: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(lab.join("lab.json")).unwrap_or_default()).unwrap_or_default();
-    let mut v: Vec<u32> =
-        st["hosts"].as_array().into_iter().flatten().filter_map(|h| h["vm_pid"].as_u64()).map(|p| p as u32).collect();
-    v.extend(st["server_pid"].as_u64().map(|p| p as u32));
+    let pid = |v: &serde_json::Value| v["pid"].as_u64().map(|p| p as u32);
+    let mut v: Vec<u32> = st["hosts"].as_array().into_iter().flatten().filter_map(|h| pid(&h["vm"])).collect();
+    v.extend(pid(&st["server"]));
     v
 }
 

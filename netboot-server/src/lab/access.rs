@@ -61,7 +61,7 @@ pub fn wait_installed(st: &LabState, token: &str, names: &[String], limit: Durat
                         h.record.failed_error.as_deref().unwrap_or("?"),
                         console_tail(lab_host, 30)
                     ),
-                    _ if !st.owns(lab_host.vm_pid) => bail!(
+                    _ if !st.owns(lab_host.vm) => bail!(
                         "{name}'s VM stopped (QEMU's messages: {}); last lines of its console:\n{}",
                         lab_host.dir.join("qemu.err").display(),
                         console_tail(lab_host, 30)
@@ -137,7 +137,8 @@ pub fn ssh_config(st: &LabState) -> Result<String> {
     }
     out.push_str(&format!(
         "Host *\n  IdentityFile {d}/{KEY}\n  IdentitiesOnly yes\n  UserKnownHostsFile {d}/{KNOWN_HOSTS}\n  \
-         StrictHostKeyChecking yes\n  BatchMode yes\n  ProxyCommand {} lab --dir {d} relay %h %p\n",
+         StrictHostKeyChecking yes\n  BatchMode yes\n  ServerAliveInterval 15\n  \
+         ServerAliveCountMax 3\n  ProxyCommand {} lab --dir {d} relay %h %p\n",
         exe.display()
     ));
     Ok(out)
@@ -182,10 +183,10 @@ pub fn print_summary(st: &LabState) {
     }
     println!(
         "\nAnsible inventory: {d}/{INVENTORY}\nknown_hosts:       {d}/{KNOWN_HOSTS}\nSSH config:        {d}/{SSH_CONFIG}\n\n\
-         run a playbook:    metalboot lab run -- ansible-playbook site.yml\n\
-         log in:            ssh -F {d}/{SSH_CONFIG} {}\n\
-         console:           metalboot lab console NAME\n\
-         tear down:         metalboot lab down",
+         run a playbook:    metalboot lab --dir {d} run -- ansible-playbook site.yml\n\
+         log in (as root):  ssh -F {d}/{SSH_CONFIG} {}\n\
+         console:           metalboot lab --dir {d} console NAME\n\
+         tear down:         metalboot lab --dir {d} down",
         st.hosts.first().map_or("NAME", |h| h.name.as_str())
     );
 }

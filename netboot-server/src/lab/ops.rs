@@ -15,8 +15,12 @@ use std::time::{Duration, Instant};
 fn running_lab(dir: &Path) -> Result<LabState> {
     require_root()?;
     let st = LabState::require(&std::path::absolute(dir)?)?;
-    if !st.owns(st.server_pid) {
-        bail!("the lab's server (pid {}) is not running: `metalboot lab down` clears the lab", st.server_pid);
+    if !st.owns(st.server) {
+        bail!(
+            "the lab's server (pid {}) is not running: `metalboot lab down --dir {}` clears the lab",
+            st.server.pid,
+            st.dir.display()
+        );
     }
     Ok(st)
 }
@@ -54,12 +58,15 @@ pub fn status(dir: &Path) -> Result<()> {
         if st.accel.is_empty() { "-" } else { &st.accel },
         up.saturating_sub(st.started) / 60
     );
-    let server_up = st.owns(st.server_pid);
-    println!("server: {} (pid {}), {}", if server_up { "running" } else { "NOT running" }, st.server_pid, st.base);
+    let server_up = st.owns(st.server);
+    println!("server: {} (pid {}), {}", if server_up { "running" } else { "NOT running" }, st.server.pid, st.base);
     let states = if server_up {
         let token = access::token(&st)?;
         netns::inside(&st.netns, || crate::operator::client::ApiClient::new(&st.base, &token, None)?.list())
-            .unwrap_or_default()
+            .unwrap_or_else(|e| {
+                println!("host states unknown: {e:#}");
+                vec![]
+            })
     } else {
         vec![]
     };
@@ -67,7 +74,7 @@ pub fn status(dir: &Path) -> Result<()> {
     for h in &st.hosts {
         let rec = states.iter().find(|v| v.record.name == h.name);
         let state = rec.map_or("-".to_string(), |v| v.record.state.to_string());
-        let vm = if st.owns(h.vm_pid) { format!("running (pid {})", h.vm_pid) } else { "stopped".into() };
+        let vm = if st.owns(h.vm) { format!("running (pid {})", h.vm.pid) } else { "stopped".into() };
         println!("{:<16} {:<8} {:<12} {:<16} {vm}", h.name, h.firmware, state, h.ip.as_deref().unwrap_or("-"));
     }
     Ok(())
@@ -89,7 +96,7 @@ pub fn console(dir: &Path, name: &str, follow: bool) -> Result<()> {
             continue;
         }
         out.flush()?;
-        if !follow || !st.owns(h.vm_pid) {
+        if !follow || !st.owns(h.vm) {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(300));
@@ -143,14 +150,18 @@ pub fn down(dir: &Path) -> Result<()> {
         let name = netns_name(&dir);
         if netns::exists(&name) {
             drop(Netns::adopt(&name));
-            println!("no state file in {}; removed the lab's namespace {name}", dir.display());
+            remove_lab_files(&dir)?;
+            println!("no state file in {}; removed the lab's namespace {name} and its files", dir.display());
             return Ok(());
         }
         bail!("no lab in {}", dir.display());
     };
     let running = st.running();
-    for (_, pid) in &running {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), nix::sys::signal::Signal::SIGKILL);
+    let mut pids: Vec<u32> = running.iter().map(|(_, p)| p.pid).collect();
+    // outside SSH sessions' relays into the namespace would keep it alive
+    pids.extend(relays(&dir));
+    for pid in pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while !st.running().is_empty() && Instant::now() < deadline {
@@ -165,8 +176,23 @@ pub fn down(dir: &Path) -> Result<()> {
     if netns::exists(&st.netns) {
         bail!("namespace {} could not be removed", st.netns);
     }
+    remove_lab_files(&dir)?;
+    println!(
+        "lab down: stopped {} process(es) ({}), removed namespace {} and the lab's files in {}",
+        running.len(),
+        running.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>().join(", "),
+        st.netns,
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Removes the files `lab up` makes (and nothing else), then the directory
+/// if that left it empty.
+fn remove_lab_files(dir: &Path) -> Result<()> {
     for f in [
         "lab.json",
+        "lab.tmp",
         "hosts.toml",
         "metalboot.toml",
         "api-token",
@@ -187,24 +213,36 @@ pub fn down(dir: &Path) -> Result<()> {
             std::fs::remove_dir_all(&p).with_context(|| format!("removing {}", p.display()))?;
         }
     }
-    let _ = std::fs::remove_dir(&dir);
-    println!(
-        "lab down: stopped {} process(es) ({}), removed namespace {} and the lab's files in {}",
-        running.len(),
-        running.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>().join(", "),
-        st.netns,
-        dir.display()
-    );
+    let _ = std::fs::remove_dir(dir);
     Ok(())
+}
+
+/// Process ids of `metalboot lab --dir DIR relay …` for this lab.
+fn relays(dir: &Path) -> Vec<u32> {
+    let want = format!("\0lab\0--dir\0{}\0relay\0", dir.display());
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if pid != std::process::id() && String::from_utf8_lossy(&cmd).contains(&want) {
+            v.push(pid);
+        }
+    }
+    v
 }
 
 /// The SSH config's ProxyCommand: connects to `host:port` inside the lab's
 /// namespace and copies standard input and output to and from it.
 pub fn relay(dir: &Path, host: &str, port: u16) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("reaching the lab's hosts needs root (entering its network namespace): run ssh with sudo");
+    }
     let st = LabState::require(&std::path::absolute(dir)?)?;
     let stream = netns::inside(&st.netns, || {
         std::net::TcpStream::connect((host, port)).with_context(|| format!("connecting to {host}:{port}"))
     })?;
+    // a VM killed under an open session sends no FIN: keepalives end it
+    socket2::SockRef::from(&stream).set_keepalive(true)?;
     let mut to_host = stream.try_clone()?;
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();

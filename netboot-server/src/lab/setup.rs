@@ -107,7 +107,13 @@ pub fn disks(host: &HostSpec, default_size: u64) -> Result<Vec<LabDisk>> {
         let min = sel.min_size.map_or(0, |s| s.0);
         let max = sel.max_size.map_or(u64::MAX, |s| s.0);
         let size = default_size.clamp(min, max.max(min));
-        // virtio-blk takes at most 20 bytes of serial
+        // QEMU gives the guest at most 20 bytes of a serial
+        if let Some(s) = sel.serial.as_deref().filter(|s| s.len() > 20 || !s.chars().all(|c| c.is_ascii_graphic())) {
+            bail!(
+                "{}",
+                what(&format!("serial {} cannot be a VM disk's: at most 20 printable ASCII characters", quote(s)))
+            );
+        }
         let serial =
             sel.serial.clone().unwrap_or_else(|| format!("LAB{}-{}", i + 1, host.name).chars().take(20).collect());
         out.push(LabDisk { file: format!("disk{}.img", i + 1), serial, bus, size });
@@ -186,10 +192,12 @@ pub fn server_config(text: &str, base: &Path, cfg: &Config, dir: &Path) -> Resul
     server.insert("tls".into(), Value::Table(tls));
     t.insert("server".into(), Value::Table(server));
 
+    // every asset by its absolute path, wherever the operator's config put it
+    let mut assets = toml::Table::new();
     let kernel = cfg.assets.get(crate::config::ASSET_KERNEL).context("no kernel asset")?;
-    let mut assets = t.remove("assets").and_then(|v| v.as_table().cloned()).unwrap_or_default();
     assets.insert("dir".into(), path(kernel.parent().unwrap_or(Path::new("/"))));
-    absolute_files(&mut assets, &abs);
+    assets.insert("files".into(), Value::Table(cfg.assets.iter().map(|(n, p)| (n.clone(), path(p))).collect()));
+    t.remove("assets");
     t.insert("assets".into(), Value::Table(assets));
 
     let mut tftp = t.remove("tftp").and_then(|v| v.as_table().cloned()).unwrap_or_default();

@@ -65,6 +65,9 @@ fn disks_match_their_selectors() {
     h.disk.as_mut().unwrap().path = Some("/dev/disk/by-id/ata-X".into());
     assert!(disks(&h, 1 << 30).unwrap_err().to_string().contains("/dev/disk/by-id/ata-X"));
     h.disk.as_mut().unwrap().path = None;
+    h.disk.as_mut().unwrap().serial = Some("S".repeat(21));
+    assert!(disks(&h, 1 << 30).unwrap_err().to_string().contains("at most 20"));
+    h.disk.as_mut().unwrap().serial = None;
     h.disk.as_mut().unwrap().model = Some("SAMSUNG".into());
     assert!(disks(&h, 1 << 30).unwrap_err().to_string().contains("model or WWN"));
     assert_eq!(bus_of("/dev/sdb"), Some(Bus::Sata));
@@ -105,7 +108,7 @@ console = ["console=ttyS1,115200n8"]
 
 [assets]
 dir = "assets"
-files = { "custom.tar.zst" = "images/custom.tar.zst" }
+files = { "custom.tar.zst" = "images/custom.tar.zst", "initramfs.img" = "/srv/boot/initramfs.img" }
 
 [dhcp]
 mode = "proxy"
@@ -130,6 +133,8 @@ hooks = [{ name = "dns", command = ["/usr/local/bin/dns-add"] }]
     assert_eq!(back.console, ["console=ttyS1,115200n8"]);
     assert_eq!(back.assets["vmlinuz"], base.join("assets/vmlinuz"));
     assert_eq!(back.assets["custom.tar.zst"], base.join("images/custom.tar.zst"));
+    assert_eq!(back.assets["initramfs.img"], Path::new("/srv/boot/initramfs.img"));
+    assert_eq!(back.assets, cfg.assets);
     assert_eq!(back.dhcp.mode, crate::dhcp::DhcpMode::Full);
     assert_eq!(back.dhcp.interface.as_deref(), Some("br0"));
     assert_eq!(back.tftp.listen.to_string(), "10.99.0.1:69");

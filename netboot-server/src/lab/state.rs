@@ -2,7 +2,7 @@
 //! process id, so that the other `lab` commands find it and `lab down`
 //! stops exactly that.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -16,8 +16,8 @@ pub struct LabState {
     pub dir: PathBuf,
     /// Its network namespace.
     pub netns: String,
-    /// `metalboot serve`'s process id (0 before it started).
-    pub server_pid: u32,
+    /// `metalboot serve`'s process (pid 0 before it started).
+    pub server: Proc,
     /// The server's HTTP base URL on the lab network.
     pub base: String,
     /// `kvm` or `tcg`.
@@ -26,6 +26,31 @@ pub struct LabState {
     pub started: u64,
     /// The hosts, in the order their VMs were started.
     pub hosts: Vec<LabHost>,
+}
+
+/// A process the lab started: its id and its start time (in clock ticks
+/// after boot, `/proc/PID/stat` field 22), so that a process id reused after
+/// a reboot or a crash is never taken for it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Proc {
+    /// Process id.
+    pub pid: u32,
+    /// Start time.
+    pub start: u64,
+}
+
+impl Proc {
+    /// Process `pid` as it runs now.
+    pub fn of(pid: u32) -> Proc {
+        Proc { pid, start: start_time(pid).unwrap_or(0) }
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat`.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid …": fields after the last ')' start at 3
+    stat.rsplit_once(')')?.1.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
 /// One host of the lab.
@@ -37,8 +62,8 @@ pub struct LabHost {
     pub mac: String,
     /// `bios` or `uefi`.
     pub firmware: String,
-    /// QEMU's process id.
-    pub vm_pid: u32,
+    /// QEMU's process.
+    pub vm: Proc,
     /// Its tap device in the namespace.
     pub tap: String,
     /// Its disks, serial console and QEMU's output.
@@ -55,7 +80,20 @@ impl LabState {
     pub fn load(dir: &Path) -> Result<Option<LabState>> {
         let p = dir.join(FILE);
         match std::fs::read_to_string(&p) {
-            Ok(t) => Ok(Some(serde_json::from_str(&t).with_context(|| format!("reading {}", p.display()))?)),
+            Ok(t) => {
+                let st: LabState = serde_json::from_str(&t).with_context(|| format!("reading {}", p.display()))?;
+                // a copied or edited state file must not lead to another
+                // lab's processes or namespace
+                if st.dir != dir || st.netns != netns_name(&st.dir) {
+                    bail!(
+                        "{} belongs to the lab in {} (namespace {}), not to this directory: leaving it alone",
+                        p.display(),
+                        st.dir.display(),
+                        st.netns
+                    );
+                }
+                Ok(Some(st))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
         }
@@ -83,21 +121,21 @@ impl LabState {
         })
     }
 
-    /// Whether process `pid` runs and is one of this lab's: its command
-    /// line names the lab's directory (a reused process id does not).
-    pub fn owns(&self, pid: u32) -> bool {
-        pid != 0 && cmdline_mentions(pid, &self.dir.display().to_string())
+    /// Whether process `p` runs and is the one the lab started: the same
+    /// start time, and a command line with a path in the lab's directory.
+    pub fn owns(&self, p: Proc) -> bool {
+        p.pid != 0 && start_time(p.pid) == Some(p.start) && cmdline_mentions(p.pid, &format!("{}/", self.dir.display()))
     }
 
-    /// The lab's processes that still run: (what, process id).
-    pub fn running(&self) -> Vec<(String, u32)> {
+    /// The lab's processes that still run: (what, process).
+    pub fn running(&self) -> Vec<(String, Proc)> {
         let mut v = Vec::new();
-        if self.owns(self.server_pid) {
-            v.push(("server".to_string(), self.server_pid));
+        if self.owns(self.server) {
+            v.push(("server".to_string(), self.server));
         }
         for h in &self.hosts {
-            if self.owns(h.vm_pid) {
-                v.push((format!("VM {}", h.name), h.vm_pid));
+            if self.owns(h.vm) {
+                v.push((format!("VM {}", h.name), h.vm));
             }
         }
         v
@@ -117,4 +155,52 @@ pub fn netns_name(dir: &Path) -> String {
     use sha2::Digest;
     let d = sha2::Sha256::digest(dir.display().to_string().as_bytes());
     format!("mblab-{}", &hex::encode(d)[..10])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab(dir: &Path) -> LabState {
+        LabState {
+            dir: dir.to_path_buf(),
+            netns: netns_name(dir),
+            server: Proc::default(),
+            base: "http://10.99.0.1:8080".into(),
+            accel: "tcg".into(),
+            started: 0,
+            hosts: vec![],
+        }
+    }
+
+    #[test]
+    fn a_process_is_the_labs_only_with_its_start_time_and_the_labs_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = lab(dir.path());
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; exit 0"])
+            .arg(dir.path().join("x"))
+            .spawn()
+            .unwrap();
+        let p = Proc::of(child.id());
+        assert!(p.start > 0 && st.owns(p));
+        assert!(!st.owns(Proc { start: p.start + 1, ..p }), "another start time: a reused process id");
+        assert!(!lab(&dir.path().join("other")).owns(p), "another lab's path");
+        assert!(!st.owns(Proc::of(std::process::id())), "a process that does not name the lab");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!st.owns(p));
+    }
+
+    #[test]
+    fn a_state_file_copied_elsewhere_is_refused() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        lab(a.path()).save().unwrap();
+        assert_eq!(LabState::load(a.path()).unwrap(), Some(lab(a.path())));
+        std::fs::copy(a.path().join(FILE), b.path().join(FILE)).unwrap();
+        let e = LabState::load(b.path()).unwrap_err().to_string();
+        assert!(e.contains("belongs to the lab in") && e.contains("leaving it alone"), "{e}");
+        assert_eq!(LabState::load(&b.path().join("none")).unwrap(), None);
+    }
 }

@@ -6,7 +6,7 @@
 use super::access::{self, secs};
 use super::netns::{self, Netns};
 use super::setup::{self, TLS_PORT};
-use super::state::{netns_name, LabHost, LabState};
+use super::state::{netns_name, LabHost, LabState, Proc};
 use super::vm::{Disk, Firmware, Size, Vm};
 use anyhow::{bail, Context, Result};
 use metalboot_spec::ByteSize;
@@ -102,45 +102,56 @@ pub fn up(cfg_path: Option<&Path>, dir: &Path, a: &UpArgs) -> Result<()> {
         plan.push((*h, setup::disks(h, a.disk_size.0)?));
     }
 
-    std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
-    let key = dir.join("id_ed25519");
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "metalboot-lab", "-f"])
-        .arg(&key)
-        .output()
-        .context("running ssh-keygen")?;
-    anyhow::ensure!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr).trim());
-    let public = std::fs::read_to_string(key.with_extension("pub"))?.trim().to_string();
-    let token: String = {
-        use rand::Rng;
-        (0..32).map(|_| format!("{:02x}", rand::thread_rng().gen::<u8>())).collect()
-    };
-    write_private(&dir.join("api-token"), &token)?;
-    std::fs::write(dir.join("hosts.toml"), setup::inventory(&chosen, &public)?)?;
-    let (text, base) = setup::config_source(&cfg)?;
-    let lab_cfg = dir.join("metalboot.toml");
-    std::fs::write(&lab_cfg, setup::server_config(&text, &base, &cfg, &dir)?)?;
-    // what the lab's server will load, checked before anything starts
-    crate::serve::load_all(Some(&lab_cfg)).context("the lab's own config (a bug: please report it)")?;
-
     let name = netns_name(&dir);
     if netns::exists(&name) {
         bail!("network namespace {name} exists already: `metalboot lab down --dir {}` removes it", dir.display());
     }
-    let ns = Netns::create_named(&name, chosen.len())?.keep();
+    std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    // the state first: whatever fails from here, `lab down` clears it
     let mut st = LabState {
         dir: dir.clone(),
-        netns: ns,
-        server_pid: 0,
+        netns: name.clone(),
+        server: Proc::default(),
         base: format!("http://{}:{}", netns::SERVER_IP, setup::HTTP_PORT),
         accel: String::new(),
         started,
         hosts: vec![],
     };
     st.save()?;
+    let left_up = |e: anyhow::Error| {
+        e.context(format!(
+            "the lab is left up for inspection: `metalboot lab --dir {0} console NAME`, `metalboot lab --dir {0} \
+             status`; `metalboot lab --dir {0} down` removes it",
+            dir.display()
+        ))
+    };
     let clock = Instant::now();
-    st.server_pid = start_server(&st, &lab_cfg)?;
+    let lab_cfg = dir.join("metalboot.toml");
+    let prepared = (|| -> Result<()> {
+        let key = dir.join("id_ed25519");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "metalboot-lab", "-f"])
+            .arg(&key)
+            .output()
+            .context("running ssh-keygen")?;
+        anyhow::ensure!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr).trim());
+        let public = std::fs::read_to_string(key.with_extension("pub"))?.trim().to_string();
+        let token: String = {
+            use rand::Rng;
+            (0..32).map(|_| format!("{:02x}", rand::thread_rng().gen::<u8>())).collect()
+        };
+        write_private(&dir.join("api-token"), &token)?;
+        std::fs::write(dir.join("hosts.toml"), setup::inventory(&chosen, &public)?)?;
+        let (text, base) = setup::config_source(&cfg)?;
+        std::fs::write(&lab_cfg, setup::server_config(&text, &base, &cfg, &dir)?)?;
+        // what the lab's server will load, checked before anything starts
+        crate::serve::load_all(Some(&lab_cfg)).context("the lab's own config (a bug: please report it)")?;
+        Ok(())
+    })();
+    prepared.map_err(left_up)?;
+    Netns::create_named(&name, chosen.len()).map_err(left_up)?.keep();
+    st.server = Proc::of(start_server(&st, &lab_cfg).map_err(left_up)?);
     st.save()?;
     println!("[{:6.1}s] server up on {} (HTTPS on port {TLS_PORT}), namespace {}", secs(clock), st.base, st.netns);
     st.accel = match &a.accel {
@@ -155,15 +166,9 @@ pub fn up(cfg_path: Option<&Path>, dir: &Path, a: &UpArgs) -> Result<()> {
     let started_vms = start_vms(&ns, &mut st, &plan, &fw, Size { memory_mib: a.memory, cpus: a.cpus }, clock);
     // the namespace stays, whatever happened: `lab down` removes it
     let _ = ns.keep();
-    started_vms?;
+    started_vms.map_err(left_up)?;
     let names: Vec<String> = st.hosts.iter().map(|h| h.name.clone()).collect();
-    let left_up = |e: anyhow::Error| {
-        e.context(format!(
-            "the lab is left up for inspection: `metalboot lab console NAME`, `metalboot lab status`; \
-             `metalboot lab down` removes it (directory {})",
-            dir.display()
-        ))
-    };
+    let token = access::token(&st)?;
     access::wait_installed(&st, &token, &names, Duration::from_secs(a.timeout), clock).map_err(left_up)?;
     access::refresh(&mut st, &token).map_err(left_up)?;
     access::wait_ssh(&st, &names, Duration::from_secs(300)).map_err(left_up)?;
@@ -199,7 +204,7 @@ fn start_vms(
             name: h.name.clone(),
             mac: mac.clone(),
             firmware: fw_name.into(),
-            vm_pid: vm.detach(),
+            vm: Proc::of(vm.detach()),
             tap,
             dir: hdir,
             login: h.ansible_user().to_string(),
@@ -228,21 +233,33 @@ fn bus_name(b: super::vm::Bus) -> &'static str {
     }
 }
 
+/// Refuses a path the generated SSH config, inventory script and QEMU
+/// options could not carry as it is.
+fn check_plain_path(what: &str, p: &Path) -> Result<()> {
+    let s = p.display().to_string();
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || "/._+-".contains(*c))) {
+        bail!("{what} {s:?} has {c:?} in it: the lab needs a path of letters, digits and / . _ + - only");
+    }
+    Ok(())
+}
+
 /// Refuses a directory that holds a lab already, or anything else.
 fn check_dir_free(dir: &Path) -> Result<()> {
+    check_plain_path("the lab's directory", dir)?;
+    check_plain_path("the metalboot binary's path", &std::env::current_exe().context("finding the metalboot binary")?)?;
     if let Some(st) = LabState::load(dir)? {
         let running = st.running();
         let hosts: Vec<&str> = st.hosts.iter().map(|h| h.name.as_str()).collect();
         if running.is_empty() {
             bail!(
-                "{} holds a lab whose processes are gone (hosts: {}): `metalboot lab down --dir {0}` clears it",
+                "{} holds a lab whose processes are gone (hosts: {}): `metalboot lab --dir {0} down` clears it",
                 dir.display(),
                 hosts.join(", ")
             );
         }
         bail!(
-            "a lab is already up in {} (hosts: {}; {} process(es) running): `metalboot lab status` shows it, \
-             `metalboot lab down` stops it",
+            "a lab is already up in {0} (hosts: {1}; {2} process(es) running): `metalboot lab --dir {0} status` \
+             shows it, `metalboot lab --dir {0} down` stops it",
             dir.display(),
             hosts.join(", "),
             running.len()
@@ -292,7 +309,9 @@ fn start_server(st: &LabState, cfg: &Path) -> Result<u32> {
             bail!("the lab's server exited ({status}):\n{}", super::vm::tail(&text, 20));
         }
         if Instant::now() > deadline {
-            bail!("the lab's server was not ready within 30 s; its log: {}", log.display());
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the lab's server was not ready within 30 s (stopped); its log: {}", log.display());
         }
         std::thread::sleep(Duration::from_millis(50));
     }

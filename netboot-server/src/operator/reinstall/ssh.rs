@@ -187,7 +187,19 @@ impl Ssh {
     /// are copied over.
     fn carry_known_pin(&self) -> Result<()> {
         let t = &self.target;
-        let name = if t.port == 22 { t.host.clone() } else { format!("[{}]:{}", t.host, t.port) };
+        // the name ssh looked the key up under: the ssh_config's
+        // HostKeyAlias, else its HostName and Port for the target
+        let (mut host, mut port, mut alias) = (t.host.clone(), t.port, None);
+        let g = Command::new("ssh").args(["-G", "-p", &t.port.to_string(), "-l", &t.user, "--", &t.host]).output();
+        for line in g.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default().lines() {
+            match line.split_once(' ') {
+                Some(("hostname", v)) => host = v.to_string(),
+                Some(("port", v)) => port = v.parse().unwrap_or(port),
+                Some(("hostkeyalias", v)) => alias = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        let name = alias.unwrap_or(if port == 22 { host } else { format!("[{host}]:{port}") });
         match std::env::var_os("HOME") {
             Some(home) => copy_known_lines(&name, &Path::new(&home).join(".ssh/known_hosts"), &self.pins),
             None => Ok(()),
