@@ -184,7 +184,7 @@ pub fn print_summary(st: &LabState) {
     println!(
         "\nAnsible inventory: {d}/{INVENTORY}\nknown_hosts:       {d}/{KNOWN_HOSTS}\nSSH config:        {d}/{SSH_CONFIG}\n\n\
          run a playbook:    metalboot lab --dir {d} run -- ansible-playbook site.yml\n\
-         log in (as root):  ssh -F {d}/{SSH_CONFIG} {}\n\
+         log in (needs root): ssh -F {d}/{SSH_CONFIG} {}\n\
          console:           metalboot lab --dir {d} console NAME\n\
          tear down:         metalboot lab --dir {d} down",
         st.hosts.first().map_or("NAME", |h| h.name.as_str())
