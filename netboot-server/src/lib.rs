@@ -9,6 +9,7 @@ pub mod config;
 pub mod dhcp;
 pub mod digest;
 pub mod docs;
+pub mod files;
 pub mod handoff;
 pub mod http;
 pub mod inventory;

@@ -93,18 +93,7 @@ fn alive(pid: u32) -> bool {
 
 /// Process ids whose command line mentions `text`.
 fn processes_mentioning(text: &str) -> Vec<u32> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        if pid == std::process::id() {
-            continue;
-        }
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmd).replace('\0', " ").contains(text) {
-            v.push(pid);
-        }
-    }
-    v
+    metalboot::lab::state::processes_whose_cmdline(|c| c.replace('\0', " ").contains(text))
 }
 
 /// Up, status, run (the playbook, and ssh from outside through the

@@ -5,11 +5,12 @@
 
 use super::netns;
 use super::state::LabState;
+use crate::files::write_atomically;
 use crate::operator::client::ApiClient;
 use anyhow::{bail, Context, Result};
 use metalboot_spec::api::HostState;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The files `lab run` and `ssh -F` use, in the lab's directory.
@@ -94,34 +95,24 @@ pub fn refresh(st: &mut LabState, token: &str) -> Result<()> {
         Ok((client.list()?, client.ansible(None)?))
     })?;
     let dir = st.dir.clone();
-    write(&dir.join(KNOWN_HOSTS), &crate::operator::hosts::known_hosts_text(&hosts)?)?;
-    write(&dir.join("inventory.json"), &serde_json::to_string_pretty(&ansible)?)?;
+    let known_hosts = crate::operator::hosts::known_hosts_text(&hosts)?;
+    write_atomically(&dir.join(KNOWN_HOSTS), known_hosts.as_bytes(), 0o644)?;
+    write_atomically(&dir.join("inventory.json"), serde_json::to_string_pretty(&ansible)?.as_bytes(), 0o644)?;
     // an inventory script: Ansible runs it, it prints what the server said
-    let script = dir.join(INVENTORY);
-    write(
-        &script,
-        &format!(
-            "#!/bin/sh\n# made by `metalboot lab up`: the lab's hosts as the server's inventory lists them\n\
-             case \"$1\" in --host) echo '{{}}' ;; *) cat '{}' ;; esac\n",
-            dir.join("inventory.json").display()
-        ),
-    )?;
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let script = format!(
+        "#!/bin/sh\n# made by `metalboot lab up`: the lab's hosts as the server's inventory lists them\n\
+         case \"$1\" in --host) echo '{{}}' ;; *) cat '{}' ;; esac\n",
+        dir.join("inventory.json").display()
+    );
+    write_atomically(&dir.join(INVENTORY), script.as_bytes(), 0o755)?;
     for h in &mut st.hosts {
         let rec = hosts.iter().find(|v| v.record.name == h.name);
         // addresses are reported with their prefix length
         let v4 = rec.and_then(|v| v.record.addresses.iter().find(|a| !a.contains(':')));
         h.ip = v4.map(|a| a.split('/').next().unwrap_or(a).to_string());
     }
-    write(&dir.join(SSH_CONFIG), &ssh_config(st)?)?;
+    write_atomically(&dir.join(SSH_CONFIG), ssh_config(st)?.as_bytes(), 0o644)?;
     st.save()
-}
-
-/// Writes `text` to `p` atomically.
-fn write(p: &Path, text: &str) -> Result<()> {
-    let tmp = p.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))
 }
 
 /// An SSH config naming every host (and its address), with the lab's key,

@@ -141,13 +141,6 @@ impl Netns {
         self.kept = true;
         self.name.clone()
     }
-
-    /// The process ids running in the namespace.
-    pub fn pids(&self) -> Vec<u32> {
-        run(&["ip", "netns", "pids", &self.name])
-            .map(|p| p.split_whitespace().filter_map(|x| x.parse().ok()).collect())
-            .unwrap_or_default()
-    }
 }
 
 /// Moves the calling thread (only it) into namespace `name`: its sockets

@@ -220,15 +220,7 @@ fn remove_lab_files(dir: &Path) -> Result<()> {
 /// Process ids of `metalboot lab --dir DIR relay …` for this lab.
 fn relays(dir: &Path) -> Vec<u32> {
     let want = format!("\0lab\0--dir\0{}\0relay\0", dir.display());
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if pid != std::process::id() && String::from_utf8_lossy(&cmd).contains(&want) {
-            v.push(pid);
-        }
-    }
-    v
+    super::state::processes_whose_cmdline(|c| c.contains(&want))
 }
 
 /// The SSH config's ProxyCommand: connects to `host:port` inside the lab's

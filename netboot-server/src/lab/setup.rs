@@ -194,8 +194,6 @@ pub fn server_config(text: &str, base: &Path, cfg: &Config, dir: &Path) -> Resul
 
     // every asset by its absolute path, wherever the operator's config put it
     let mut assets = toml::Table::new();
-    let kernel = cfg.assets.get(crate::config::ASSET_KERNEL).context("no kernel asset")?;
-    assets.insert("dir".into(), path(kernel.parent().unwrap_or(Path::new("/"))));
     assets.insert("files".into(), Value::Table(cfg.assets.iter().map(|(n, p)| (n.clone(), path(p))).collect()));
     t.remove("assets");
     t.insert("assets".into(), Value::Table(assets));

@@ -106,11 +106,7 @@ impl LabState {
 
     /// Writes the state file (atomically).
     pub fn save(&self) -> Result<()> {
-        let p = self.dir.join(FILE);
-        let tmp = p.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(self)?)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))
+        crate::files::write_atomically(&self.dir.join(FILE), &serde_json::to_vec_pretty(self)?, 0o644)
     }
 
     /// The host named `name`.
@@ -140,6 +136,21 @@ impl LabState {
         }
         v
     }
+}
+
+/// The ids of the processes (this one aside) whose command line, its
+/// arguments separated by NUL bytes as in `/proc/<pid>/cmdline`, passes
+/// `pred`.
+pub fn processes_whose_cmdline(pred: impl Fn(&str) -> bool) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if pid != std::process::id() && pred(&String::from_utf8_lossy(&cmd)) {
+            v.push(pid);
+        }
+    }
+    v
 }
 
 /// Whether `/proc/<pid>/cmdline` contains `text`.
@@ -183,6 +194,11 @@ mod tests {
             .spawn()
             .unwrap();
         let p = Proc::of(child.id());
+        // until the child has exec'd, its command line is this test's
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !cmdline_mentions(p.pid, "sleep 30") && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         assert!(p.start > 0 && st.owns(p));
         assert!(!st.owns(Proc { start: p.start + 1, ..p }), "another start time: a reused process id");
         assert!(!lab(&dir.path().join("other")).owns(p), "another lab's path");

@@ -137,11 +137,7 @@ pub fn up(cfg_path: Option<&Path>, dir: &Path, a: &UpArgs) -> Result<()> {
             .context("running ssh-keygen")?;
         anyhow::ensure!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr).trim());
         let public = std::fs::read_to_string(key.with_extension("pub"))?.trim().to_string();
-        let token: String = {
-            use rand::Rng;
-            (0..32).map(|_| format!("{:02x}", rand::thread_rng().gen::<u8>())).collect()
-        };
-        write_private(&dir.join("api-token"), &token)?;
+        crate::files::write_atomically(&dir.join("api-token"), crate::state::new_token().as_bytes(), 0o600)?;
         std::fs::write(dir.join("hosts.toml"), setup::inventory(&chosen, &public)?)?;
         let (text, base) = setup::config_source(&cfg)?;
         std::fs::write(&lab_cfg, setup::server_config(&text, &base, &cfg, &dir)?)?;
@@ -268,15 +264,6 @@ fn check_dir_free(dir: &Path) -> Result<()> {
     if dir.exists() && std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?.next().is_some() {
         bail!("{} exists and is not empty: the lab needs a directory of its own (--dir)", dir.display());
     }
-    Ok(())
-}
-
-/// Writes a file only its owner reads.
-fn write_private(p: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(p)?;
-    f.write_all(text.as_bytes())?;
     Ok(())
 }
 

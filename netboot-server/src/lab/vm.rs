@@ -85,8 +85,6 @@ pub struct Vm {
     child: Child,
     /// Serial console log.
     pub serial_log: PathBuf,
-    /// Memory and CPUs it runs with.
-    size: Size,
 }
 
 /// `kvm` or `tcg` for QEMU's `-accel`: `METALBOOT_ACCEL` if set, else KVM
@@ -129,7 +127,7 @@ impl Vm {
         size: Size,
     ) -> Result<Vm> {
         let (cmd, serial_log) = Self::command(ns, dir, accel, fw, tap, mac, disks, true, size)?;
-        Self::spawn(cmd, dir, serial_log, size)
+        Self::spawn(cmd, dir, serial_log)
     }
 
     /// Boots a BIOS VM from its first disk, the network only as a fallback:
@@ -137,7 +135,7 @@ impl Vm {
     pub fn start_from_disk(ns: &Netns, dir: &Path, accel: &str, tap: &str, mac: &str, disks: &[Disk]) -> Result<Vm> {
         let size = Size::default();
         let (cmd, serial_log) = Self::command(ns, dir, accel, Firmware::Bios, tap, mac, disks, false, size)?;
-        Self::spawn(cmd, dir, serial_log, size)
+        Self::spawn(cmd, dir, serial_log)
     }
 
     /// Boots a BIOS VM straight into `kernel` and `initrd` (a provider's
@@ -158,7 +156,7 @@ impl Vm {
         let size = Size::default();
         let (mut cmd, serial_log) = Self::command(ns, dir, accel, Firmware::Bios, tap, mac, disks, false, size)?;
         cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd).args(["-append", append, "-no-reboot"]);
-        Self::spawn(cmd, dir, serial_log, size)
+        Self::spawn(cmd, dir, serial_log)
     }
 
     /// Whether QEMU is still running.
@@ -229,7 +227,7 @@ impl Vm {
         Ok((cmd, serial_log))
     }
 
-    fn spawn(mut cmd: std::process::Command, dir: &Path, serial_log: PathBuf, size: Size) -> Result<Vm> {
+    fn spawn(mut cmd: std::process::Command, dir: &Path, serial_log: PathBuf) -> Result<Vm> {
         // its own process group: a terminal's Ctrl-C reaches the command
         // that started it, not the VM
         use std::os::unix::process::CommandExt;
@@ -240,17 +238,12 @@ impl Vm {
             .process_group(0)
             .spawn()
             .context("starting qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
-        Ok(Vm { child, serial_log, size })
+        Ok(Vm { child, serial_log })
     }
 
     /// QEMU's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
-    }
-
-    /// Memory and CPUs it runs with.
-    pub fn size(&self) -> Size {
-        self.size
     }
 
     /// Leaves the VM running after this is dropped; its process id.

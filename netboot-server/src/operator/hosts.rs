@@ -51,9 +51,7 @@ pub fn known_hosts_command(client: &ApiClient, output: Option<&Path>) -> Result<
     let text = known_hosts_text(&client.list()?)?;
     match output {
         Some(p) => {
-            let tmp = p.with_extension("tmp");
-            std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
-            std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
+            crate::files::write_atomically(p, text.as_bytes(), 0o644)?;
             eprintln!("{}: {} key(s)", p.display(), text.lines().count());
         }
         None => print!("{text}"),

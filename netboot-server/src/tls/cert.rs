@@ -8,14 +8,14 @@
 //! certificate itself as their trust anchor (`curl --cacert cert.pem`).
 
 use super::config::CertSource;
+use crate::files::write_atomically;
 use anyhow::{bail, Context, Result};
 use metalboot_spec::Pin;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -177,18 +177,4 @@ pub fn self_signed(key_pair: &rcgen::KeyPair, names: &[String]) -> Result<String
     params.not_before = now - time::Duration::days(1);
     params.not_after = now + time::Duration::days(GENERATED_VALIDITY_DAYS);
     Ok(params.self_signed(key_pair).context("signing the certificate")?.pem())
-}
-
-/// Writes `bytes` to `path` through a temporary file created with `mode`.
-fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let tmp = path.with_extension("pem.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
