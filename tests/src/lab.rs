@@ -1,6 +1,12 @@
 //! `metalboot lab` as an operator runs it: two inventory hosts (one BIOS,
-//! one UEFI) brought up from an inventory file, a playbook run against them
-//! with host keys checked, and `lab down` leaving nothing behind.
+//! one UEFI) brought up from an inventory file with `--snapshot`, a
+//! playbook run against them with host keys checked, and `lab down`
+//! leaving nothing behind; then a second `up` from the snapshot: the same
+//! hosts and host keys, none of the first lab's changes, in a boot's time.
+//!
+//! The first `up` keeps its hosts by powering them off and starting them
+//! again (BIOS: network boot first) on overlays: the server, its state
+//! restored, sends the installed BIOS host to its disk (install once).
 
 use crate::harness::{assets, metalboot_bin, require_assets, workspace};
 use anyhow::{bail, ensure, Context, Result};
@@ -121,7 +127,34 @@ pub fn lab_up_run_down() -> Result<()> {
     std::fs::write(dir.join("playbook.yml"), PLAYBOOK)?;
     let cpus = std::env::var("METALBOOT_VM_CPUS").unwrap_or_else(|_| "2".into());
 
-    let up = op.lab(&["up", "--firmware", "lab-uefi=uefi", "--cpus", &cpus])?;
+    let cache = dir.join("cache");
+    let cache = cache.to_str().context("cache path")?;
+    let up_args = ["up", "--firmware", "lab-uefi=uefi", "--cpus", &cpus, "--snapshot", "--cache", cache];
+
+    let text = up(&op, &up_args)?;
+    let result = after_up(&mut op, &text);
+    let known = std::fs::read_to_string(lab.join("known_hosts")).unwrap_or_default();
+    let pids = lab_pids(&lab);
+    let down = op.lab_ok(&["down"]);
+    result?;
+    let down = down?;
+    op.phase(down.trim());
+    check_nothing_left(&mut op, &lab, &pids)?;
+
+    let text = up(&op, &up_args)?;
+    let result = from_snapshot(&mut op, &text, &known);
+    let pids = lab_pids(&lab);
+    let down = op.lab_ok(&["down"]);
+    result?;
+    op.phase(down?.trim());
+    check_nothing_left(&mut op, &lab, &pids)?;
+    std::fs::write(dir.join("timeline.txt"), op.phases.join("\n") + "\n")?;
+    Ok(())
+}
+
+/// `lab up ARGS…`, its output shown; on failure the lab is taken down.
+fn up(op: &Operator, args: &[&str]) -> Result<String> {
+    let up = op.lab(args)?;
     let text = String::from_utf8_lossy(&up.stdout).into_owned();
     print!("{}", text.lines().map(|l| format!("[lab] {l}\n")).collect::<String>());
     if !up.status.success() {
@@ -129,14 +162,20 @@ pub fn lab_up_run_down() -> Result<()> {
         let _ = op.lab(&["down"]);
         bail!("metalboot lab up failed ({}):\n{err}", up.status);
     }
-    let result = after_up(&mut op, &text);
-    let pids = lab_pids(&lab);
-    let down = op.lab_ok(&["down"]);
-    result?;
-    let down = down?;
-    op.phase(down.trim());
-    check_nothing_left(&mut op, &lab, &pids)?;
-    std::fs::write(dir.join("timeline.txt"), op.phases.join("\n") + "\n")?;
+    Ok(text)
+}
+
+/// The second `up`: from the snapshot, the hosts as installed (same host
+/// keys, known_hosts as before), without what the playbook wrote.
+fn from_snapshot(op: &mut Operator, up: &str, known: &str) -> Result<()> {
+    ensure!(up.contains("the hosts start from it"), "the second lab up did not use the snapshot:\n{up}");
+    let now = std::fs::read_to_string(op.lab.join("known_hosts"))?;
+    ensure!(!known.is_empty() && now == known, "other host keys from the snapshot:\n{known}\n---\n{now}");
+    op.phase("lab up --snapshot again: started from the snapshot, the same host keys");
+    let check = "test ! -e /root/lab-check && echo fresh";
+    let out = op.lab_ok(&["run", "--", "ansible", "all", "-b", "-m", "ansible.builtin.shell", "-a", check])?;
+    ensure!(out.matches("fresh").count() == 2, "the first lab's file is on a host:\n{out}");
+    op.phase("ansible on both hosts: the first lab's file is not there (fresh overlays)");
     Ok(())
 }
 
@@ -154,7 +193,14 @@ fn after_up(op: &mut Operator, up: &str) -> Result<()> {
     for name in ["lab-bios", "lab-uefi"] {
         ensure!(up.contains(&format!("{name}: installed")), "lab up did not report {name} installed:\n{up}");
     }
-    op.phase("lab up: both hosts installed and reachable over SSH");
+    ensure!(up.contains("powered off and kept: snapshot"), "lab up --snapshot kept no snapshot:\n{up}");
+    op.phase("lab up --snapshot: both hosts installed, powered off, kept and started again; reachable over SSH");
+    // the BIOS host boots from the network first: on the overlays, the
+    // restarted server (its log begins there) sent it to its disk
+    let log = std::fs::read_to_string(op.lab.join("server.log"))?;
+    let local = log.lines().filter(|l| l.contains("host=\"lab-bios\"") && l.contains("serving local boot")).count();
+    ensure!(local >= 1, "the server never sent lab-bios to its disk after the restart:\n{log}");
+    op.phase(&format!("install once: lab-bios network-booted and was sent to its disk ({local} time(s))"));
     let status = op.lab_ok(&["status"])?;
     for (name, fw) in [("lab-bios", "bios"), ("lab-uefi", "uefi")] {
         ensure!(

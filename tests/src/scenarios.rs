@@ -8,9 +8,9 @@ pub use crate::disks::Disks;
 use crate::harness::{assets, metalboot_bin, Image, Scenario};
 use crate::ssh::check_logins;
 use crate::vm::{accel, Firmware, Vm};
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// MAC of the test VM.
 pub const MAC: &str = "52:54:00:e2:e0:01";
@@ -258,51 +258,6 @@ pub fn pxe_install(fw: Firmware, name: &str, image: Image) -> Result<(Scenario, 
     i.vm.stop();
     i.s.finish();
     Ok((i.s, facts))
-}
-
-fn local_boots(i: &Installed) -> Result<usize> {
-    let h = i.s.host("vm1")?;
-    Ok(h["timeline"].as_array().map(|t| t.iter().filter(|e| e["kind"] == "boot").count()).unwrap_or(0))
-}
-
-/// Scenario 3: the installed VM (network boot still first) is rebooted
-/// `times` times; each time the server answers with the local-boot script,
-/// the host comes back on its own disk and a marker written after the first
-/// login is still there.
-pub fn install_once(i: &mut Installed, times: usize) -> Result<()> {
-    let marker = format!("metalboot-e2e {}", std::process::id());
-    i.ssh(&format!("echo '{marker}' > /root/e2e-marker && sync"))?;
-    for n in 1..=times {
-        let boot_id = i.ssh("cat /proc/sys/kernel/random/boot_id")?;
-        let before = local_boots(i)?;
-        i.ssh("systemd-run --on-active=1 systemctl reboot")?;
-        i.s.phase(&format!("reboot {n} requested"));
-        let deadline = Instant::now() + Duration::from_secs(900);
-        loop {
-            i.vm.check_running()?;
-            if let Ok(id) = i.ssh("cat /proc/sys/kernel/random/boot_id") {
-                if id != boot_id {
-                    break;
-                }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the host did not come back after reboot {n}; serial tail:\n{}",
-                    crate::vm::tail(&i.vm.serial(), 40)
-                );
-            }
-            std::thread::sleep(Duration::from_secs(3));
-        }
-        i.s.phase(&format!("reboot {n}: back on SSH"));
-        let h = i.s.host("vm1")?;
-        ensure!(h["state"] == "installed", "state after reboot {n}: {}", h["state"]);
-        let after = local_boots(i)?;
-        ensure!(after > before, "reboot {n}: the server served no local-boot script (network boot skipped?)");
-        let got = i.ssh("cat /root/e2e-marker")?;
-        ensure!(got.trim() == marker, "marker after reboot {n}: {got:?}");
-        i.s.phase(&format!("reboot {n}: local boot served, marker survives"));
-    }
-    Ok(())
 }
 
 /// The Debian-installer path: the VM PXE-boots into Debian's netboot

@@ -17,7 +17,10 @@ pub mod kvm;
 pub mod netns;
 pub mod ops;
 pub mod setup;
+pub mod snapshot;
+pub mod start;
 pub mod state;
+pub mod stop;
 pub mod up;
 pub mod vm;
 

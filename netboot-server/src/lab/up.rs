@@ -6,12 +6,14 @@
 use super::access::{self, secs};
 use super::netns::{self, Netns};
 use super::setup::{self, TLS_PORT};
-use super::state::{netns_name, LabHost, LabState, Proc};
-use super::vm::{Disk, Firmware, Size, Vm};
+use super::start::{start_server, start_vms, Disks};
+use super::state::{netns_name, LabState, Proc};
+use super::vm::{Firmware, Size};
+use super::{snapshot, stop};
 use anyhow::{bail, Context, Result};
 use metalboot_spec::ByteSize;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// `lab up` options.
@@ -40,6 +42,21 @@ pub struct UpArgs {
     /// Give up on an install after this many seconds.
     #[arg(long, default_value_t = 1800)]
     pub timeout: u64,
+    /// Start from the installed hosts of an earlier `up` of the same lab
+    /// (same config, inventory, firmware, disks and assets), on qcow2
+    /// overlays; without one yet, install, power off and keep them.
+    #[arg(long)]
+    pub snapshot: bool,
+    /// Where snapshots are kept (default: METALBOOT_LAB_CACHE, else
+    /// /var/cache/metalboot/lab).
+    #[arg(long, value_name = "DIR", requires = "snapshot")]
+    pub cache: Option<PathBuf>,
+}
+
+/// A snapshot's cache directory and key.
+struct Snap {
+    cache: PathBuf,
+    key: String,
 }
 
 /// Fails unless running as root.
@@ -88,6 +105,7 @@ pub fn up(cfg_path: Option<&Path>, dir: &Path, a: &UpArgs) -> Result<()> {
     }
     let mut needed = vec![crate::config::ASSET_KERNEL.to_string(), crate::config::ASSET_INITRAMFS.to_string()];
     needed.extend(chosen.iter().map(|h| h.image.clone()));
+    let mut asset_files = Vec::new();
     for name in needed {
         let path = cfg.assets.get(&name).with_context(|| format!("asset {name:?} is not configured"))?;
         if !path.is_file() {
@@ -96,10 +114,34 @@ pub fn up(cfg_path: Option<&Path>, dir: &Path, a: &UpArgs) -> Result<()> {
                 path.display()
             );
         }
+        asset_files.push(path.clone());
     }
     let mut plan = Vec::new();
     for h in &chosen {
         plan.push((*h, setup::disks(h, a.disk_size.0)?));
+    }
+    let snap = match a.snapshot {
+        false => None,
+        true => {
+            require_programs(&[("qemu-img", "qemu-utils")])?;
+            let fws: Vec<String> = plan.iter().map(|(h, _)| format!("{:?}", fw[&h.name])).collect();
+            let parts = snapshot::KeyParts {
+                config: &setup::config_source(&cfg)?.0,
+                inventory: &setup::inventory(&chosen, "ssh-ed25519 AAAA lab-key")?,
+                hosts: plan.iter().zip(&fws).map(|((h, d), f)| (h.name.as_str(), f.as_str(), d.as_slice())).collect(),
+                assets: asset_files,
+            };
+            Some(Snap { cache: snapshot::cache_dir(a.cache.as_deref()), key: snapshot::key(&parts)? })
+        }
+    };
+    let entry = snap.as_ref().and_then(|s| snapshot::lookup(&s.cache, &s.key));
+    match (&snap, &entry) {
+        (Some(_), Some(e)) => println!("snapshot {}: the hosts start from it", snapshot::describe(e)),
+        (Some(s), None) => println!(
+            "no snapshot of this lab yet: installing, then keeping the hosts in {}",
+            s.cache.join(&s.key).display()
+        ),
+        _ => {}
     }
 
     let name = netns_name(&dir);
@@ -130,12 +172,16 @@ pub fn up(cfg_path: Option<&Path>, dir: &Path, a: &UpArgs) -> Result<()> {
     let lab_cfg = dir.join("metalboot.toml");
     let prepared = (|| -> Result<()> {
         let key = dir.join("id_ed25519");
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "metalboot-lab", "-f"])
-            .arg(&key)
-            .output()
-            .context("running ssh-keygen")?;
-        anyhow::ensure!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr).trim());
+        if let Some(e) = &entry {
+            snapshot::restore(e, &dir)?;
+        } else {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "metalboot-lab", "-f"])
+                .arg(&key)
+                .output()
+                .context("running ssh-keygen")?;
+            anyhow::ensure!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
         let public = std::fs::read_to_string(key.with_extension("pub"))?.trim().to_string();
         crate::files::write_atomically(&dir.join("api-token"), crate::state::new_token().as_bytes(), 0o600)?;
         std::fs::write(dir.join("hosts.toml"), setup::inventory(&chosen, &public)?)?;
@@ -158,75 +204,68 @@ pub fn up(cfg_path: Option<&Path>, dir: &Path, a: &UpArgs) -> Result<()> {
             accel.name().to_string()
         }
     };
+    let token = access::token(&st).map_err(left_up)?;
     let ns = Netns::adopt(&st.netns);
-    let started_vms = start_vms(&ns, &mut st, &plan, &fw, Size { memory_mib: a.memory, cpus: a.cpus }, clock);
+    let size = Size { memory_mib: a.memory, cpus: a.cpus };
+    let disks = match (&snap, &entry) {
+        (_, Some(e)) => Disks::Overlays(e),
+        (Some(_), None) => Disks::BlankQcow2,
+        (None, None) => Disks::Blank,
+    };
+    let started_vms = start_vms(&ns, &mut st, &plan, &fw, size, &disks, clock);
+    let names: Vec<String> = st.hosts.iter().map(|h| h.name.clone()).collect();
+    let reached = started_vms.and_then(|()| {
+        access::wait_installed(&st, &token, &names, Duration::from_secs(a.timeout), clock)?;
+        access::refresh(&mut st, &token)?;
+        access::wait_ssh(&st, &names, Duration::from_secs(300))
+    });
+    let kept = match (reached, &snap, &entry) {
+        (Ok(()), Some(s), None) => keep_snapshot(&ns, &mut st, s, &plan, &fw, size, &lab_cfg, clock).and_then(|()| {
+            access::wait_installed(&st, &token, &names, Duration::from_secs(a.timeout), clock)?;
+            access::refresh(&mut st, &token)?;
+            access::wait_ssh(&st, &names, Duration::from_secs(300))
+        }),
+        (r, _, _) => r,
+    };
     // the namespace stays, whatever happened: `lab down` removes it
     let _ = ns.keep();
-    started_vms.map_err(left_up)?;
-    let names: Vec<String> = st.hosts.iter().map(|h| h.name.clone()).collect();
-    let token = access::token(&st)?;
-    access::wait_installed(&st, &token, &names, Duration::from_secs(a.timeout), clock).map_err(left_up)?;
-    access::refresh(&mut st, &token).map_err(left_up)?;
-    access::wait_ssh(&st, &names, Duration::from_secs(300)).map_err(left_up)?;
+    kept.map_err(left_up)?;
     println!("[{:6.1}s] every host installed and reachable over SSH", secs(clock));
     access::print_summary(&st);
     Ok(())
 }
 
-/// Starts a VM per planned host, recording each in the state file.
-fn start_vms(
+/// Powers the installed hosts off, stops the server, keeps disks, server
+/// data and key as the snapshot, and starts server and VMs again on
+/// overlays of it.
+#[allow(clippy::too_many_arguments)]
+fn keep_snapshot(
     ns: &Netns,
     st: &mut LabState,
+    snap: &Snap,
     plan: &[(&metalboot_spec::HostSpec, Vec<setup::LabDisk>)],
     fw: &std::collections::BTreeMap<String, Firmware>,
     size: Size,
+    lab_cfg: &Path,
     clock: Instant,
 ) -> Result<()> {
-    for (i, (h, disks)) in plan.iter().enumerate() {
-        let hdir = st.dir.join("hosts").join(&h.name);
-        std::fs::create_dir_all(&hdir)?;
-        let mut attached = Vec::new();
-        for d in disks {
-            let path = hdir.join(&d.file);
-            std::fs::File::create(&path)?.set_len(d.size)?;
-            attached.push(Disk { bus: d.bus, ..Disk::virtio(path, &d.serial) });
-        }
-        let mac = h.macs[0].to_string();
-        let firmware = fw[&h.name];
-        let tap = format!("tap{i}");
-        let vm = Vm::start_sized(ns, &hdir, &st.accel, firmware, &tap, &mac, &attached, size)?;
-        let fw_name = if firmware == Firmware::Uefi { "uefi" } else { "bios" };
-        st.hosts.push(LabHost {
-            name: h.name.clone(),
-            mac: mac.clone(),
-            firmware: fw_name.into(),
-            vm: Proc::of(vm.detach()),
-            tap,
-            dir: hdir,
-            login: h.ansible_user().to_string(),
-            ip: None,
-        });
-        st.save()?;
-        let each: Vec<String> =
-            disks.iter().map(|d| format!("{} {} {}", d.serial, bus_name(d.bus), ByteSize(d.size))).collect();
-        println!(
-            "[{:6.1}s] {}: VM started ({fw_name}, {mac}, {} MiB, {} CPU(s); disks {})",
-            secs(clock),
-            h.name,
-            size.memory_mib,
-            size.cpus,
-            each.join(", ")
-        );
-    }
-    Ok(())
-}
-
-fn bus_name(b: super::vm::Bus) -> &'static str {
-    match b {
-        super::vm::Bus::Virtio => "virtio",
-        super::vm::Bus::Nvme => "nvme",
-        super::vm::Bus::Sata => "sata",
-    }
+    stop::power_off(st, Duration::from_secs(180))?;
+    stop::stop_server(st)?;
+    let hosts: Vec<snapshot::HostDisks> = plan
+        .iter()
+        .map(|(h, disks)| {
+            let dir = st.dir.join("hosts").join(&h.name);
+            let files = disks.iter().map(|d| snapshot::qcow2_name(&d.file)).map(|f| (dir.join(&f), f)).collect();
+            (h.name.clone(), files)
+        })
+        .collect();
+    let entry = snapshot::store(&snap.cache, &snap.key, &st.dir, &hosts)?;
+    println!("[{:6.1}s] hosts powered off and kept: snapshot {}", secs(clock), snapshot::describe(&entry));
+    let _ = std::fs::remove_file(st.dir.join("ready"));
+    st.server = Proc::of(start_server(st, lab_cfg)?);
+    st.hosts.clear();
+    st.save()?;
+    start_vms(ns, st, plan, fw, size, &Disks::Overlays(&entry), clock)
 }
 
 /// Refuses a path the generated SSH config, inventory script and QEMU
@@ -265,42 +304,4 @@ fn check_dir_free(dir: &Path) -> Result<()> {
         bail!("{} exists and is not empty: the lab needs a directory of its own (--dir)", dir.display());
     }
     Ok(())
-}
-
-/// Starts `metalboot serve` in the lab's namespace, in a process group of
-/// its own, and waits until it is ready; its process id.
-fn start_server(st: &LabState, cfg: &Path) -> Result<u32> {
-    use std::os::unix::process::CommandExt;
-    let exe: PathBuf = std::env::current_exe().context("finding the metalboot binary")?;
-    let ready = st.dir.join("ready");
-    let log = st.dir.join("server.log");
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &st.netns])
-        .arg(&exe)
-        .arg("--config")
-        .arg(cfg)
-        .args(["serve", "--ready-file"])
-        .arg(&ready)
-        .current_dir(&st.dir)
-        .env("METALBOOT_LOG", std::env::var("METALBOOT_LOG").unwrap_or_else(|_| "info".into()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .process_group(0)
-        .spawn()
-        .context("starting metalboot serve in the lab's namespace")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready.exists() {
-        if let Some(status) = child.try_wait()? {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            bail!("the lab's server exited ({status}):\n{}", super::vm::tail(&text, 20));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("the lab's server was not ready within 30 s (stopped); its log: {}", log.display());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(child.id())
 }

@@ -39,12 +39,14 @@ pub struct Disk {
     pub bus: Bus,
     /// Logical (and physical) sector size: 512, or 4096 for a 4Kn disk.
     pub sector: u32,
+    /// Image format: `raw`, or `qcow2` (a lab's snapshot overlays).
+    pub format: &'static str,
 }
 
 impl Disk {
     /// A virtio disk with 512-byte sectors.
     pub fn virtio(path: PathBuf, serial: &str) -> Disk {
-        Disk { path, serial: serial.into(), bus: Bus::Virtio, sector: 512 }
+        Disk { path, serial: serial.into(), bus: Bus::Virtio, sector: 512, format: "raw" }
     }
 
     /// The QEMU `-device` for drive `id` (`bootindex` suffix included).
@@ -208,7 +210,8 @@ impl Vm {
         for (i, d) in disks.iter().enumerate() {
             let first = if net_first { 2 } else { 1 };
             let idx = if fw == Firmware::Uefi { String::new() } else { format!(",bootindex={}", i + first) };
-            cmd.args(["-drive", &format!("file={},format=raw,if=none,id=d{i},cache=unsafe", d.path.display())]);
+            let (file, format) = (d.path.display(), d.format);
+            cmd.args(["-drive", &format!("file={file},format={format},if=none,id=d{i},cache=unsafe")]);
             cmd.args(["-device", &d.device(&format!("d{i}"), ahci_port, &idx)]);
             ahci_port += usize::from(d.bus == Bus::Sata);
         }
