@@ -210,6 +210,7 @@ fn after_up(op: &mut Operator, up: &str) -> Result<()> {
             "lab status lacks {name} ({fw}, installed, running):\n{status}"
         );
     }
+    ensure!(status.contains("disks: overlays on snapshot"), "lab status does not name the snapshot:\n{status}");
     let again = op.lab(&["up"])?;
     let err = String::from_utf8_lossy(&again.stderr);
     ensure!(!again.status.success() && err.contains("already up"), "a second lab up was not refused: {err}");

@@ -60,6 +60,10 @@ pub fn status(dir: &Path) -> Result<()> {
     );
     let server_up = st.owns(st.server);
     println!("server: {} (pid {}), {}", if server_up { "running" } else { "NOT running" }, st.server.pid, st.base);
+    match &st.snapshot {
+        Some(s) => println!("disks: overlays on snapshot {}", super::snapshot::describe(s)),
+        None => println!("disks: installed in this lab"),
+    }
     let states = if server_up {
         let token = access::token(&st)?;
         netns::inside(&st.netns, || crate::operator::client::ApiClient::new(&st.base, &token, None)?.list())

@@ -26,6 +26,9 @@ pub struct LabState {
     pub started: u64,
     /// The hosts, in the order their VMs were started.
     pub hosts: Vec<LabHost>,
+    /// The snapshot whose overlays the disks are (`up --snapshot`).
+    #[serde(default)]
+    pub snapshot: Option<PathBuf>,
 }
 
 /// A process the lab started: its id and its start time (in clock ticks
@@ -181,6 +184,7 @@ mod tests {
             accel: "tcg".into(),
             started: 0,
             hosts: vec![],
+            snapshot: None,
         }
     }
 

@@ -159,6 +159,7 @@ pub fn up(cfg_path: Option<&Path>, dir: &Path, a: &UpArgs) -> Result<()> {
         accel: String::new(),
         started,
         hosts: vec![],
+        snapshot: entry.clone(),
     };
     st.save()?;
     let left_up = |e: anyhow::Error| {
@@ -264,6 +265,7 @@ fn keep_snapshot(
     let _ = std::fs::remove_file(st.dir.join("ready"));
     st.server = Proc::of(start_server(st, lab_cfg)?);
     st.hosts.clear();
+    st.snapshot = Some(entry.clone());
     st.save()?;
     start_vms(ns, st, plan, fw, size, &Disks::Overlays(&entry), clock)
 }
