@@ -10,6 +10,7 @@
 
 use crate::harness::{assets, metalboot_bin, require_assets, workspace};
 use anyhow::{bail, ensure, Context, Result};
+use metalboot::lab::state::Proc;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
@@ -87,14 +88,6 @@ fn inventory(key: &str) -> String {
          disk = {{ serial = \"LAB-UEFI-DISK\", min_size = \"6G\" }}\nimage = \"rootfs-cloud.tar.zst\"\n\
          admin = {{ name = \"ops\" }}\nssh_authorized_keys = [\"{key}\"]\n"
     )
-}
-
-/// Whether process `pid` exists and has not exited (a zombie waiting for
-/// its new parent, init, to reap it has).
-fn alive(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // "pid (comm) S …": the state follows the last ')'
-    stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
 }
 
 /// Process ids whose command line mentions `text`.
@@ -179,13 +172,13 @@ fn from_snapshot(op: &mut Operator, up: &str, known: &str) -> Result<()> {
     Ok(())
 }
 
-/// Every process id the state file records.
-fn lab_pids(lab: &Path) -> Vec<u32> {
+/// Every process the state file records (id and start time).
+fn lab_pids(lab: &Path) -> Vec<Proc> {
     let st: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(lab.join("lab.json")).unwrap_or_default()).unwrap_or_default();
-    let pid = |v: &serde_json::Value| v["pid"].as_u64().map(|p| p as u32);
-    let mut v: Vec<u32> = st["hosts"].as_array().into_iter().flatten().filter_map(|h| pid(&h["vm"])).collect();
-    v.extend(pid(&st["server"]));
+    let proc = |v: &serde_json::Value| serde_json::from_value::<Proc>(v.clone()).ok().filter(|p| p.pid != 0);
+    let mut v: Vec<Proc> = st["hosts"].as_array().into_iter().flatten().filter_map(|h| proc(&h["vm"])).collect();
+    v.extend(proc(&st["server"]));
     v
 }
 
@@ -256,12 +249,12 @@ fn after_up(op: &mut Operator, up: &str) -> Result<()> {
 }
 
 /// No namespace of the lab, none of its processes, no tap, no lab files.
-fn check_nothing_left(op: &mut Operator, lab: &Path, pids: &[u32]) -> Result<()> {
+fn check_nothing_left(op: &mut Operator, lab: &Path, pids: &[Proc]) -> Result<()> {
     let list = Command::new("ip").args(["netns", "list"]).output()?;
     let list = String::from_utf8_lossy(&list.stdout);
     ensure!(!list.contains("mblab-"), "a lab namespace is left: {list}");
-    for pid in pids {
-        ensure!(!alive(*pid), "process {pid} of the lab still runs");
+    for p in pids {
+        ensure!(p.ended(), "process {} of the lab still runs", p.pid);
     }
     let left = processes_mentioning(&lab.display().to_string());
     ensure!(left.is_empty(), "processes mentioning {} still run: {left:?}", lab.display());

@@ -167,15 +167,16 @@ pub fn down(dir: &Path) -> Result<()> {
     for pid in pids {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
     }
+    // until each has ended, not only stopped looking like the lab's
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !st.running().is_empty() && Instant::now() < deadline {
+    while !running.iter().all(|(_, p)| p.ended()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     // anything else that ran inside (a `lab run` command, say) goes with it
     drop(Netns::adopt(&st.netns));
-    let left = st.running();
+    let left: Vec<_> = running.iter().filter(|(_, p)| !p.ended()).collect();
     if !left.is_empty() {
-        bail!("still running after SIGKILL: {left:?}");
+        bail!("still running 10 s after SIGKILL: {left:?}");
     }
     if netns::exists(&st.netns) {
         bail!("namespace {} could not be removed", st.netns);

@@ -15,6 +15,7 @@
 use super::setup::LabDisk;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -69,11 +70,44 @@ fn file_digest(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// The cache directory: `--cache`, else `METALBOOT_LAB_CACHE`, else
-/// [`DEFAULT_CACHE`].
-pub fn cache_dir(arg: Option<&Path>) -> PathBuf {
-    arg.map(Path::to_path_buf)
+/// [`DEFAULT_CACHE`]; absolute, as the overlays name their base by it.
+/// An existing one must be root's and writable by root only: root boots
+/// its disks and uses its keys.
+pub fn cache_dir(arg: Option<&Path>) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = arg
+        .map(Path::to_path_buf)
         .or_else(|| std::env::var_os("METALBOOT_LAB_CACHE").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE));
+    let dir = std::path::absolute(&dir).with_context(|| format!("the snapshot cache {}", dir.display()))?;
+    if let Ok(m) = std::fs::metadata(&dir) {
+        if !m.is_dir() || m.uid() != 0 || m.mode() & 0o022 != 0 {
+            bail!(
+                "the snapshot cache {} must be a directory owned by root and writable by root only \
+                 (its snapshots are booted and their keys used as root)",
+                dir.display()
+            );
+        }
+    }
+    Ok(dir)
+}
+
+/// Every file under `dir`, sorted (for the key: a templates directory).
+pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let p = e?.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// A complete entry for `key` under `cache`, if there is one.
@@ -150,14 +184,19 @@ pub type HostDisks = (String, Vec<(PathBuf, String)>);
 
 /// Stores what the lab in `lab` made (its VMs off, its server stopped) as
 /// the entry `key` under `cache`: the disks are moved there and made
-/// read-only. Another `up` that made the same entry meanwhile wins; ours
-/// is dropped. The entry's directory.
+/// read-only, everything is on disk before the entry is renamed into
+/// place. If another `up` made the same entry meanwhile, ours stays beside
+/// it as `KEY-PID` (this lab's disks, key and server data belong together)
+/// and later `up`s use theirs. If storing fails, the disks go back to the
+/// lab. The entry's directory.
 pub fn store(cache: &Path, key: &str, lab: &Path, hosts: &[HostDisks]) -> Result<PathBuf> {
     std::fs::create_dir_all(cache).with_context(|| format!("making the snapshot cache {}", cache.display()))?;
+    remove_abandoned(cache);
     let tmp = cache.join(format!(".{key}.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir(&tmp)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700))?;
+    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
     let made = (|| -> Result<()> {
         for f in [super::access::KEY, "id_ed25519.pub"] {
             std::fs::copy(lab.join(f), tmp.join(f))?;
@@ -168,32 +207,55 @@ pub fn store(cache: &Path, key: &str, lab: &Path, hosts: &[HostDisks]) -> Result
             std::fs::create_dir_all(&d)?;
             for (file, kept) in disks {
                 move_file(file, &d.join(kept))?;
-                let ro = std::fs::Permissions::from_mode(0o444);
-                std::fs::set_permissions(d.join(kept), ro)?;
+                moved.push((file.clone(), d.join(kept)));
+                std::fs::set_permissions(d.join(kept), std::fs::Permissions::from_mode(0o444))?;
             }
         }
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let names: Vec<&str> = hosts.iter().map(|(n, _)| n.as_str()).collect();
         let meta = serde_json::json!({ "made": now, "hosts": names, "version": env!("CARGO_PKG_VERSION") });
         std::fs::write(tmp.join(META), serde_json::to_vec_pretty(&meta)?)?;
-        Ok(())
+        sync_fs(&tmp)
     })();
     if let Err(e) = made {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e.context("saving the snapshot"));
-    }
-    let entry = cache.join(key);
-    if std::fs::rename(&tmp, &entry).is_err() {
-        // made by another `up` meanwhile (a directory there and not empty)
-        let _ = std::fs::remove_dir_all(&tmp);
-        if lookup(cache, key).is_none() {
-            bail!("could not put the snapshot in place at {}", entry.display());
+        for (back, from) in moved.iter().rev() {
+            let _ = std::fs::set_permissions(from, std::fs::Permissions::from_mode(0o644));
+            let _ = move_file(from, back);
         }
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e.context("saving the snapshot (the disks are back in the lab)"));
     }
+    let mut entry = cache.join(key);
+    if std::fs::rename(&tmp, &entry).is_err() {
+        entry = cache.join(format!("{key}-{}", std::process::id()));
+        std::fs::rename(&tmp, &entry)
+            .with_context(|| format!("putting the snapshot in place at {}", entry.display()))?;
+    }
+    sync_fs(cache)?;
     Ok(entry)
 }
 
-use std::os::unix::fs::PermissionsExt;
+/// Removes `.KEY.PID` directories of `up`s that died while storing.
+fn remove_abandoned(cache: &Path) {
+    for e in std::fs::read_dir(cache).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name.strip_prefix('.').and_then(|n| n.rsplit_once('.')).map(|(_, p)| p.to_string());
+        if let Some(pid) = pid.filter(|p| p.parse::<u32>().is_ok()) {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// `sync -f PATH`: the filesystem holding it flushed to disk.
+fn sync_fs(path: &Path) -> Result<()> {
+    let out = Command::new("sync").arg("-f").arg(path).output().context("running sync")?;
+    if !out.status.success() {
+        bail!("sync -f {}: {}", path.display(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
 
 /// Renames `from` to `to`, copying across filesystems.
 fn move_file(from: &Path, to: &Path) -> Result<()> {

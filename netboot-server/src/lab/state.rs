@@ -47,6 +47,15 @@ impl Proc {
     pub fn of(pid: u32) -> Proc {
         Proc { pid, start: start_time(pid).unwrap_or(0) }
     }
+
+    /// Whether this process has ended: no such process, another one under
+    /// its id, or a zombie. (While it exits its command line is already
+    /// empty, so [`LabState::owns`] stops seeing it before it is gone.)
+    pub fn ended(&self) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        let Some((_, rest)) = stat.rsplit_once(')') else { return true };
+        start_time(self.pid) != Some(self.start) || rest.trim_start().starts_with(['Z', 'X'])
+    }
 }
 
 /// Field 22 of `/proc/<pid>/stat`.
@@ -207,9 +216,16 @@ mod tests {
         assert!(!st.owns(Proc { start: p.start + 1, ..p }), "another start time: a reused process id");
         assert!(!lab(&dir.path().join("other")).owns(p), "another lab's path");
         assert!(!st.owns(Proc::of(std::process::id())), "a process that does not name the lab");
+        assert!(!p.ended());
         child.kill().unwrap();
+        // killed, not yet reaped: a zombie has ended
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !p.ended() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(p.ended(), "a killed child, a zombie now, has ended");
         child.wait().unwrap();
-        assert!(!st.owns(p));
+        assert!(!st.owns(p) && p.ended());
     }
 
     #[test]

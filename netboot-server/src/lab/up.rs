@@ -59,6 +59,17 @@ struct Snap {
     key: String,
 }
 
+/// The files whose bytes decide what a snapshot holds: the assets, this
+/// binary (its embedded templates and the server's code), and the
+/// templates directory the config names, if any.
+fn key_files(cfg: &crate::config::Config, mut files: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    files.push(std::env::current_exe().context("finding the metalboot binary")?);
+    if let Some(t) = &cfg.templates {
+        files.extend(snapshot::files_under(t)?);
+    }
+    Ok(files)
+}
+
 /// Fails unless running as root.
 pub fn require_root() -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
@@ -129,9 +140,9 @@ pub fn up(cfg_path: Option<&Path>, dir: &Path, a: &UpArgs) -> Result<()> {
                 config: &setup::config_source(&cfg)?.0,
                 inventory: &setup::inventory(&chosen, "ssh-ed25519 AAAA lab-key")?,
                 hosts: plan.iter().zip(&fws).map(|((h, d), f)| (h.name.as_str(), f.as_str(), d.as_slice())).collect(),
-                assets: asset_files,
+                assets: key_files(&cfg, asset_files)?,
             };
-            Some(Snap { cache: snapshot::cache_dir(a.cache.as_deref()), key: snapshot::key(&parts)? })
+            Some(Snap { cache: snapshot::cache_dir(a.cache.as_deref())?, key: snapshot::key(&parts)? })
         }
     };
     let entry = snap.as_ref().and_then(|s| snapshot::lookup(&s.cache, &s.key));
