@@ -57,16 +57,9 @@ pub fn key(p: &KeyParts<'_>) -> Result<String> {
         }
     }
     for a in &p.assets {
-        put(&file_digest(a)?);
+        put(crate::digest::sha256_file(a)?.as_bytes());
     }
     Ok(hex::encode(h.finalize())[..24].to_string())
-}
-
-fn file_digest(path: &Path) -> Result<Vec<u8>> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", path.display()))?;
-    Ok(h.finalize().to_vec())
 }
 
 /// The cache directory: `--cache`, else `METALBOOT_LAB_CACHE`, else
