@@ -10,7 +10,7 @@ APT_PACKAGES := build-essential pkg-config ca-certificates git curl cpio zstd ta
 	debian-installer-12-netboot-amd64 nftables grub2-common ndisc6 kea-admin openssl prometheus lintian dpkg-dev \
 	openssh-server btrbk isc-dhcp-relay postgresql
 
-.PHONY: all build deps test unit lint golden demo help initramfs rootfs di-assets assets release e2e netns bench fuzz deb
+.PHONY: all build deps test unit lint golden demo help initramfs rootfs di-assets assets release e2e e2e-built netns bench fuzz deb
 
 all: build
 
@@ -81,7 +81,16 @@ di-assets: deps
 
 assets: initramfs rootfs di-assets
 
-test: lint unit netns e2e
+# lint and the unit tests, then netns, leave a core idle much of the time
+# (the compiler's serial stretches, tests waiting on timeouts and loop
+# devices): what the next tier needs is built beside them at the lowest
+# priority (tools/beside): the release build beside lint and unit, the
+# assets and the package beside netns
+test: deps
+	@tools/beside release-build '$(CARGO) build --release --locked $(RELEASE_PACKAGES)' \
+		$(MAKE) --no-print-directory lint unit
+	@tools/beside assets-and-deb '$(MAKE) --no-print-directory assets deb' $(MAKE) --no-print-directory netns
+	@$(MAKE) --no-print-directory e2e-built
 
 release: deps
 	$(CARGO) build --release --locked $(RELEASE_PACKAGES)
@@ -98,6 +107,11 @@ netns: release
 E2E_THREADS ?= 2
 METALBOOT_VM_CPUS ?= 1
 e2e: assets release deb
+	@$(MAKE) --no-print-directory e2e-built
+
+# the QEMU scenarios on what `e2e` builds first (`make test` builds it
+# beside the tiers before)
+e2e-built: deps
 	@rm -f target/e2e/timings.tsv
 	@METALBOOT_VM_CPUS=$(METALBOOT_VM_CPUS) tools/e2e-run $(E2E_THREADS) $(CARGO); rc=$$?; \
 	echo "e2e scenario times (s):"; column -t target/e2e/timings.tsv 2>/dev/null || cat target/e2e/timings.tsv; \

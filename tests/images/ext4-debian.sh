@@ -1,12 +1,14 @@
 #!/bin/bash
 # A Debian system installed the classic way, not by metalboot: an ext4
 # root, a static /32 by systemd-networkd, root's authorized_keys, and no
-# kexec-tools. For BIOS: one partition on an MBR disk, GRUB in the MBR gap.
-# For UEFI: a GPT disk with an ESP and the root, GRUB at the removable-media
+# kexec-tools (unless KEXEC=keep). For BIOS: one partition on an MBR disk,
+# GRUB in the MBR gap. For UEFI: a GPT disk with an ESP and the root, GRUB at the removable-media
 # path (no NVRAM entry needed). Made from metalboot's root filesystem image
 # with a loop device (as root).
 #
 # usage: ext4-debian.sh IMG SIZE ROOTFS_TAR_ZST MAC IP GATEWAY AUTHORIZED_KEYS_FILE [bios|uefi]
+# optional environment: IP6 (address/prefix) and GATEWAY6, a static IPv6;
+# ADMIN, a user the same key logs in as, with passwordless sudo; KEXEC=keep.
 # prints the new system's SSH host public keys on standard output.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -57,7 +59,7 @@ if [ "$firmware" = uefi ]; then
 	echo "UUID=$(blkid -s UUID -o value "$esp") /boot/efi vfat umask=0077 0 1" >>"$mnt/etc/fstab"
 fi
 echo old-system >"$mnt/etc/hostname"
-static_network "$mnt" "$mac" "$ip" "$gw"
+static_network "$mnt" "$mac" "$ip" "$gw" "${IP6:-}" "${GATEWAY6:-}"
 authorize_root "$mnt" "$keys"
 ln -sf /run/systemd/resolve/resolv.conf "$mnt/etc/resolv.conf"
 
@@ -71,7 +73,8 @@ mount -t proc proc "$mnt/proc"
 mount -t sysfs sys "$mnt/sys"
 
 chroot "$mnt" ssh-keygen -A >/dev/null
-chroot "$mnt" dpkg --purge kexec-tools >/dev/null
+[ -z "${ADMIN:-}" ] || authorize_admin "$mnt" "$ADMIN" "$keys"
+[ "${KEXEC:-}" = keep ] || chroot "$mnt" dpkg --purge kexec-tools >/dev/null
 sed -i -e 's/^GRUB_TIMEOUT=.*/GRUB_TIMEOUT=2/' \
 	-e 's/^GRUB_CMDLINE_LINUX=.*/GRUB_CMDLINE_LINUX="console=ttyS0,115200"/' \
 	-e 's/^GRUB_CMDLINE_LINUX_DEFAULT=.*/GRUB_CMDLINE_LINUX_DEFAULT=""/' "$mnt/etc/default/grub"

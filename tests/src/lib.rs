@@ -16,6 +16,7 @@ pub mod lab;
 pub mod metrics;
 pub mod mitm;
 pub mod netns;
+pub mod old_system;
 pub mod oplog;
 pub mod package;
 pub mod perfdhcp;

@@ -45,8 +45,70 @@ pub fn refusal(name: &str) -> Result<Scenario> {
     Ok(s)
 }
 
+/// sha256 over a sparse disk image's size and every data extent (its
+/// offset, length and bytes), skipping the holes: quick on a mostly empty
+/// image, and any write into it (zeros too) adds or changes an extent.
 fn sha256(p: &std::path::Path) -> Result<String> {
-    let out = std::process::Command::new("sha256sum").arg(p).output()?;
-    ensure!(out.status.success(), "sha256sum {}", p.display());
-    Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string())
+    use nix::unistd::{lseek, Whence};
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::fd::AsRawFd;
+    let mut f = std::fs::File::open(p)?;
+    let size = f.metadata()?.len();
+    let mut h = Sha256::new();
+    h.update(size.to_le_bytes());
+    let mut at = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    while at < size {
+        let data = match lseek(f.as_raw_fd(), at as i64, Whence::SeekData) {
+            Ok(d) => d,
+            Err(nix::errno::Errno::ENXIO) => break, // no data after `at`
+            Err(e) => return Err(anyhow::anyhow!("{}: SEEK_DATA: {e}", p.display())),
+        };
+        let hole = lseek(f.as_raw_fd(), data, Whence::SeekHole)?;
+        ensure!(hole > data, "{}: no hole after the data at {data}", p.display());
+        let (start, end) = (data as u64, hole as u64);
+        h.update(start.to_le_bytes());
+        h.update((end - start).to_le_bytes());
+        f.seek(SeekFrom::Start(start))?;
+        let mut left = end - start;
+        while left > 0 {
+            let n = (left as usize).min(buf.len());
+            f.read_exact(&mut buf[..n])?;
+            h.update(&buf[..n]);
+            left -= n as u64;
+        }
+        at = end;
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sha256;
+    use std::io::{Seek, SeekFrom, Write};
+
+    #[test]
+    fn the_digest_sees_data_and_zeros_written_into_a_sparse_image() {
+        let dir = std::env::temp_dir().join(format!("mb-refusal-digest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("disk.img");
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(64 << 20).unwrap();
+        let write = |off: u64, bytes: &[u8]| {
+            let mut f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+            f.seek(SeekFrom::Start(off)).unwrap();
+            f.write_all(bytes).unwrap();
+            f.sync_all().unwrap();
+        };
+        write(32 << 20, b"precious");
+        let before = sha256(&p).unwrap();
+        assert_eq!(sha256(&p).unwrap(), before, "the same image, another digest");
+        write(32 << 20, b"Precious");
+        let changed = sha256(&p).unwrap();
+        assert_ne!(changed, before, "a changed byte went unseen");
+        write(8 << 20, &[0u8; 4096]);
+        assert_ne!(sha256(&p).unwrap(), changed, "zeros written into a hole went unseen");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

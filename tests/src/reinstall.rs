@@ -1,9 +1,11 @@
 //! Scenario 7: `metalboot reinstall` of a running server in place over SSH.
 //!
-//! The "old system" is a VM metalboot installed over the network with a
-//! static `/32` address and a gateway outside it (the rented-server shape).
-//! Then the network loses its DHCP server, the VM boots from its disk, and a
-//! marker file is written on it. `metalboot reinstall` runs twice:
+//! The "old system" is Debian installed the classic way (an ext4 root made
+//! by `tests/images/ext4-debian.sh`, with kexec-tools), with a static `/32`
+//! address, a gateway outside it and a static IPv6, and an admin user with
+//! passwordless sudo: the rented-server shape. There is no DHCP server on
+//! the network; the VM boots from its disk and a marker file is written on
+//! it. `metalboot reinstall` runs, among other steps:
 //!
 //! 1. with the server unreachable from the target (an nftables rule in the
 //!    namespace): the installer cannot fetch its plan, reboots, and the old
@@ -13,10 +15,8 @@
 //!    the marker.
 
 use crate::harness::{metalboot_bin, Scenario};
-use crate::scenarios::{
-    blank_disk, check_installed, dhcp_config, inventory, known_hosts, Dhcp, Disks, Installed, MAC, TEST_IMAGE,
-};
-use crate::vm::{accel, Vm};
+use crate::scenarios::{check_installed, inventory, known_hosts, Disks, Installed, MAC, TEST_IMAGE};
+use crate::vm::{accel, Firmware, Vm};
 use anyhow::{ensure, Context, Result};
 use std::time::Duration;
 
@@ -207,25 +207,20 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     );
     s.login = ADMIN.into();
     s.ns.exec(&["ip", "-6", "addr", "add", &format!("{GW6}/64"), "dev", "br0", "nodad"])?;
-    s.start_server(&inv, dhcp_config(Dhcp::Full))?;
-    let disk = blank_disk(&s, "disk.img", "E2E-DISK", 8 << 30)?;
-    let limit = Duration::from_secs(if accel == "kvm" { 300 } else { 900 });
-
-    // the old system: installed by metalboot, static /32, off-subnet gateway
-    let mut vm = Vm::start(&s.ns, &s.dir, accel, crate::vm::Firmware::Bios, "tap0", MAC, std::slice::from_ref(&disk))?;
-    s.wait_state("vm1", "installed", &mut vm, limit)?;
-    vm.stop();
-    s.phase("old system installed; VM powered off");
-
-    // no DHCP any more; the VM boots its disk like a rented server
     s.start_server(&inv, "[dhcp]\nmode = \"off\"\n")?;
+
+    // the old system: ext4, static /32 with an off-subnet gateway and a
+    // static IPv6, `ops` with sudo; no DHCP server: it boots its disk
+    let ip6 = format!("{IP6}/64");
+    let env = [("IP6", ip6.as_str()), ("GATEWAY6", GW6), ("ADMIN", ADMIN), ("KEXEC", "keep")];
+    let (disk, old_kh) = crate::old_system::ext4_debian(&s, Firmware::Bios, IP, &env)?;
     let vm = Vm::start_from_disk(&s.ns, &s.dir, accel, "tap0", MAC, &[disk])?;
-    let old_kh = s.dir.join("known_hosts.old-system");
-    std::fs::copy(known_hosts(&s, IP)?, &old_kh)?;
     s.wait_ssh(IP, &old_kh, Duration::from_secs(900))?;
     s.ssh(IP, &old_kh, &format!("echo old-system > {MARKER} && sync"))?;
-    let old_keys = s.host("vm1")?["host_keys"].clone();
-    s.phase("old system up from disk, static address, no DHCP server; marker written");
+    let old_keys = keys_in(&old_kh)?;
+    let had = s.ssh(IP, &old_kh, "findmnt -n -o FSTYPE /; command -v kexec; sudo -n true && echo sudo-ok")?;
+    ensure!(had.contains("ext4") && had.contains("/kexec") && had.contains("sudo-ok"), "the old system: {had}");
+    s.phase("old system up from its ext4 disk: static /32 and IPv6, no DHCP server, ops with sudo; marker written");
 
     // --dry-run shows the disk and network and changes nothing; without
     // --yes and without a terminal to type the name in, nothing happens
@@ -376,6 +371,21 @@ pub fn reinstall_in_place(name: &str) -> Result<Scenario> {
     vm.stop();
     s.finish();
     Ok(s)
+}
+
+/// The host keys in a known_hosts file, as the server holds them (`TYPE
+/// BASE64`).
+fn keys_in(kh: &std::path::Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(kh)?;
+    let keys: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 3).then(|| format!("{} {}", f[1], f[2]))
+        })
+        .collect();
+    ensure!(!keys.is_empty(), "no host keys in {}", kh.display());
+    Ok(serde_json::json!(keys))
 }
 
 /// known_hosts pinning the keys the server holds for vm1 at `ip`.

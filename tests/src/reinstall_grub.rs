@@ -21,48 +21,14 @@
 
 use crate::harness::Scenario;
 use crate::reinstall::{new_standalone_system, new_system, reinstall_to, with_server_blocked, IP, MARKER};
-use crate::scenarios::{MAC, TEST_IMAGE};
-use crate::vm::{Disk, Firmware, Vm};
-use anyhow::{ensure, Context, Result};
+use crate::scenarios::MAC;
+use crate::vm::{Firmware, Vm};
+use anyhow::{ensure, Result};
 use std::time::Duration;
 
 fn reinstall(s: &Scenario, log: &str, extra: &[&str]) -> Result<(bool, String)> {
     let (ok, stdout, stderr) = reinstall_to(s, log, IP, "vm1", extra)?;
     Ok((ok, format!("{stdout}{stderr}")))
-}
-
-/// The old system's disk, made by `tests/images/ext4-debian.sh` for `fw`;
-/// returns it and a known_hosts file pinning its host keys at [`IP`].
-fn ext4_debian(s: &Scenario, fw: Firmware) -> Result<(Disk, std::path::PathBuf)> {
-    let path = s.dir.join("disk.img");
-    let script = crate::harness::workspace().join("tests/images/ext4-debian.sh");
-    let rootfs = crate::harness::assets().join(TEST_IMAGE.asset());
-    let keys = s.ssh_key.with_extension("pub");
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .arg(&path)
-        .arg("8G")
-        .arg(&rootfs)
-        .arg(MAC)
-        .arg(IP)
-        .arg("10.99.0.1")
-        .arg(&keys)
-        .arg(firmware_name(fw))
-        .output()
-        .context("running tests/images/ext4-debian.sh")?;
-    std::fs::write(s.dir.join("ext4-debian.log"), &out.stderr)?;
-    ensure!(out.status.success(), "building the ext4 Debian disk: {}", String::from_utf8_lossy(&out.stderr));
-    let kh: String = String::from_utf8_lossy(&out.stdout).lines().map(|k| format!("{IP} {k}\n")).collect();
-    let p = s.dir.join("known_hosts.old-system");
-    std::fs::write(&p, kh)?;
-    Ok((Disk::virtio(path, "E2E-DISK"), p))
-}
-
-fn firmware_name(fw: Firmware) -> &'static str {
-    match fw {
-        Firmware::Bios => "bios",
-        Firmware::Uefi => "uefi",
-    }
 }
 
 /// How the running system at `kh` was booted, as it sees it.
@@ -73,8 +39,8 @@ fn booted_by(s: &Scenario, kh: &std::path::Path) -> Result<String> {
 /// Builds the old system's disk for `fw` and boots it; returns the VM and
 /// its pinned known_hosts once the marker is written.
 fn boot_old_system(s: &mut Scenario, accel: &str, fw: Firmware) -> Result<(Vm, std::path::PathBuf)> {
-    let (disk, old_kh) = ext4_debian(s, fw)?;
-    let name = firmware_name(fw);
+    let (disk, old_kh) = crate::old_system::ext4_debian(s, fw, IP, &[])?;
+    let name = crate::old_system::firmware_name(fw);
     s.phase(&format!("ext4 Debian disk built (GRUB for {name}, static /32, no kexec-tools)"));
     let vm = match fw {
         Firmware::Bios => Vm::start_from_disk(&s.ns, &s.dir, accel, "tap0", MAC, &[disk])?,

@@ -1,6 +1,7 @@
 //! Snapshots on an installed host (`[host.snapshots]`): btrbk configured
 //! by the installer, its timer enabled at the inventory's interval; the
-//! snapshots appear on schedule and retention prunes the older ones.
+//! snapshots appear on schedule and a later run's retention prunes the
+//! older ones.
 
 use crate::backup::BackupTarget;
 use crate::scenarios::Installed;
@@ -67,8 +68,9 @@ fn of<'a>(list: &'a [String], name: &str) -> Vec<&'a String> {
     list.iter().filter(|s| s.starts_with(&format!("{name}."))).collect()
 }
 
-/// Waits for the timer's first run, then for a later one that replaced
-/// both snapshots (retention: the newest only).
+/// Waits for the timer's first run, then starts a later one (the timer
+/// still holding its next) that must replace both snapshots (retention:
+/// the newest only).
 pub fn check_snapshots(i: &mut Installed) -> Result<()> {
     let timer = i.ssh("systemctl is-enabled btrbk.timer; systemctl show -p TimersMonotonic btrbk.timer")?;
     ensure!(timer.starts_with("enabled"), "btrbk.timer: {timer}");
@@ -84,6 +86,16 @@ pub fn check_snapshots(i: &mut Installed) -> Result<()> {
             None if !root.is_empty() && !home.is_empty() => {
                 i.s.phase(&format!("first snapshots after {:?}: {}", started.elapsed(), list.join(", ")));
                 first = Some(list.clone());
+                // the timer started that run and holds the next one; a
+                // later run is started now rather than waited for (once the
+                // first has ended: a start while it runs would join it)
+                let next = i.ssh(
+                    "while [ \"$(systemctl show -p ActiveState --value btrbk.service)\" = activating ]; do sleep 1; done; \
+                     systemctl show -p NextElapseUSecMonotonic --value btrbk.timer; sleep 1; systemctl start btrbk.service",
+                )?;
+                let next = next.trim();
+                ensure!(!next.is_empty() && next != "infinity" && next != "0", "btrbk.timer has no next run: {next}");
+                continue;
             }
             Some(f) if root.len() == 1 && home.len() == 1 && !f.contains(root[0]) && !f.contains(home[0]) => {
                 ensure!(list.len() == 2, "more than the newest kept: {list:?}");
