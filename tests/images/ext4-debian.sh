@@ -23,7 +23,14 @@ loop=
 cleanup() {
 	umount -R "$mnt" 2>/dev/null || true
 	if [ -n "$loop" ]; then
-		partx -d "$loop" 2>/dev/null || true
+		# partitions left behind would stay on the loop device for its
+		# next user: remove them, again while one is still busy
+		b=${loop##*/}
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			parts=$(find "/sys/block/$b" -maxdepth 1 -name "${b}p*")
+			[ -n "$parts" ] || break
+			partx -d "$loop" 2>/dev/null || sleep 1
+		done
 		losetup -d "$loop" || true
 	fi
 	rmdir "$mnt" "$work" 2>/dev/null || true
@@ -39,9 +46,12 @@ else
 	printf 'label: gpt\nstart=2048, size=100MiB, type=U\ntype=L\n' | sfdisk -q "$img"
 	n=2
 fi
-loop=$(losetup -f --show "$img")
-# no udev here: make the partition nodes ourselves if the kernel did not
-[ -b "${loop}p$n" ] || partx -a "$loop"
+# -P: the kernel reads the partition table, replacing any partitions a
+# previous user left on the device; no udev here: if the nodes do not
+# appear, partx makes the kernel's partitions match the table
+loop=$(losetup -f --show -P "$img")
+for _ in $(seq 30); do [ -b "${loop}p$n" ] && break; sleep 0.1; done
+[ -b "${loop}p$n" ] || partx -u "$loop" || partx -a "$loop"
 for _ in 1 2 3 4 5; do [ -b "${loop}p$n" ] && break; sleep 1; done
 part=${loop}p$n
 mkfs.ext4 -q -L old-root "$part"
