@@ -2,9 +2,9 @@
 # A Debian system installed the classic way, not by metalboot: an ext4
 # root, a static /32 by systemd-networkd, root's authorized_keys, and no
 # kexec-tools (unless KEXEC=keep). For BIOS: one partition on an MBR disk,
-# GRUB in the MBR gap. For UEFI: a GPT disk with an ESP and the root, GRUB at the removable-media
-# path (no NVRAM entry needed). Made from metalboot's root filesystem image
-# with a loop device (as root).
+# GRUB in the MBR gap. For UEFI: a GPT disk with an ESP and the root, GRUB
+# at the removable-media path (no NVRAM entry needed). Made from metalboot's
+# root filesystem image with a loop device (as root).
 #
 # usage: ext4-debian.sh IMG SIZE ROOTFS_TAR_ZST MAC IP GATEWAY AUTHORIZED_KEYS_FILE [bios|uefi]
 # optional environment: IP6 (address/prefix) and GATEWAY6, a static IPv6;

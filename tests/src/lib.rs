@@ -11,6 +11,7 @@ pub mod dhcp_client;
 pub mod dhcp_setup;
 pub mod disks;
 pub mod harness;
+pub mod image_builder;
 pub mod kvm;
 pub mod lab;
 pub mod metrics;

@@ -5,7 +5,8 @@
 use crate::harness::Scenario;
 use crate::scenarios::{MAC, TEST_IMAGE};
 use crate::vm::{Disk, Firmware};
-use anyhow::{ensure, Context, Result};
+use anyhow::Result;
+use std::ffi::OsStr;
 
 /// The old system's disk, made by `tests/images/ext4-debian.sh` for `fw`
 /// with the script's optional settings `env` (`IP6`, `ADMIN`, …); returns
@@ -17,27 +18,19 @@ pub(crate) fn ext4_debian(
     env: &[(&str, &str)],
 ) -> Result<(Disk, std::path::PathBuf)> {
     let path = s.dir.join("disk.img");
-    let script = crate::harness::workspace().join("tests/images/ext4-debian.sh");
     let rootfs = crate::harness::assets().join(TEST_IMAGE.asset());
     let keys = s.ssh_key.with_extension("pub");
-    let out = std::process::Command::new("bash")
-        .envs(env.iter().copied())
-        .arg(&script)
-        .arg(&path)
-        .arg("8G")
-        .arg(&rootfs)
-        .arg(MAC)
-        .arg(ip)
-        .arg("10.99.0.1")
-        .arg(&keys)
-        .arg(firmware_name(fw))
-        .output()
-        .context("running tests/images/ext4-debian.sh")?;
-    std::fs::write(s.dir.join("ext4-debian.log"), &out.stderr)?;
-    ensure!(out.status.success(), "building the ext4 Debian disk: {}", String::from_utf8_lossy(&out.stderr));
-    let kh: String = String::from_utf8_lossy(&out.stdout).lines().map(|k| format!("{ip} {k}\n")).collect();
-    let p = s.dir.join("known_hosts.old-system");
-    std::fs::write(&p, kh)?;
+    let args: [&OsStr; 8] = [
+        path.as_ref(),
+        "8G".as_ref(),
+        rootfs.as_ref(),
+        MAC.as_ref(),
+        ip.as_ref(),
+        "10.99.0.1".as_ref(),
+        keys.as_ref(),
+        firmware_name(fw).as_ref(),
+    ];
+    let p = crate::image_builder::run(s, "ext4-debian.sh", &args, env, "the ext4 Debian disk", ip, "old-system")?;
     Ok((Disk::virtio(path, "E2E-DISK"), p))
 }
 

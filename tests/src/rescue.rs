@@ -15,6 +15,7 @@ use crate::reinstall::{reinstall_command, IP};
 use crate::scenarios::{blank_disk, known_hosts, MAC, TEST_IMAGE};
 use crate::vm::Vm;
 use anyhow::{bail, ensure, Context, Result};
+use std::ffi::OsStr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -22,21 +23,12 @@ use std::time::{Duration, Instant};
 /// Builds the rescue system's kernel and initramfs; returns their paths
 /// and a known_hosts file with the rescue system's host keys.
 fn rescue_system(s: &Scenario) -> Result<(PathBuf, PathBuf, PathBuf)> {
-    let script = crate::harness::workspace().join("tests/images/rescue-initrd.sh");
     let out_dir = s.dir.join("rescue");
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .arg(&out_dir)
-        .arg(assets().join(TEST_IMAGE.asset()))
-        .args([crate::scenarios::MAC, IP, "10.99.0.1"])
-        .arg(s.ssh_key.with_extension("pub"))
-        .output()
-        .context("running tests/images/rescue-initrd.sh")?;
-    std::fs::write(s.dir.join("rescue-initrd.log"), &out.stderr)?;
-    ensure!(out.status.success(), "building the rescue system: {}", String::from_utf8_lossy(&out.stderr));
-    let kh: String = String::from_utf8_lossy(&out.stdout).lines().map(|k| format!("{IP} {k}\n")).collect();
-    let p = s.dir.join("known_hosts.rescue");
-    std::fs::write(&p, kh)?;
+    let image = assets().join(TEST_IMAGE.asset());
+    let keys = s.ssh_key.with_extension("pub");
+    let args: [&OsStr; 6] =
+        [out_dir.as_ref(), image.as_ref(), MAC.as_ref(), IP.as_ref(), "10.99.0.1".as_ref(), keys.as_ref()];
+    let p = crate::image_builder::run(s, "rescue-initrd.sh", &args, &[], "the rescue system", IP, "rescue")?;
     Ok((out_dir.join("vmlinuz"), out_dir.join("rescue.cpio.zst"), p))
 }
 
